@@ -1,0 +1,6 @@
+import sys
+
+from urn.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["resolver", *sys.argv[1:]]))

@@ -1,0 +1,173 @@
+"""HTTP pieces every role shares: the table receiver, /healthz, /metrics, TLS, serving.
+
+The receiver bounds what it reads before decoding (size cap from Content-Length and
+while streaming; a read deadline against slow-loris pushes), rejects with 400/401/
+409/413 and the reason in the body, counts by reason, and only on full acceptance
+hands the envelope to the service. A rejected table changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from urn.errors import Oversized, Truncated, WireError
+from urn.wire import Envelope, SequenceGuard, TableKind, decode, encoded_size
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from prometheus_client import CollectorRegistry
+
+    from urn.clock import Clock
+    from urn.config import Tls
+    from urn.metrics import _ReceivesTables
+
+__all__ = [
+    "TableReceiver",
+    "add_observability_routes",
+    "client_ssl_context",
+    "serve",
+    "server_ssl_context",
+]
+
+READ_TIMEOUT = 5.0
+
+
+class TableReceiver:
+    """`POST /v1/table`: verify, then deliver; every outcome counted by sender and result."""
+
+    def __init__(
+        self,
+        *,
+        kind: TableKind,
+        capacity: Callable[[], int],
+        keys: Callable[[], tuple[bytes, ...]],
+        skew: Callable[[], float],
+        clock: Clock,
+        metrics: _ReceivesTables,
+        deliver: Callable[[Envelope], None],
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self._kind = kind
+        self._capacity = capacity
+        self._keys = keys
+        self._skew = skew
+        self._clock = clock
+        self._metrics = metrics
+        self._deliver = deliver
+        self._read_timeout = read_timeout
+        self.guard = SequenceGuard(max_skew=skew())
+
+    async def handle(self, request: web.Request) -> web.Response:
+        capacity = self._capacity()
+        limit = encoded_size(capacity)
+        sender = "unknown"
+        try:
+            body = await self._read_bounded(request, limit)
+            envelope = decode(body, self._keys(), capacity, self._kind)
+            sender = envelope.sender
+            self.guard.max_skew = self._skew()
+            self.guard.check(envelope, self._clock.time())
+        except WireError as exc:
+            self._metrics.received(sender, exc.reason)
+            return web.json_response(
+                {"error": exc.reason, "detail": str(exc)}, status=exc.http_status
+            )
+        self.guard.commit(envelope)
+        self._deliver(envelope)
+        self._metrics.received(sender, "accepted")
+        return web.json_response({"accepted": envelope.sequence})
+
+    async def _read_bounded(self, request: web.Request, limit: int) -> bytes:
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise Oversized(f"Content-Length {declared}, a table is {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                while True:
+                    chunk = await request.content.read(65536)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > limit:
+                        raise Oversized(f"body exceeds {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise Truncated(f"body not complete within {self._read_timeout:g}s") from None
+        return b"".join(chunks)
+
+
+def add_observability_routes(
+    app: web.Application,
+    registry: CollectorRegistry,
+    health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
+) -> None:
+    """`/metrics` from `registry`; `/healthz` 200 or 503 with the service's own facts."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok, facts = await health()
+        return web.Response(
+            text=json.dumps({"ok": ok, **facts}, default=str),
+            status=200 if ok else 503,
+            content_type="application/json",
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+
+
+def server_ssl_context(tls: Tls) -> ssl.SSLContext | None:
+    """HTTPS for a listener when the config names a certificate; mTLS when it asks."""
+    if tls.cert is None or tls.key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    if tls.require_client_cert and tls.ca is not None:
+        context.load_verify_locations(tls.ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def client_ssl_context(tls: Tls) -> ssl.SSLContext:
+    """Verification against the configured CA (or the system store), client cert if any."""
+    context = ssl.create_default_context(cafile=tls.ca)
+    if tls.client_cert is not None and tls.client_key is not None:
+        context.load_cert_chain(tls.client_cert, tls.client_key)
+    return context
+
+
+async def serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """Start `app` on host:port (0 picks a free port); return the runner and bound port."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    await site.start()
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, int(bound)
+
+
+def parse_listen(value: str, default_port: int) -> tuple[str, int]:
+    """`HOST:PORT`, `HOST` or `:PORT` into a pair; IPv6 in brackets."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value or "127.0.0.1", default_port
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"listen address {value!r}: port {port!r} is not a number") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"listen address {value!r}: port {number} is out of range")
+    return host, number

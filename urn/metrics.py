@@ -1,0 +1,254 @@
+"""Every `urn_*` metric, declared once per component from a registry factory.
+
+Owns: metric names, help texts and label sets; label values are pre-initialised at
+construction so a dashboard shows zeros, not gaps.
+Never: a per-slot label. Slot counts by status come from `TableCollector`, which reads
+the current table when scraped, so hot paths do no per-slot metric work.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from urn import __version__
+from urn.errors import WIRE_ERRORS
+from urn.table import FAILURE_REASONS, Reason, SlotArray, Status, reasons_of, statuses_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+__all__ = [
+    "AggregatorMetrics",
+    "CheckerMetrics",
+    "CommonMetrics",
+    "ResolverMetrics",
+    "TableCollector",
+]
+
+TICK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+PROBE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+QUERY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)
+TABLE_RESULTS = ("accepted", *(e.reason for e in WIRE_ERRORS))
+PUSH_RESULTS = ("ok", "timeout", "error", "rejected")
+
+
+class CommonMetrics:
+    """What every process exports: config loads, pushes, tick cost, build."""
+
+    component = "urn"
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        info = Gauge(
+            "urn_build_info",
+            "Constant 1, labelled by version and role",
+            ["version", "role"],
+            registry=registry,
+        )
+        info.labels(__version__, self.component).set(1)
+        self.config_loads = Counter(
+            "urn_config_loads",
+            "Config passes by result (ok, error)",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("ok", "error"):
+            self.config_loads.labels(result)
+        self.config_last_ok = Gauge(
+            "urn_config_last_success_timestamp_seconds",
+            "Wall time of the last config pass that applied a good document",
+            registry=registry,
+        )
+        self.pushes = Counter(
+            "urn_pushes", "Table pushes by peer and result", ["peer", "result"], registry=registry
+        )
+        self.push_bytes = Counter(
+            "urn_push_bytes", "Bytes of tables pushed, by peer", ["peer"], registry=registry
+        )
+        self.push_duration = Histogram(
+            "urn_push_duration_seconds",
+            "Time to push one table to one peer",
+            ["peer"],
+            buckets=PROBE_BUCKETS,
+            registry=registry,
+        )
+        self.tick_cpu = Histogram(
+            "urn_tick_cpu_seconds",
+            "CPU seconds (process time) spent by one tick",
+            buckets=TICK_BUCKETS,
+            registry=registry,
+        )
+        self.ticks_late = Counter(
+            "urn_ticks_late",
+            "Ticks that started after their deadline had passed",
+            registry=registry,
+        )
+
+    def peers(self, urls: Iterable[str]) -> None:
+        """Pre-initialise push labels for the configured peers."""
+        for url in urls:
+            self.push_bytes.labels(url)
+            for result in PUSH_RESULTS:
+                self.pushes.labels(url, result)
+
+
+class _ReceivesTables(CommonMetrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.tables_received = Counter(
+            "urn_tables_received",
+            "Tables received by sender and result (accepted or reason)",
+            ["sender", "result"],
+            registry=registry,
+        )
+        self.tables_rejected = Counter(
+            "urn_tables_rejected", "Tables rejected, by reason", ["reason"], registry=registry
+        )
+        for result in TABLE_RESULTS[1:]:
+            self.tables_rejected.labels(result)
+
+    def received(self, sender: str, result: str) -> None:
+        self.tables_received.labels(sender, result).inc()
+        if result != "accepted":
+            self.tables_rejected.labels(result).inc()
+
+
+class CheckerMetrics(CommonMetrics):
+    component = "checker"
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.probes = Counter(
+            "urn_probes",
+            "Probes by result (healthy or failure reason)",
+            ["result"],
+            registry=registry,
+        )
+        for reason in (Reason.HEALTHY, *FAILURE_REASONS):
+            self.probes.labels(reason.label)
+        self.probe_duration = Histogram(
+            "urn_probe_duration_seconds",
+            "Probe start to verdict",
+            buckets=PROBE_BUCKETS,
+            registry=registry,
+        )
+        self.probe_lateness = Histogram(
+            "urn_probe_lateness_seconds",
+            "How late a probe started against its schedule",
+            buckets=PROBE_BUCKETS,
+            registry=registry,
+        )
+        self.checks_assigned = Gauge(
+            "urn_checks_assigned", "Checks this checker probes", registry=registry
+        )
+        self.concurrency_limit = Gauge(
+            "urn_probe_concurrency_limit",
+            "Most probes allowed in flight at once",
+            registry=registry,
+        )
+        self.concurrency_needed = Gauge(
+            "urn_probe_concurrency_needed",
+            "In-flight probes the config can need (probes/s x timeout) when every target hangs",
+            registry=registry,
+        )
+        self.fd_limit = Gauge(
+            "urn_fd_limit",
+            "Soft file-descriptor limit after raising it to the hard limit",
+            registry=registry,
+        )
+        self.tables_pushed_bytes = Gauge(
+            "urn_table_bytes", "Encoded size of one pushed table", registry=registry
+        )
+
+
+class AggregatorMetrics(_ReceivesTables):
+    component = "aggregator"
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.fresh_checkers = Gauge(
+            "urn_fresh_checkers",
+            "Checkers with at least one table within staleness",
+            registry=registry,
+        )
+
+
+class ResolverMetrics(_ReceivesTables):
+    component = "resolver"
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.queries = Counter(
+            "urn_queries",
+            "Queries by transport, type and rcode",
+            ["transport", "qtype", "rcode"],
+            registry=registry,
+        )
+        self.query_duration = Histogram(
+            "urn_query_duration_seconds",
+            "Time to answer one query, by transport",
+            ["transport"],
+            buckets=QUERY_BUCKETS,
+            registry=registry,
+        )
+        self.fail_open_answers = Counter(
+            "urn_fail_open_answers",
+            "Answers given as if healthy because every answer was down",
+            registry=registry,
+        )
+        self.malformed = Counter(
+            "urn_dns_malformed",
+            "DNS messages refused before answering, by reason",
+            ["reason"],
+            registry=registry,
+        )
+
+
+class TableCollector(Collector):
+    """Slot counts by status and reason, and table age, computed when scraped."""
+
+    def __init__(
+        self,
+        table: Callable[[], SlotArray | None],
+        age: Callable[[], float | None],
+        configured: Callable[[], SlotArray | None] = lambda: None,
+    ) -> None:
+        self._table = table
+        self._age = age
+        self._configured = configured
+
+    def collect(self) -> Iterator[Metric]:
+        table = self._table()
+        by_status = GaugeMetricFamily(
+            "urn_slots", "Configured slots by aggregated status", labels=["status"]
+        )
+        by_reason = GaugeMetricFamily(
+            "urn_unhealthy_slots", "Unhealthy slots by dominant reason", labels=["reason"]
+        )
+        if table is not None:
+            mask = self._configured()
+            statuses = statuses_of(table)
+            reasons = reasons_of(table)
+            if mask is not None:
+                statuses = statuses[mask.astype(bool)]
+                reasons = reasons[mask.astype(bool)]
+            counts = np.bincount(statuses, minlength=4)
+            for status in Status:
+                by_status.add_metric([status.label], float(counts[status]))
+            unhealthy = reasons[statuses == Status.UNHEALTHY]
+            reason_counts = np.bincount(unhealthy, minlength=64)
+            for reason in FAILURE_REASONS:
+                by_reason.add_metric([reason.label], float(reason_counts[reason]))
+        yield by_status
+        yield by_reason
+        age = self._age()
+        age_family = GaugeMetricFamily(
+            "urn_table_age_seconds", "Age of the newest table in use (NaN before the first)"
+        )
+        age_family.add_metric([], float("nan") if age is None else age)
+        yield age_family
