@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "checker": ("checker.main", "probe assigned checks every interval, push whole tables"),
     "aggregator": ("aggregator.main", "N-of-M over checker tables, push the health table"),
     "resolver": ("resolver.main", "answer DNS-style queries over HTTP JSON, DoH and DNS"),
-    "demo": ("urn.demo", "a whole local fleet in three AZs that loses one AZ and recovers"),
+    "demo": ("bench.demo", "a whole local fleet in three AZs that loses one AZ and recovers"),
     "targets": ("bench.targets", "simulated HTTP/TCP target farms, switchable per target or AZ"),
     "bench": ("bench.cli", "benchmarks: az-failure and the micro benches"),
     "validate": ("urn.validate", "validate a config document and print what is wrong"),
