@@ -10,7 +10,6 @@ every component stayed flat. Ctrl-C stops everything; nothing is left running.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import secrets
@@ -19,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import yaml
@@ -30,6 +29,9 @@ from bench.observe import DnsWatcher, Samples, metric, scrape
 from bench.scenario import FleetPlan, attribute, build_document
 from urn.runtime import run_main
 from urn.testing import free_port
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["add_arguments", "run"]
 
