@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import yaml
 
-from bench import targets as farm
+from bench.farm_layout import layout
 from bench.fleet import Fleet
 from bench.observe import DnsWatcher, Samples, metric, scrape
 from bench.scenario import FleetPlan, attribute, build_document
@@ -96,7 +96,7 @@ class Demo:
     async def main(self, stop: asyncio.Event) -> int:
         key = secrets.token_hex(32)
         base_port = free_port()
-        specs = farm.layout(self.azs, self.args.per_az, base_port)
+        specs = layout(self.azs, self.args.per_az, base_port)
         document = build_document(specs, self.plan)
         config_path = self.out / "urn.yaml"
         config_path.write_text(yaml.safe_dump(document, sort_keys=False))
