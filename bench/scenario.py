@@ -1,0 +1,216 @@
+"""A whole local fleet described once: targets per AZ, checks, records, ports, processes.
+
+Owns: the generated config document for a fleet of simulated targets, the command lines
+of every process, and the attribution of an answer back to the AZ and target behind it
+(answer values are data only: loopback addresses in 127.100.0.0/14 that nothing listens
+on and nothing ever connects to).
+Never: starts anything; `bench.fleet` runs what this describes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "AZS",
+    "FleetPlan",
+    "TargetLike",
+    "answer_value",
+    "attribute",
+    "build_document",
+]
+
+AZS = ("a", "b", "c", "d", "e", "f")
+ZONE = "example.com."
+_ANSWER_BASE = 100  # answers live in 127.(100 + az).x.y
+
+
+class TargetLike(Protocol):
+    @property
+    def az(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+
+
+def answer_value(az: str, index: int) -> str:
+    """The A record value standing for target `index` of AZ `az`."""
+    return f"127.{_ANSWER_BASE + AZS.index(az)}.{index // 256}.{index % 256}"
+
+
+def attribute(value: str) -> tuple[str, int] | None:
+    """(az, index) of an answer value made by `answer_value`, else None."""
+    try:
+        octets = ipaddress.IPv4Address(value).packed
+    except ValueError:
+        return None
+    az_index = octets[1] - _ANSWER_BASE
+    if octets[0] != 127 or not 0 <= az_index < len(AZS):
+        return None
+    return AZS[az_index], octets[2] * 256 + octets[3]
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """Sizes, timings and addresses of one local fleet."""
+
+    azs: tuple[str, ...] = ("a", "b", "c")
+    checkers_per_az: int = 1
+    aggregators: int = 2
+    resolvers: int = 1
+    probe_interval: float = 1.0
+    push_interval: float = 0.5
+    config_interval: float = 5.0
+    timeout: float = 0.5
+    failures: int = 3
+    of_last: int = 6
+    capacity: int = 10_000
+    shuffle_shard: int | None = None
+    aggregator_ports: tuple[int, ...] = ()
+    resolver_ports: tuple[tuple[int, int], ...] = ()  # (http, dns) per resolver
+    checker_ports: tuple[int, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def checker_ids(self) -> list[tuple[str, str]]:
+        """(id, az) of every checker, in start order."""
+        return [
+            (f"checker-{az}{n + 1}", az) for az in self.azs for n in range(self.checkers_per_az)
+        ]
+
+    def aggregator_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.aggregator_ports]
+
+    def resolver_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{http}" for http, _ in self.resolver_ports]
+
+    def processes(self, config_path: str) -> list[tuple[str, list[str], str | None]]:
+        """(name, urn arguments, health URL) for every process of the fleet."""
+        out: list[tuple[str, list[str], str | None]] = []
+        for i, (http, dns) in enumerate(self.resolver_ports):
+            name = f"resolver-{i + 1}"
+            args = [
+                "resolver",
+                "--config",
+                config_path,
+                "--id",
+                name,
+                "--listen",
+                f"127.0.0.1:{http}",
+                "--dns",
+                f"127.0.0.1:{dns}",
+            ]
+            out.append((name, args, f"http://127.0.0.1:{http}/healthz"))
+        for i, port in enumerate(self.aggregator_ports):
+            name = f"aggregator-{i + 1}"
+            args = [
+                "aggregator",
+                "--config",
+                config_path,
+                "--id",
+                name,
+                "--listen",
+                f"127.0.0.1:{port}",
+            ]
+            out.append((name, args, f"http://127.0.0.1:{port}/healthz"))
+        for (checker_id, az), port in zip(self.checker_ids, self.checker_ports, strict=True):
+            args = [
+                "checker",
+                "--config",
+                config_path,
+                "--id",
+                checker_id,
+                "--az",
+                az,
+                "--listen",
+                f"127.0.0.1:{port}",
+            ]
+            out.append((checker_id, args, f"http://127.0.0.1:{port}/healthz"))
+        return out
+
+
+def build_document(targets: Sequence[TargetLike], plan: FleetPlan) -> dict[str, Any]:
+    """The config document: one check per target, four kinds of record per service.
+
+    Target `i` of every AZ together form service `i`. Services cycle through the
+    policies: multivalue across the AZs, weighted (AZ weights 1, 2, 3, ...), failover
+    (primary in one AZ, secondary in the next) and simple.
+    """
+    checks: list[dict[str, Any]] = []
+    by_service: dict[int, list[tuple[str, int]]] = {}
+    per_az: dict[str, int] = {}
+    for slot, target in enumerate(targets):
+        index = per_az.get(target.az, 0)
+        per_az[target.az] = index + 1
+        check: dict[str, Any] = {
+            "slot": slot,
+            "name": f"{target.az}-{index}",
+            "type": target.kind,
+            "host": target.host,
+            "port": target.port,
+            "az": target.az,
+            "labels": {"service": f"svc{index}"},
+        }
+        if target.kind in ("http", "https"):
+            check.update(path=target.path, search="ok")
+        checks.append(check)
+        by_service.setdefault(index, []).append((target.az, slot))
+    records = [_record(index, members, plan) for index, members in sorted(by_service.items())]
+    document: dict[str, Any] = {
+        "capacity": plan.capacity,
+        "intervals": {
+            "probe": plan.probe_interval,
+            "push": plan.push_interval,
+            "config": plan.config_interval,
+        },
+        "staleness": max(3 * plan.push_interval, 2 * plan.probe_interval),
+        "fail_open": True,
+        "zones": [ZONE],
+        "defaults": {"failures": plan.failures, "of_last": plan.of_last, "timeout": plan.timeout},
+        "aggregators": plan.aggregator_urls(),
+        "resolvers": plan.resolver_urls(),
+        "push_key": {"env": "URN_PUSH_KEY"},
+        "checks": checks,
+        "records": records,
+    }
+    if plan.shuffle_shard is not None:
+        document["assignment"] = {
+            "shuffle_shard": plan.shuffle_shard,
+            "checkers": [checker_id for checker_id, _ in plan.checker_ids],
+        }
+    document.update(plan.extra)
+    return document
+
+
+def _record(index: int, members: list[tuple[str, int]], plan: FleetPlan) -> dict[str, Any]:
+    policy = ("multivalue", "weighted", "failover", "simple")[index % 4]
+    answers: list[dict[str, Any]] = []
+    for position, (az, slot) in enumerate(members):
+        answer: dict[str, Any] = {"value": answer_value(az, index), "check": slot}
+        if policy == "weighted":
+            answer["weight"] = position + 1
+        answers.append(answer)
+    if policy == "failover":
+        primary = index // 4 % len(members)
+        secondary = (primary + 1) % len(members)
+        answers = [
+            {**answers[primary], "role": "primary"},
+            {**answers[secondary], "role": "secondary"},
+        ]
+    return {
+        "name": f"svc{index}.{ZONE}",
+        "type": "A",
+        "ttl": 5,
+        "policy": policy,
+        "answers": answers,
+    }
