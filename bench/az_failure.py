@@ -1,0 +1,800 @@
+"""`urn bench az-failure`: a real fleet loses one AZ at once; urn vs an edge-triggered design.
+
+For each design in turn, against one simulated target farm: start the fleet as separate
+processes (`bench.fleet`), a UDP DNS load generator as another (`bench.loadgen`), and
+run three phases: steady, one AZ failing at once (farm control API), recovery. Every
+half second it scrapes each process's /metrics and reads its CPU from /proc. Figures per
+phase and design: CPU per tick and per push interval of checkers and aggregators, CPU
+per query of resolvers, bytes pushed per interval by every sender, latency percentiles;
+per run: detection and recovery of every affected queried name and the correctness
+counters (judged by `bench.verdict`, the same judge as the demo and the e2e test).
+Writes report.json, report.md and PNG plots to --out, ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import numpy as np
+
+from bench.farm_layout import layout
+from bench.fleet import Fleet, Member
+from bench.loadgen import load_records
+from bench.measure import MemberSample, Phase, Sample, latency, phase_work, ratios, work_series
+from bench.observe import Observation
+from bench.scenario import AZS, FleetPlan, attribute, build_document
+from bench.verdict import Verdict, judge
+from urn.runtime import run_main
+from urn.testing import free_port
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Mapping, Sequence
+
+__all__ = ["add_arguments", "cpu_budget", "run"]
+
+PROBE_CPU = 35e-6  # measured on this machine: a lean prober's CPU per HTTP probe
+FARM_CPU = 35e-6  # and the farm's per probe served
+QUERY_CPU = 80e-6  # resolver answer plus load generator, per query (budget estimate)
+BUDGET_LIMIT = 0.70
+SAMPLE_SECONDS = 0.5
+ROLES = ("checker", "aggregator", "resolver")
+_WANTED = {
+    "urn_tick_cpu_seconds_sum": "tick_sum",
+    "urn_tick_cpu_seconds_count": "tick_count",
+    "urn_push_bytes_total": "push_bytes",
+    "urn_queries_total": "queries",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checks", type=int, default=10_000)
+    parser.add_argument("--azs", type=int, default=3)
+    parser.add_argument("--checkers-per-az", type=int, default=2)
+    parser.add_argument("--probe-interval", type=float, default=5.0, metavar="S")
+    parser.add_argument("--push-interval", type=float, default=1.0, metavar="S")
+    parser.add_argument("--timeout", type=float, default=1.0, metavar="S")
+    parser.add_argument("--aggregators", type=int, default=2)
+    parser.add_argument("--resolvers", type=int, default=1)
+    parser.add_argument("--qps", type=float, default=2000.0)
+    parser.add_argument("--fail-mode", choices=["blackhole", "refuse", "slow"], default="blackhole")
+    parser.add_argument("--fail-az", default="b")
+    parser.add_argument("--design", choices=["urn", "edge", "both"], default="both")
+    parser.add_argument("--phase-seconds", type=float, default=20.0, metavar="S")
+    parser.add_argument("--failures", type=int, default=None, help="N of N-of-M (default half)")
+    parser.add_argument("--of-last", type=int, default=None, help="M (default every checker)")
+    parser.add_argument("--names", type=int, default=None, help="names queried (default qps/8)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def cpu_budget(
+    *, checks: int, checkers: int, probe: float, qps: float, cores: int
+) -> dict[str, float]:
+    """Expected CPU of a configuration, as a fraction of the machine's cores."""
+    probes_per_s = checkers * checks / probe
+    seconds = probes_per_s * (PROBE_CPU + FARM_CPU) + qps * QUERY_CPU
+    return {
+        "probes_per_s": probes_per_s,
+        "cpu_seconds_per_s": seconds,
+        "cores": float(cores),
+        "fraction": seconds / cores,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_main(lambda stop: AzFailure(args).main(stop), args.loop)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _lean_scrape(text: str) -> dict[str, float]:
+    """Sums of the few metrics the benchmark needs (all label sets added up)."""
+    out = dict.fromkeys(_WANTED.values(), 0.0)
+    for line in text.splitlines():
+        if not line.startswith("urn_"):
+            continue
+        end = line.find("{")
+        if end < 0:
+            end = line.find(" ")
+        field = _WANTED.get(line[:end])
+        if field is not None:
+            out[field] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+class AzFailure:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out: Path = args.out or Path(tempfile.mkdtemp(prefix="urn-bench-"))
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.azs = AZS[: args.azs]
+        self.per_az = max(1, args.checks // args.azs)
+        self.checkers = args.azs * args.checkers_per_az
+        self.failures = args.failures or max(1, math.ceil(self.checkers / 2))
+        self.of_last = args.of_last or max(self.checkers, self.failures)
+        self.bound = args.probe_interval + args.timeout + 2 * args.push_interval
+        self.key = secrets.token_hex(32)
+        self.cores = len(os.sched_getaffinity(0))
+
+    # --- setup -----------------------------------------------------------------------
+
+    def _plan(self) -> FleetPlan:
+        a = self.args
+        return FleetPlan(
+            azs=self.azs,
+            checkers_per_az=a.checkers_per_az,
+            aggregators=a.aggregators,
+            resolvers=a.resolvers,
+            probe_interval=a.probe_interval,
+            push_interval=a.push_interval,
+            timeout=a.timeout,
+            failures=self.failures,
+            of_last=self.of_last,
+            capacity=max(1000, math.ceil(self.per_az * len(self.azs) / 1000) * 1000),
+            aggregator_ports=tuple(free_port() for _ in range(a.aggregators)),
+            resolver_ports=tuple((free_port(), free_port()) for _ in range(a.resolvers)),
+            checker_ports=tuple(free_port() for _ in range(self.checkers)),
+        )
+
+    def budget(self) -> dict[str, float]:
+        a = self.args
+        budget = cpu_budget(
+            checks=self.per_az * len(self.azs),
+            checkers=self.checkers,
+            probe=a.probe_interval,
+            qps=a.qps,
+            cores=self.cores,
+        )
+        _say(
+            f"budget: {self.checkers} checkers x {self.per_az * len(self.azs)} checks / "
+            f"{a.probe_interval:g}s = {budget['probes_per_s']:,.0f} probes/s x "
+            f"{(PROBE_CPU + FARM_CPU) * 1e6:.0f}us (prober + farm) + {a.qps:,.0f} qps x "
+            f"{QUERY_CPU * 1e6:.0f}us = {budget['cpu_seconds_per_s']:.2f} CPU s/s, "
+            f"{100 * budget['fraction']:.0f}% of {self.cores} cores"
+        )
+        if budget["fraction"] > BUDGET_LIMIT:
+            _say(
+                "!" * 78 + f"\n!! WARNING: this configuration needs about "
+                f"{100 * budget['fraction']:.0f}% of {self.cores} cores (> "
+                f"{100 * BUDGET_LIMIT:.0f}%): the machine will saturate and every ratio will\n"
+                "!! measure the saturation, not the design. Lower --checks or "
+                "--checkers-per-az, or raise --probe-interval.\n" + "!" * 78
+            )
+        return budget
+
+    # --- the run ---------------------------------------------------------------------
+
+    async def main(self, stop: asyncio.Event) -> int:
+        a = self.args
+        budget = self.budget()
+        designs = ["urn", "edge"] if a.design == "both" else [a.design]
+        base_port = free_port()
+        specs = layout(self.azs, self.per_az, base_port)
+        control_port = free_port()
+        self.control = f"http://127.0.0.1:{control_port}"
+        results: dict[str, Any] = {}
+        async with (
+            Fleet(self.out / "farm") as farm_fleet,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10.0)) as session,
+        ):
+            self.session = session
+            farm = await farm_fleet.start(
+                "targets",
+                [
+                    "targets",
+                    "--log-level",
+                    "warning",
+                    "serve",
+                    "--azs",
+                    str(len(self.azs)),
+                    "--per-az",
+                    str(self.per_az),
+                    "--base-port",
+                    str(base_port),
+                    "--control",
+                    f"127.0.0.1:{control_port}",
+                ],
+                f"{self.control}/healthz",
+            )
+            await farm_fleet.wait_healthy(timeout=60)
+            _say(f"farm up: {len(specs)} targets in AZs {', '.join(self.azs)}; out {self.out}")
+            for design in designs:
+                if stop.is_set():
+                    break
+                results[design] = await self.run_design(design, specs, farm, stop)
+        if stop.is_set():
+            _say("interrupted: every process stopped")
+            return 130
+        report = self.report(results, budget)
+        (self.out / "report.json").write_text(json.dumps(report, indent=1, default=_json))
+        (self.out / "report.md").write_text(markdown(report))
+        if not a.no_plots:
+            with contextlib.suppress(ImportError):
+                plot(report, results, self.out)
+        _say((self.out / "report.md").read_text())
+        figures = summary_figures(report)
+        print(json.dumps({"bench": "az-failure", "figures": figures}, default=_json), flush=True)
+        return 0
+
+    async def run_design(
+        self, design: str, specs: Sequence[Any], farm: Member, stop: asyncio.Event
+    ) -> dict[str, Any]:
+        a = self.args
+        plan = self._plan()
+        document = build_document(specs, plan)
+        run_dir = self.out / design
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = run_dir / "config.json"
+        config.write_text(json.dumps(document))
+        queried = self._queried(document)
+        names_file = run_dir / "names.json"
+        names_file.write_text(
+            json.dumps(
+                [{"name": r["name"], "values": [x["value"] for x in r["answers"]]} for r in queried]
+            )
+        )
+        rows_file = run_dir / "queries.bin"
+        roles: dict[str, str] = {"targets": "farm"}
+        total = 3 * a.phase_seconds
+        async with Fleet(run_dir, env={"URN_PUSH_KEY": self.key}) as fleet:
+            for name, args, health in plan.processes(str(config)):
+                role = args[0]
+                if design == "edge":
+                    args = ["bench", f"edge-{role}", *args[1:]]
+                await fleet.start(name, [*args, "--log-level", "warning"], health)
+                roles[name] = role
+            await fleet.wait_healthy(timeout=60)
+            await self._warm_up(fleet, plan, stop)
+            _http, dns = plan.resolver_ports[0]
+            await fleet.start(
+                "loadgen",
+                [
+                    "bench",
+                    "loadgen",
+                    "--server",
+                    f"127.0.0.1:{dns}",
+                    "--names",
+                    str(names_file),
+                    "--qps",
+                    str(a.qps),
+                    "--duration",
+                    str(total + 5),
+                    "--out",
+                    str(rows_file),
+                ],
+            )
+            roles["loadgen"] = "loadgen"
+            members = {**fleet.members, "targets": farm}
+            samples: list[Sample] = []
+            sampler = asyncio.create_task(self._sample(members, roles, samples))
+            await asyncio.sleep(1.0)  # let the query stream reach its rate
+            t0 = time.monotonic()
+            await self._phase(design, "steady", t0, a.phase_seconds, samples, roles, stop)
+            t_fail = time.monotonic()
+            await self._set_mode(a.fail_az, a.fail_mode)
+            t_fail_done = time.monotonic()
+            await self._phase(design, "failure", t_fail, a.phase_seconds, samples, roles, stop)
+            t_recover = time.monotonic()
+            await self._set_mode(a.fail_az, "healthy")
+            await self._phase(design, "recovery", t_recover, a.phase_seconds, samples, roles, stop)
+            t_end = time.monotonic()
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            fleet.kill("loadgen", 15)
+            with contextlib.suppress(TimeoutError):
+                await fleet.wait_exit("loadgen", timeout=10)
+        rows = load_records(rows_file)
+        phases = [
+            Phase("steady", t0, t_fail),
+            Phase("failure", t_fail, t_recover),
+            Phase("recovery", t_recover, t_end),
+        ]
+        verdict = judge(
+            queried,
+            self._history(rows, queried),
+            dead_az=a.fail_az,
+            failed_at=t_fail,
+            restored_at=t_recover,
+            bound=self.bound,
+            settle=self.bound,
+        )
+        return {
+            "design": design,
+            "phases": phases,
+            "samples": samples,
+            "roles": roles,
+            "rows": rows,
+            "verdict": verdict,
+            "queried": queried,
+            "t_fail": t_fail,
+            "t_fail_applied_s": t_fail_done - t_fail,
+            "t_recover": t_recover,
+        }
+
+    def _queried(self, document: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The names the load generator asks: enough that each is asked ~8 times a second."""
+        count = self.args.names or max(8, int(self.args.qps / 8))
+        return list(document["records"][:count])
+
+    @staticmethod
+    def _history(
+        rows: np.ndarray[Any, Any], queried: Sequence[Mapping[str, Any]]
+    ) -> dict[str, list[Observation]]:
+        values = [[x["value"] for x in r["answers"]] for r in queried]
+        history: dict[str, list[Observation]] = {r["name"]: [] for r in queried}
+        answered = rows[~np.isnan(rows["latency"])]
+        for t, index, lat, rcode, mask in answered.tolist():
+            options = values[index]
+            got = frozenset(v for i, v in enumerate(options) if mask >> i & 1)
+            if mask >> 15 & 1:
+                got = got | {"unexpected"}
+            history[queried[index]["name"]].append(Observation(t, got, rcode, lat))
+        return history
+
+    async def _warm_up(self, fleet: Fleet, plan: FleetPlan, stop: asyncio.Event) -> None:
+        """Until every aggregator hears every checker, then a few intervals more."""
+        deadline = time.monotonic() + 60
+        urls = [u + "/metrics" for u in plan.aggregator_urls()]
+        while time.monotonic() < deadline and not stop.is_set():
+            fresh = []
+            for url in urls:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with self.session.get(url) as response:
+                        text = await response.text()
+                    fresh.extend(
+                        float(line.split()[-1])
+                        for line in text.splitlines()
+                        if line.startswith("urn_fresh_checkers ")
+                    )
+            if len(fresh) == len(urls) and min(fresh) >= self.checkers:
+                break
+            await asyncio.sleep(0.25)
+        settle = self.args.probe_interval + self.args.timeout + 3 * self.args.push_interval
+        await asyncio.sleep(settle)
+
+    async def _set_mode(self, az: str, mode: str) -> None:
+        async with self.session.post(
+            f"{self.control}/v1/mode", json={"az": az, "mode": mode}
+        ) as response:
+            if response.status != 200:
+                raise RuntimeError(
+                    f"farm refused {mode}: {response.status} {await response.text()}"
+                )
+
+    async def _sample(
+        self, members: Mapping[str, Member], roles: Mapping[str, str], samples: list[Sample]
+    ) -> None:
+        metric_urls = {
+            name: m.health_url.replace("/healthz", "/metrics")
+            for name, m in members.items()
+            if m.health_url is not None and roles.get(name) in ROLES
+        }
+        deadline = time.monotonic()
+        while True:
+
+            async def one(name: str, url: str) -> tuple[str, dict[str, float]]:
+                try:
+                    async with self.session.get(url) as response:
+                        return name, _lean_scrape(await response.text())
+                except (aiohttp.ClientError, TimeoutError):
+                    return name, {}
+
+            scraped = dict(await asyncio.gather(*(one(n, u) for n, u in metric_urls.items())))
+            t = time.monotonic()
+            taken: dict[str, MemberSample] = {}
+            for name, member in members.items():
+                figures = scraped.get(name, {})
+                taken[name] = MemberSample(
+                    cpu=member.cpu_seconds(),
+                    tick_sum=figures.get("tick_sum", math.nan),
+                    tick_count=figures.get("tick_count", math.nan),
+                    push_bytes=figures.get("push_bytes", 0.0),
+                    queries=figures.get("queries", 0.0),
+                )
+            taken["bench"] = MemberSample(cpu=time.process_time())
+            samples.append(Sample(t, taken))
+            deadline += SAMPLE_SECONDS
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
+    async def _phase(
+        self,
+        design: str,
+        phase: str,
+        start: float,
+        seconds: float,
+        samples: list[Sample],
+        roles: Mapping[str, str],
+        stop: asyncio.Event,
+    ) -> None:
+        end = start + seconds
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= end:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(1.0, end - now))
+            if not self.args.quiet:
+                _say(
+                    self._progress(design, phase, time.monotonic() - start, seconds, samples, roles)
+                )
+
+    def _progress(
+        self,
+        design: str,
+        phase: str,
+        elapsed: float,
+        seconds: float,
+        samples: Sequence[Sample],
+        roles: Mapping[str, str],
+    ) -> str:
+        if len(samples) < 3:
+            return f"[{design}] {phase:<8} {elapsed:5.1f}/{seconds:g}s"
+        a, b = samples[-3], samples[-1]
+        dt = b.t - a.t
+        cpu = sum(b.members[n].cpu - a.members[n].cpu for n in b.members if n in a.members)
+        by_role: dict[str, float] = {}
+        for name, role in roles.items():
+            if name in a.members and name in b.members:
+                pushed = b.members[name].push_bytes - a.members[name].push_bytes
+                by_role[role] = by_role.get(role, 0.0) + pushed / dt * self.args.push_interval
+        qps = (
+            sum(
+                b.members[n].queries - a.members[n].queries
+                for n, r in roles.items()
+                if r == "resolver" and n in a.members
+            )
+            / dt
+        )
+        return (
+            f"[{design}] {phase:<8} {elapsed:5.1f}/{seconds:g}s"
+            f"  cpu {100 * cpu / dt / self.cores:3.0f}%"
+            f" of {self.cores}  bytes/interval checkers {by_role.get('checker', 0) / 1e3:8.1f}k"
+            f" aggregators {by_role.get('aggregator', 0) / 1e3:8.1f}k  resolver {qps:6.0f} q/s"
+        )
+
+    # --- figures ---------------------------------------------------------------------
+
+    def report(self, results: Mapping[str, Any], budget: Mapping[str, float]) -> dict[str, Any]:
+        a = self.args
+        out: dict[str, Any] = {
+            "config": {
+                "checks": self.per_az * len(self.azs),
+                "azs": len(self.azs),
+                "checkers_per_az": a.checkers_per_az,
+                "probe_interval": a.probe_interval,
+                "push_interval": a.push_interval,
+                "timeout": a.timeout,
+                "aggregators": a.aggregators,
+                "resolvers": a.resolvers,
+                "qps": a.qps,
+                "fail_mode": a.fail_mode,
+                "fail_az": a.fail_az,
+                "phase_seconds": a.phase_seconds,
+                "failures": self.failures,
+                "of_last": self.of_last,
+                "detection_bound_s": self.bound,
+            },
+            "budget": dict(budget),
+            "designs": {},
+        }
+        for design, result in results.items():
+            out["designs"][design] = design_report(result, a.push_interval, self.cores)
+        return out
+
+
+def design_report(result: Mapping[str, Any], push: float, cores: int) -> dict[str, Any]:
+    roles: dict[str, str] = dict(result["roles"])
+    roles_all = {**roles, "bench": "bench"}
+    phases: dict[str, Any] = {}
+    for phase in result["phases"]:
+        members = phase_work(result["samples"], phase, roles_all, push)
+        by_role = _by_role(members, roles_all)
+        total_cpu = sum(m["cpu_fraction"] for m in members.values())
+        phases[phase.name] = {
+            "members": members,
+            "roles": by_role,
+            "latency": latency(result["rows"], phase),
+            "machine_cpu_fraction": total_cpu / cores,
+        }
+    steady = phases.get("steady")
+    for name in ("failure", "recovery"):
+        if steady is None or name not in phases:
+            continue
+        phases[name]["ratios"] = {
+            "roles": {
+                role: ratios(steady["roles"].get(role, {}), figures)
+                for role, figures in phases[name]["roles"].items()
+            },
+            "latency": ratios(steady["latency"], phases[name]["latency"]),
+        }
+    verdict: Verdict = result["verdict"]
+    rows = result["rows"]
+    answered = rows[~np.isnan(rows["latency"])]
+    gaps = [
+        float(np.median(np.diff(t)))
+        for t in (answered["t"][answered["name"] == i] for i in range(len(result["queried"])))
+        if len(t) > 2
+    ]
+    return {
+        "phases": phases,
+        "correctness": {
+            "detection_s": Verdict.spread(verdict.detection.values()),
+            "recovery_s": Verdict.spread(verdict.recovery.values()),
+            "affected_names": len(verdict.detection) + len(verdict.never_turned),
+            "never_turned": verdict.never_turned,
+            "dead_answers_after_bound": verdict.dead_after_bound,
+            "healthy_answers_dropped": verdict.healthy_dropped,
+            "dropped_examples": verdict.dropped_examples,
+            "queries_judged": verdict.queries,
+            "query_gap_per_name_s": float(np.median(gaps)) if gaps else math.nan,
+            "ok": verdict.ok,
+        },
+        "failure_applied_s": result["t_fail_applied_s"],
+    }
+
+
+def _by_role(
+    members: Mapping[str, Mapping[str, float]], roles: Mapping[str, str]
+) -> dict[str, dict[str, float]]:
+    """Per role: mean per member of CPU figures, and bytes per interval summed over members."""
+    grouped: dict[str, list[Mapping[str, float]]] = {}
+    for name, figures in members.items():
+        grouped.setdefault(roles[name], []).append(figures)
+    out: dict[str, dict[str, float]] = {}
+    for role, items in grouped.items():
+        keys = set().union(*(i.keys() for i in items))
+        figures: dict[str, float] = {}
+        for key in sorted(keys):
+            values = [i[key] for i in items if key in i and math.isfinite(i[key])]
+            if not values:
+                figures[key] = math.nan
+            elif key in ("bytes_per_interval", "queries_per_s", "cpu_fraction"):
+                figures[key] = float(sum(values))
+            else:
+                figures[key] = float(np.mean(values))
+        figures["members"] = float(len(items))
+        out[role] = figures
+    return out
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+# --- presentation --------------------------------------------------------------------
+
+_TABLE = (
+    ("checker", "tick_cpu", "checker CPU per tick (ms)", 1e3),
+    ("checker", "cpu_per_interval", "checker CPU per push interval, /proc (ms)", 1e3),
+    ("checker", "bytes_per_interval", "checker bytes pushed per interval (all)", 1.0),
+    ("aggregator", "tick_cpu", "aggregator CPU per tick (ms)", 1e3),
+    ("aggregator", "cpu_per_interval", "aggregator CPU per push interval, /proc (ms)", 1e3),
+    ("aggregator", "bytes_per_interval", "aggregator bytes pushed per interval (all)", 1.0),
+    ("resolver", "cpu_per_query", "resolver CPU per query, /proc (us)", 1e6),
+    ("resolver", "queries_per_s", "resolver queries answered per s", 1.0),
+    ("farm", "cpu_fraction", "target farm CPU (cores)", 1.0),
+)
+_LATENCY = (
+    ("p50_ms", "latency p50 (ms)"),
+    ("p99_ms", "latency p99 (ms)"),
+    ("p999_ms", "latency p99.9 (ms)"),
+    ("lost", "queries unanswered"),
+)
+
+
+def _cell(value: Any, scale: float = 1.0) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    value = float(value) * scale
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    c = report["config"]
+    b = report["budget"]
+    designs = list(report["designs"])
+    lines = [
+        "# az-failure benchmark",
+        "",
+        f"{c['checks']} checks in {c['azs']} AZs, {c['checkers_per_az']} checkers per AZ, "
+        f"probe {c['probe_interval']:g}s, push {c['push_interval']:g}s, timeout {c['timeout']:g}s, "
+        f"{c['aggregators']} aggregators, {c['resolvers']} resolver(s), {c['qps']:g} qps; "
+        f"AZ {c['fail_az']} fails ({c['fail_mode']}) for {c['phase_seconds']:g}s; "
+        f"N-of-M {c['failures']} of {c['of_last']}; detection bound {c['detection_bound_s']:g}s.",
+        f"Budget: {b['probes_per_s']:,.0f} probes/s, about {100 * b['fraction']:.0f}% of "
+        f"{b['cores']:.0f} cores.",
+        "",
+    ]
+    for phase in ("steady", "failure", "recovery"):
+        lines.append(f"## {phase}")
+        lines.append("")
+        head = (
+            "| figure | "
+            + " | ".join(
+                f"{d}" + ("" if phase == "steady" else f" | {d} {phase}/steady") for d in designs
+            )
+            + " |"
+        )
+        lines.append(head)
+        lines.append("|" + "---|" * (1 + len(designs) * (1 if phase == "steady" else 2)))
+        rows = [(role, key, label, scale, "roles") for role, key, label, scale in _TABLE]
+        rows += [("", key, label, 1.0, "latency") for key, label in _LATENCY]
+        for role, key, label, scale, kind in rows:
+            cells = []
+            for d in designs:
+                data = report["designs"][d]["phases"].get(phase, {})
+                value = (
+                    data.get("roles", {}).get(role, {}).get(key)
+                    if kind == "roles"
+                    else data.get("latency", {}).get(key)
+                )
+                cells.append(_cell(value, scale))
+                if phase != "steady":
+                    r = data.get("ratios", {})
+                    ratio = (
+                        r.get("roles", {}).get(role, {}).get(key)
+                        if kind == "roles"
+                        else r.get("latency", {}).get(key)
+                    )
+                    cells.append(
+                        _cell(ratio)
+                        if ratio is None or not math.isfinite(ratio)
+                        else f"{ratio:.3f}"
+                    )
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        cpu = [
+            _cell(
+                report["designs"][d]["phases"].get(phase, {}).get("machine_cpu_fraction", math.nan),
+                100,
+            )
+            + "%"
+            for d in designs
+        ]
+        lines.append(
+            "| machine CPU (all processes) | "
+            + " | ".join((x if phase == "steady" else f"{x} | ") for x in cpu)
+            + " |"
+        )
+        lines.append("")
+    lines.append("## detection and correctness")
+    lines.append("")
+    lines.append("| figure | " + " | ".join(designs) + " |")
+    lines.append("|---|" + "---|" * len(designs))
+    corr = {d: report["designs"][d]["correctness"] for d in designs}
+    for label, get in (
+        ("affected names queried", lambda x: x["affected_names"]),
+        ("detection min / median / max (s)", lambda x: _spread(x["detection_s"])),
+        ("recovery min / median / max (s)", lambda x: _spread(x["recovery_s"])),
+        ("names that never turned away", lambda x: len(x["never_turned"])),
+        ("dead answers after the bound", lambda x: x["dead_answers_after_bound"]),
+        ("healthy answers dropped", lambda x: x["healthy_answers_dropped"]),
+        ("gap between queries of one name (s)", lambda x: _cell(x["query_gap_per_name_s"])),
+        ("verdict", lambda x: "OK" if x["ok"] else "PROBLEM"),
+    ):
+        lines.append(f"| {label} | " + " | ".join(str(get(corr[d])) for d in designs) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _spread(values: Mapping[str, float]) -> str:
+    if not values:
+        return "-"
+    return " / ".join(f"{values[k]:.2f}" for k in ("min", "median", "max"))
+
+
+def summary_figures(report: Mapping[str, Any]) -> dict[str, Any]:
+    figures: dict[str, Any] = {"config": report["config"]}
+    for design, data in report["designs"].items():
+        f: dict[str, Any] = {}
+        for phase, pdata in data["phases"].items():
+            for role, values in pdata["roles"].items():
+                for key in ("tick_cpu", "cpu_per_interval", "bytes_per_interval", "cpu_per_query"):
+                    if key in values:
+                        f[f"{phase}.{role}.{key}"] = values[key]
+            for key in ("p50_ms", "p99_ms", "p999_ms"):
+                f[f"{phase}.latency.{key}"] = pdata["latency"][key]
+            for role, values in pdata.get("ratios", {}).get("roles", {}).items():
+                for key in ("tick_cpu", "cpu_per_interval", "bytes_per_interval", "cpu_per_query"):
+                    if key in values:
+                        f[f"ratio.{phase}/steady.{role}.{key}"] = values[key]
+            for key in ("p50_ms", "p99_ms", "p999_ms"):
+                if "ratios" in pdata:
+                    f[f"ratio.{phase}/steady.latency.{key}"] = pdata["ratios"]["latency"][key]
+        corr = data["correctness"]
+        for key in ("min", "median", "max"):
+            f[f"detection_s.{key}"] = corr["detection_s"].get(key, math.nan)
+            f[f"recovery_s.{key}"] = corr["recovery_s"].get(key, math.nan)
+        f["dead_answers_after_bound"] = corr["dead_answers_after_bound"]
+        f["healthy_answers_dropped"] = corr["healthy_answers_dropped"]
+        f["never_turned"] = len(corr["never_turned"])
+        figures[design] = f
+    return figures
+
+
+def plot(report: Mapping[str, Any], results: Mapping[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    push = report["config"]["push_interval"]
+    for design, result in results.items():
+        series = work_series(result["samples"], result["roles"], push)
+        t0 = result["phases"][0].start
+        fig, axes = plt.subplots(4, 1, figsize=(10, 12), sharex=True)
+        for name, role in result["roles"].items():
+            s = series.get(name)
+            if not s or role not in ("checker", "aggregator"):
+                continue
+            t = np.array(s["t"]) - t0
+            axes[0].plot(t, np.array(s["cpu_fraction"]) * push * 1e3, label=name, lw=0.8)
+            axes[1].plot(t, np.array(s["bytes_per_interval"]) / 1e3, label=name, lw=0.8)
+        axes[0].set_ylabel("CPU ms per push interval")
+        axes[1].set_ylabel("kB pushed per interval")
+        rows = result["rows"]
+        answered = rows[~np.isnan(rows["latency"])]
+        queried = result["queried"]
+        az_of = [[(attribute(a["value"]) or ("?", 0))[0] for a in r["answers"]] for r in queried]
+        bins = np.arange(t0 - 1, result["phases"][-1].end + 0.25, 0.25)
+        for az in report_azs(report):
+            counts = np.zeros(len(bins) - 1)
+            for index, azs in enumerate(az_of):
+                for bit, where in enumerate(azs):
+                    if where != az:
+                        continue
+                    mine = answered[
+                        (answered["name"] == index) & ((answered["mask"] >> bit) & 1 == 1)
+                    ]
+                    counts += np.histogram(mine["t"], bins)[0]
+            axes[2].step(bins[1:] - t0, counts / 0.25, label=f"AZ {az}", lw=0.8)
+        axes[2].set_ylabel("answers per s by AZ")
+        lat_bins = np.arange(t0 - 1, result["phases"][-1].end + 1.0, 1.0)
+        which = np.digitize(answered["t"], lat_bins)
+        p50, p99, centers = [], [], []
+        for k in range(1, len(lat_bins)):
+            lat = answered["latency"][which == k]
+            if len(lat):
+                centers.append(lat_bins[k] - t0)
+                p50.append(float(np.percentile(lat, 50)) * 1e3)
+                p99.append(float(np.percentile(lat, 99)) * 1e3)
+        axes[3].plot(centers, p50, label="p50")
+        axes[3].plot(centers, p99, label="p99")
+        axes[3].set_ylabel("latency ms")
+        axes[3].set_xlabel("seconds from the start of the steady phase")
+        for ax in axes:
+            for phase in result["phases"][1:]:
+                ax.axvline(phase.start - t0, color="k", ls="--", lw=0.6)
+            ax.legend(fontsize=6, ncol=4, loc="upper right")
+        fig.suptitle(
+            f"az-failure, design {design}: AZ {report['config']['fail_az']} "
+            f"{report['config']['fail_mode']} at the first dashed line"
+        )
+        fig.tight_layout()
+        fig.savefig(out / f"az-failure-{design}.png", dpi=90)
+        plt.close(fig)
+
+
+def report_azs(report: Mapping[str, Any]) -> tuple[str, ...]:
+    return AZS[: report["config"]["azs"]]

@@ -1,0 +1,57 @@
+"""`urn bench SUBCOMMAND ...`: the az-failure benchmark, its helper processes, micro benches.
+
+Subcommands are modules with `add_arguments(parser)` and `run(args) -> int`, imported
+only when present (micro benches arrive from other branches), so a missing one is
+simply not listed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["SUBCOMMANDS", "add_arguments", "run"]
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "az-failure": ("bench.az_failure", "mass AZ failure: urn vs an edge-triggered design"),
+    "checker-throughput": ("bench.checker_throughput", "probes per second of one checker"),
+    "aggregator-tick": ("bench.aggregator_tick", "CPU of one aggregator tick"),
+    "resolver-qps": ("bench.resolver_qps", "queries per second of one resolver"),
+    "codec": ("bench.micro.codec", "encode/decode of a whole table"),
+    "loadgen": ("bench.loadgen", "UDP DNS load generator (used by az-failure)"),
+    "edge-checker": ("bench.edge.checker", "edge-triggered design: checker process"),
+    "edge-aggregator": ("bench.edge.aggregator", "edge-triggered design: aggregator process"),
+    "edge-resolver": ("bench.edge.resolver", "edge-triggered design: resolver process"),
+}
+
+
+def _module(name: str) -> Any | None:
+    try:
+        return importlib.import_module(SUBCOMMANDS[name][0])
+    except ImportError:
+        return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    for name, (_, text) in SUBCOMMANDS.items():
+        module = _module(name)
+        if module is None or not hasattr(module, "add_arguments"):
+            continue
+        child = sub.add_parser(name, help=text, description=text)
+        module.add_arguments(child)
+        # urn.cli adds these to the parent; accept them after the subcommand as well.
+        child.add_argument(
+            "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        )
+        child.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"])
+
+
+def run(args: argparse.Namespace) -> int:
+    module = _module(args.bench)
+    assert module is not None
+    code: int = module.run(args)
+    return code
