@@ -72,6 +72,7 @@ class Aggregator:
         self._entries: list[Entry] = []  # the fresh tables the last tick read
         self._tick_at: float | None = None  # monotonic
         self._ticks = 0
+        self._started_at: float | None = None  # monotonic, at the first good config
         # Seeded from wall time so a restarted aggregator's tables are newer to resolvers.
         self._sequence = int(self.clock.time() * 1000)
         self.last_push: list[PushOutcome] = []
@@ -107,6 +108,7 @@ class Aggregator:
         if self._loaded is not None:
             return
         await self.loader.load_first()
+        self._started_at = self.clock.monotonic()
         self.receiver = TableReceiver(
             kind=TableKind.CHECKER,
             capacity=lambda: self.document.capacity,
@@ -198,10 +200,33 @@ class Aggregator:
         assert self._loaded is not None
         return encode(envelope, self._loaded.keys.signing)
 
+    @property
+    def warm_up(self) -> float:
+        """Seconds after start during which ticks compute but do not push.
+
+        A replica that has just started holds few or no checker tables: its table
+        would say "unknown" (which resolvers answer as healthy) or "healthy" on one
+        observation for slots its peers know to be dead, and a resolver takes the
+        newest table from any aggregator. So it pushes only once its window has had
+        time to fill: `window` push intervals, at most `staleness`.
+        """
+        if self.settings.warm_up is not None:
+            return self.settings.warm_up
+        document = self.document
+        return min(self.settings.window * document.intervals.push, document.staleness)
+
+    @property
+    def warming_up(self) -> bool:
+        started = self._started_at
+        return started is None or self.clock.monotonic() - started < self.warm_up
+
     async def tick(self) -> None:
         """Compute and push to every resolver, whatever changed; never raises."""
         try:
-            body = self.encode_table(self.compute())
+            table = self.compute()
+            if self.warming_up:
+                return
+            body = self.encode_table(table)
             document = self.document
             assert self._transport is not None
             timeout = document.intervals.push * self.settings.push_timeout_share
@@ -265,6 +290,7 @@ class Aggregator:
             now = self.clock.monotonic()
             facts["fresh_checkers"] = self.window.fresh_senders(now, self.document.staleness)
             facts["ticks"] = self._ticks
+            facts["warming_up"] = self.warming_up
             age = self._table_age()
             facts["last_tick_age"] = None if age is None else round(age, 3)
             facts["config_error"] = self.loader.last_error

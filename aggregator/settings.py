@@ -33,6 +33,9 @@ class AggregatorSettings:
     port: int = DEFAULT_PORT
     window: int = DEFAULT_DEPTH  # tables kept per checker
     push_timeout_share: float = PUSH_TIMEOUT_SHARE
+    # Seconds after start before the first push; None: long enough to fill the window
+    # (window x push interval, at most staleness). See Aggregator.warm_up.
+    warm_up: float | None = None
 
     def __post_init__(self) -> None:
         raw = self.id.encode()
@@ -40,6 +43,8 @@ class AggregatorSettings:
             raise ValueError(f"--id {self.id!r}: must be 1-{SENDER_BYTES} UTF-8 bytes")
         if not 1 <= self.window <= 255:
             raise ValueError(f"--window {self.window}: must be 1-255 tables per checker")
+        if self.warm_up is not None and self.warm_up < 0:
+            raise ValueError(f"warm_up {self.warm_up}: must not be negative")
         if not 0 < self.push_timeout_share <= 1:
             raise ValueError("push_timeout_share must be in (0, 1]")
 

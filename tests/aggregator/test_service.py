@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from unittest.mock import ANY
@@ -83,9 +84,10 @@ class Harness:
     async def tick(self) -> np.ndarray:
         """Advance one push interval and return the table pushed to the first resolver."""
         ticks = self.service._ticks
+        sent = len(self.transport.sent)
         await self.clock.advance(1.0)
         await wait_until(lambda: self.service._ticks > ticks, message="a tick")
-        await wait_until(lambda: len(self.transport.sent) >= 2 * self.service._ticks)
+        await wait_until(lambda: len(self.transport.sent) >= sent + 2, message="a push")
         _, body = self.transport.sent[-2]
         envelope = decode(body, [TEST_PUSH_KEY], CAPACITY, TableKind.AGGREGATE)
         return np.frombuffer(envelope.slots, np.uint8)
@@ -99,14 +101,14 @@ class Harness:
         return self.registry.get_sample_value(name, labels)
 
 
-@pytest.fixture
-async def agg(tmp_path: Path) -> AsyncIterator[Harness]:
+@asynccontextmanager
+async def running(tmp_path: Path, warm_up: float | None = 0.0) -> AsyncIterator[Harness]:
     config = tmp_path / "urn.json"
     write_config(config)
     clock = FakeClock()
     transport = MemoryTransport()
     registry = CollectorRegistry()
-    settings = AggregatorSettings(id="agg-1", config=str(config), port=0)
+    settings = AggregatorSettings(id="agg-1", config=str(config), port=0, warm_up=warm_up)
     service = Aggregator(settings, clock=clock, registry=registry, transport=transport, environ=ENV)
     runner, port = await serve(make_app(service), "127.0.0.1", 0)
     try:
@@ -118,6 +120,12 @@ async def agg(tmp_path: Path) -> AsyncIterator[Harness]:
             yield harness
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def agg(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running(tmp_path) as harness:
+        yield harness
 
 
 async def test_rejected_tables_change_nothing_and_are_counted(agg: Harness) -> None:
@@ -255,3 +263,20 @@ async def test_config_is_reapplied_whole(agg: Harness) -> None:
     assert (await agg.tick())[0] == aggregated_byte(Status.UNHEALTHY, Reason.REFUSED)
     _, health = await agg.get("/healthz")
     assert "not valid YAML" in health["config_error"]
+
+
+async def test_a_new_replica_pushes_only_once_its_window_can_be_full(tmp_path: Path) -> None:
+    async with running(tmp_path, warm_up=None) as agg:
+        assert agg.service.warm_up == 3.0  # 3 tables per checker x 1 s, under staleness 5 s
+        for _ in range(2):
+            await agg.push("c1", s0=int(Reason.REFUSED))
+            ticks = agg.service._ticks
+            await agg.clock.advance(1.0)
+            await wait_until(lambda: agg.service._ticks > ticks)  # noqa: B023
+        assert agg.transport.sent == []
+        assert (await agg.get("/healthz"))[1]["warming_up"] is True
+        await agg.push("c1", s0=int(Reason.REFUSED))
+        table = await agg.tick()
+        assert table[0] == aggregated_byte(Status.UNHEALTHY, Reason.REFUSED)
+        assert len(agg.transport.sent) == len(RESOLVERS)
+        assert (await agg.get("/healthz"))[1]["warming_up"] is False
