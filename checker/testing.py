@@ -21,7 +21,15 @@ if TYPE_CHECKING:
 
     from checker.probers import Target
 
-__all__ = ["BODY", "RAW_BEHAVIOURS", "RawServer", "closed_port", "make_target_app", "probe_once"]
+__all__ = [
+    "BODY",
+    "RAW_BEHAVIOURS",
+    "RawServer",
+    "TargetFarm",
+    "closed_port",
+    "make_target_app",
+    "probe_once",
+]
 
 BODY = b"<html>" + b"x" * 100 + b"all good" + b"</html>"
 
@@ -151,3 +159,77 @@ async def probe_once(target: Target, sweep_every: float = 0.005) -> int:
         await asyncio.sleep(sweep_every)
         engine.sweep(loop.time())
     return results[0]
+
+
+_OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nhealthy"
+
+
+class _FarmProtocol(asyncio.Protocol):
+    """Answers one request per connection the way its farm's current mode says."""
+
+    __slots__ = ("farm", "transport")
+
+    def __init__(self, farm: TargetFarm) -> None:
+        self.farm = farm
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.farm.accepted += 1
+        self.farm.live.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        mode = self.farm.mode
+        transport = self.transport
+        if transport is None or mode == "hold":
+            return
+        if mode == "slow":
+            asyncio.get_running_loop().call_later(self.farm.delay, self._answer)
+        else:
+            self._answer()
+
+    def _answer(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_OK_RESPONSE)
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.farm.live.discard(self)
+
+
+class TargetFarm:
+    """`count` lean HTTP targets on 127.0.0.1 ports; `mode` switches them all at once.
+
+    Modes: "healthy" (200 at once), "slow" (200 after `delay` s), "hold" (accept and never
+    answer: a blackholed target).
+    """
+
+    def __init__(self, count: int, mode: str = "healthy", delay: float = 0.05) -> None:
+        self.count = count
+        self.mode = mode
+        self.delay = delay
+        self.accepted = 0
+        self.live: set[_FarmProtocol] = set()
+        self.ports: list[int] = []
+        self._servers: list[asyncio.Server] = []
+
+    async def start(self) -> list[int]:
+        loop = asyncio.get_running_loop()
+        for _ in range(self.count):
+            server = await loop.create_server(
+                lambda: _FarmProtocol(self), "127.0.0.1", 0, backlog=4096
+            )
+            self._servers.append(server)
+            self.ports.append(int(server.sockets[0].getsockname()[1]))
+        return self.ports
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for protocol in list(self.live):
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers = []
