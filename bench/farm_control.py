@@ -11,20 +11,23 @@ GET  /healthz     ok
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 
 from bench.farm import TargetFarm
-from bench.farm_layout import parse_mode_change
+from bench.farm_layout import Kind, Mode, TargetSpec, parse_mode_change
 from urn.http import serve
 
-__all__ = ["FARM_KEY", "make_control_app", "serve_control"]
+__all__ = ["FARM_KEY", "FarmClient", "FarmControlError", "make_control_app", "serve_control"]
 
 FARM_KEY = web.AppKey("farm", TargetFarm)
 MAX_BODY = 1 << 20
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from aiohttp.web_runner import AppRunner
 
 
@@ -87,3 +90,73 @@ def make_control_app(farm: TargetFarm) -> web.Application:
 async def serve_control(farm: TargetFarm, host: str, port: int) -> tuple[AppRunner, int]:
     """Start the control API on host:port (0: a free port); return the runner and port."""
     return await serve(make_control_app(farm), host, port)
+
+
+class FarmControlError(Exception):
+    """The control API refused a request (400) or failed; the message says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class FarmClient:
+    """A running farm's control API: `await client.set_mode("refuse", az="b")`."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.url = (url if "://" in url else f"http://{url}").rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> FarmClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        async with self._session.request(method, self.url + path, json=body) as response:
+            answer = await response.json(content_type=None)
+            if response.status != 200:
+                raise FarmControlError(response.status, str(answer.get("error", answer)))
+            return answer
+
+    async def set_mode(
+        self,
+        mode: Mode | str,
+        *,
+        az: str | None = None,
+        targets: Sequence[str] | None = None,
+        delay: float | None = None,
+    ) -> list[str]:
+        """Switch an AZ or some targets; return the ids that changed."""
+        body: dict[str, Any] = {"mode": str(mode)}
+        if az is not None:
+            body["az"] = az
+        if targets is not None:
+            body["targets"] = list(targets)
+        if delay is not None:
+            body["delay"] = delay
+        answer = await self._call("POST", "/v1/mode", body)
+        return list(answer["changed"])
+
+    async def stats(self) -> dict[str, Any]:
+        """Served per AZ and mode, modes per AZ, open connections, CPU seconds, uptime."""
+        answer: dict[str, Any] = await self._call("GET", "/v1/stats")
+        return answer
+
+    async def specs(self) -> tuple[TargetSpec, ...]:
+        """Every target as bound (ports included), in layout order."""
+        answer = await self._call("GET", "/v1/targets")
+        return tuple(
+            TargetSpec(t["id"], t["az"], Kind(t["kind"]), t["host"], t["port"], t["path"])
+            for t in answer["targets"]
+        )

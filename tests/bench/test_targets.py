@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from bench.farm import TargetFarm
-from bench.farm_control import serve_control
+from bench.farm_control import FarmClient, FarmControlError, serve_control
 from bench.farm_layout import (
     PER_HOST,
     Kind,
@@ -324,6 +324,25 @@ async def test_an_az_switched_dark_holds_connections_already_open(farm: TargetFa
     assert await farm.set_mode("blackhole", az="b") == []  # nothing left to change
 
 
+async def test_hundreds_of_targets_switch_by_az() -> None:
+    farm = TargetFarm(layout(3, 300, 0, "mixed"))
+    await farm.start()
+    try:
+        assert len({(s.host, s.port) for s in farm.specs}) == 900
+        assert len(await farm.set_mode("refuse", az="b")) == 300
+        sample = [s for s in farm.specs if s.id.endswith(("-0", "-3", "-299"))]
+        for spec in sample:
+            if spec.az == "b":
+                with pytest.raises(ConnectionRefusedError):
+                    await _connect(spec)
+            else:
+                _, writer = await _connect(spec)
+                await _close(writer)
+        assert farm.stats()["modes"]["b"]["refuse"] == 300
+    finally:
+        await farm.close()
+
+
 # --- control API -------------------------------------------------------------------
 
 
@@ -467,14 +486,17 @@ async def test_cli_serve_set_stats_and_sigterm() -> None:
         code, out, _ = await _urn("stats", "--control", control)
         assert code == 0
         assert json.loads(out)["modes"]["b"]["refuse"] == 2
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{control}/v1/targets") as response,
-        ):
-            targets = (await response.json())["targets"]
-        a0 = next(t for t in targets if t["id"] == "a-0")
-        spec = TargetSpec("a-0", "a", Kind.HTTP, a0["host"], a0["port"], a0["path"])
-        assert _status(await _get(spec)) == 200
+        async with FarmClient(control) as client:
+            specs = await client.specs()
+            assert [s.id for s in specs] == ["a-0", "a-1", "b-0", "b-1"]
+            assert _status(await _get(specs[0])) == 200
+            assert await client.set_mode("healthy", targets=["b-1"]) == ["b-1"]
+            assert _status(await _get(specs[3])) == 200
+            with pytest.raises(FarmControlError, match="400: az: 'q'"):
+                await client.set_mode("refuse", az="q")
+            stats = await client.stats()
+            assert stats["served"]["a"]["healthy"] == 1
+            assert stats["modes"]["b"]["refuse"] == 1
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:
@@ -495,3 +517,25 @@ async def test_cli_checks_and_bad_arguments() -> None:
     )
     assert code == 1
     assert "cannot reach" in err
+
+
+async def test_farm_cost_bench_runs_and_ends_with_a_json_line() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.farm_cost",
+        "--seconds",
+        "0.2",
+        "--per-az",
+        "2",
+        "--concurrency",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    last = json.loads(out.decode().strip().splitlines()[-1])
+    assert last["bench"] == "farm_cost"
+    assert last["figures"]["farm_probes"] > 0
+    assert last["figures"]["farm_failed"] == last["figures"]["aiohttp_failed"] == 0
