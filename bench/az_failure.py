@@ -102,11 +102,21 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _gauge(text: str, prefix: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return math.nan
+
+
 def _lean_scrape(text: str) -> dict[str, float]:
     """Sums of the few metrics the benchmark needs (all label sets added up)."""
-    out = dict.fromkeys(_WANTED.values(), 0.0)
+    out = dict.fromkeys((*_WANTED.values(), "pushes_ok"), 0.0)
     for line in text.splitlines():
         if not line.startswith("urn_"):
+            continue
+        if line.startswith("urn_pushes_total{") and 'result="ok"' in line:
+            out["pushes_ok"] += float(line.rsplit(" ", 1)[1])
             continue
         end = line.find("{")
         if end < 0:
@@ -279,6 +289,7 @@ class AzFailure:
                 ],
             )
             roles["loadgen"] = "loadgen"
+            await self._wait_for_queries(fleet, f"http://127.0.0.1:{_http}/metrics", stop)
             members = {**fleet.members, "targets": farm}
             samples: list[Sample] = []
             sampler = asyncio.create_task(self._sample(members, roles, samples))
@@ -293,6 +304,7 @@ class AzFailure:
             await self._set_mode(a.fail_az, "healthy")
             await self._phase(design, "recovery", t_recover, a.phase_seconds, samples, roles, stop)
             t_end = time.monotonic()
+            await self._snapshot(fleet, plan, run_dir, queried)
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
@@ -307,7 +319,7 @@ class AzFailure:
         ]
         verdict = judge(
             queried,
-            self._history(rows, queried),
+            self._history(rows[rows["t"] >= t0], queried),
             dead_az=a.fail_az,
             failed_at=t_fail,
             restored_at=t_recover,
@@ -348,25 +360,59 @@ class AzFailure:
         return history
 
     async def _warm_up(self, fleet: Fleet, plan: FleetPlan, stop: asyncio.Event) -> None:
-        """Until every aggregator hears every checker, then a few intervals more."""
-        deadline = time.monotonic() + 60
+        """Until every aggregator hears every checker and holds no unhealthy slot."""
+        deadline = time.monotonic() + 90
         urls = [u + "/metrics" for u in plan.aggregator_urls()]
-        while time.monotonic() < deadline and not stop.is_set():
-            fresh = []
+        while not stop.is_set():
+            ready = 0
             for url in urls:
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with self.session.get(url) as response:
                         text = await response.text()
-                    fresh.extend(
-                        float(line.split()[-1])
-                        for line in text.splitlines()
-                        if line.startswith("urn_fresh_checkers ")
-                    )
-            if len(fresh) == len(urls) and min(fresh) >= self.checkers:
+                    fresh = _gauge(text, "urn_fresh_checkers ")
+                    unhealthy = _gauge(text, 'urn_slots{status="unhealthy"} ')
+                    healthy = _gauge(text, 'urn_slots{status="healthy"} ')
+                    if fresh >= self.checkers and unhealthy == 0 and healthy > 0:
+                        ready += 1
+            if ready == len(urls):
+                break
+            if time.monotonic() > deadline:
+                _say("warning: the fleet did not converge to all-healthy within 90 s; going on")
                 break
             await asyncio.sleep(0.25)
-        settle = self.args.probe_interval + self.args.timeout + 3 * self.args.push_interval
-        await asyncio.sleep(settle)
+        await asyncio.sleep(2 * self.args.push_interval)
+
+    async def _snapshot(
+        self, fleet: Fleet, plan: FleetPlan, run_dir: Path, queried: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Keep every member's final /metrics and the resolver's explanation of a few names."""
+        for name, member in fleet.members.items():
+            if member.health_url is None:
+                continue
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.session.get(member.health_url.replace("/healthz", "/metrics")) as r:
+                    (run_dir / f"{name}.metrics.txt").write_text(await r.text())
+        http, _ = plan.resolver_ports[0]
+        explained = {}
+        for record in queried[:12]:
+            url = f"http://127.0.0.1:{http}/v1/explain?name={record['name']}"
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+                async with self.session.get(url) as r:
+                    explained[record["name"]] = await r.json(content_type=None)
+        (run_dir / "explain.json").write_text(json.dumps(explained, indent=1))
+
+    async def _wait_for_queries(self, fleet: Fleet, url: str, stop: asyncio.Event) -> None:
+        """Until the resolver counts answered queries (the generator is up and sending)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not stop.is_set():
+            if not fleet.members["loadgen"].alive:
+                raise RuntimeError(f"loadgen exited:\n{fleet.tail('loadgen')}")
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.session.get(url) as response:
+                    if _lean_scrape(await response.text())["queries"] > 0:
+                        return
+            await asyncio.sleep(0.2)
+        raise RuntimeError("the resolver answered no query within 60 s")
 
     async def _set_mode(self, az: str, mode: str) -> None:
         async with self.session.post(
@@ -386,6 +432,7 @@ class AzFailure:
             if m.health_url is not None and roles.get(name) in ROLES
         }
         deadline = time.monotonic()
+        last: dict[str, dict[str, float]] = {}
         while True:
 
             async def one(name: str, url: str) -> tuple[str, dict[str, float]]:
@@ -399,12 +446,14 @@ class AzFailure:
             t = time.monotonic()
             taken: dict[str, MemberSample] = {}
             for name, member in members.items():
-                figures = scraped.get(name, {})
+                figures = scraped.get(name) or last.get(name, {})  # a missed scrape: carry on
+                last[name] = figures
                 taken[name] = MemberSample(
                     cpu=member.cpu_seconds(),
                     tick_sum=figures.get("tick_sum", math.nan),
                     tick_count=figures.get("tick_count", math.nan),
                     push_bytes=figures.get("push_bytes", 0.0),
+                    pushes_ok=figures.get("pushes_ok", 0.0),
                     queries=figures.get("queries", 0.0),
                 )
             taken["bench"] = MemberSample(cpu=time.process_time())
@@ -558,18 +607,20 @@ def _by_role(
         grouped.setdefault(roles[name], []).append(figures)
     out: dict[str, dict[str, float]] = {}
     for role, items in grouped.items():
-        keys = set().union(*(i.keys() for i in items))
-        figures: dict[str, float] = {}
+        keys: set[str] = set().union(*(i.keys() for i in items))
+        merged: dict[str, float] = {}
         for key in sorted(keys):
             values = [i[key] for i in items if key in i and math.isfinite(i[key])]
             if not values:
-                figures[key] = math.nan
+                merged[key] = math.nan
             elif key in ("bytes_per_interval", "queries_per_s", "cpu_fraction"):
-                figures[key] = float(sum(values))
+                merged[key] = float(sum(values))
+            elif key.startswith("peak_"):
+                merged[key] = float(max(values))
             else:
-                figures[key] = float(np.mean(values))
-        figures["members"] = float(len(items))
-        out[role] = figures
+                merged[key] = float(np.mean(values))
+        merged["members"] = float(len(items))
+        out[role] = merged
     return out
 
 
@@ -585,11 +636,17 @@ def _json(value: Any) -> Any:
 
 _TABLE = (
     ("checker", "tick_cpu", "checker CPU per tick (ms)", 1e3),
+    ("checker", "peak_tick_cpu", "checker CPU per tick, peak 0.5 s window (ms)", 1e3),
     ("checker", "cpu_per_interval", "checker CPU per push interval, /proc (ms)", 1e3),
     ("checker", "bytes_per_interval", "checker bytes pushed per interval (all)", 1.0),
+    ("checker", "bytes_per_push", "checker bytes per push", 1.0),
+    ("checker", "peak_bytes_per_push", "checker bytes per push, peak", 1.0),
     ("aggregator", "tick_cpu", "aggregator CPU per tick (ms)", 1e3),
+    ("aggregator", "peak_tick_cpu", "aggregator CPU per tick, peak 0.5 s window (ms)", 1e3),
     ("aggregator", "cpu_per_interval", "aggregator CPU per push interval, /proc (ms)", 1e3),
     ("aggregator", "bytes_per_interval", "aggregator bytes pushed per interval (all)", 1.0),
+    ("aggregator", "bytes_per_push", "aggregator bytes per push", 1.0),
+    ("aggregator", "peak_bytes_per_push", "aggregator bytes per push, peak", 1.0),
     ("resolver", "cpu_per_query", "resolver CPU per query, /proc (us)", 1e6),
     ("resolver", "queries_per_s", "resolver queries answered per s", 1.0),
     ("farm", "cpu_fraction", "target farm CPU (cores)", 1.0),
@@ -704,19 +761,30 @@ def _spread(values: Mapping[str, float]) -> str:
     return " / ".join(f"{values[k]:.2f}" for k in ("min", "median", "max"))
 
 
+_SUMMARY_KEYS = (
+    "tick_cpu",
+    "peak_tick_cpu",
+    "cpu_per_interval",
+    "bytes_per_interval",
+    "bytes_per_push",
+    "peak_bytes_per_push",
+    "cpu_per_query",
+)
+
+
 def summary_figures(report: Mapping[str, Any]) -> dict[str, Any]:
     figures: dict[str, Any] = {"config": report["config"]}
     for design, data in report["designs"].items():
         f: dict[str, Any] = {}
         for phase, pdata in data["phases"].items():
             for role, values in pdata["roles"].items():
-                for key in ("tick_cpu", "cpu_per_interval", "bytes_per_interval", "cpu_per_query"):
+                for key in _SUMMARY_KEYS:
                     if key in values:
                         f[f"{phase}.{role}.{key}"] = values[key]
             for key in ("p50_ms", "p99_ms", "p999_ms"):
                 f[f"{phase}.latency.{key}"] = pdata["latency"][key]
             for role, values in pdata.get("ratios", {}).get("roles", {}).items():
-                for key in ("tick_cpu", "cpu_per_interval", "bytes_per_interval", "cpu_per_query"):
+                for key in _SUMMARY_KEYS:
                     if key in values:
                         f[f"ratio.{phase}/steady.{role}.{key}"] = values[key]
             for key in ("p50_ms", "p99_ms", "p999_ms"):

@@ -1,17 +1,15 @@
 """`urn bench SUBCOMMAND ...`: the az-failure benchmark, its helper processes, micro benches.
 
-Subcommands are modules with `add_arguments(parser)` and `run(args) -> int`, imported
-only when present (micro benches arrive from other branches), so a missing one is
-simply not listed.
+Subcommands are modules with `add_arguments(parser)` and `run(args) -> int`, or with a
+`main(argv) -> int` that parses its own arguments (the micro benches). They are imported
+only when present, so a module not there yet is simply not listed.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import argparse
+from typing import Any
 
 __all__ = ["SUBCOMMANDS", "add_arguments", "run"]
 
@@ -21,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "aggregator-tick": ("bench.aggregator_tick", "CPU of one aggregator tick"),
     "resolver-qps": ("bench.resolver_qps", "queries per second of one resolver"),
     "codec": ("bench.micro.codec", "encode/decode of a whole table"),
+    "farm-cost": ("bench.farm_cost", "CPU per probe served by the target farm"),
     "loadgen": ("bench.loadgen", "UDP DNS load generator (used by az-failure)"),
     "edge-checker": ("bench.edge.checker", "edge-triggered design: checker process"),
     "edge-aggregator": ("bench.edge.aggregator", "edge-triggered design: aggregator process"),
@@ -39,9 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for name, (_, text) in SUBCOMMANDS.items():
         module = _module(name)
-        if module is None or not hasattr(module, "add_arguments"):
+        if module is None:
             continue
         child = sub.add_parser(name, help=text, description=text)
+        if not hasattr(module, "add_arguments"):
+            child.add_argument(
+                "argv", nargs=argparse.REMAINDER, help="the bench's own options, after --"
+            )
+            continue
         module.add_arguments(child)
         # urn.cli adds these to the parent; accept them after the subcommand as well.
         child.add_argument(
@@ -53,5 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     module = _module(args.bench)
     assert module is not None
-    code: int = module.run(args)
+    if not hasattr(module, "add_arguments"):
+        argv: list[str] = [a for a in args.argv if a != "--"]
+        code: int = module.main(argv)
+        return code
+    code = module.run(args)
     return code

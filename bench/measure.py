@@ -1,11 +1,8 @@
 """Figures from what the az-failure run recorded: scraped samples and the query stream.
 
-Pure. Owns: per-phase deltas (CPU per tick, CPU per interval, bytes per interval, CPU per
-query), latency percentiles, detection and recovery times per affected name, the
-correctness counters, and failure/steady ratios.
-Detection of a name: from the failure instant to the first answered query after the
-last answer that still held a dead value; recovery likewise for the recovered value.
-Its resolution is the gap between two queries of one name, reported alongside.
+Pure. Owns: per-phase deltas (CPU per tick, CPU per interval, bytes per interval and per push,
+CPU per query), their peaks over sample windows, latency percentiles, and failure/steady
+ratios. Detection, recovery and the correctness counters are `bench.verdict`'s.
 """
 
 from __future__ import annotations
@@ -20,17 +17,13 @@ import numpy as np
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from bench.scenario import Scenario
-
 __all__ = [
     "MemberSample",
     "Phase",
     "Sample",
-    "correctness",
     "latency",
     "phase_work",
     "ratios",
-    "stats",
     "work_series",
 ]
 
@@ -41,6 +34,7 @@ class MemberSample:
     tick_sum: float = math.nan
     tick_count: float = math.nan
     push_bytes: float = 0.0
+    pushes_ok: float = 0.0
     queries: float = 0.0
 
 
@@ -77,7 +71,11 @@ def _window(samples: Sequence[Sample], phase: Phase) -> _Window | None:
 def phase_work(
     samples: Sequence[Sample], phase: Phase, roles: Mapping[str, str], push: float
 ) -> dict[str, dict[str, float]]:
-    """Per member: tick CPU, CPU and bytes per push interval, CPU per query (resolvers)."""
+    """Per member: tick CPU, CPU and bytes per push interval, CPU per query (resolvers).
+
+    Peaks are the largest value over consecutive sample pairs within the phase: mean tick
+    CPU, CPU fraction, and bytes per push (bytes / pushes sent, exact per window).
+    """
     window = _window(samples, phase)
     out: dict[str, dict[str, float]] = {}
     if window is None:
@@ -96,12 +94,37 @@ def phase_work(
             "tick_cpu": (b.tick_sum - a.tick_sum) / ticks if ticks > 0 else math.nan,
             "bytes_per_interval": (b.push_bytes - a.push_bytes) / intervals,
         }
+        pushes = b.pushes_ok - a.pushes_ok
+        figures["bytes_per_push"] = (b.push_bytes - a.push_bytes) / pushes if pushes else math.nan
+        figures.update(_peaks(samples, phase, name))
         if role == "resolver":
             queries = b.queries - a.queries
             figures["queries_per_s"] = queries / window.seconds
             figures["cpu_per_query"] = cpu / queries if queries > 0 else math.nan
         out[name] = figures
     return out
+
+
+def _peaks(samples: Sequence[Sample], phase: Phase, name: str) -> dict[str, float]:
+    inside = [s for s in samples if phase.start <= s.t <= phase.end and name in s.members]
+    tick: list[float] = []
+    cpu: list[float] = []
+    per_push: list[float] = []
+    for a, b in itertools.pairwise(inside):
+        ma, mb = a.members[name], b.members[name]
+        ticks = mb.tick_count - ma.tick_count
+        if ticks > 0:
+            tick.append((mb.tick_sum - ma.tick_sum) / ticks)
+        if b.t > a.t:
+            cpu.append((mb.cpu - ma.cpu) / (b.t - a.t))
+        pushes = mb.pushes_ok - ma.pushes_ok
+        if pushes > 0:
+            per_push.append((mb.push_bytes - ma.push_bytes) / pushes)
+    return {
+        "peak_tick_cpu": max(tick, default=math.nan),
+        "peak_cpu_fraction": max(cpu, default=math.nan),
+        "peak_bytes_per_push": max(per_push, default=math.nan),
+    }
 
 
 def work_series(
@@ -134,7 +157,10 @@ def latency(rows: np.ndarray[Any, Any], phase: Phase) -> dict[str, float]:
     inside = rows[(rows["t"] >= phase.start) & (rows["t"] < phase.end)]
     answered = inside[~np.isnan(inside["latency"])]
     lat = answered["latency"].astype(np.float64) * 1000.0
-    pct = (lambda q: float(np.percentile(lat, q))) if len(lat) else (lambda q: math.nan)
+
+    def pct(q: float) -> float:
+        return float(np.percentile(lat, q)) if len(lat) else math.nan
+
     seconds = max(phase.end - phase.start, 1e-9)
     return {
         "p50_ms": pct(50),
@@ -146,114 +172,6 @@ def latency(rows: np.ndarray[Any, Any], phase: Phase) -> dict[str, float]:
         "lost": float(len(inside) - len(answered)),
         "qps": len(answered) / seconds,
     }
-
-
-def stats(values: Sequence[float]) -> dict[str, float]:
-    """min / median / max / count of finite values."""
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return {"min": math.nan, "median": math.nan, "max": math.nan, "count": 0.0}
-    return {
-        "min": float(min(finite)),
-        "median": float(np.median(finite)),
-        "max": float(max(finite)),
-        "count": float(len(finite)),
-    }
-
-
-def correctness(
-    rows: np.ndarray[Any, Any],
-    scenario: Scenario,
-    *,
-    t_fail: float,
-    t_recover: float,
-    t_start: float,
-    bound: float,
-) -> dict[str, Any]:
-    """Detection and recovery per affected name, and the correctness counters."""
-    answered = rows[(~np.isnan(rows["latency"])) & (rows["t"] >= t_start)]
-    detection: list[float] = []
-    recovery: list[float] = []
-    undetected: list[str] = []
-    unrecovered: list[str] = []
-    dead_after_bound = 0
-    healthy_dropped = 0
-    errors = 0
-    unexpected = 0
-    gaps: list[float] = []
-    for index, tracked in enumerate(scenario.tracked):
-        mine = answered[answered["name"] == index]
-        if len(mine) == 0:
-            continue
-        t = mine["t"]
-        mask = mine["mask"].astype(np.int64)
-        if len(t) > 1:
-            gaps.append(float(np.median(np.diff(t))))
-        dead = scenario.dead_bits(tracked)
-        live = sum(1 << i for i in range(len(tracked.values))) & ~dead
-        errors += int(np.count_nonzero(mine["rcode"] != 0))
-        unexpected += int(np.count_nonzero(mask & (1 << 15)))
-        failing = (t >= t_fail) & (t < t_recover)
-        after_bound = (t >= t_fail + bound) & (t < t_recover)
-        dead_after_bound += int(np.count_nonzero((mask & dead != 0) & after_bound))
-        if dead:
-            det = _settle_time(t, (mask & dead) == 0, failing, t_fail)
-            if det is None:
-                undetected.append(tracked.name)
-            else:
-                detection.append(det)
-        # Values that must be answered: every live one (multivalue, simple), the
-        # primary while it is healthy (failover); weighted answers one, so only an empty
-        # answer counts as a drop.
-        alive_dead_az = (t < t_fail) | (t >= t_recover + bound)
-        empty = mask == 0
-        if tracked.policy == "multivalue":
-            missing_live = (mask & live) != live
-            missing_recovered = ((mask & dead) != dead) & alive_dead_az
-            healthy_dropped += int(np.count_nonzero(missing_live | missing_recovered | empty))
-            if dead:
-                rec = _settle_time(t, (mask & dead) == dead, t >= t_recover, t_recover)
-                if rec is None:
-                    unrecovered.append(tracked.name)
-                else:
-                    recovery.append(rec)
-        elif tracked.policy == "failover":
-            primary = 1
-            wrong = ((mask & primary) == 0) & alive_dead_az
-            healthy_dropped += int(np.count_nonzero(wrong | empty))
-            rec = _settle_time(t, (mask & primary) != 0, t >= t_recover, t_recover)
-            if rec is None:
-                unrecovered.append(tracked.name)
-            else:
-                recovery.append(rec)
-        else:
-            healthy_dropped += int(np.count_nonzero(empty))
-    return {
-        "detection_s": stats(detection),
-        "recovery_s": stats(recovery),
-        "undetected": undetected,
-        "unrecovered": unrecovered,
-        "dead_answers_after_bound": dead_after_bound,
-        "healthy_answers_dropped": healthy_dropped,
-        "error_rcodes": errors,
-        "unexpected_answers": unexpected,
-        "detection_bound_s": bound,
-        "query_gap_per_name_s": float(np.median(gaps)) if gaps else math.nan,
-        "affected_names": sum(1 for tr in scenario.tracked if scenario.dead_bits(tr)),
-    }
-
-
-def _settle_time(
-    t: np.ndarray[Any, Any], good: np.ndarray[Any, Any], window: np.ndarray[Any, Any], since: float
-) -> float | None:
-    """Seconds from `since` to the first good answer after the last bad one in `window`."""
-    t_in = t[window]
-    good_in = good[window]
-    if len(t_in) == 0 or not good_in[-1]:
-        return None
-    bad = np.flatnonzero(~good_in)
-    first_good = bad[-1] + 1 if len(bad) else 0
-    return float(t_in[first_good] - since)
 
 
 def ratios(steady: Mapping[str, float], other: Mapping[str, float]) -> dict[str, float]:

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import numpy as np
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -25,7 +26,7 @@ from bench.edge.state import EdgeAggregate
 from urn.cli import add_role_arguments
 from urn.clock import SystemClock
 from urn.http import add_observability_routes, parse_listen, serve
-from urn.metrics import AggregatorMetrics
+from urn.metrics import AggregatorMetrics, TableCollector
 from urn.runtime import run_main
 from urn.source import ConfigLoader, Loaded
 from urn.ticker import run_every
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
     from bench.edge.events import Batch
     from urn.config import Document
+    from urn.table import SlotArray
 
 __all__ = ["EdgeAggregator", "add_arguments", "run"]
 
@@ -44,6 +46,16 @@ class EdgeAggregator:
         self.id = aggregator_id
         self.clock = SystemClock()
         self.metrics = AggregatorMetrics(registry)
+        self._configured: SlotArray | None = None
+        registry.register(
+            TableCollector(
+                table=lambda: (
+                    None if self.state is None else np.frombuffer(self.state.verdict, np.uint8)
+                ),
+                age=lambda: None,
+                configured=lambda: self._configured,
+            )
+        )
         self.document: Document | None = None
         self.keys: tuple[bytes, ...] = ()
         self.key = b""
@@ -51,7 +63,7 @@ class EdgeAggregator:
         self.outboxes: dict[str, Outbox] = {}
         self.epoch = time.time_ns()
         self.receiver = EventReceiver(self._capacity, lambda: self.keys, self.metrics, self._apply)
-        self._cpu_mark = time.process_time()
+        self._work = 0.0
 
     def _capacity(self) -> int:
         return self.document.capacity if self.document is not None else 0
@@ -64,6 +76,9 @@ class EdgeAggregator:
         if self.state is None:
             self.state = EdgeAggregate(document.capacity)
         self._forward(self.state.configure(document))
+        configured = np.zeros(document.capacity, dtype=np.uint8)
+        configured[[c.slot for c in document.checks]] = 1
+        self._configured = configured
         self.metrics.peers(document.resolvers)
         for peer in document.resolvers:
             if peer not in self.outboxes:
@@ -76,7 +91,9 @@ class EdgeAggregator:
 
     def _apply(self, batch: Batch) -> None:
         assert self.state is not None
+        started = time.process_time()
         self._forward(self.state.apply(batch.sender, batch.events, batch.snapshot))
+        self._work += time.process_time() - started
 
     def _forward(self, changed: set[int]) -> None:
         if not changed:
@@ -91,9 +108,12 @@ class EdgeAggregator:
         assert self.document is not None
         assert self.state is not None
         now = time.monotonic()
+        started = time.process_time()
         for sender in self.receiver.streams.stale_senders(now, self.document.staleness):
             self.receiver.streams.forget(sender)
             self._forward(self.state.expire(sender))
+        self.metrics.tick_cpu.observe(self._work + time.process_time() - started)
+        self._work = 0.0
         self.metrics.fresh_checkers.set(len(self.receiver.streams.streams))
         push = self.document.intervals.push
         await send_batches(
@@ -105,9 +125,6 @@ class EdgeAggregator:
             timeout=push,
             metrics=self.metrics,
         )
-        cpu = time.process_time()
-        self.metrics.tick_cpu.observe(cpu - self._cpu_mark)
-        self._cpu_mark = cpu
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,200 +1,145 @@
-"""Edge resolver: applies aggregators' deltas to its table and answers queries.
+"""Edge resolver: urn's resolver with table ingestion replaced by delta application.
 
-One table per aggregator stream (a snapshot rebuilds it, deltas patch it); queries read
-the table of the first fresh aggregator by id. It answers classic DNS over UDP and
-`GET /v1/resolve` from `bench.edge.answer`, so only health propagation differs from urn.
+Everything that answers (records, policies, DNS/DoH/JSON listeners, metrics) is urn's
+`ResolverService`, so only health propagation differs between the designs. Instead of
+whole tables on `/v1/table`, it takes event batches on `/v1/events`: one table per
+aggregator stream, patched event by event, with the answer path's down view (1 per
+unhealthy slot) patched in place alongside. Queries read the view of the first fresh
+aggregator by id; with none fresh, every slot is unknown (answered as healthy).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
-from bench.edge.answer import QTYPES, REFUSED, Index, build_response, parse_query, pick
 from bench.edge.common import EventReceiver
 from bench.edge.events import EVENTS_PATH
-from bench.edge.state import ResolverTable
-from urn.cli import add_role_arguments
-from urn.clock import SystemClock
-from urn.http import add_observability_routes, parse_listen, serve
-from urn.metrics import ResolverMetrics
-from urn.runtime import run_main
-from urn.source import ConfigLoader, Loaded
-from urn.ticker import run_every
+from resolver.answer import unknown_view
+from resolver.main import add_arguments as _resolver_arguments
+from resolver.service import SERVICE, ResolverService
+from resolver.settings import ResolverSettings
+from urn.logs import get_logger
+from urn.runtime import raise_fd_limit, run_main
+from urn.table import Status
 
 if TYPE_CHECKING:
     import argparse
+    import asyncio
+    from collections.abc import AsyncIterator, Iterable
 
     from bench.edge.events import Batch
-    from urn.config import Document
 
-__all__ = ["EdgeResolver", "add_arguments", "run"]
+__all__ = ["EdgeResolverService", "PatchedView", "add_arguments", "run"]
 
-_RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
+log = get_logger("edge-resolver")
+_UNHEALTHY = int(Status.UNHEALTHY)
 
 
-class EdgeResolver:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.clock = SystemClock()
-        self.metrics = ResolverMetrics(registry)
-        self.document: Document | None = None
-        self.index: Index | None = None
-        self.keys: tuple[bytes, ...] = ()
-        self.tables: dict[str, ResolverTable] = {}
-        self.active: bytearray = bytearray()
-        self.rng = random.Random()
-        self.receiver = EventReceiver(self._capacity, lambda: self.keys, self.metrics, self._apply)
+class PatchedView:
+    """One aggregator stream's table and the down view derived from it, both patched."""
+
+    __slots__ = ("down", "table")
+
+    def __init__(self, capacity: int) -> None:
+        self.table = bytearray(capacity)
+        self.down = bytearray(capacity + 1)  # the extra 0 slot: answers without a check
+
+    def apply(self, events: Iterable[tuple[int, int]], snapshot: bool) -> None:
+        if snapshot:
+            self.table[:] = bytes(len(self.table))
+            self.down[:] = bytes(len(self.down))
+        table, down = self.table, self.down
+        for slot, value in events:
+            table[slot] = value
+            down[slot] = (value & 0b11) == _UNHEALTHY
+
+
+class EdgeResolverService(ResolverService):
+    """urn's resolver service fed by deltas instead of whole tables."""
+
+    def __init__(self, settings: ResolverSettings) -> None:
+        super().__init__(settings)
+        self.views: dict[str, PatchedView] = {}
+        self.events = EventReceiver(
+            lambda: self._document().capacity,
+            lambda: self._keys().accepted,
+            self.metrics,
+            self._apply_batch,
+        )
         self._cpu_mark = time.process_time()
-        self._counted: dict[tuple[str, str, int], Any] = {}
 
-    def _capacity(self) -> int:
-        return self.document.capacity if self.document is not None else 0
+    def _apply_batch(self, batch: Batch) -> None:
+        view = self.views.get(batch.sender)
+        if view is None:
+            view = self.views[batch.sender] = PatchedView(self._document().capacity)
+        view.apply(batch.events, batch.snapshot)
+        self.refresh()
 
-    def apply_config(self, loaded: Loaded) -> None:
-        self.document = loaded.document
-        self.keys = loaded.keys.accepted
-        self.index = Index.of(loaded.document)
-        if not self.active:
-            self.active = bytearray(loaded.document.capacity)
+    def refresh(self) -> None:
+        document, responder = self.document, self.responder
+        if document is None or responder is None:
+            return
+        streams = self.events.streams
+        for sender in streams.stale_senders(time.monotonic(), document.staleness):
+            streams.forget(sender)
+            self.views.pop(sender, None)
+        fresh = sorted(s for s in streams.streams if s in self.views)
+        state = "fresh" if fresh else "no table yet"
+        # The answer path only indexes `down`, so the patched bytearray serves as it is.
+        view = self.views[fresh[0]].down if fresh else unknown_view(document.capacity)
+        responder.down = cast("bytes", view)
+        if state != self.state:
+            log.info("table_state", state=state, was=self.state)
+            self.state = state
 
-    def _apply(self, batch: Batch) -> None:
-        table = self.tables.get(batch.sender)
-        if table is None:
-            table = self.tables[batch.sender] = ResolverTable(self._capacity())
-        table.apply(batch.events, batch.snapshot)
-        self._choose()
-
-    def _choose(self) -> None:
-        fresh = sorted(self.receiver.streams.streams)
-        if fresh and fresh[0] in self.tables:
-            self.active = self.tables[fresh[0]].table
-
-    def tick(self) -> None:
-        """Expire stale aggregator streams; observe CPU per interval."""
-        assert self.document is not None
-        now = time.monotonic()
-        for sender in self.receiver.streams.stale_senders(now, self.document.staleness):
-            self.receiver.streams.forget(sender)
-            self.tables.pop(sender, None)
-        self._choose()
+    async def _tick(self) -> None:
+        await super()._tick()
         cpu = time.process_time()
         self.metrics.tick_cpu.observe(cpu - self._cpu_mark)
         self._cpu_mark = cpu
 
-    def _count(self, transport: str, qtype: int, rcode: int) -> None:
-        key = (transport, QTYPES.get(qtype, str(qtype)), rcode)
-        counter = self._counted.get(key)
-        if counter is None:
-            counter = self._counted[key] = self.metrics.queries.labels(
-                transport, str(key[1]), _RCODES.get(rcode, str(rcode))
-            )
-        counter.inc()
 
-    def answer_dns(self, data: bytes) -> bytes | None:
-        parsed = parse_query(data)
-        if parsed is None or self.index is None:
-            return None
-        ident, flags, name, qtype, end = parsed
-        rtype = QTYPES.get(qtype)
-        entry = self.index.entries.get((name, rtype)) if rtype is not None else None
-        if entry is None:
-            rcode = self.index.rcode_for_missing(name) if rtype is not None else REFUSED
-            self._count("udp", qtype, rcode)
-            return build_response(data, ident, flags, end, rcode, 0, ())
-        chosen = pick(entry, self.active, self.rng, self.index.fail_open)
-        self._count("udp", qtype, 0)
-        return build_response(
-            data, ident, flags, end, 0, entry.ttl, [entry.packed[i] for i in chosen]
-        )
+def make_app(settings: ResolverSettings) -> web.Application:
+    from resolver.api import add_routes
 
-    async def resolve_http(self, request: web.Request) -> web.Response:
-        name = request.query.get("name", "").lower().rstrip(".") + "."
-        qtype = request.query.get("type", "A").upper()
-        if self.index is None:
-            return web.json_response({"Status": 2}, status=503)
-        entry = next(
-            (e for (n, t), e in self.index.entries.items() if n == name and t == qtype), None
-        )
-        if entry is None:
-            return web.json_response({"Status": self.index.rcode_for_missing(name)})
-        chosen = pick(entry, self.active, self.rng, self.index.fail_open)
-        self.metrics.queries.labels("http", qtype, "NOERROR").inc()
-        answers = [
-            {"name": name, "type": 1, "TTL": entry.ttl, "data": entry.values[i]} for i in chosen
-        ]
-        return web.json_response({"Status": 0, "Answer": answers})
+    service = EdgeResolverService(settings)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[SERVICE] = service
+    add_routes(app, service)
+    app.router.add_post(EVENTS_PATH, service.events.handle)
 
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await service.start()
+        yield
+        await service.stop()
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, service: EdgeResolver) -> None:
-        self.service = service
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        reply = self.service.answer_dns(data)
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
+    app.cleanup_ctx.append(lifecycle)
+    return app
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_role_arguments(parser, "127.0.0.1:7500")
-    parser.add_argument("--dns", default="127.0.0.1:7553", metavar="HOST:PORT")
+    _resolver_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_main(lambda stop: _main(args, stop), args.loop)
-
-
-async def _main(args: argparse.Namespace, stop: asyncio.Event) -> int:
-    registry = CollectorRegistry()
-    service = EdgeResolver(registry)
-    loader = ConfigLoader(args.config, service.clock, service.metrics, service.apply_config)
-    await loader.load_first()
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post(EVENTS_PATH, service.receiver.handle)
-    app.router.add_get("/v1/resolve", service.resolve_http)
-
-    async def health() -> tuple[bool, dict[str, Any]]:
-        return True, {"id": args.id, "design": "edge", "pid": os.getpid()}
-
-    add_observability_routes(app, registry, health)
-    host, port = parse_listen(args.listen, 7500)
-    runner, _ = await serve(app, host, port)
-    dns_host, dns_port = parse_listen(args.dns, 7553)
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Udp(service), local_addr=(dns_host, dns_port)
+    settings = ResolverSettings.from_flags(
+        id=args.id, config=args.config, listen=args.listen, dns=args.dns
     )
+    return run_main(lambda stop: _main(settings, stop), args.loop)
 
-    async def tick() -> None:
-        service.tick()
 
-    tasks = [
-        asyncio.create_task(loader.run()),
-        asyncio.create_task(
-            run_every(
-                service.clock,
-                lambda: service.document.intervals.push if service.document else 1.0,
-                tick,
-            )
-        ),
-    ]
-    await stop.wait()
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    transport.close()
-    await runner.cleanup()
+async def _main(settings: ResolverSettings, stop: asyncio.Event) -> int:
+    raise_fd_limit()
+    app = make_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
+        await site.start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
     return 0

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from urn.config import Document
 
-__all__ = ["EdgeAggregate", "ResolverTable"]
+__all__ = ["EdgeAggregate"]
 
 _UNKNOWN = aggregated_byte(Status.UNKNOWN)
 _HEALTHY = aggregated_byte(Status.HEALTHY)
@@ -132,25 +132,3 @@ class EdgeAggregate:
             changed.add(slot)
             for parent in self.parents.get(slot, ()):
                 self._decide(parent, changed)
-
-
-@dataclass(slots=True)
-class ResolverTable:
-    """The resolver's copy: aggregated bytes per slot, set one event at a time."""
-
-    capacity: int
-    table: bytearray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.table = bytearray(self.capacity)
-
-    def apply(self, events: Iterable[tuple[int, int]], snapshot: bool) -> int:
-        """Apply a batch; a snapshot resets slots it does not mention. Returns events applied."""
-        if snapshot:
-            self.table = bytearray(self.capacity)
-        table = self.table
-        count = 0
-        for slot, value in events:
-            table[slot] = value
-            count += 1
-        return count

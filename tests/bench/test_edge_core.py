@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import random
-import socket
-
 import pytest
 
-from bench.edge.answer import Index, build_response, parse_query, pick
 from bench.edge.events import (
     Batch,
     BatchError,
@@ -17,8 +13,9 @@ from bench.edge.events import (
     decode_batch,
     encode_batch,
 )
+from bench.edge.resolver import PatchedView
 from bench.edge.schedule import buckets_for
-from bench.edge.state import EdgeAggregate, ResolverTable
+from bench.edge.state import EdgeAggregate
 from urn.config import parse_document
 from urn.table import Reason, Status, aggregated_byte
 from urn.testing import TEST_PUSH_KEY, document_dict
@@ -138,49 +135,15 @@ def test_n_of_m_counts_votes_per_event_and_expires_a_checker():
     assert state.verdict[0] == aggregated_byte(Status.UNKNOWN)
 
 
-def test_resolver_table_applies_deltas_and_snapshots_reset():
-    table = ResolverTable(4)
-    table.apply([(1, 5), (2, 6)], snapshot=True)
-    table.apply([(2, 1)], snapshot=False)
-    assert bytes(table.table) == bytes([0, 5, 1, 0])
-    table.apply([(3, 1)], snapshot=True)
-    assert bytes(table.table) == bytes([0, 0, 0, 1])
-
-
-def test_answers_turn_away_from_unhealthy_slots_and_fail_open():
-    index = Index.of(document())
-    rng = random.Random(1)
-    mv = index.entries[("mv.example.com.", "A")]
-    fo = index.entries[("fo.example.com.", "A")]
-    w = index.entries[("w.example.com.", "A")]
-    healthy = bytes([HEALTHY, HEALTHY, 0, 0, 0, 0, 0, 0])
-    first_down = bytes([UNHEALTHY_T, HEALTHY, 0, 0, 0, 0, 0, 0])
-    all_down = bytes([UNHEALTHY_T, UNHEALTHY_T, 0, 0, 0, 0, 0, 0])
-    assert sorted(pick(mv, healthy, rng, True)) == [0, 1]
-    assert pick(mv, first_down, rng, True) == [1]
-    assert sorted(pick(mv, all_down, rng, True)) == [0, 1]
-    assert pick(mv, all_down, rng, False) == []
-    assert pick(fo, healthy, rng, True) == [0]
-    assert pick(fo, first_down, rng, True) == [1]
-    assert pick(w, healthy, rng, True) == [1]
-    assert pick(w, bytes([HEALTHY, UNHEALTHY_T, 0, 0, 0, 0, 0, 0]), rng, True) == [0]
-
-
-def test_dns_query_parse_and_response_build():
-    head = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-    query = head + b"\x02mv\x07example\x03com\x00\x00\x01\x00\x01"
-    ident, flags, name, qtype, end = parse_query(query)
-    assert (ident, name, qtype, end) == (0x1234, "mv.example.com.", 1, len(query))
-    reply = build_response(query, ident, flags, end, 0, 30, [socket.inet_aton("127.101.0.1")])
-    assert reply[:2] == b"\x12\x34"
-    assert reply[3] & 0x0F == 0
-    assert reply[6:8] == b"\x00\x01"
-    assert reply.endswith(socket.inet_aton("127.101.0.1"))
-    assert parse_query(query[:15]) is None
-    index = Index.of(document())
-    assert index.rcode_for_missing("nope.example.com.") == 3
-    assert index.rcode_for_missing("mv.example.com.") == 0
-    assert index.rcode_for_missing("other.org.") == 5
+def test_resolver_view_patches_table_and_down_view_per_event():
+    view = PatchedView(4)
+    view.apply([(1, UNHEALTHY_T), (2, HEALTHY)], snapshot=True)
+    assert bytes(view.down) == bytes([0, 1, 0, 0, 0])
+    view.apply([(1, HEALTHY), (3, UNHEALTHY_T)], snapshot=False)
+    assert bytes(view.table) == bytes([0, HEALTHY, HEALTHY, UNHEALTHY_T])
+    assert bytes(view.down) == bytes([0, 0, 0, 1, 0])
+    view.apply([(0, UNHEALTHY_T)], snapshot=True)
+    assert bytes(view.down) == bytes([1, 0, 0, 0, 0])
 
 
 def test_schedule_spreads_slots_stably():
