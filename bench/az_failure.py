@@ -47,6 +47,7 @@ __all__ = ["add_arguments", "cpu_budget", "run"]
 PROBE_CPU = 35e-6  # measured on this machine: a lean prober's CPU per HTTP probe
 FARM_CPU = 35e-6  # and the farm's per probe served
 QUERY_CPU = 80e-6  # resolver answer plus load generator, per query (budget estimate)
+CONFIG_CPU = 40e-6  # measured here: parsing and applying the document, per check per pass
 BUDGET_LIMIT = 0.70
 SAMPLE_SECONDS = 0.5
 ROLES = ("checker", "aggregator", "resolver")
@@ -72,6 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-az", default="b")
     parser.add_argument("--design", choices=["urn", "edge", "both"], default="both")
     parser.add_argument("--phase-seconds", type=float, default=20.0, metavar="S")
+    parser.add_argument(
+        "--config-interval",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="how often every process re-reads the whole config (default 30 s: a 10,000-check"
+        " document costs about 0.4 CPU s per process per pass, the same in every phase)",
+    )
     parser.add_argument("--failures", type=int, default=None, help="N of N-of-M (default half)")
     parser.add_argument("--of-last", type=int, default=None, help="M (default every checker)")
     parser.add_argument("--names", type=int, default=None, help="names queried (default qps/8)")
@@ -81,11 +90,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cpu_budget(
-    *, checks: int, checkers: int, probe: float, qps: float, cores: int
+    *,
+    checks: int,
+    checkers: int,
+    probe: float,
+    qps: float,
+    cores: int,
+    processes: int = 0,
+    config_interval: float = math.inf,
 ) -> dict[str, float]:
     """Expected CPU of a configuration, as a fraction of the machine's cores."""
     probes_per_s = checkers * checks / probe
     seconds = probes_per_s * (PROBE_CPU + FARM_CPU) + qps * QUERY_CPU
+    seconds += processes * checks * CONFIG_CPU / config_interval
     return {
         "probes_per_s": probes_per_s,
         "cpu_seconds_per_s": seconds,
@@ -111,9 +128,15 @@ def _gauge(text: str, prefix: str) -> float:
 
 def _lean_scrape(text: str) -> dict[str, float]:
     """Sums of the few metrics the benchmark needs (all label sets added up)."""
-    out = dict.fromkeys((*_WANTED.values(), "pushes_ok"), 0.0)
+    out = dict.fromkeys((*_WANTED.values(), "pushes_ok", "probes", "probes_healthy"), 0.0)
     for line in text.splitlines():
         if not line.startswith("urn_"):
+            continue
+        if line.startswith("urn_probes_total{"):
+            value = float(line.rsplit(" ", 1)[1])
+            out["probes"] += value
+            if 'result="healthy"' in line:
+                out["probes_healthy"] += value
             continue
         if line.startswith("urn_pushes_total{") and 'result="ok"' in line:
             out["pushes_ok"] += float(line.rsplit(" ", 1)[1])
@@ -140,6 +163,7 @@ class AzFailure:
         self.bound = args.probe_interval + args.timeout + 2 * args.push_interval
         self.key = secrets.token_hex(32)
         self.cores = len(os.sched_getaffinity(0))
+        self.loadavg: dict[tuple[str, str], float] = {}
 
     # --- setup -----------------------------------------------------------------------
 
@@ -152,6 +176,7 @@ class AzFailure:
             resolvers=a.resolvers,
             probe_interval=a.probe_interval,
             push_interval=a.push_interval,
+            config_interval=a.config_interval,
             timeout=a.timeout,
             failures=self.failures,
             of_last=self.of_last,
@@ -169,12 +194,15 @@ class AzFailure:
             probe=a.probe_interval,
             qps=a.qps,
             cores=self.cores,
+            processes=self.checkers + a.aggregators + a.resolvers,
+            config_interval=a.config_interval,
         )
         _say(
             f"budget: {self.checkers} checkers x {self.per_az * len(self.azs)} checks / "
             f"{a.probe_interval:g}s = {budget['probes_per_s']:,.0f} probes/s x "
             f"{(PROBE_CPU + FARM_CPU) * 1e6:.0f}us (prober + farm) + {a.qps:,.0f} qps x "
-            f"{QUERY_CPU * 1e6:.0f}us = {budget['cpu_seconds_per_s']:.2f} CPU s/s, "
+            f"{QUERY_CPU * 1e6:.0f}us + config passes every {a.config_interval:g}s = "
+            f"{budget['cpu_seconds_per_s']:.2f} CPU s/s, "
             f"{100 * budget['fraction']:.0f}% of {self.cores} cores"
         )
         if budget["fraction"] > BUDGET_LIMIT:
@@ -454,6 +482,8 @@ class AzFailure:
                     tick_count=figures.get("tick_count", math.nan),
                     push_bytes=figures.get("push_bytes", 0.0),
                     pushes_ok=figures.get("pushes_ok", 0.0),
+                    probes=figures.get("probes", 0.0),
+                    probes_healthy=figures.get("probes_healthy", 0.0),
                     queries=figures.get("queries", 0.0),
                 )
             taken["bench"] = MemberSample(cpu=time.process_time())
@@ -472,6 +502,7 @@ class AzFailure:
         stop: asyncio.Event,
     ) -> None:
         end = start + seconds
+        self.loadavg[(design, phase)] = os.getloadavg()[0]
         while not stop.is_set():
             now = time.monotonic()
             if now >= end:
@@ -535,6 +566,7 @@ class AzFailure:
                 "fail_mode": a.fail_mode,
                 "fail_az": a.fail_az,
                 "phase_seconds": a.phase_seconds,
+                "config_interval": a.config_interval,
                 "failures": self.failures,
                 "of_last": self.of_last,
                 "detection_bound_s": self.bound,
@@ -544,6 +576,8 @@ class AzFailure:
         }
         for design, result in results.items():
             out["designs"][design] = design_report(result, a.push_interval, self.cores)
+            for phase, data in out["designs"][design]["phases"].items():
+                data["loadavg_1m_at_start"] = self.loadavg.get((design, phase), math.nan)
         return out
 
 
@@ -613,7 +647,7 @@ def _by_role(
             values = [i[key] for i in items if key in i and math.isfinite(i[key])]
             if not values:
                 merged[key] = math.nan
-            elif key in ("bytes_per_interval", "queries_per_s", "cpu_fraction"):
+            elif key in ("bytes_per_interval", "queries_per_s", "cpu_fraction", "probes_per_s"):
                 merged[key] = float(sum(values))
             elif key.startswith("peak_"):
                 merged[key] = float(max(values))
@@ -635,6 +669,9 @@ def _json(value: Any) -> Any:
 # --- presentation --------------------------------------------------------------------
 
 _TABLE = (
+    ("checker", "probes_per_s", "probes per s (all checkers)", 1.0),
+    ("checker", "probe_failure_fraction", "probes failed (%)", 100.0),
+    ("checker", "cpu_per_probe", "checker CPU per probe, /proc (us)", 1e6),
     ("checker", "tick_cpu", "checker CPU per tick (ms)", 1e3),
     ("checker", "peak_tick_cpu", "checker CPU per tick, peak 0.5 s window (ms)", 1e3),
     ("checker", "cpu_per_interval", "checker CPU per push interval, /proc (ms)", 1e3),
@@ -729,6 +766,15 @@ def markdown(report: Mapping[str, Any]) -> str:
             + "%"
             for d in designs
         ]
+        load = [
+            _cell(report["designs"][d]["phases"].get(phase, {}).get("loadavg_1m_at_start"))
+            for d in designs
+        ]
+        lines.append(
+            "| machine load average (1 min) at phase start | "
+            + " | ".join(x if phase == "steady" else f"{x} | " for x in load)
+            + " |"
+        )
         lines.append(
             "| machine CPU (all processes) | "
             + " | ".join((x if phase == "steady" else f"{x} | ") for x in cpu)

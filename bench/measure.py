@@ -35,6 +35,8 @@ class MemberSample:
     tick_count: float = math.nan
     push_bytes: float = 0.0
     pushes_ok: float = 0.0
+    probes: float = 0.0
+    probes_healthy: float = 0.0
     queries: float = 0.0
 
 
@@ -94,6 +96,11 @@ def phase_work(
             "tick_cpu": (b.tick_sum - a.tick_sum) / ticks if ticks > 0 else math.nan,
             "bytes_per_interval": (b.push_bytes - a.push_bytes) / intervals,
         }
+        probes = b.probes - a.probes
+        if probes > 0:
+            figures["probes_per_s"] = probes / window.seconds
+            figures["probe_failure_fraction"] = 1 - (b.probes_healthy - a.probes_healthy) / probes
+            figures["cpu_per_probe"] = cpu / probes
         pushes = b.pushes_ok - a.pushes_ok
         figures["bytes_per_push"] = (b.push_bytes - a.push_bytes) / pushes if pushes else math.nan
         figures.update(_peaks(samples, phase, name))

@@ -28,6 +28,7 @@ from urn.http import add_observability_routes, parse_listen, serve
 from urn.metrics import CheckerMetrics
 from urn.runtime import raise_fd_limit, run_main
 from urn.source import ConfigLoader, Loaded
+from urn.table import Reason
 from urn.ticker import run_every
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class EdgeChecker:
         self.outboxes: dict[str, Outbox] = {}
         self.epoch = time.time_ns()
         self._cpu_mark = time.process_time()
+        self._counts = [0] * len(Reason)
 
     def apply(self, loaded: Loaded) -> None:
         document = loaded.document
@@ -72,6 +74,7 @@ class EdgeChecker:
                 del self.outboxes[peer]
 
     def _record(self, target: Any, reason: int, started: float, finished: float) -> None:
+        self._counts[reason] += 1
         slot = target.slot
         for outbox in self.outboxes.values():
             outbox.record(slot, reason)
@@ -97,6 +100,10 @@ class EdgeChecker:
 
     async def push_tick(self, session: aiohttp.ClientSession) -> None:
         assert self.document is not None
+        for reason in Reason:
+            if self._counts[reason]:
+                self.metrics.probes.labels(reason.label).inc(self._counts[reason])
+                self._counts[reason] = 0
         push = self.document.intervals.push
         await send_batches(
             session,

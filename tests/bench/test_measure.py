@@ -107,6 +107,8 @@ def test_lean_scrape_sums_label_sets():
             "urn_tick_cpu_seconds_count 4.0",
             "urn_tick_cpu_seconds_sum 0.5",
             'urn_queries_total{qtype="A",rcode="noerror",transport="udp"} 7.0',
+            'urn_probes_total{result="healthy"} 8.0',
+            'urn_probes_total{result="timeout"} 2.0',
         ]
     )
     got = _lean_scrape(text)
@@ -116,6 +118,8 @@ def test_lean_scrape_sums_label_sets():
         "push_bytes": 15.0,
         "queries": 7.0,
         "pushes_ok": 2.0,
+        "probes": 10.0,
+        "probes_healthy": 8.0,
     }
 
 
