@@ -389,7 +389,7 @@ class AzFailure:
         return history
 
     async def _warm_up(self, fleet: Fleet, plan: FleetPlan, stop: asyncio.Event) -> None:
-        """Until every aggregator hears every checker and holds no unhealthy slot."""
+        """Until every aggregator hears every checker and holds every slot healthy."""
         deadline = time.monotonic() + 90
         urls = [u + "/metrics" for u in plan.aggregator_urls()]
         while not stop.is_set():
@@ -400,8 +400,9 @@ class AzFailure:
                         text = await response.text()
                     fresh = _gauge(text, "urn_fresh_checkers ")
                     unhealthy = _gauge(text, 'urn_slots{status="unhealthy"} ')
+                    unknown = _gauge(text, 'urn_slots{status="unknown"} ')
                     healthy = _gauge(text, 'urn_slots{status="healthy"} ')
-                    if fresh >= self.checkers and unhealthy == 0 and healthy > 0:
+                    if fresh >= self.checkers and unhealthy == 0 == unknown and healthy > 0:
                         ready += 1
             if ready == len(urls):
                 break
