@@ -260,14 +260,15 @@ class AzFailure:
             _say("interrupted: every process stopped")
             return 130
         report = self.report(results, budget)
-        (self.out / "report.json").write_text(json.dumps(report, indent=1, default=_json))
+        (self.out / "report.json").write_text(json.dumps(_finite(report), indent=1, default=_json))
         (self.out / "report.md").write_text(markdown(report))
         if not a.no_plots:
             with contextlib.suppress(ImportError):
                 plot(report, results, self.out)
         _say((self.out / "report.md").read_text())
         figures = summary_figures(report)
-        print(json.dumps({"bench": "az-failure", "figures": figures}, default=_json), flush=True)
+        line = {"bench": "az-failure", "figures": _finite(figures)}
+        print(json.dumps(line, default=_json, allow_nan=False), flush=True)
         return 0
 
     async def run_design(
@@ -658,6 +659,17 @@ def _by_role(
         merged["members"] = float(len(items))
         out[role] = merged
     return out
+
+
+def _finite(value: Any) -> Any:
+    """The same structure with NaN and infinities as None (strict JSON)."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json(value: Any) -> Any:

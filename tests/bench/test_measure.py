@@ -159,3 +159,10 @@ def test_markdown_renders_every_phase_and_design():
     assert "## failure" in text
     assert "| checker CPU per tick (ms) | 10.0 | 10.0 |" in text
     assert "0.10 / 0.50 / 1.00" in text
+
+
+def test_reports_are_strict_json():
+    from bench.az_failure import _finite
+
+    got = _finite({"a": [1.0, math.nan, {"b": math.inf}], "c": (2, np.float64(3.5))})
+    assert got == {"a": [1.0, None, {"b": None}], "c": [2, 3.5]}
