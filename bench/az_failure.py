@@ -71,7 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qps", type=float, default=2000.0)
     parser.add_argument("--fail-mode", choices=["blackhole", "refuse", "slow"], default="blackhole")
     parser.add_argument("--fail-az", default="b")
-    parser.add_argument("--design", choices=["urn", "edge", "both"], default="both")
+    parser.add_argument(
+        "--design",
+        choices=["urn", "edge", "both", "edge,urn"],
+        default="both",
+        help="both runs urn then edge against the same farm; edge,urn the other way round",
+    )
     parser.add_argument("--phase-seconds", type=float, default=20.0, metavar="S")
     parser.add_argument(
         "--config-interval",
@@ -221,7 +226,7 @@ class AzFailure:
     async def main(self, stop: asyncio.Event) -> int:
         a = self.args
         budget = self.budget()
-        designs = ["urn", "edge"] if a.design == "both" else [a.design]
+        designs = ["urn", "edge"] if a.design == "both" else a.design.split(",")
         base_port = free_port()
         specs = layout(self.azs, self.per_az, base_port)
         control_port = free_port()
