@@ -929,6 +929,42 @@ def plot(report: Mapping[str, Any], results: Mapping[str, Any], out: Path) -> No
         fig.savefig(out / f"az-failure-{design}.png", dpi=90)
         plt.close(fig)
 
+    _compare(report, results, out, plt)
+
+
+def _compare(report: Mapping[str, Any], results: Mapping[str, Any], out: Path, plt: Any) -> None:
+    """Both designs on one time axis: bytes pushed and CPU per interval, by role."""
+    if len(results) < 2:
+        return
+    push = report["config"]["push_interval"]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
+    for design, result in results.items():
+        series = work_series(result["samples"], result["roles"], push)
+        t0 = result["phases"][0].start
+        for column, role in enumerate(("checker", "aggregator")):
+            names = [n for n, r in result["roles"].items() if r == role and series.get(n)]
+            if not names:
+                continue
+            t = np.array(series[names[0]]["t"]) - t0
+            size = min(len(series[n]["t"]) for n in names)
+            pushed = sum(np.array(series[n]["bytes_per_interval"][:size]) for n in names)
+            cpu = sum(np.array(series[n]["cpu_fraction"][:size]) for n in names) * push
+            axes[0][column].plot(t[:size], pushed / 1e3, label=design, lw=0.8)
+            axes[1][column].plot(t[:size], cpu * 1e3, label=design, lw=0.8)
+            axes[0][column].set_title(f"{role}s, all together")
+    axes[0][0].set_ylabel("kB pushed per push interval")
+    axes[1][0].set_ylabel("CPU ms per push interval")
+    for ax in axes.flat:
+        for x in (report["config"]["phase_seconds"], 2 * report["config"]["phase_seconds"]):
+            ax.axvline(x, color="k", ls="--", lw=0.6)
+        ax.legend(fontsize=7)
+    for ax in axes[1]:
+        ax.set_xlabel("seconds from the start of the steady phase")
+    fig.suptitle("urn vs edge-triggered: the same AZ failure (dashed: fail, restore)")
+    fig.tight_layout()
+    fig.savefig(out / "az-failure-compare.png", dpi=90)
+    plt.close(fig)
+
 
 def report_azs(report: Mapping[str, Any]) -> tuple[str, ...]:
     return AZS[: report["config"]["azs"]]

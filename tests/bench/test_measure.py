@@ -166,3 +166,30 @@ def test_reports_are_strict_json():
 
     got = _finite({"a": [1.0, math.nan, {"b": math.inf}], "c": (2, np.float64(3.5))})
     assert got == {"a": [1.0, None, {"b": None}], "c": [2, 3.5]}
+
+
+def test_plots_are_written_for_each_design_and_compared(tmp_path):
+    from bench.az_failure import plot
+
+    rows = np.zeros(400, dtype=RECORD)
+    rows["t"] = np.linspace(0, 3.99, 400)
+    rows["latency"] = 0.001
+    rows["mask"] = 0b11
+    roles = {"c1": "checker", "r1": "resolver", "a1": "aggregator"}
+    series = samples()
+    for sample in series:
+        sample.members["a1"] = sample.members["c1"]  # type: ignore[index]
+    result = {
+        "samples": series,
+        "roles": roles,
+        "rows": rows,
+        "queried": [{"name": "svc0.example.com.", "answers": [
+            {"value": "127.100.0.0"}, {"value": "127.101.0.0"}
+        ]}],
+        "phases": [Phase("steady", 0, 1.5), Phase("failure", 1.5, 3), Phase("recovery", 3, 4)],
+    }  # fmt: skip
+    config = {"push_interval": 1.0, "fail_az": "b", "fail_mode": "refuse", "azs": 2}
+    config["phase_seconds"] = 1.5
+    plot({"config": config}, {"urn": result, "edge": result}, tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["az-failure-compare.png", "az-failure-edge.png", "az-failure-urn.png"]
