@@ -68,6 +68,7 @@ async def _mode(request: web.Request) -> web.Response:
             "delay": change.delay,
             "changed": changed,
             "unchanged": len(change.targets) - len(changed),
+            "applied": farm.last_change,
         }
     )
 

@@ -357,6 +357,7 @@ async def test_control_api_switches_an_az_and_a_target(farm: TargetFarm) -> None
                 assert response.status == 200
                 answer = await response.json()
             assert answer["changed"] == ["b-0", "b-1", "b-2", "b-3"]
+            assert answer["applied"][0] <= answer["applied"][1]
             for i in range(4):
                 with pytest.raises(ConnectionRefusedError):
                     await _connect(_spec(farm, f"b-{i}"))
