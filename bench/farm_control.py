@@ -3,8 +3,9 @@
 GET  /v1/targets  every target's spec, mode, listener state and count, plus /v1/stats
 GET  /v1/stats    served per AZ and mode, modes per AZ, open connections, CPU seconds
 POST /v1/mode     {"az": "b", "mode": "refuse"} or {"targets": ["b-17"], "mode": "slow",
-                  "delay": 3}: answers {"mode", "changed": [ids], "unchanged": n};
-                  bad input gets 400 {"error": ...} and changes nothing
+                  "delay": 3}: answers {"mode", "delay", "changed": [ids], "unchanged": n,
+                  "applied": [wall-clock start, end of the switch]}; bad input gets
+                  400 {"error": ...} and changes nothing
 GET  /healthz     ok
 """
 
