@@ -14,6 +14,7 @@ layout as JSON without starting anything. The layout and the modes are described
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import sys
@@ -22,7 +23,6 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from bench.farm import DEFAULT_SLOW_DELAY, TargetFarm
-from bench.farm_control import serve_control
 from bench.farm_layout import (
     KIND_CHOICES,
     MAX_AZS,
@@ -36,12 +36,10 @@ from bench.farm_layout import (
     parse_mode_change,
 )
 from urn.errors import StartupError
-from urn.http import parse_listen
 from urn.logs import get_logger
 from urn.runtime import raise_fd_limit, run_main
 
 if TYPE_CHECKING:
-    import argparse
     import asyncio
 
 __all__ = [
@@ -95,6 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds a slow target waits before answering",
     )
+    # also accepted after `serve` (urn's own parser takes them only before the action)
+    serve.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default=argparse.SUPPRESS)
+    serve.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS
+    )
     change = sub.add_parser("set", help="switch the mode of an AZ or of some targets")
     change.add_argument("--control", default=f"http://{DEFAULT_CONTROL}", metavar="URL")
     which = change.add_mutually_exclusive_group(required=True)
@@ -134,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    # aiohttp is imported by the server only, so `set` and `stats` start fast
+    from bench.farm_control import serve_control
+    from urn.http import parse_listen
+
     try:
         host, port = parse_listen(args.control, 19900)
         specs = layout(az_names(args.azs), args.per_az, args.base_port, args.kinds)
