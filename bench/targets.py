@@ -76,6 +76,11 @@ def _layout_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_BASE_PORT,
         help="first port of the layout (0: an ephemeral port per target)",
     )
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="one host for every target, each on its own port (containers: 0.0.0.0)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     serve = sub.add_parser("serve", help="run a farm until SIGINT or SIGTERM")
     _layout_arguments(serve)
+    serve.add_argument(
+        "--only-az",
+        action="append",
+        metavar="AZ",
+        help="serve only this AZ's targets of the layout (repeat; one farm per AZ)",
+    )
     serve.add_argument(
         "--control", default=DEFAULT_CONTROL, metavar="HOST:PORT", help="control API listener"
     )
@@ -128,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if action == "stats":
         return _call(args.control, "/v1/stats", None)
     try:
-        specs = layout(args.azs, args.per_az, args.base_port, args.kinds)
+        specs = layout(az_names(args.azs), args.per_az, args.base_port, args.kinds, args.host)
         print(json.dumps(checks_for(specs, first_slot=args.first_slot), indent=1))
     except ValueError as exc:
         print(f"urn targets: {exc}", file=sys.stderr)
@@ -143,7 +154,11 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
 
     try:
         host, port = parse_listen(args.control, 19900)
-        specs = layout(az_names(args.azs), args.per_az, args.base_port, args.kinds)
+        specs = layout(az_names(args.azs), args.per_az, args.base_port, args.kinds, args.host)
+        if args.only_az:
+            specs = tuple(spec for spec in specs if spec.az in args.only_az)
+            if not specs:
+                raise ValueError(f"--only-az {args.only_az}: no such AZ in the layout")
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     soft, _ = raise_fd_limit()
