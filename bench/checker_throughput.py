@@ -193,11 +193,11 @@ def checker_main(spec: dict[str, Any]) -> None:
         measuring = True
         lateness.clear()
         service._lateness.clear()
-        cpu0, wall0 = time.process_time(), time.monotonic()
+        cpu0, wall0, times0 = time.process_time(), time.monotonic(), os.times()
         started0, done0, skipped0 = service.probes_started, completed(), skipped()
         counts0 = list(service._counts)
         await asyncio.sleep(spec["duration"])
-        cpu1, wall1 = time.process_time(), time.monotonic()
+        cpu1, wall1, times1 = time.process_time(), time.monotonic(), os.times()
         started1, done1, skipped1 = service.probes_started, completed(), skipped()
         lateness.extend(service._lateness)
         measuring = False
@@ -217,6 +217,8 @@ def checker_main(spec: dict[str, Any]) -> None:
         return {
             "wall_s": wall,
             "cpu_s": cpu1 - cpu0,
+            "user_s": times1.user - times0.user,
+            "sys_s": times1.system - times0.system,
             "started_per_s": (started1 - started0) / wall,
             "completed_per_s": (done1 - done0) / wall,
             "skipped": skipped1 - skipped0,
@@ -328,6 +330,7 @@ def scenario(
         f"  {prober:8} {mode:8} {checks:6} checks @ {interval:5.2f}s  offered {offered:7.0f}/s"
         f"  done {done:7.0f}/s  cpu {result['cpu_util'] * 100:5.1f}%"
         f"  {result['cpu_us_per_probe']:6.1f} us/probe"
+        f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)"
         f"  lateness p99 {result['lateness_p99_ms']:7.2f} ms  skipped {result['skipped']}",
         flush=True,
     )
@@ -379,6 +382,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         compare[prober] = result
         figures[f"{prober}_cpu_us_per_probe"] = round(result["cpu_us_per_probe"], 1)
         figures[f"{prober}_capacity_per_core"] = round(1e6 / result["cpu_us_per_probe"])
+        figures[f"{prober}_sys_share"] = round(result["sys_s"] / max(result["cpu_s"], 1e-9), 2)
     figures["protocol_vs_aiohttp_cpu_speedup"] = round(
         compare["aiohttp"]["cpu_us_per_probe"] / compare["protocol"]["cpu_us_per_probe"], 2
     )
@@ -422,11 +426,11 @@ def main(argv: list[str] | None = None) -> int:
         "--ladder",
         type=float,
         nargs="+",
-        default=[2.0, 1.0, 0.5, 0.4],
+        default=[4.0, 2.0, 1.0, 0.5, 0.4],
         help="probe intervals to try for --checks checks, loosest first",
     )
     parser.add_argument("--compare-rate", type=float, default=4_000.0)
-    parser.add_argument("--ratio-rate", type=float, default=10_000.0)
+    parser.add_argument("--ratio-rate", type=float, default=5_000.0)
     parser.add_argument("--ratio-timeout", type=float, default=0.25)
     parser.add_argument("--slow-delay", type=float, default=0.1)
     parser.add_argument("--warmup", type=float, default=3.0)
