@@ -24,6 +24,7 @@ from resolver.dnsmsg import RCODES
 from resolver.dnsserver import DnsServer
 from resolver.records import QTYPES, compile_records, qtype_label
 from urn.clock import SystemClock
+from urn.errors import StartupError
 from urn.http import TableReceiver
 from urn.logs import get_logger
 from urn.metrics import ResolverMetrics, TableCollector
@@ -294,7 +295,13 @@ class ResolverService:
                 tcp_idle_timeout=settings.tcp_idle_timeout,
                 max_tcp_connections=settings.max_tcp_connections,
             )
-            await self.dns.start(settings.dns_host, settings.dns_port)
+            try:
+                await self.dns.start(settings.dns_host, settings.dns_port)
+            except OSError as exc:
+                await self.stop()
+                raise StartupError(
+                    f"cannot listen for DNS on {settings.dns_host}:{settings.dns_port}: {exc}"
+                ) from None
         log.info(
             "resolver_started",
             id=settings.id,
