@@ -24,6 +24,7 @@ from resolver.settings import ResolverSettings
 from resolver.testing import (
     TEST_ENVIRON,
     check_outcome,
+    free_dns_port,
     multivalue_record,
     running_resolver,
     tcp_checks,
@@ -268,7 +269,7 @@ def test_settings_from_flags() -> None:
 async def test_cli_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     path = write_config(tmp_path / "urn.json", document())
     http_port = free_port()
-    dns_port = free_port(kind=socket.SOCK_DGRAM)
+    dns_port = free_dns_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
