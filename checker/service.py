@@ -37,7 +37,7 @@ from urn.wire import Envelope, TableKind, encode
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
-    from prometheus_client import Histogram
+    from prometheus_client import CollectorRegistry, Histogram
 
     from checker.settings import CheckerSettings
     from urn.clock import Clock
@@ -412,7 +412,7 @@ APP_SERVICE = web.AppKey("checker_service", CheckerService)
 def make_app(
     settings: CheckerSettings,
     clock: Clock,
-    registry: Any,
+    registry: CollectorRegistry,
     transport: Transport | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> web.Application:
