@@ -157,6 +157,7 @@ class CheckerService:
             or any(check_key(self._checks[s]) != k for s, k in keys.items())
         ):
             entries = [(slot, self._phase(key)) for slot, key in keys.items()]
+            self._phases = {key: self._phases[key] for key in keys.values()}  # no stale keys
             self.schedule = Schedule(interval, self._epoch, entries, self.clock.monotonic())
             self._cycle_end = self._epoch + (self.schedule.cycle + 1) * interval
         self._checks = wanted
