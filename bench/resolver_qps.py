@@ -44,6 +44,36 @@ ANSWERS = 8
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+# Baselines on the same machine, same loop and load generators: a UDP server that answers
+# every query with its own bytes (QR set) and an aiohttp app with one constant JSON route.
+# They are the ceiling a Python resolver can reach here; resolver / baseline says how much
+# of that ceiling the answering itself costs.
+ECHO_SERVER = """
+import asyncio, socket, sys, uvloop
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport): self.transport = transport
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data[:2] + bytes([data[2] | 0x80]) + data[3:], addr)
+async def main():
+    loop = asyncio.get_running_loop()
+    await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", int(sys.argv[1])))
+    await asyncio.Event().wait()
+uvloop.run(main())
+"""
+HTTP_SERVER = """
+import sys, uvloop
+from aiohttp import web
+BODY = '{"Status":0,"Answer":[]}'
+async def handler(request):
+    return web.Response(text=BODY, content_type="application/json")
+app = web.Application()
+app.router.add_get("/v1/resolve", handler)
+app.router.add_get("/healthz", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None,
+            loop=uvloop.new_event_loop())
+"""
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process, from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -53,6 +83,41 @@ def cpu_seconds(pid: int) -> float:
 def table(status: Status) -> bytes:
     reason = Reason.TIMEOUT if status is Status.UNHEALTHY else Reason.NO_DATA
     return bytes([aggregated_byte(status, reason)]) * CAPACITY
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not become healthy")
+        time.sleep(0.05)
+
+
+class Baseline:
+    """The echo UDP server and constant-JSON aiohttp app, one process each, same CPU pin."""
+
+    def __init__(self, names: list[str], cpu: int | None) -> None:
+        self.names = names
+        self.dns_port = free_dns_port()
+        self.http_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.udp = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(self.dns_port)])
+        self.http = subprocess.Popen([sys.executable, "-c", HTTP_SERVER, str(self.http_port)])
+        if cpu is not None:
+            os.sched_setaffinity(self.udp.pid, {cpu})
+            os.sched_setaffinity(self.http.pid, {cpu})
+        _wait_healthy(self.url, self.http)
+
+    def stop(self) -> None:
+        for process in (self.udp, self.http):
+            process.terminate()
+            process.wait(10)
 
 
 class Resolver:
@@ -84,17 +149,7 @@ class Resolver:
         )  # fmt: skip
         if cpu is not None:
             os.sched_setaffinity(self.process.pid, {cpu})
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("resolver did not become healthy")
-            time.sleep(0.05)
+        _wait_healthy(self.url, self.process)
         self.sequence = 0
 
     def push(self, status: Status) -> None:
@@ -117,7 +172,9 @@ class Resolver:
             self.process.wait()
 
 
-def run_dnsperf(resolver: Resolver, seconds: float, workdir: Path, cpu: int | None) -> int:
+def run_dnsperf(
+    resolver: Resolver | Baseline, seconds: float, workdir: Path, cpu: int | None
+) -> int:
     queries = workdir / "queries.txt"
     queries.write_text("".join(f"{name} A\n" for name in resolver.names))
     command = [
@@ -133,7 +190,7 @@ def run_dnsperf(resolver: Resolver, seconds: float, workdir: Path, cpu: int | No
     return int(match.group(1))
 
 
-def run_wrk(resolver: Resolver, seconds: float, cpu: int | None) -> int:
+def run_wrk(resolver: Resolver | Baseline, seconds: float, cpu: int | None) -> int:
     url = f"{resolver.url}/v1/resolve?name={resolver.names[0]}&type=A"
     command = ["wrk", "-t", "1", "-c", "32", "-d", f"{seconds:g}s", url]
     out = subprocess.run(
@@ -200,42 +257,46 @@ async def _python_http(url: str, seconds: float) -> int:
 
 
 def udp_load(
-    resolver: Resolver, seconds: float, workdir: Path, cpu: int | None, dnsperf: bool
+    resolver: Resolver | Baseline, seconds: float, workdir: Path, cpu: int | None, dnsperf: bool
 ) -> Callable[[], int]:
     if dnsperf:
         return lambda: run_dnsperf(resolver, seconds, workdir, cpu)
     return lambda: asyncio.run(_python_udp(resolver.dns_port, resolver.names, seconds))
 
 
-def json_load(resolver: Resolver, seconds: float, cpu: int | None, wrk: bool) -> Callable[[], int]:
+def json_load(
+    resolver: Resolver | Baseline, seconds: float, cpu: int | None, wrk: bool
+) -> Callable[[], int]:
     if wrk:
         return lambda: run_wrk(resolver, seconds, cpu)
     url = f"{resolver.url}/v1/resolve?name={resolver.names[0]}&type=A"
     return lambda: asyncio.run(_python_http(url, seconds))
 
 
-def measure(resolver: Resolver, load: Any, status: Status, seconds: float) -> tuple[float, float]:
-    """(queries per second, resolver CPU microseconds per query) under one table."""
-    resolver.push(status)
-    cpu_before = cpu_seconds(resolver.process.pid)
+def measure(pid: int, load: Callable[[], int]) -> tuple[float, float]:
+    """(queries per second, server CPU microseconds per query) of one load run."""
+    cpu_before = cpu_seconds(pid)
     start = time.monotonic()
     queries = load()
     elapsed = time.monotonic() - start
-    cpu = cpu_seconds(resolver.process.pid) - cpu_before
+    cpu = cpu_seconds(pid) - cpu_before
     return queries / elapsed, cpu / max(queries, 1) * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
-    parser.add_argument("--rounds", type=int, default=2, help="healthy/unhealthy pairs per load")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds of healthy/unhealthy/baseline"
+    )
     parser.add_argument("--names", type=int, default=100, help="8-answer multivalue names")
     args = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, load_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
     have_dnsperf = shutil.which("dnsperf") is not None
     have_wrk = shutil.which("wrk") is not None
-    print(f"cpus {cpus}; resolver pinned to {server_cpu}, load generators to {load_cpu}")
+    print(f"cpus {cpus}; servers pinned to {server_cpu}, load generators to {load_cpu}")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (other work skews every figure)")
     if not have_dnsperf:
         print(
             "dnsperf not found: falling back to a Python UDP load generator (slower; low figures)"
@@ -246,39 +307,51 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         resolver = Resolver(workdir, args.names, server_cpu)
+        baseline = Baseline(resolver.names, server_cpu)
         try:
-            loads = {"udp": udp_load(resolver, args.seconds, workdir, load_cpu, have_dnsperf)}
-            loads["json"] = json_load(resolver, args.seconds, load_cpu, have_wrk)
-            for transport, load in loads.items():
-                results: dict[Status, list[tuple[float, float]]] = {
-                    Status.HEALTHY: [],
-                    Status.UNHEALTHY: [],
-                }
+            for transport in ("udp", "json"):
+                if transport == "udp":
+                    load = udp_load(resolver, args.seconds, workdir, load_cpu, have_dnsperf)
+                    reference = udp_load(baseline, args.seconds, workdir, load_cpu, have_dnsperf)
+                    reference_pid = baseline.udp.pid
+                else:
+                    load = json_load(resolver, args.seconds, load_cpu, have_wrk)
+                    reference = json_load(baseline, args.seconds, load_cpu, have_wrk)
+                    reference_pid = baseline.http.pid
+                results: dict[str, list[tuple[float, float]]] = {
+                    "healthy": [], "unhealthy": [], "baseline": []
+                }  # fmt: skip
                 for round_ in range(args.rounds):
-                    order = (Status.HEALTHY, Status.UNHEALTHY)
-                    for status in order if round_ % 2 == 0 else order[::-1]:
-                        qps, cost = measure(resolver, load, status, args.seconds)
-                        results[status].append((qps, cost))
+                    order = ["healthy", "unhealthy", "baseline"]
+                    for kind in order if round_ % 2 == 0 else order[::-1]:
+                        if kind == "baseline":
+                            qps, cost = measure(reference_pid, reference)
+                        else:
+                            status = Status.HEALTHY if kind == "healthy" else Status.UNHEALTHY
+                            resolver.push(status)
+                            qps, cost = measure(resolver.process.pid, load)
+                        results[kind].append((qps, cost))
                         print(
-                            f"{transport:4} round {round_ + 1} {status.label:9}: "
+                            f"{transport:4} round {round_ + 1} {kind:9}: "
                             f"{qps:9,.0f} qps  {cost:6.2f} us CPU/query"
                         )
-                healthy_qps = statistics.median(q for q, _ in results[Status.HEALTHY])
-                unhealthy_qps = statistics.median(q for q, _ in results[Status.UNHEALTHY])
-                healthy_cost = statistics.median(c for _, c in results[Status.HEALTHY])
-                unhealthy_cost = statistics.median(c for _, c in results[Status.UNHEALTHY])
-                ratio = unhealthy_cost / healthy_cost
+                qps = {k: statistics.median(q for q, _ in v) for k, v in results.items()}
+                cost = {k: statistics.median(c for _, c in v) for k, v in results.items()}
+                ratio = cost["unhealthy"] / cost["healthy"]
                 print(
-                    f"{transport:4} median: healthy {healthy_qps:,.0f} qps, unhealthy "
-                    f"{unhealthy_qps:,.0f} qps; CPU/query unhealthy/healthy = {ratio:.3f}"
+                    f"{transport:4} median: healthy {qps['healthy']:,.0f} qps, unhealthy "
+                    f"{qps['unhealthy']:,.0f} qps, baseline {qps['baseline']:,.0f} qps; "
+                    f"CPU/query unhealthy/healthy = {ratio:.3f}"
                 )
-                figures[f"{transport}_qps_healthy"] = round(healthy_qps)
-                figures[f"{transport}_qps_unhealthy"] = round(unhealthy_qps)
-                figures[f"{transport}_cpu_us_per_query_healthy"] = round(healthy_cost, 3)
-                figures[f"{transport}_cpu_us_per_query_unhealthy"] = round(unhealthy_cost, 3)
+                for kind in results:
+                    figures[f"{transport}_qps_{kind}"] = round(qps[kind])
+                    figures[f"{transport}_cpu_us_per_query_{kind}"] = round(cost[kind], 3)
                 figures[f"{transport}_cpu_ratio_unhealthy_vs_healthy"] = round(ratio, 3)
+                figures[f"{transport}_qps_vs_baseline"] = round(qps["healthy"] / qps["baseline"], 3)
         finally:
             resolver.stop()
+            baseline.stop()
+    figures["load_average_after"] = round(os.getloadavg()[0], 2)
     figures["load_generators"] = {
         "udp": "dnsperf" if have_dnsperf else "python",
         "json": "wrk" if have_wrk else "python",
