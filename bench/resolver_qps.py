@@ -39,6 +39,8 @@ from urn.wire import TableKind
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+__all__ = ["main"]
+
 CAPACITY = 10_000
 ANSWERS = 8
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

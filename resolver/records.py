@@ -9,6 +9,8 @@ Never: looks at health, clocks or sockets. Rebuilt whole on every config pass.
 Cost: O(records x answers) with dnspython, once per config pass; nothing per query.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 import json
@@ -17,23 +19,14 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-import dns.rdtypes.ANY.CNAME
-import dns.rdtypes.ANY.HINFO
-import dns.rdtypes.ANY.SOA
-import dns.rdtypes.ANY.TXT
-import dns.rdtypes.IN.A
-import dns.rdtypes.IN.AAAA
-
 from resolver.policy import CHOOSERS, balanced_permutations
 from urn.config import Policy, RecordType, in_zone
 
 if TYPE_CHECKING:
     import random
     from collections.abc import Callable, Mapping
+
+    import dns.rdata
 
     from resolver.policy import Chooser
     from urn.config import Document, Record
@@ -167,6 +160,8 @@ def name_to_wire(name: str) -> bytes:
 
 def wire_to_text(wire: bytes) -> str:
     """Wire-form name (no pointers) -> text, as dnspython prints it."""
+    import dns.name
+
     return dns.name.from_wire(wire, 0)[0].to_text()
 
 
@@ -194,6 +189,16 @@ def canonical_name(text: str) -> str:
 
 
 def _rdata(rtype: RecordType | int, value: str) -> dns.rdata.Rdata:
+    # dnspython loads `socket` (for address parsing) when imported: import it only here, at
+    # compile time, so the per-query modules (answer, dnsmsg) never load it.
+    import dns.name
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rdtypes.ANY.CNAME
+    import dns.rdtypes.ANY.TXT
+    import dns.rdtypes.IN.A
+    import dns.rdtypes.IN.AAAA
+
     rdclass = dns.rdataclass.IN
     if rtype == RecordType.A:
         return dns.rdtypes.IN.A.A(rdclass, dns.rdatatype.A, value)  # type: ignore[no-untyped-call]
@@ -304,6 +309,11 @@ def _record_entry(
 
 
 def _zone(name: str) -> tuple[Zone, dns.rdata.Rdata]:
+    import dns.name
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rdtypes.ANY.SOA
+
     origin = dns.name.from_text(name)
     soa = dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]
         dns.rdataclass.IN,
@@ -386,12 +396,8 @@ def compile_records(document: Document, rng: random.Random) -> Compiled:
     )
 
 
-def _hinfo_any() -> tuple[bytes, str]:
-    rdata = dns.rdtypes.ANY.HINFO.HINFO(  # type: ignore[no-untyped-call]
-        dns.rdataclass.IN, dns.rdatatype.HINFO, b"RFC8482", b""
-    )
-    return _rr(dns.rdatatype.HINFO, ANY_TTL, rdata), rdata.to_text()
-
-
-# RFC 8482: a minimal answer to ANY for a name that exists.
-HINFO_ANY, HINFO_ANY_TEXT = _hinfo_any()
+# RFC 8482: a minimal answer to ANY for a name that exists, HINFO "RFC8482" "".
+HINFO = 13
+_HINFO_RDATA = b"\x07RFC8482\x00"
+HINFO_ANY = _RR.pack(_POINTER_TO_QUESTION, HINFO, _IN, ANY_TTL, len(_HINFO_RDATA)) + _HINFO_RDATA
+HINFO_ANY_TEXT = '"RFC8482" ""'
