@@ -344,3 +344,54 @@ async def test_cli_refuses_to_start_without_a_good_config(tmp_path: Path) -> Non
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert b"capacity" in err
+
+
+async def test_cli_serves_https_when_the_config_names_a_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    doc = document()
+    doc["tls"] = {"cert": str(cert), "key": str(key)}
+    path = write_config(tmp_path / "urn.json", doc)
+    http_port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "urn", "resolver", "--config", str(path), "--id", "res-tls",
+        "--listen", f"127.0.0.1:{http_port}", "--dns", "none",
+        env={**os.environ, **TEST_ENVIRON},
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    url = f"https://127.0.0.1:{http_port}"
+    try:
+
+        async def answered() -> bool:
+            if process.returncode is not None:
+                assert process.stderr is not None
+                raise AssertionError((await process.stderr.read()).decode())
+            try:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(
+                        f"{url}/v1/resolve",
+                        params={"name": "txt.example.com", "type": "TXT"},
+                        ssl=context,
+                    ) as response,
+                ):
+                    body = await response.json()
+                    return bool(body["Answer"][0]["data"] == '"hello"')
+            except aiohttp.ClientConnectorError:
+                return False
+
+        await wait_until(answered, timeout=30, message="HTTPS answer")
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
