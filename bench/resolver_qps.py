@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from resolver.testing import TEST_ENVIRON, free_dns_port, multivalue_record, tcp_checks
 from urn.table import Reason, Status, aggregated_byte
@@ -123,7 +123,7 @@ class Baseline:
 
 
 class Resolver:
-    def __init__(self, workdir: Path, names: int, cpu: int | None) -> None:
+    def __init__(self, workdir: Path, names: int, cpu: int | None, config_interval: float) -> None:
         records = [
             multivalue_record(f"n{i}.example.com.", ANSWERS, first_slot=i * ANSWERS)
             for i in range(names)
@@ -133,7 +133,7 @@ class Resolver:
             records=records,
             capacity=CAPACITY,
             max_table_age=3600.0,
-            intervals={"probe": 1.0, "push": 1.0, "config": 5.0},
+            intervals={"probe": 1.0, "push": 1.0, "config": config_interval},
         )
         config = workdir / "urn.json"
         config.write_text(json.dumps(document))
@@ -174,9 +174,18 @@ class Resolver:
             self.process.wait()
 
 
+class Run(NamedTuple):
+    """One load run: queries answered, the generator's own rate, and a latency in ms
+    (dnsperf: average; wrk: 99th percentile; Python fallbacks: none)."""
+
+    queries: int
+    qps: float
+    latency_ms: float | None
+
+
 def run_dnsperf(
     resolver: Resolver | Baseline, seconds: float, workdir: Path, cpu: int | None
-) -> int:
+) -> Run:
     queries = workdir / "queries.txt"
     queries.write_text("".join(f"{name} A\n" for name in resolver.names))
     command = [
@@ -186,15 +195,17 @@ def run_dnsperf(
     out = subprocess.run(
         _pinned(command, cpu), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
-    match = re.search(r"Queries completed:\s+(\d+)", out)
-    if match is None:
+    completed = re.search(r"Queries completed:\s+(\d+)", out)
+    rate = re.search(r"Queries per second:\s+([\d.]+)", out)
+    latency = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
+    if completed is None or rate is None or latency is None:
         raise SystemExit(f"could not read dnsperf output:\n{out}")
-    return int(match.group(1))
+    return Run(int(completed.group(1)), float(rate.group(1)), float(latency.group(1)) * 1e3)
 
 
-def run_wrk(resolver: Resolver | Baseline, seconds: float, cpu: int | None) -> int:
+def run_wrk(resolver: Resolver | Baseline, seconds: float, cpu: int | None) -> Run:
     url = f"{resolver.url}/v1/resolve?name={resolver.names[0]}&type=A"
-    command = ["wrk", "-t", "1", "-c", "32", "-d", f"{seconds:g}s", url]
+    command = ["wrk", "-t", "1", "-c", "32", "-d", f"{seconds:g}s", "--latency", url]
     out = subprocess.run(
         _pinned(command, cpu), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
@@ -204,7 +215,12 @@ def run_wrk(resolver: Resolver | Baseline, seconds: float, cpu: int | None) -> i
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if non_2xx:
         raise SystemExit(f"wrk saw {non_2xx.group(1)} error responses")
-    return int(match.group(1))
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    latency = None
+    if p99 is not None:
+        latency = float(p99.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
+    return Run(int(match.group(1)), float(rate.group(1)) if rate else 0.0, latency)
 
 
 def _pinned(command: list[str], cpu: int | None) -> list[str]:
@@ -260,29 +276,32 @@ async def _python_http(url: str, seconds: float) -> int:
 
 def udp_load(
     resolver: Resolver | Baseline, seconds: float, workdir: Path, cpu: int | None, dnsperf: bool
-) -> Callable[[], int]:
+) -> Callable[[], Run]:
     if dnsperf:
         return lambda: run_dnsperf(resolver, seconds, workdir, cpu)
-    return lambda: asyncio.run(_python_udp(resolver.dns_port, resolver.names, seconds))
+    names = resolver.names
+    return lambda: _fallback(asyncio.run(_python_udp(resolver.dns_port, names, seconds)), seconds)
 
 
 def json_load(
     resolver: Resolver | Baseline, seconds: float, cpu: int | None, wrk: bool
-) -> Callable[[], int]:
+) -> Callable[[], Run]:
     if wrk:
         return lambda: run_wrk(resolver, seconds, cpu)
     url = f"{resolver.url}/v1/resolve?name={resolver.names[0]}&type=A"
-    return lambda: asyncio.run(_python_http(url, seconds))
+    return lambda: _fallback(asyncio.run(_python_http(url, seconds)), seconds)
 
 
-def measure(pid: int, load: Callable[[], int]) -> tuple[float, float]:
-    """(queries per second, server CPU microseconds per query) of one load run."""
+def _fallback(queries: int, seconds: float) -> Run:
+    return Run(queries, queries / seconds, None)
+
+
+def measure(pid: int, load: Callable[[], Run]) -> tuple[Run, float]:
+    """One load run and the server's CPU microseconds per query during it."""
     cpu_before = cpu_seconds(pid)
-    start = time.monotonic()
-    queries = load()
-    elapsed = time.monotonic() - start
+    run = load()
     cpu = cpu_seconds(pid) - cpu_before
-    return queries / elapsed, cpu / max(queries, 1) * 1e6
+    return run, cpu / max(run.queries, 1) * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=2, help="rounds of healthy/unhealthy/baseline"
     )
     parser.add_argument("--names", type=int, default=100, help="8-answer multivalue names")
+    parser.add_argument(
+        "--config-interval",
+        type=float,
+        default=5.0,
+        help="the resolver re-reads and re-applies its config this often, during the runs too",
+    )
     args = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, load_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
@@ -305,10 +330,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not have_wrk:
         print("wrk not found: falling back to a Python HTTP load generator (slower; low figures)")
-    figures: dict[str, Any] = {"names": args.names, "answers_per_name": ANSWERS}
+    figures: dict[str, Any] = {
+        "names": args.names,
+        "answers_per_name": ANSWERS,
+        "config_interval_s": args.config_interval,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        resolver = Resolver(workdir, args.names, server_cpu)
+        resolver = Resolver(workdir, args.names, server_cpu, args.config_interval)
         baseline = Baseline(resolver.names, server_cpu)
         try:
             for transport in ("udp", "json"):
@@ -320,24 +349,26 @@ def main(argv: list[str] | None = None) -> int:
                     load = json_load(resolver, args.seconds, load_cpu, have_wrk)
                     reference = json_load(baseline, args.seconds, load_cpu, have_wrk)
                     reference_pid = baseline.http.pid
-                results: dict[str, list[tuple[float, float]]] = {
+                results: dict[str, list[tuple[Run, float]]] = {
                     "healthy": [], "unhealthy": [], "baseline": []
                 }  # fmt: skip
+                latency_name = "avg" if transport == "udp" else "p99"
                 for round_ in range(args.rounds):
                     order = ["healthy", "unhealthy", "baseline"]
                     for kind in order if round_ % 2 == 0 else order[::-1]:
                         if kind == "baseline":
-                            qps, cost = measure(reference_pid, reference)
+                            run, cost = measure(reference_pid, reference)
                         else:
                             status = Status.HEALTHY if kind == "healthy" else Status.UNHEALTHY
                             resolver.push(status)
-                            qps, cost = measure(resolver.process.pid, load)
-                        results[kind].append((qps, cost))
+                            run, cost = measure(resolver.process.pid, load)
+                        results[kind].append((run, cost))
+                        latency = "" if run.latency_ms is None else f"{run.latency_ms:7.3f}"
                         print(
-                            f"{transport:4} round {round_ + 1} {kind:9}: "
-                            f"{qps:9,.0f} qps  {cost:6.2f} us CPU/query"
+                            f"{transport:4} round {round_ + 1} {kind:9}: {run.qps:9,.0f} qps "
+                            f"{cost:7.2f} us CPU/query  {latency_name} latency ms {latency}"
                         )
-                qps = {k: statistics.median(q for q, _ in v) for k, v in results.items()}
+                qps = {k: statistics.median(r.qps for r, _ in v) for k, v in results.items()}
                 cost = {k: statistics.median(c for _, c in v) for k, v in results.items()}
                 ratio = cost["unhealthy"] / cost["healthy"]
                 print(
@@ -345,9 +376,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{qps['unhealthy']:,.0f} qps, baseline {qps['baseline']:,.0f} qps; "
                     f"CPU/query unhealthy/healthy = {ratio:.3f}"
                 )
-                for kind in results:
+                for kind, runs in results.items():
                     figures[f"{transport}_qps_{kind}"] = round(qps[kind])
                     figures[f"{transport}_cpu_us_per_query_{kind}"] = round(cost[kind], 3)
+                    latencies = [r.latency_ms for r, _ in runs if r.latency_ms is not None]
+                    if latencies:
+                        figures[f"{transport}_{latency_name}_latency_ms_{kind}"] = round(
+                            statistics.median(latencies), 3
+                        )
                 figures[f"{transport}_cpu_ratio_unhealthy_vs_healthy"] = round(ratio, 3)
                 figures[f"{transport}_qps_vs_baseline"] = round(qps["healthy"] / qps["baseline"], 3)
         finally:

@@ -127,7 +127,8 @@ class ResolverService:
     def apply(self, loaded: Loaded) -> None:
         """One config pass: recompile every record and zone, whole."""
         document = loaded.document
-        compiled = compile_records(document, self.rng)
+        previous = self.responder.compiled if self.responder is not None else None
+        compiled = compile_records(document, self.rng, previous)
         configured = np.zeros(document.capacity, dtype=np.uint8)
         for check in document.checks:
             configured[check.slot] = 1
