@@ -395,3 +395,37 @@ async def test_cli_serves_https_when_the_config_names_a_certificate(tmp_path: Pa
             process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0
+
+
+async def test_tcp_frames_split_across_writes_and_pipelined(tmp_path: Path) -> None:
+    async with running_resolver(write_config(tmp_path / "urn.json", document())) as resolver:
+        reader, writer = await asyncio.open_connection("127.0.0.1", resolver.dns_port)
+        try:
+            queries = [dns.message.make_query("www.example.com.", "A") for _ in range(3)]
+            stream = b"".join(len(q.to_wire()).to_bytes(2, "big") + q.to_wire() for q in queries)
+            for i in range(0, len(stream), 7):  # dribble the bytes in small pieces
+                writer.write(stream[i : i + 7])
+                await writer.drain()
+            async with asyncio.timeout(10):
+                for query in queries:
+                    size = int.from_bytes(await reader.readexactly(2), "big")
+                    reply = dns.message.from_wire(await reader.readexactly(size))
+                    assert reply.id == query.id
+                    assert addresses(reply) == ALL
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+async def test_tcp_connections_beyond_the_limit_are_closed(tmp_path: Path) -> None:
+    async with running_resolver(write_config(tmp_path / "urn.json", document())) as resolver:
+        assert resolver.service.dns is not None
+        resolver.service.dns.max_tcp_connections = 1
+        first = await asyncio.open_connection("127.0.0.1", resolver.dns_port)
+        await wait_until(lambda: len(resolver.service.dns.connections) == 1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", resolver.dns_port)
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+        for w in (writer, first[1]):
+            w.close()
+            await w.wait_closed()
