@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                             resolver.push(status)
                             run, cost = measure(resolver.process.pid, load)
                         results[kind].append((run, cost))
-                        latency = "" if run.latency_ms is None else f"{run.latency_ms:7.3f}"
+                        latency = "    n/a" if run.latency_ms is None else f"{run.latency_ms:7.3f}"
                         print(
                             f"{transport:4} round {round_ + 1} {kind:9}: {run.qps:9,.0f} qps "
                             f"{cost:7.2f} us CPU/query  {latency_name} latency ms {latency}"
