@@ -429,3 +429,26 @@ async def test_tcp_connections_beyond_the_limit_are_closed(tmp_path: Path) -> No
         for w in (writer, first[1]):
             w.close()
             await w.wait_closed()
+
+
+async def test_internal_error_gets_servfail_and_the_server_carries_on(tmp_path: Path) -> None:
+    async with running_resolver(write_config(tmp_path / "urn.json", document())) as resolver:
+        responder = resolver.service.responder
+        assert responder is not None
+        good = responder.compiled
+
+        class Broken:
+            def __getattr__(self, name: str) -> Any:
+                raise RuntimeError("injected fault")
+
+        responder.compiled = Broken()  # type: ignore[assignment]
+        query = dns.message.make_query("www.example.com.", "A")
+        for send in (dns.asyncquery.udp, dns.asyncquery.tcp):
+            reply = await send(query, "127.0.0.1", port=resolver.dns_port, timeout=5)
+            assert reply.rcode() == dns.rcode.SERVFAIL
+        responder.compiled = good
+        reply = await dns.asyncquery.udp(query, "127.0.0.1", port=resolver.dns_port, timeout=5)
+        assert addresses(reply) == ALL
+        resolver.service.flush_metrics()
+        labels = {"reason": "internal_error"}
+        assert resolver.service.registry.get_sample_value("urn_dns_malformed_total", labels) == 2
