@@ -72,6 +72,7 @@ class Demo:
         self.args = args
         self.azs = ("a", "b", "c")
         self.out = args.out or Path(tempfile.mkdtemp(prefix="urn-demo-"))
+        self.out.mkdir(parents=True, exist_ok=True)
         self.plan = FleetPlan(
             azs=self.azs,
             checkers_per_az=args.checkers_per_az,
@@ -134,8 +135,12 @@ class Demo:
             for name, args, health in self.plan.processes(str(config_path)):
                 await fleet.start(name, args, health)
             await fleet.wait_healthy(timeout=30)
-            self.say("fleet up: every process answers /healthz")
-            _http_port, dns_port = self.plan.resolver_ports[0]
+            http_port, dns_port = self.plan.resolver_ports[0]
+            self.say(
+                "fleet up: every process answers /healthz. While it runs, try\n"
+                f"  dig @127.0.0.1 -p {dns_port} {self.names[0]} A +short\n"
+                f"  curl 'http://127.0.0.1:{http_port}/v1/resolve?name={self.names[0]}&type=A'"
+            )
             watcher = DnsWatcher(("127.0.0.1", dns_port), self.names, rate=200.0)
             watch_stop = asyncio.Event()
             watch_task = asyncio.create_task(watcher.run(watch_stop))
