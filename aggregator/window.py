@@ -59,9 +59,8 @@ class Window:
     def add(self, entry: Entry) -> None:
         """Remember `entry` as its sender's newest table, forgetting the oldest past depth."""
         history = self._by_sender.get(entry.sender)
-        if history is None or history.maxlen != self.depth:
-            history = deque(history or (), maxlen=self.depth)
-            self._by_sender[entry.sender] = history
+        if history is None:
+            history = self._by_sender[entry.sender] = deque(maxlen=self.depth)
         history.append(entry)
 
     def resize(self, depth: int) -> None:

@@ -20,7 +20,8 @@ Modes, HTTP targets (requests are answered with `Connection: close`, then closed
 TCP targets: a connection accepted is healthy to a TCP check, so healthy, bad_status
 and body_mismatch accept and close; reset accepts then RSTs; close_mid_response accepts
 then closes; refuse closes the listener; blackhole, drop and slow all drop SYNs (an
-accepted connection would look healthy). Connections accepted before a change keep
+accepted connection would look healthy). A client's FIN ends its connection (a farm
+cannot tell a half-close from a close). Connections accepted before a change keep
 their course, except that a slow answer falls due in the mode current at that moment
 (a target blackholed meanwhile never answers).
 """
@@ -294,6 +295,8 @@ class TargetFarm:
         self._backlog = backlog
         self._lock = asyncio.Lock()
         self._started_at = time.monotonic()
+        # wall-clock (start, end) of the last applied change: a benchmark's failure instant
+        self.last_change: tuple[float, float] | None = None
 
     @property
     def targets(self) -> Mapping[str, Target]:
@@ -348,6 +351,7 @@ class TargetFarm:
         changed: list[str] = []
         failed: list[str] = []
         async with self._lock:
+            started = time.time()
             for target_id in change.targets:
                 target = self._targets[target_id]
                 delay = target.delay if change.delay is None else change.delay
@@ -360,6 +364,7 @@ class TargetFarm:
                     await target.settle(self._backlog)
                 except OSError as exc:
                     failed.append(f"{target_id}: {exc}")
+            self.last_change = (started, time.time())
         log.info("mode_set", mode=change.mode.value, changed=len(changed), failed=len(failed))
         if failed:
             raise OSError(f"{len(failed)} listener(s) could not reopen: {'; '.join(failed[:5])}")

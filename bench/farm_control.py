@@ -3,14 +3,19 @@
 GET  /v1/targets  every target's spec, mode, listener state and count, plus /v1/stats
 GET  /v1/stats    served per AZ and mode, modes per AZ, open connections, CPU seconds
 POST /v1/mode     {"az": "b", "mode": "refuse"} or {"targets": ["b-17"], "mode": "slow",
-                  "delay": 3}: answers {"mode", "changed": [ids], "unchanged": n};
-                  bad input gets 400 {"error": ...} and changes nothing
+                  "delay": 3}: answers {"mode", "delay", "changed": [ids], "unchanged": n,
+                  "applied": [wall-clock start, end of the switch]}; bad input gets
+                  400 {"error": ...} and changes nothing
 GET  /healthz     ok
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import signal
+import sys
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -20,7 +25,14 @@ from bench.farm import TargetFarm
 from bench.farm_layout import Kind, Mode, TargetSpec, parse_mode_change
 from urn.http import serve
 
-__all__ = ["FARM_KEY", "FarmClient", "FarmControlError", "make_control_app", "serve_control"]
+__all__ = [
+    "FARM_KEY",
+    "FarmClient",
+    "FarmControlError",
+    "FarmProcess",
+    "make_control_app",
+    "serve_control",
+]
 
 FARM_KEY = web.AppKey("farm", TargetFarm)
 MAX_BODY = 1 << 20
@@ -68,6 +80,7 @@ async def _mode(request: web.Request) -> web.Response:
             "delay": change.delay,
             "changed": changed,
             "unchanged": len(change.targets) - len(changed),
+            "applied": farm.last_change,
         }
     )
 
@@ -160,3 +173,68 @@ class FarmClient:
             TargetSpec(t["id"], t["az"], Kind(t["kind"]), t["host"], t["port"], t["path"])
             for t in answer["targets"]
         )
+
+
+class FarmProcess:
+    """`urn targets serve` as a child process; `async with await FarmProcess.start(...)`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, control: str) -> None:
+        self.proc = proc
+        self.control = control
+        self.client = FarmClient(control)
+
+    @classmethod
+    async def start(
+        cls,
+        azs: int = 3,
+        per_az: int = 100,
+        *,
+        kinds: str = "http",
+        base_port: int = 0,
+        control: str = "127.0.0.1:0",
+        slow_delay: float | None = None,
+        ready_timeout: float = 60.0,
+        stderr: int | None = asyncio.subprocess.DEVNULL,
+    ) -> FarmProcess:
+        """Start a farm and wait for its ready line; raise RuntimeError if it exits first."""
+        argv = [
+            sys.executable, "-m", "urn", "targets", "serve", "--azs", str(azs),
+            "--per-az", str(per_az), "--kinds", kinds, "--base-port", str(base_port),
+            "--control", control,
+        ]  # fmt: skip
+        if slow_delay is not None:
+            argv += ["--slow-delay", str(slow_delay)]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=stderr
+        )
+        assert proc.stdout is not None
+        try:
+            line = (await asyncio.wait_for(proc.stdout.readline(), ready_timeout)).decode()
+            if not line.startswith("ready control="):
+                raise RuntimeError(f"urn targets serve did not start (exit {await proc.wait()})")
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        return cls(proc, line.split("control=", 1)[1].split()[0])
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, wait (SIGKILL after `timeout`); return the exit status."""
+        await self.client.close()
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        assert self.proc.returncode is not None
+        return self.proc.returncode
+
+    async def __aenter__(self) -> FarmProcess:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

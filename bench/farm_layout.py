@@ -108,9 +108,17 @@ def _kind_of(kinds: str, j: int) -> Kind:
 
 
 def layout(
-    azs: int | Sequence[str], per_az: int, base_port: int, kinds: str = "http"
+    azs: int | Sequence[str],
+    per_az: int,
+    base_port: int,
+    kinds: str = "http",
+    host: str | None = None,
 ) -> tuple[TargetSpec, ...]:
-    """Every target of a farm, AZ by AZ, in a fixed order (the same inputs, the same specs)."""
+    """Every target of a farm, AZ by AZ, in a fixed order (the same inputs, the same specs).
+
+    With `host` (containers: `0.0.0.0` or a service name), every target shares that host
+    and has its own port, base_port + its position in the whole layout.
+    """
     names = az_names(azs) if isinstance(azs, int) else tuple(azs)
     if len(set(names)) != len(names):
         raise ValueError(f"azs: {list(names)} repeats a name")
@@ -119,7 +127,7 @@ def layout(
         raise ValueError(f"kinds: {kinds!r} is not one of {', '.join(KIND_CHOICES)}")
     if per_az < 1:
         raise ValueError(f"per_az: {per_az} must be at least 1")
-    ports_needed = math.ceil(per_az / PER_HOST)
+    ports_needed = len(names) * per_az if host else math.ceil(per_az / PER_HOST)
     if not (base_port == 0 or 1 <= base_port <= 65536 - ports_needed):
         raise ValueError(
             f"base_port: {base_port} leaves no room for {ports_needed} ports (or use 0)"
@@ -134,8 +142,14 @@ def layout(
                     id=target_id,
                     az=az,
                     kind=kind,
-                    host=f"127.0.{i}.{1 + j % PER_HOST}",
-                    port=base_port + j // PER_HOST if base_port else 0,
+                    host=host or f"127.0.{i}.{1 + j % PER_HOST}",
+                    port=(
+                        0
+                        if not base_port
+                        else base_port + len(specs)
+                        if host
+                        else base_port + j // PER_HOST
+                    ),
                     path=f"/t/{target_id}" if kind is Kind.HTTP else "",
                 )
             )

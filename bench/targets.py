@@ -14,6 +14,7 @@ layout as JSON without starting anything. The layout and the modes are described
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import sys
@@ -22,7 +23,6 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from bench.farm import DEFAULT_SLOW_DELAY, TargetFarm
-from bench.farm_control import serve_control
 from bench.farm_layout import (
     KIND_CHOICES,
     MAX_AZS,
@@ -36,12 +36,10 @@ from bench.farm_layout import (
     parse_mode_change,
 )
 from urn.errors import StartupError
-from urn.http import parse_listen
 from urn.logs import get_logger
 from urn.runtime import raise_fd_limit, run_main
 
 if TYPE_CHECKING:
-    import argparse
     import asyncio
 
 __all__ = [
@@ -78,6 +76,11 @@ def _layout_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_BASE_PORT,
         help="first port of the layout (0: an ephemeral port per target)",
     )
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="one host for every target, each on its own port (containers: 0.0.0.0)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     serve = sub.add_parser("serve", help="run a farm until SIGINT or SIGTERM")
     _layout_arguments(serve)
+    serve.add_argument(
+        "--only-az",
+        action="append",
+        metavar="AZ",
+        help="serve only this AZ's targets of the layout (repeat; one farm per AZ)",
+    )
     serve.add_argument(
         "--control", default=DEFAULT_CONTROL, metavar="HOST:PORT", help="control API listener"
     )
@@ -94,6 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SLOW_DELAY,
         metavar="S",
         help="seconds a slow target waits before answering",
+    )
+    # also accepted after `serve` (urn's own parser takes them only before the action)
+    serve.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default=argparse.SUPPRESS)
+    serve.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS
     )
     change = sub.add_parser("set", help="switch the mode of an AZ or of some targets")
     change.add_argument("--control", default=f"http://{DEFAULT_CONTROL}", metavar="URL")
@@ -125,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if action == "stats":
         return _call(args.control, "/v1/stats", None)
     try:
-        specs = layout(args.azs, args.per_az, args.base_port, args.kinds)
+        specs = layout(az_names(args.azs), args.per_az, args.base_port, args.kinds, args.host)
         print(json.dumps(checks_for(specs, first_slot=args.first_slot), indent=1))
     except ValueError as exc:
         print(f"urn targets: {exc}", file=sys.stderr)
@@ -134,9 +148,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    # aiohttp is imported by the server only, so `set` and `stats` start fast
+    from bench.farm_control import serve_control
+    from urn.http import parse_listen
+
     try:
         host, port = parse_listen(args.control, 19900)
-        specs = layout(az_names(args.azs), args.per_az, args.base_port, args.kinds)
+        specs = layout(az_names(args.azs), args.per_az, args.base_port, args.kinds, args.host)
+        if args.only_az:
+            specs = tuple(spec for spec in specs if spec.az in args.only_az)
+            if not specs:
+                raise ValueError(f"--only-az {args.only_az}: no such AZ in the layout")
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     soft, _ = raise_fd_limit()

@@ -25,7 +25,7 @@ from aiohttp import web
 from checker.assign import assigned_checks, check_key
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
 from checker.schedule import Schedule, phase
-from urn.http import add_observability_routes
+from urn.http import add_observability_routes, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import CheckerMetrics
 from urn.push import AiohttpTransport, push_all
@@ -37,7 +37,7 @@ from urn.wire import Envelope, TableKind, encode
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
-    from prometheus_client import Histogram
+    from prometheus_client import CollectorRegistry, Histogram
 
     from checker.settings import CheckerSettings
     from urn.clock import Clock
@@ -88,7 +88,7 @@ class CheckerService:
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
-        self._transport: Transport = transport if transport is not None else AiohttpTransport()
+        self._transport: Transport | None = transport  # None: HTTPS-capable one at start
         self._owns_transport = transport is None
         self.loader = ConfigLoader(settings.config, clock, metrics, self.apply, environ)
         self.engine = ProbeEngine(clock.monotonic, self._record)
@@ -157,6 +157,7 @@ class CheckerService:
             or any(check_key(self._checks[s]) != k for s, k in keys.items())
         ):
             entries = [(slot, self._phase(key)) for slot, key in keys.items()]
+            self._phases = {key: self._phases[key] for key in keys.values()}  # no stale keys
             self.schedule = Schedule(interval, self._epoch, entries, self.clock.monotonic())
             self._cycle_end = self._epoch + (self.schedule.cycle + 1) * interval
         self._checks = wanted
@@ -177,8 +178,10 @@ class CheckerService:
         allowed = max(1, soft - self.settings.fd_reserve)
         if self.settings.max_concurrency is not None:
             allowed = min(allowed, self.settings.max_concurrency)
-        # Headroom for phase clumping: hashed phases are uniform, not evenly spaced.
-        self._limit = min(allowed, math.ceil(needed * 1.25) + 16)
+        # Headroom: hashed phases are uniform, not evenly spaced, so starts clump; and a
+        # CPU-starved loop sweeps late, so probes outlive their timeout a little. Both
+        # should show as lateness of our own, not as a queue of probes waiting for a slot.
+        self._limit = min(allowed, 2 * needed + 64)
         self.metrics.concurrency_needed.set(needed)
         self.metrics.concurrency_limit.set(self._limit)
         self.metrics.fd_limit.set(soft)
@@ -308,6 +311,7 @@ class CheckerService:
         body = self.encode_table()
         self.metrics.tables_pushed_bytes.set(len(body))
         timeout = document.intervals.push * PUSH_TIMEOUT_SHARE
+        assert self._transport is not None, "start() sets the transport"
         outcomes = await push_all(
             self._transport, document.aggregators, body, timeout, self.metrics
         )
@@ -362,6 +366,8 @@ class CheckerService:
     async def start(self) -> None:
         """Load the first config (StartupError if none) and start the loops."""
         await self.loader.load_first()
+        if self._transport is None:
+            self._transport = AiohttpTransport(client_ssl_context(self.document.tls))
         log.info(
             "checker_started",
             id=self.settings.id,
@@ -407,7 +413,7 @@ APP_SERVICE = web.AppKey("checker_service", CheckerService)
 def make_app(
     settings: CheckerSettings,
     clock: Clock,
-    registry: Any,
+    registry: CollectorRegistry,
     transport: Transport | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> web.Application:

@@ -10,6 +10,7 @@ from aiohttp import web
 from resolver.service import SERVICE, make_app
 from resolver.settings import DEFAULT_DNS, DEFAULT_LISTEN, ResolverSettings
 from urn.cli import add_role_arguments
+from urn.errors import StartupError
 from urn.http import server_ssl_context
 from urn.logs import get_logger
 from urn.runtime import raise_fd_limit, run_main
@@ -60,7 +61,12 @@ async def _main(settings: ResolverSettings, stop: asyncio.Event) -> int:
             ssl_context=ssl_context,
             reuse_address=True,
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen for HTTP on {settings.http_host}:{settings.http_port}: {exc}"
+            ) from None
         log.info(
             "listening",
             http=f"{'https' if ssl_context else 'http'}://{settings.http_host}:{settings.http_port}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from resolver.dnsmsg import RCODES
 from resolver.dnsserver import DnsServer
 from resolver.records import QTYPES, compile_records, qtype_label
 from urn.clock import SystemClock
+from urn.errors import StartupError
 from urn.http import TableReceiver
 from urn.logs import get_logger
 from urn.metrics import ResolverMetrics, TableCollector
@@ -125,7 +127,8 @@ class ResolverService:
     def apply(self, loaded: Loaded) -> None:
         """One config pass: recompile every record and zone, whole."""
         document = loaded.document
-        compiled = compile_records(document, self.rng)
+        previous = self.responder.compiled if self.responder is not None else None
+        compiled = compile_records(document, self.rng, previous)
         configured = np.zeros(document.capacity, dtype=np.uint8)
         for check in document.checks:
             configured[check.slot] = 1
@@ -294,7 +297,17 @@ class ResolverService:
                 tcp_idle_timeout=settings.tcp_idle_timeout,
                 max_tcp_connections=settings.max_tcp_connections,
             )
-            await self.dns.start(settings.dns_host, settings.dns_port)
+            try:
+                await self.dns.start(settings.dns_host, settings.dns_port)
+            except OSError as exc:
+                await self.stop()
+                raise StartupError(
+                    f"cannot listen for DNS on {settings.dns_host}:{settings.dns_port}: {exc}"
+                ) from None
+        # Everything allocated so far (modules, compiled records) lives as long as the process:
+        # move it out of the collector's sight, so the young-generation collections that the
+        # per-query tuples trigger stay short.
+        gc.freeze()
         log.info(
             "resolver_started",
             id=settings.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,17 @@ if TYPE_CHECKING:
 
     from urn.clock import Clock
 
-__all__ = ["TEST_ENVIRON", "RunningResolver", "running_resolver", "write_config"]
+__all__ = [
+    "CORPUS_RCODES",
+    "TEST_ENVIRON",
+    "RunningResolver",
+    "check_outcome",
+    "free_dns_port",
+    "multivalue_record",
+    "running_resolver",
+    "tcp_checks",
+    "write_config",
+]
 
 TEST_ENVIRON = {"URN_PUSH_KEY": TEST_PUSH_KEY.decode()}
 
@@ -106,3 +117,77 @@ async def running_resolver(
         )
     finally:
         await runner.cleanup()
+
+
+def tcp_checks(slots: range | list[int]) -> list[dict[str, Any]]:
+    """Minimal TCP check definitions for `slots` (records refer to them by slot)."""
+    return [
+        {"slot": slot, "name": f"check-{slot}", "type": "tcp", "host": "127.0.0.1", "port": 9}
+        for slot in slots
+    ]
+
+
+def multivalue_record(name: str, count: int, first_slot: int = 0) -> dict[str, Any]:
+    """An A record with `count` answers 10.0.x.y, answer i guarded by slot first_slot + i."""
+    return {
+        "name": name,
+        "type": "A",
+        "ttl": 30,
+        "policy": "multivalue",
+        "answers": [
+            {
+                "value": f"10.0.{(first_slot + i) // 250}.{(first_slot + i) % 250 + 1}",
+                "check": first_slot + i,
+            }
+            for i in range(count)
+        ],
+    }
+
+
+CORPUS_RCODES = {
+    "noerror": 0,
+    "formerr": 1,
+    "servfail": 2,
+    "nxdomain": 3,
+    "notimp": 4,
+    "refused": 5,
+}
+
+
+def check_outcome(query: bytes, response: bytes | None, outcome: str) -> str | None:
+    """None if `response` is what the corpus expects for `query`, else what is wrong."""
+    if outcome == "drop":
+        return None if response is None else f"expected no reply, got {response!r}"
+    if response is None or len(response) < 12:
+        return f"expected {outcome}, got {response!r}"
+    if response[:2] != query[:2]:
+        return "reply id differs from the query's"
+    if not response[2] & 0x80:
+        return "reply lacks the QR bit"
+    rcode = response[3] & 0x0F
+    qdcount = response[4] << 8 | response[5]
+    if outcome == "badvers":
+        opt = response[-11:]
+        if rcode != 0 or opt[0] != 0 or opt[1:3] != b"\x00\x29" or opt[5] != 1:
+            return f"expected BADVERS (OPT extended rcode 1), got {response!r}"
+        return None
+    if rcode != CORPUS_RCODES[outcome]:
+        return f"expected rcode {outcome}, got {rcode}"
+    if outcome in ("formerr", "notimp") and qdcount != 0:
+        return f"{outcome} must be built from the header alone (qdcount {qdcount})"
+    return None
+
+
+def free_dns_port(host: str = "127.0.0.1", attempts: int = 50) -> int:
+    """A port free right now for both TCP and UDP on `host` (DNS listens on both)."""
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port: int = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise OSError("no port free for both TCP and UDP")

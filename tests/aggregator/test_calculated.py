@@ -57,6 +57,8 @@ def test_calculated_children_are_evaluated_first() -> None:
     ]
     plan = Plan.from_document(parse_document(document_dict(checks, capacity=8)))
     assert [level.slots.tolist() for level in plan.calculated.levels] == [[5], [7]]
+    assert plan.calculated.slots.tolist() == [5, 7]
+    assert plan.thresholds.probed.tolist() == [True, True, True] + [False] * 5
     core = TickCore(8)
     out = np.empty(8, np.uint8)
 

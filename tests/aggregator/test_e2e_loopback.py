@@ -1,11 +1,11 @@
 """Checkers -> aggregator process -> resolver receiver, over real loopback sockets.
 
 The aggregator runs as its own process (`python -m aggregator`). The checkers are
-minimal real senders: each probes a real HTTP target over TCP every probe interval
-and pushes a signed fixed-size checker table over HTTP, as `urn checker` does. The
-resolver side is the kernel's real `TableReceiver` for aggregated tables. When the
-target dies the slot turns unhealthy (reason refused) at the resolver; when it
-returns, healthy again.
+either real `urn checker` processes, or minimal in-test senders that probe the same
+target and push signed fixed-size checker tables over HTTP (so the aggregator's side
+is tested on its own, whatever the checker does). The resolver side is the kernel's
+real `TableReceiver` for aggregated tables. When the target dies the slot turns
+unhealthy (reason refused) at the resolver; when it returns, healthy again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import AsyncExitStack, suppress
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -33,7 +33,7 @@ from urn.testing import TEST_PUSH_KEY, document_dict, free_port, signed_table, w
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
     from urn.wire import Envelope
@@ -230,13 +230,51 @@ async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
         yield fleet
 
 
-async def test_a_slot_flips_when_its_target_dies_and_back_when_it_returns(fleet: Fleet) -> None:
-    checkers = [
+CHECKERS = (("chk-a1", "a"), ("chk-b1", "b"))
+
+
+@asynccontextmanager
+async def in_test_checkers(fleet: Fleet) -> AsyncIterator[None]:
+    tasks = [
         asyncio.create_task(mini_checker(name, az, fleet.target, fleet.aggregator))
-        for name, az in (("chk-a1", "a"), ("chk-b1", "b"))
+        for name, az in CHECKERS
     ]
-    resolver = fleet.resolver
     try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+
+
+@asynccontextmanager
+async def checker_processes(fleet: Fleet) -> AsyncIterator[None]:
+    processes = []
+    failed = False
+    try:
+        for name, az in CHECKERS:
+            args = ["checker", "--config", str(fleet.config), "--id", name, "--az", az]
+            args += ["--listen", "127.0.0.1:0"]
+            processes.append(await start_process(args, fleet.tmp_path / f"{name}.log"))
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        codes = [await stop_process(process) for process in processes]
+        logs = [(fleet.tmp_path / f"{name}.log").read_text() for name, _ in CHECKERS]
+        if not failed:  # a clean SIGTERM exit, unless the test already failed
+            assert codes == [0] * len(processes), logs
+
+
+@pytest.mark.parametrize("senders", [in_test_checkers, checker_processes])
+async def test_a_slot_flips_when_its_target_dies_and_back_when_it_returns(
+    fleet: Fleet, senders: Callable[[Fleet], AbstractAsyncContextManager[None]]
+) -> None:
+    resolver = fleet.resolver
+    async with senders(fleet):
         await wait_until(
             lambda: (
                 resolver.slot(TARGET_SLOT) == Status.HEALTHY
@@ -246,8 +284,12 @@ async def test_a_slot_flips_when_its_target_dies_and_back_when_it_returns(fleet:
             message="slot healthy at the resolver",
         )
         assert resolver.senders == {"agg-1"}
-        explained = await fleet.explain(TARGET_SLOT)
-        assert set(explained["checkers"]) == {"chk-a1", "chk-b1"}
+
+        async def every_checker_seen() -> bool:
+            explained = await fleet.explain(TARGET_SLOT)
+            return set(explained["checkers"]) == {name for name, _ in CHECKERS}
+
+        await wait_until(every_checker_seen, timeout=20, message="both checkers' tables")
 
         await fleet.target.stop()
         await wait_until(
@@ -268,9 +310,3 @@ async def test_a_slot_flips_when_its_target_dies_and_back_when_it_returns(fleet:
             timeout=20,
             message="slot healthy again at the resolver",
         )
-    finally:
-        for task in checkers:
-            task.cancel()
-        for task in checkers:
-            with suppress(asyncio.CancelledError):
-                await task

@@ -167,6 +167,8 @@ def test_fresh_order_is_newest_first_with_a_stable_tie_break() -> None:
     window.add(Entry("a", "a", 1, 0.0, 10.0, empty))
     window.add(Entry("c", "a", 1, 0.0, 11.0, empty))
     window.add(Entry("a", "a", 2, 0.0, 9.0, empty))  # only its receive time matters
-    order = [(e.sender, e.sequence) for e in window.fresh(11.0, 5.0)]
+    fresh = window.fresh(11.0, 5.0)
+    order = [(e.sender, e.sequence) for e in fresh]
+    assert [e.age(11.0) for e in fresh] == [0.0, 1.0, 1.0, 2.0]
     assert order == [("c", 1), ("a", 1), ("b", 1), ("a", 2)]
     assert window.fresh(20.0, 5.0) == []

@@ -280,3 +280,16 @@ async def test_a_new_replica_pushes_only_once_its_window_can_be_full(tmp_path: P
         assert table[0] == aggregated_byte(Status.UNHEALTHY, Reason.REFUSED)
         assert len(agg.transport.sent) == len(RESOLVERS)
         assert (await agg.get("/healthz"))[1]["warming_up"] is False
+
+
+async def test_a_failing_resolver_costs_only_its_own_push(agg: Harness) -> None:
+    first, second = (r + "/v1/table" for r in RESOLVERS)
+    agg.transport.fail[first] = OSError("connection refused")
+    agg.transport.status[second] = 503
+    ticks = agg.service._ticks
+    await agg.clock.advance(1.0)
+    await wait_until(lambda: agg.service._ticks > ticks)
+    await wait_until(lambda: agg.sample("urn_pushes_total", peer=RESOLVERS[0], result="error") == 1)
+    assert agg.sample("urn_pushes_total", peer=RESOLVERS[1], result="rejected") == 1
+    _, health = await agg.get("/healthz")
+    assert health["pushes"] == {RESOLVERS[0]: "error", RESOLVERS[1]: "rejected"}

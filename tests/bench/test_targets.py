@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,7 @@ import aiohttp
 import pytest
 
 from bench.farm import TargetFarm
-from bench.farm_control import FarmClient, FarmControlError, serve_control
+from bench.farm_control import FarmControlError, FarmProcess, serve_control
 from bench.farm_layout import (
     PER_HOST,
     Kind,
@@ -357,6 +356,7 @@ async def test_control_api_switches_an_az_and_a_target(farm: TargetFarm) -> None
                 assert response.status == 200
                 answer = await response.json()
             assert answer["changed"] == ["b-0", "b-1", "b-2", "b-3"]
+            assert answer["applied"][0] <= answer["applied"][1]
             for i in range(4):
                 with pytest.raises(ConnectionRefusedError):
                     await _connect(_spec(farm, f"b-{i}"))
@@ -455,54 +455,38 @@ async def _urn(*args: str) -> tuple[int, str, str]:
 
 
 async def test_cli_serve_set_stats_and_sigterm() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "urn",
-        "targets",
-        "serve",
-        "--azs",
-        "2",
-        "--per-az",
-        "2",
-        "--base-port",
-        "0",
-        "--control",
-        "127.0.0.1:0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    farm = await FarmProcess.start(2, 2, base_port=0, control="127.0.0.1:0")
     try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        assert line.startswith("ready control=http://127.0.0.1:"), line
-        control = line.split("control=")[1].split()[0]
-        code, out, _ = await _urn("set", "--control", control, "--az", "b", "--mode", "refuse")
+        assert farm.control.startswith("http://127.0.0.1:")
+        code, out, _ = await _urn("set", "--control", farm.control, "--az", "b", "--mode", "refuse")
         assert code == 0
         assert json.loads(out)["changed"] == ["b-0", "b-1"]
-        code, _, err = await _urn("set", "--control", control, "--target", "x-1", "--mode", "drop")
+        code, _, err = await _urn(
+            "set", "--control", farm.control, "--target", "x-1", "--mode", "drop"
+        )
         assert code == 1
         assert "unknown id" in err
-        code, out, _ = await _urn("stats", "--control", control)
+        code, out, _ = await _urn("stats", "--control", farm.control)
         assert code == 0
         assert json.loads(out)["modes"]["b"]["refuse"] == 2
-        async with FarmClient(control) as client:
-            specs = await client.specs()
-            assert [s.id for s in specs] == ["a-0", "a-1", "b-0", "b-1"]
-            assert _status(await _get(specs[0])) == 200
-            assert await client.set_mode("healthy", targets=["b-1"]) == ["b-1"]
-            assert _status(await _get(specs[3])) == 200
-            with pytest.raises(FarmControlError, match="400: az: 'q'"):
-                await client.set_mode("refuse", az="q")
-            stats = await client.stats()
-            assert stats["served"]["a"]["healthy"] == 1
-            assert stats["modes"]["b"]["refuse"] == 1
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        specs = await farm.client.specs()
+        assert [s.id for s in specs] == ["a-0", "a-1", "b-0", "b-1"]
+        assert _status(await _get(specs[0])) == 200
+        assert await farm.client.set_mode("healthy", targets=["b-1"]) == ["b-1"]
+        assert _status(await _get(specs[3])) == 200
+        with pytest.raises(FarmControlError, match="400: az: 'q'"):
+            await farm.client.set_mode("refuse", az="q")
+        stats = await farm.client.stats()
+        assert stats["served"]["a"]["healthy"] == 1
+        assert stats["modes"]["b"]["refuse"] == 1
+        assert await farm.stop() == 0  # SIGTERM: a clean exit
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await farm.stop()
+
+
+async def test_farm_process_reports_a_failed_start() -> None:
+    with pytest.raises(RuntimeError, match="exit 2"):
+        await FarmProcess.start(40, 1)
 
 
 async def test_cli_checks_and_bad_arguments() -> None:

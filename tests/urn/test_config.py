@@ -602,7 +602,7 @@ _values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.dictionaries(_keys, _values, max_size=6))
 def test_arbitrary_documents_only_raise_config_errors(raw: dict[str, Any]) -> None:
     outcome: Document | ConfigError
