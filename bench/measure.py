@@ -5,6 +5,8 @@ CPU per query), their peaks over sample windows, latency percentiles, and failur
 ratios. Detection, recovery and the correctness counters are `bench.verdict`'s.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 import itertools

@@ -8,6 +8,8 @@ Cost: encoding and decoding are O(events in the batch); a batch of no changes is
 heartbeat of a few dozen bytes. That proportionality is the design under test.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 import hashlib

@@ -4,6 +4,8 @@ Pure. The interval is cut into buckets; a check is probed at the start of its bu
 every interval, so the probe rate is flat and the schedule never depends on health.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 import zlib

@@ -10,6 +10,8 @@ expiring a checker is O(slots it reported). Work is proportional to change: that
 the edge-triggered design, and what the benchmark contrasts with urn's fixed tick.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
