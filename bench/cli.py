@@ -1,7 +1,8 @@
 """`urn bench SUBCOMMAND ...`: the az-failure benchmark, its helper processes, micro benches.
 
 Subcommands are modules with `add_arguments(parser)` and `run(args) -> int`, or with a
-`main(argv) -> int` that parses its own arguments (the micro benches). They are imported
+`main(argv) -> int` that parses its own arguments (the micro benches, which get every
+word after their name, `--help` included). They are imported
 only when present, so a module not there yet is simply not listed.
 """
 
@@ -40,12 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         module = _module(name)
         if module is None:
             continue
-        child = sub.add_parser(name, help=text, description=text)
         if not hasattr(module, "add_arguments"):
-            child.add_argument(
-                "argv", nargs=argparse.REMAINDER, help="the bench's own options, after --"
-            )
+            # The bench parses its own options: hand it every word untouched ("+" as the
+            # option prefix here means "-" and "--" words are not ours to interpret).
+            raw = sub.add_parser(name, help=text, add_help=False, prefix_chars="+")
+            raw.add_argument("argv", nargs=argparse.REMAINDER)
             continue
+        child = sub.add_parser(name, help=text, description=text)
         module.add_arguments(child)
         # urn.cli adds these to the parent; accept them after the subcommand as well.
         child.add_argument(
