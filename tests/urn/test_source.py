@@ -364,3 +364,36 @@ async def test_http_source_over_the_size_cap_is_refused(
     h = Harness(config_server.url)
     assert not await h.loader.poll_once()
     assert (h.loader.last_error or "").endswith("larger than 1000 bytes")
+
+
+async def test_identical_bytes_are_applied_whole_without_revalidating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urn.source
+
+    parsed: list[bytes] = []
+    real_parse = urn.source.parse_text
+
+    def counting_parse(raw: bytes, origin: str) -> Any:
+        parsed.append(raw)
+        return real_parse(raw, origin)
+
+    monkeypatch.setattr(urn.source, "parse_text", counting_parse)
+    path = tmp_path / "urn.json"
+    path.write_text(good())
+    harness = Harness(str(path))
+    await harness.loader.load_first()
+    assert await harness.loader.poll_once()
+    assert await harness.loader.poll_once()
+    assert len(harness.applied) == 3  # applied whole every pass ...
+    assert len(parsed) == 1  # ... validated once for the same bytes
+    assert harness.applied[1].document is harness.applied[0].document
+
+    path.write_text("{ truncated")
+    assert not await harness.loader.poll_once()
+    path.write_text(good())  # the old bytes again: still known good
+    assert await harness.loader.poll_once()
+    path.write_text(good(port=81))
+    assert await harness.loader.poll_once()
+    assert harness.applied[-1].document.checks[0].port == 81
+    assert len(parsed) == 3
