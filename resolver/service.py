@@ -124,11 +124,17 @@ class ResolverService:
 
     # --- config and tables ---------------------------------------------------------
 
-    def apply(self, loaded: Loaded) -> None:
-        """One config pass: recompile every record and zone, whole."""
+    async def apply(self, loaded: Loaded) -> None:
+        """One config pass: recompile every record and zone, whole, then swap it in.
+
+        Compiling 10,000 answers takes tens of ms of CPU; in a worker thread the loop
+        keeps answering meanwhile (it gets the GIL back every switch interval), so a
+        config pass costs queries a few ms of latency instead of a stall.
+        """
         document = loaded.document
         previous = self.responder.compiled if self.responder is not None else None
-        compiled = compile_records(document, self.rng, previous)
+        rng = random.Random(self.rng.getrandbits(64))  # the thread draws from its own
+        compiled = await asyncio.to_thread(compile_records, document, rng, previous)
         configured = np.zeros(document.capacity, dtype=np.uint8)
         for check in document.checks:
             configured[check.slot] = 1

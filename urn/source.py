@@ -22,7 +22,7 @@ from urn.keys import Keyring, load_keyring
 from urn.logs import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     from urn.clock import Clock
     from urn.metrics import CommonMetrics
@@ -90,7 +90,7 @@ class ConfigLoader:
         location: str,
         clock: Clock,
         metrics: CommonMetrics,
-        apply: Callable[[Loaded], None],
+        apply: Callable[[Loaded], Awaitable[None] | None],
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.location = location
@@ -127,7 +127,9 @@ class ConfigLoader:
                     " fixed for a running fleet; restart every process to change it",
                 )
             loaded = Loaded(document, load_keyring(document, self._environ))
-            self._apply(loaded)
+            applied = self._apply(loaded)
+            if applied is not None:
+                await applied  # a service that builds its new state off the event loop
         except ConfigError as exc:
             self.last_error = str(exc)
             self._metrics.config_loads.labels("error").inc()
