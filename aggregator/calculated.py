@@ -16,6 +16,8 @@ Never: loops over slots; the only Python loop is over depth levels, fixed per co
 Cost: O(calculated checks x widest child list) per tick, plans built once per config.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 from dataclasses import dataclass

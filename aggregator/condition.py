@@ -12,6 +12,8 @@ Cost: O(capacity x stacked tables) array work per call whatever the slots hold; 
 buffer is allocated once per (capacity, table count) and reused.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,6 +8,8 @@ verdict shown is the byte the last tick pushed.
 Cost: O(tables in the last tick) per request; never on the tick path.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -8,6 +8,8 @@ Cost: O(capacity x fresh tables) array work plus O(calculated checks), the same
 whatever the slots hold or how many changed since the last tick.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -18,6 +18,8 @@ never jump. Within one checker the order is the same either way: the receiver on
 accepts increasing sequence numbers.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 from collections import deque

@@ -11,6 +11,8 @@ checkers with the highest blake2b(check key, checker id). It is a stable functio
 adding or removing one checker moves only the checks that checker gains or loses.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 import hashlib

@@ -8,6 +8,9 @@ Cost: `ResponseScanner` is a bounded parser: it holds at most `MAX_HEAD` bytes o
 line and headers and `SEARCH_WINDOW` bytes of body, whatever the target sends.
 """
 
+# Pure in behaviour (no I/O, no clock), but not marked `# urn: pure`: mapping TLS
+# failures needs `ssl`'s exception types, and importing ssl loads socket.
+
 from __future__ import annotations
 
 import ssl

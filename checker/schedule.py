@@ -13,6 +13,8 @@ A cursor that falls more than one interval behind (a stalled process) jumps forw
 reports how many probes it skipped, so the service can count them; it never bursts.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 import bisect

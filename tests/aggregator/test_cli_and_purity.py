@@ -1,4 +1,4 @@
-"""The CLI's failure modes, the pure modules' imports, and the tick bench's shape."""
+"""The CLI's failure modes and the tick bench's shape (purity: tests/urn/test_purity.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from bench.aggregator_tick import run as run_bench
 if TYPE_CHECKING:
     from pathlib import Path
 
-PURE = ["aggregator.window", "aggregator.condition", "aggregator.calculated",
-        "aggregator.tick", "aggregator.explain"]  # fmt: skip
-
 
 def urn(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -25,18 +22,6 @@ def urn(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         env={**os.environ, **(env or {})},
         check=False,
     )
-
-
-def test_pure_modules_import_no_io() -> None:
-    code = (
-        f"import sys\nfor m in {PURE!r}: __import__(m)\n"
-        "bad = sorted({'asyncio', 'aiohttp', 'socket'} & set(sys.modules))\n"
-        "print(','.join(bad))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == ""
 
 
 def test_without_a_usable_config_it_refuses_to_start(tmp_path: Path) -> None:
