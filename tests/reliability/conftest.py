@@ -149,10 +149,19 @@ class ReceiverServer:
 
     def stop(self) -> None:
         if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._cleanup(self._runner), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+    @staticmethod
+    async def _cleanup(runner: web.AppRunner) -> None:
+        await runner.cleanup()
+        # Handlers of connections a hostile client abandoned: finish them, no leftovers.
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- what a test inspects --------------------------------------------------------
 
