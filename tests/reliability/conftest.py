@@ -217,7 +217,8 @@ class ReceiverServer:
     def table(self, sequence: int, **kwargs: Any) -> bytes:
         """A valid table of this receiver's kind and capacity."""
         slots = kwargs.pop("slots", bytes([1]) * self.capacity)
-        return signed_table(slots, kind=self.kind, sequence=sequence, **kwargs)
+        kwargs.setdefault("kind", self.kind)
+        return signed_table(slots, sequence=sequence, **kwargs)
 
 
 def _json(data: bytes) -> dict[str, Any]:
