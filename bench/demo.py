@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import yaml
 
-from bench import targets as farm
+from bench.farm_layout import layout
 from bench.fleet import Fleet
 from bench.observe import DnsWatcher, Samples, metric, scrape
 from bench.scenario import FleetPlan, attribute, build_document
+from bench.verdict import Verdict, judge
 from urn.runtime import run_main
 from urn.testing import free_port
 
@@ -95,7 +96,7 @@ class Demo:
     async def main(self, stop: asyncio.Event) -> int:
         key = secrets.token_hex(32)
         base_port = free_port()
-        specs = farm.layout(self.azs, self.args.per_az, base_port)
+        specs = layout(self.azs, self.args.per_az, base_port)
         document = build_document(specs, self.plan)
         config_path = self.out / "urn.yaml"
         config_path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -236,66 +237,40 @@ class Demo:
 
     def _summary(self, watcher: DnsWatcher) -> int:
         dead_az = self.args.fail_az
-        detection: list[float] = []
-        recovery: list[float] = []
-        dropped = 0
-        never_turned: list[str] = []
-        for name in self.names:
-            record = self.records[name]
-            azs_of_name = {attribute(a["value"])[0] for a in record["answers"]}  # type: ignore[index]
-            if dead_az not in azs_of_name:
-                continue
-            seen = watcher.history.get(name, [])
-            during = [o for o in seen if self.failed_at <= o.at < self.restored_at]
-            dead_times = [
-                o.at for o in during if any(attribute(v)[0] == dead_az for v in o.answers)
-            ]  # type: ignore[index]
-            if during and dead_times and dead_times[-1] >= during[-1].at:
-                never_turned.append(name)
-            elif during:
-                detection.append(
-                    (dead_times[-1] if dead_times else self.failed_at) - self.failed_at
-                )
-            after = [o for o in seen if o.at >= self.restored_at]
-            back = [o.at for o in after if any(attribute(v)[0] == dead_az for v in o.answers)]  # type: ignore[index]
-            if back and record["policy"] in ("multivalue", "simple"):
-                recovery.append(back[0] - self.restored_at)
-            for o in seen:
-                dropped += self._dropped(
-                    record, o, dead_az if self.failed_at <= o.at < self.restored_at + 5 else None
-                )
+        bound = self.plan.probe_interval + self.plan.timeout + 2 * self.plan.push_interval
+        verdict = judge(
+            list(self.records.values()),
+            watcher.history,
+            dead_az=dead_az,
+            failed_at=self.failed_at,
+            restored_at=self.restored_at,
+            bound=bound,
+            settle=bound,
+        )
         self.say("")
         self.say("== summary ==")
+        self.say(f"{verdict.queries} DNS queries over UDP, {watcher.lost} unanswered")
+        detection = Verdict.spread(verdict.detection.values())
         if detection:
             self.say(
-                f"turned away from AZ {dead_az}: {len(detection)} names, after min "
-                f"{min(detection):.2f}s, median {statistics.median(detection):.2f}s, "
-                f"max {max(detection):.2f}s (last dead answer seen after the failure)"
+                f"turned away from AZ {dead_az}: {len(verdict.detection)} names; last dead answer"
+                f" after min {detection['min']:.2f}s, median {detection['median']:.2f}s,"
+                f" max {detection['max']:.2f}s (bound {bound:.1f}s)"
             )
+        recovery = Verdict.spread(verdict.recovery.values())
         if recovery:
             self.say(
-                f"answers from AZ {dead_az} back after min {min(recovery):.2f}s, median "
-                f"{statistics.median(recovery):.2f}s, max {max(recovery):.2f}s"
+                f"answers from AZ {dead_az} back after min {recovery['min']:.2f}s, median "
+                f"{recovery['median']:.2f}s, max {recovery['max']:.2f}s"
             )
-        self.say(f"names still answering with AZ {dead_az} when it came back: {len(never_turned)}")
-        self.say(f"healthy answers dropped: {dropped}")
+        self.say(f"dead answers served after the bound: {verdict.dead_after_bound}")
+        self.say(f"names that never turned away: {len(verdict.never_turned)}")
+        self.say(f"healthy answers dropped: {verdict.healthy_dropped}")
+        for example in verdict.dropped_examples:
+            self.say(f"  e.g. {example}")
         self._work_table()
-        ok = not never_turned and dropped == 0 and bool(detection)
-        self.say("result: " + ("OK" if ok else "PROBLEM (see above)"))
-        return 0 if ok else 1
-
-    def _dropped(self, record: dict[str, Any], seen: Any, dead_az: str | None) -> int:
-        """Healthy answers missing from one response (AZ `dead_az` excused)."""
-        if seen.rcode != 0:
-            return 1
-        policy = record["policy"]
-        live = {a["value"] for a in record["answers"] if attribute(a["value"])[0] != dead_az}  # type: ignore[index]
-        if policy in ("multivalue", "simple"):
-            return len(live - seen.answers)
-        if policy == "failover":
-            primary = next(a["value"] for a in record["answers"] if a["role"] == "primary")
-            return int(primary in live and primary not in seen.answers)
-        return int(not seen.answers)
+        self.say("result: " + ("OK" if verdict.ok else "PROBLEM (see above)"))
+        return 0 if verdict.ok else 1
 
     def _work_table(self) -> None:
         self.say("")

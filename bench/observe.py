@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import aiohttp
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -22,9 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    import aiohttp
 
-__all__ = ["DnsWatcher", "Observation", "metric", "scrape"]
+__all__ = ["DnsWatcher", "JsonWatcher", "Observation", "metric", "scrape"]
 
 Samples = dict[str, float]
 
@@ -136,6 +136,49 @@ class DnsWatcher:
             for observation in seen:
                 if observation.at >= since:
                     yield name, observation
+
+
+@dataclass
+class JsonWatcher:
+    """Asks `GET /v1/resolve` for every name in turn at `rate` per second."""
+
+    base_url: str
+    names: Sequence[str]
+    rate: float = 50.0
+    timeout: float = 1.0
+    history: dict[str, list[Observation]] = field(default_factory=dict)
+    lost: int = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        period = 1.0 / self.rate
+        client_timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with aiohttp.ClientSession(timeout=client_timeout) as session:
+            deadline = time.monotonic()
+            i = 0
+            while not stop.is_set():
+                name = self.names[i % len(self.names)]
+                i += 1
+                sent = time.monotonic()
+                try:
+                    async with session.get(
+                        f"{self.base_url}/v1/resolve", params={"name": name, "type": "A"}
+                    ) as response:
+                        body = await response.json()
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    self.lost += 1
+                else:
+                    now = time.monotonic()
+                    answers = frozenset(str(a["data"]) for a in body.get("Answer", []))
+                    self.history.setdefault(name, []).append(
+                        Observation(now, answers, int(body.get("Status", -1)), now - sent)
+                    )
+                deadline += period
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+                else:
+                    deadline = time.monotonic()
 
 
 class _Receiver(asyncio.DatagramProtocol):

@@ -187,9 +187,14 @@ def decode(
         raise Undecodable(f"unknown table kind {fields[4]}") from None
     if kind is not None and table_kind is not kind:
         raise WrongKind(f"{table_kind.name.lower()} table, expected {kind.name.lower()}")
+    sender_raw = fields[7].rstrip(b"\0")
+    az_raw = fields[10].rstrip(b"\0")
+    if b"\0" in sender_raw or b"\0" in az_raw:
+        # Only NUL padding may follow the text; a NUL inside could not be re-encoded.
+        raise Undecodable("sender or az holds a NUL before its padding")
     try:
-        sender = fields[7].rstrip(b"\0").decode()
-        az = fields[10].rstrip(b"\0").decode()
+        sender = sender_raw.decode()
+        az = az_raw.decode()
     except UnicodeDecodeError:
         raise Undecodable("sender or az is not UTF-8") from None
     generated_at = fields[14]

@@ -49,7 +49,9 @@ def test_config_map_holds_a_valid_urn_document() -> None:
 
 def test_resolver_service_carries_dns_over_udp_and_tcp() -> None:
     service = next(
-        d for _, d in DOCUMENTS if d["kind"] == "Service" and d["metadata"]["name"] == "urn-resolver"
+        d
+        for _, d in DOCUMENTS
+        if d["kind"] == "Service" and d["metadata"]["name"] == "urn-resolver"
     )
     protocols = {(p["port"], p["protocol"]) for p in service["spec"]["ports"]}
     assert {(53, "UDP"), (53, "TCP")} <= protocols
@@ -57,7 +59,8 @@ def test_resolver_service_carries_dns_over_udp_and_tcp() -> None:
 
 def test_every_checker_deployment_is_pinned_to_its_az_and_spread() -> None:
     checkers = [
-        d for _, d in DOCUMENTS
+        d
+        for _, d in DOCUMENTS
         if d["kind"] == "Deployment" and d["metadata"]["name"].startswith("urn-checker-")
     ]
     assert len(checkers) == 3

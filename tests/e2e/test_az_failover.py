@@ -1,0 +1,159 @@
+"""The whole fleet as users run it: real processes from the CLI, an AZ failed and restored.
+
+Asserts, from the query stream over UDP DNS and the HTTP JSON API, that every affected
+name stops returning dead answers within the detection bound and that no healthy
+answer is ever dropped. The bound is a property of the design (probe interval + probe
+timeout + two push intervals), plus one probe interval of scheduling margin because
+these test machines are small and shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+import aiohttp
+import pytest
+import yaml
+from bench.farm_layout import layout
+
+from bench.fleet import Fleet
+from bench.observe import DnsWatcher, JsonWatcher
+from bench.scenario import FleetPlan, attribute, build_document
+from bench.verdict import judge
+from urn.testing import free_port, wait_until
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.e2e
+
+AZS = ("a", "b", "c")
+PER_AZ = 12
+
+
+def _plan() -> FleetPlan:
+    return FleetPlan(
+        azs=AZS,
+        checkers_per_az=1,
+        aggregators=2,
+        resolvers=1,
+        probe_interval=0.5,
+        push_interval=0.25,
+        config_interval=2.0,
+        timeout=0.25,
+        failures=2,
+        of_last=3,
+        capacity=256,
+        aggregator_ports=(free_port(), free_port()),
+        resolver_ports=((free_port(), free_port()),),
+        checker_ports=tuple(free_port() for _ in AZS),
+    )
+
+
+@pytest.mark.parametrize("fail_mode", ["refuse", "blackhole"])
+async def test_an_az_fails_and_recovers_without_dead_or_dropped_answers(
+    tmp_path: Path, fail_mode: str
+) -> None:
+    plan = _plan()
+    base_port = free_port()
+    control_port = free_port()
+    control = f"http://127.0.0.1:{control_port}"
+    document = build_document(layout(AZS, PER_AZ, base_port), plan)
+    config = tmp_path / "urn.yaml"
+    config.write_text(yaml.safe_dump(document))
+    records = document["records"]
+    names = [r["name"] for r in records]
+    http_port, dns_port = plan.resolver_ports[0]
+
+    async with Fleet(tmp_path, env={"URN_PUSH_KEY": secrets.token_hex(32)}) as fleet:
+        await fleet.start(
+            "targets",
+            [
+                "targets",
+                "serve",
+                "--azs",
+                "3",
+                "--per-az",
+                str(PER_AZ),
+                "--base-port",
+                str(base_port),
+                "--control",
+                f"127.0.0.1:{control_port}",
+            ],
+            f"{control}/healthz",
+        )
+        for name, args, health in plan.processes(str(config)):
+            await fleet.start(name, args, health)
+        await fleet.wait_healthy(timeout=30)
+
+        dns_watch = DnsWatcher(("127.0.0.1", dns_port), names, rate=150.0)
+        json_watch = JsonWatcher(f"http://127.0.0.1:{http_port}", names, rate=40.0)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(w.run(stop)) for w in (dns_watch, json_watch)]
+        try:
+            async with aiohttp.ClientSession() as session:
+
+                def every_name_answers_all_azs() -> bool:
+                    for record in records:
+                        seen = dns_watch.latest(record["name"])
+                        if seen is None or seen.rcode != 0:
+                            return False
+                        if record["policy"] == "multivalue" and len(seen.answers) != 3:
+                            return False
+                    return True
+
+                await wait_until(every_name_answers_all_azs, 30, message="all answers healthy")
+                failed_at = time.monotonic()
+                async with session.post(
+                    f"{control}/v1/mode", json={"az": "b", "mode": fail_mode}
+                ) as response:
+                    assert response.status == 200
+
+                def turned_away() -> bool:
+                    for record in records:
+                        seen = dns_watch.latest(record["name"])
+                        if seen is None or seen.at < failed_at + 0.1:
+                            return False
+                        if any(attribute(v)[0] == "b" for v in seen.answers):  # type: ignore[index]
+                            return False
+                    return True
+
+                await wait_until(turned_away, 20, message="every name turned away from AZ b")
+                # Keep watching a while: a turned-away name must stay turned away.
+                settled = time.monotonic()
+                await wait_until(lambda: time.monotonic() > settled + 2.0, 5, message="observation")
+                restored_at = time.monotonic()
+                async with session.post(
+                    f"{control}/v1/mode", json={"az": "b", "mode": "healthy"}
+                ) as response:
+                    assert response.status == 200
+                await wait_until(every_name_answers_all_azs, 20, message="AZ b answers back")
+                back = time.monotonic()
+                await wait_until(lambda: time.monotonic() > back + 1.0, 5, message="observation")
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+
+    bound = plan.probe_interval + plan.timeout + 2 * plan.push_interval + plan.probe_interval
+    for transport, watcher in (("udp", dns_watch), ("http", json_watch)):
+        verdict = judge(
+            records,
+            watcher.history,
+            dead_az="b",
+            failed_at=failed_at,
+            restored_at=restored_at,
+            bound=bound,
+            settle=bound,
+        )
+        affected = [
+            r["name"] for r in records if any(attribute(a["value"])[0] == "b" for a in r["answers"])
+        ]  # type: ignore[index]
+        assert verdict.queries > len(names), transport
+        assert verdict.never_turned == [], transport
+        assert verdict.dead_after_bound == 0, (transport, verdict.detection)
+        assert verdict.healthy_dropped == 0, (transport, verdict.dropped_examples)
+        if transport == "udp":
+            assert set(verdict.detection) == set(affected)
