@@ -1,0 +1,317 @@
+"""Faults for a live local fleet: start one, query it, kill, pause, restart, read its health.
+
+Used by the reliability tests (tests/reliability) and by `bench/soak.py`. A `LiveFleet`
+is the target farm (`urn targets serve`) plus the processes a `FleetPlan` describes,
+every one a real `python -m urn ROLE` process supervised by `bench.fleet.Fleet`, so
+nothing outlives the `async with`. `right_answer` is the pure judgement of one answer
+set against which AZs are known dead, the same rules the resolver must follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import signal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rdatatype
+
+from bench.fleet import Fleet
+from bench.observe import Samples, metric, scrape
+from bench.scenario import FleetPlan, attribute, build_document
+from urn.testing import free_port, wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+    from pathlib import Path
+
+    from bench.scenario import TargetLike
+
+__all__ = [
+    "LiveFleet",
+    "expected_answers",
+    "live_fleet",
+    "plan_with_ports",
+    "right_answer",
+]
+
+MULTIVALUE_MAX = 8
+
+
+def plan_with_ports(**kwargs: Any) -> FleetPlan:
+    """A FleetPlan with free loopback ports for every process it describes."""
+    resolvers = kwargs.get("resolvers", 1)
+    aggregators = kwargs.get("aggregators", 2)
+    azs = kwargs.get("azs", ("a", "b", "c"))
+    checkers = len(azs) * kwargs.get("checkers_per_az", 1)
+    return FleetPlan(
+        aggregator_ports=tuple(free_port() for _ in range(aggregators)),
+        resolver_ports=tuple((free_port(), free_port()) for _ in range(resolvers)),
+        checker_ports=tuple(free_port() for _ in range(checkers)),
+        **kwargs,
+    )
+
+
+def _az(value: str) -> str | None:
+    where = attribute(value)
+    return where[0] if where else None
+
+
+def expected_answers(record: Mapping[str, Any], dead: Collection[str]) -> list[frozenset[str]]:
+    """Every answer set a correct resolver may give for `record` with AZs `dead` down."""
+    answers = list(record["answers"])
+    healthy = [a for a in answers if _az(a["value"]) not in dead]
+    policy = record["policy"]
+    if not healthy:  # fail open: answer as if every answer were healthy
+        healthy = answers
+    values = [str(a["value"]) for a in healthy]
+    if policy in ("simple",) or (policy == "multivalue" and len(values) <= MULTIVALUE_MAX):
+        return [frozenset(values)]
+    if policy == "multivalue":
+        return []  # any 8 of them; judged by right_answer
+    if policy == "weighted":
+        weighted = [str(a["value"]) for a in healthy if a.get("weight", 1) > 0]
+        return [frozenset({v}) for v in (weighted or values)]
+    # failover
+    by_role = {a.get("role"): str(a["value"]) for a in healthy}
+    if "primary" in by_role:
+        return [frozenset({by_role["primary"]})]
+    return [frozenset({by_role.get("secondary", values[0])})]
+
+
+def right_answer(
+    record: Mapping[str, Any], answers: frozenset[str], rcode: int, dead: Collection[str]
+) -> bool:
+    """Whether a NOERROR answer set is one the rules allow with AZs `dead` down."""
+    if rcode != 0:
+        return False
+    allowed = expected_answers(record, dead)
+    if allowed:
+        return answers in allowed
+    healthy = {str(a["value"]) for a in record["answers"] if _az(a["value"]) not in dead}
+    return len(answers) == MULTIVALUE_MAX and answers <= healthy
+
+
+@dataclass
+class LiveFleet:
+    """A running fleet and the ways to poke at it."""
+
+    fleet: Fleet
+    plan: FleetPlan
+    document: dict[str, Any]
+    config: Path
+    control: str | None
+    session: aiohttp.ClientSession
+    paused: set[str] = field(default_factory=set)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return list(self.document["records"])
+
+    @property
+    def names(self) -> list[str]:
+        return [r["name"] for r in self.records]
+
+    def record(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.records if r["name"] == name)
+
+    def url(self, member: str) -> str:
+        health = self.fleet.members[member].health_url
+        assert health is not None
+        return health.removesuffix("/healthz")
+
+    def dns_address(self, resolver: int = 0) -> tuple[str, int]:
+        return "127.0.0.1", self.plan.resolver_ports[resolver][1]
+
+    async def healthz(self, member: str) -> dict[str, Any]:
+        async with self.session.get(f"{self.url(member)}/healthz") as response:
+            body: dict[str, Any] = await response.json(content_type=None)
+            return body
+
+    async def metrics(self, member: str) -> Samples:
+        return await scrape(self.session, f"{self.url(member)}/metrics")
+
+    async def query(
+        self, name: str, resolver: int = 0, timeout: float = 1.0
+    ) -> tuple[int, frozenset[str]] | None:
+        """One UDP DNS query: (rcode, answer values), or None when nothing came back."""
+        query = dns.message.make_query(name, dns.rdatatype.A)
+        host, port = self.dns_address(resolver)
+        try:
+            reply = await dns.asyncquery.udp(query, host, port=port, timeout=timeout)
+        except (dns.exception.Timeout, OSError):
+            return None
+        values = frozenset(rdata.to_text() for rrset in reply.answer for rdata in rrset)
+        return reply.rcode(), values
+
+    async def wait_answers(
+        self,
+        dead: Collection[str],
+        resolver: int = 0,
+        timeout: float = 20.0,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        """Wait until every name (or `names`) answers right for `dead` on one resolver."""
+        wanted = list(names or self.names)
+
+        async def all_right() -> bool:
+            for name in wanted:
+                got = await self.query(name, resolver)
+                if got is None or not right_answer(self.record(name), got[1], got[0], dead):
+                    return False
+            return True
+
+        await wait_until(
+            all_right, timeout, message=f"resolver {resolver} answering for dead={sorted(dead)}"
+        )
+
+    async def wait_aggregators(self, dead: Collection[str], timeout: float = 20.0) -> None:
+        """Wait until every running aggregator's table marks exactly the `dead` AZs' slots.
+
+        Replicas see checker tables at different moments, so one may lag a tick behind
+        the resolvers' answers; a test that then silences them must wait for all.
+        """
+        expected = sum(1 for check in self.document["checks"] if check.get("az") in dead)
+        members = [n for n, m in self.fleet.members.items() if n.startswith("aggregator")]
+
+        async def agreed() -> bool:
+            for member in members:
+                if not self.fleet.members[member].alive:
+                    continue
+                samples = await self.metrics(member)
+                if metric(samples, "urn_slots", status="unhealthy") != expected:
+                    return False
+            return True
+
+        await wait_until(agreed, timeout, message=f"aggregators marking {sorted(dead)} dead")
+
+    async def set_mode(self, az: str, mode: str) -> None:
+        assert self.control is not None, "this fleet has no target farm"
+        async with self.session.post(
+            f"{self.control}/v1/mode", json={"az": az, "mode": mode}
+        ) as response:
+            assert response.status == 200, await response.text()
+
+    def pause(self, member: str) -> None:
+        """SIGSTOP: the process stays, silent (no pushes, no answers)."""
+        self.fleet.kill(member, signal.SIGSTOP)
+        self.paused.add(member)
+
+    def resume(self, member: str) -> None:
+        self.fleet.kill(member, signal.SIGCONT)
+        self.paused.discard(member)
+
+    async def kill9(self, member: str) -> int:
+        self.fleet.kill(member, signal.SIGKILL)
+        return await self.fleet.wait_exit(member)
+
+    async def restart(self, member: str, *, wait: bool = True) -> None:
+        """Start a killed member again with its own command line."""
+        old = self.fleet.members[member]
+        if old.alive:
+            await self.kill9(member)
+        await self.fleet.start(member, old.argv[3:], old.health_url)
+        if wait:
+            await self.fleet.wait_healthy([member], timeout=30)
+
+    def rss(self) -> dict[str, int]:
+        return {n: m.rss_bytes() for n, m in self.fleet.members.items() if m.alive}
+
+    def rewrite_config(self, text: str) -> None:
+        """Replace the config file atomically (readers see the old or the new, whole)."""
+        temporary = self.config.with_suffix(".tmp")
+        temporary.write_text(text)
+        temporary.replace(self.config)
+
+
+def farm_args(azs: int, per_az: int, base_port: int, control_port: int) -> list[str]:
+    return [
+        "targets",
+        "serve",
+        "--azs",
+        str(azs),
+        "--per-az",
+        str(per_az),
+        "--base-port",
+        str(base_port),
+        "--control",
+        f"127.0.0.1:{control_port}",
+    ]
+
+
+@contextlib.asynccontextmanager
+async def live_fleet(
+    run_dir: Path,
+    plan: FleetPlan,
+    *,
+    per_az: int = 4,
+    targets: Sequence[TargetLike] | None = None,
+    farm: bool = True,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    only: Collection[str] | None = None,
+) -> AsyncIterator[LiveFleet]:
+    """Start the farm (unless `targets` are given) and the plan's processes; stop all after.
+
+    `edit` may change the generated document before it is written; `only` starts just
+    those members (the others can be started later with `start_member`).
+    """
+    from bench.farm_layout import layout
+
+    base_port = free_port()
+    control_port = free_port()
+    specs: Sequence[TargetLike] = (
+        targets if targets is not None else layout(plan.azs, per_az, base_port)
+    )
+    document = build_document(specs, plan)
+    if edit is not None:
+        edit(document)
+    config = run_dir / "urn.json"  # JSON is YAML; json also writes StrEnum kinds as text
+    config.write_text(json.dumps(document, indent=1))
+    env = {"URN_PUSH_KEY": secrets.token_hex(32)}
+    async with (
+        Fleet(run_dir, env=env) as fleet,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+    ):
+        control = None
+        if farm and targets is None:
+            control = f"http://127.0.0.1:{control_port}"
+            args = farm_args(len(plan.azs), per_az, base_port, control_port)
+            await fleet.start("targets", args, f"{control}/healthz")
+        live = LiveFleet(fleet, plan, document, config, control, session)
+        for name, args, health in plan.processes(str(config)):
+            if only is None or name in only:
+                await fleet.start(name, args, health)
+        try:
+            await fleet.wait_healthy(timeout=30)
+            yield live
+        finally:
+            for member in list(live.paused):
+                with contextlib.suppress(ProcessLookupError, KeyError):
+                    live.resume(member)
+
+
+async def start_member(live: LiveFleet, name: str) -> None:
+    """Start a member of the plan that `live_fleet(only=...)` left out."""
+    for member, args, health in live.plan.processes(str(live.config)):
+        if member == name:
+            await live.fleet.start(member, args, health)
+            await live.fleet.wait_healthy([member], timeout=30)
+            return
+    raise KeyError(name)
+
+
+def dump(value: object) -> str:
+    return json.dumps(value, indent=1, default=str)
+
+
+async def gather_cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
