@@ -23,6 +23,7 @@ import dns.exception
 import dns.message
 import dns.rdatatype
 
+from bench.farm_layout import layout
 from bench.fleet import Fleet
 from bench.observe import Samples, metric, scrape
 from bench.scenario import FleetPlan, attribute, build_document
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
     from pathlib import Path
 
-    from bench.scenario import TargetLike
+    from bench.farm_layout import TargetSpec
 
 __all__ = [
     "LiveFleet",
@@ -252,38 +253,35 @@ async def live_fleet(
     plan: FleetPlan,
     *,
     per_az: int = 4,
-    targets: Sequence[TargetLike] | None = None,
-    farm: bool = True,
+    retarget: Callable[[TargetSpec], TargetSpec] | None = None,
     edit: Callable[[dict[str, Any]], None] | None = None,
     only: Collection[str] | None = None,
 ) -> AsyncIterator[LiveFleet]:
-    """Start the farm (unless `targets` are given) and the plan's processes; stop all after.
+    """Start the farm and the plan's processes; stop every one of them afterwards.
 
-    `edit` may change the generated document before it is written; `only` starts just
-    those members (the others can be started later with `start_member`).
+    `retarget` may point some checks elsewhere (a target outside the farm); `edit` may
+    change the generated document before it is written; `only` starts just those
+    members (`start_member` starts the others later).
     """
-    from bench.farm_layout import layout
-
     base_port = free_port()
     control_port = free_port()
-    specs: Sequence[TargetLike] = (
-        targets if targets is not None else layout(plan.azs, per_az, base_port)
-    )
+    specs = layout(plan.azs, per_az, base_port)
+    if retarget is not None:
+        specs = tuple(retarget(spec) for spec in specs)
     document = build_document(specs, plan)
     if edit is not None:
         edit(document)
     config = run_dir / "urn.json"  # JSON is YAML; json also writes StrEnum kinds as text
     config.write_text(json.dumps(document, indent=1))
     env = {"URN_PUSH_KEY": secrets.token_hex(32)}
+    timeout = aiohttp.ClientTimeout(total=5)
     async with (
         Fleet(run_dir, env=env) as fleet,
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        aiohttp.ClientSession(timeout=timeout) as session,
     ):
-        control = None
-        if farm and targets is None:
-            control = f"http://127.0.0.1:{control_port}"
-            args = farm_args(len(plan.azs), per_az, base_port, control_port)
-            await fleet.start("targets", args, f"{control}/healthz")
+        control = f"http://127.0.0.1:{control_port}"
+        args = farm_args(len(plan.azs), per_az, base_port, control_port)
+        await fleet.start("targets", args, f"{control}/healthz")
         live = LiveFleet(fleet, plan, document, config, control, session)
         for name, args, health in plan.processes(str(config)):
             if only is None or name in only:
