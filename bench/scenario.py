@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from bench.farm_layout import checks_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from bench.farm_layout import TargetSpec
+
 __all__ = [
     "AZS",
     "FleetPlan",
-    "TargetLike",
     "answer_value",
     "attribute",
     "build_document",
@@ -28,19 +31,6 @@ __all__ = [
 AZS = ("a", "b", "c", "d", "e", "f")
 ZONE = "example.com."
 _ANSWER_BASE = 100  # answers live in 127.(100 + az).x.y
-
-
-class TargetLike(Protocol):
-    @property
-    def az(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def host(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def path(self) -> str: ...
 
 
 def answer_value(az: str, index: int) -> str:
@@ -139,32 +129,19 @@ class FleetPlan:
         return out
 
 
-def build_document(targets: Sequence[TargetLike], plan: FleetPlan) -> dict[str, Any]:
+def build_document(targets: Sequence[TargetSpec], plan: FleetPlan) -> dict[str, Any]:
     """The config document: one check per target, four kinds of record per service.
 
-    Target `i` of every AZ together form service `i`. Services cycle through the
+    Target `i` of every AZ (id `<az>-<i>`) together form service `i`. Services cycle through the
     policies: multivalue across the AZs, weighted (AZ weights 1, 2, 3, ...), failover
     (primary in one AZ, secondary in the next) and simple.
     """
-    checks: list[dict[str, Any]] = []
+    checks = checks_for(targets, extra=None)
     by_service: dict[int, list[tuple[str, int]]] = {}
-    per_az: dict[str, int] = {}
-    for slot, target in enumerate(targets):
-        index = per_az.get(target.az, 0)
-        per_az[target.az] = index + 1
-        check: dict[str, Any] = {
-            "slot": slot,
-            "name": f"{target.az}-{index}",
-            "type": target.kind,
-            "host": target.host,
-            "port": target.port,
-            "az": target.az,
-            "labels": {"service": f"svc{index}"},
-        }
-        if target.kind in ("http", "https"):
-            check.update(path=target.path, search="ok")
-        checks.append(check)
-        by_service.setdefault(index, []).append((target.az, slot))
+    for check in checks:
+        index = int(check["name"].rsplit("-", 1)[1])
+        check["labels"] = {"service": f"svc{index}"}
+        by_service.setdefault(index, []).append((check["az"], check["slot"]))
     records = [_record(index, members, plan) for index, members in sorted(by_service.items())]
     document: dict[str, Any] = {
         "capacity": plan.capacity,

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from urn.errors import Oversized, Truncated, WireError
-from urn.wire import Envelope, SequenceGuard, TableKind, decode, encoded_size
+from urn.wire import MAX_CAPACITY, Envelope, SequenceGuard, TableKind, decode, encoded_size
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -87,7 +87,9 @@ class TableReceiver:
     async def _read_bounded(self, request: web.Request, limit: int) -> bytes:
         declared = request.content_length
         if declared is not None and declared > limit:
-            raise Oversized(f"Content-Length {declared}, a table is {limit} bytes")
+            other = declared - encoded_size(0)
+            hint = f" (a capacity-{other} table? compare capacity)" if other <= MAX_CAPACITY else ""
+            raise Oversized(f"Content-Length {declared}, a table is {limit} bytes{hint}")
         chunks: list[bytes] = []
         size = 0
         try:

@@ -164,6 +164,15 @@ class CheckerMetrics(CommonMetrics):
         self.tables_pushed_bytes = Gauge(
             "urn_table_bytes", "Encoded size of one pushed table", registry=registry
         )
+        self.probes_skipped = Counter(
+            "urn_probes_skipped",
+            "Probes not started because this checker fell over one interval behind (never"
+            " reported as target failures)",
+            registry=registry,
+        )
+        self.probes_in_flight = Gauge(
+            "urn_probes_in_flight", "Probes open at the last push tick", registry=registry
+        )
 
 
 class AggregatorMetrics(_ReceivesTables):

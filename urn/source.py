@@ -53,7 +53,10 @@ async def read_source(location: str, timeout: float = FETCH_TIMEOUT) -> bytes:
             ):
                 if response.status != 200:
                     raise ConfigFetchError(location, f"HTTP {response.status}")
-                body = await response.content.read(MAX_CONFIG_BYTES + 1)
+                declared = response.content_length
+                if declared is not None and declared > MAX_CONFIG_BYTES:
+                    raise ConfigFetchError(location, f"larger than {MAX_CONFIG_BYTES} bytes")
+                body = await _read_to_end(response.content, location)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ConfigFetchError(location, type(exc).__name__ + f" {exc}".rstrip()) from None
     else:
@@ -64,6 +67,19 @@ async def read_source(location: str, timeout: float = FETCH_TIMEOUT) -> bytes:
     if len(body) > MAX_CONFIG_BYTES:
         raise ConfigFetchError(location, f"larger than {MAX_CONFIG_BYTES} bytes")
     return body
+
+
+async def _read_to_end(stream: aiohttp.StreamReader, location: str) -> bytes:
+    """Every byte of the body up to the cap: one `read(n)` returns only what has arrived,
+    and a document cut short can still parse (a YAML list ending early is valid YAML)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(65536):
+        size += len(chunk)
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigFetchError(location, f"larger than {MAX_CONFIG_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class ConfigLoader:
@@ -101,7 +117,8 @@ class ConfigLoader:
         """One whole pass: fetch, validate, resolve keys, apply. False if it kept the old."""
         try:
             raw = await read_source(self.location)
-            document = parse_text(raw, self.location)
+            # A 10,000-check YAML document takes seconds to parse: keep the loop serving.
+            document = await asyncio.to_thread(parse_text, raw, self.location)
             if self._current is not None and document.capacity != self._current.document.capacity:
                 raise ConfigError(
                     "capacity",

@@ -1,0 +1,332 @@
+"""The aggregator process: receive checker tables, tick, push the whole health table.
+
+Wires `urn.http.TableReceiver` (verification, counting, rejection) into the window,
+runs `TickCore` every push interval on the tables fresh at that moment, and pushes
+the encoded aggregated table to every resolver with `urn.push.push_all`, changed or
+not. Decisions live in the pure modules (window, condition, calculated, explain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from aggregator.explain import explain_slot
+from aggregator.tick import Plan, TickCore
+from aggregator.window import Entry, Window
+from urn.clock import SystemClock
+from urn.http import TableReceiver, add_observability_routes, client_ssl_context
+from urn.logs import get_logger
+from urn.metrics import AggregatorMetrics, TableCollector
+from urn.push import AiohttpTransport, push_all
+from urn.source import ConfigLoader, Loaded
+from urn.ticker import run_every
+from urn.wire import Envelope, TableKind, encode
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from aggregator.settings import AggregatorSettings
+    from urn.clock import Clock
+    from urn.config import Check, Document
+    from urn.push import PushOutcome, Transport
+    from urn.table import SlotArray
+
+__all__ = ["SERVICE", "Aggregator", "make_app"]
+
+log = get_logger("aggregator")
+
+
+class Aggregator:
+    """One aggregator replica's state and its I/O shell."""
+
+    def __init__(
+        self,
+        settings: AggregatorSettings,
+        *,
+        clock: Clock | None = None,
+        registry: CollectorRegistry | None = None,
+        transport: Transport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = AggregatorMetrics(self.registry)
+        self._transport = transport
+        self._own_transport: AiohttpTransport | None = None
+        self.window = Window(settings.window)
+        self.loader = ConfigLoader(settings.config, self.clock, self.metrics, self.apply, environ)
+        self.receiver: TableReceiver | None = None
+        self._loaded: Loaded | None = None
+        self._plan: Plan | None = None
+        self._checks: dict[int, Check] = {}
+        self._core: TickCore | None = None
+        self.table: SlotArray | None = None  # the last aggregated table pushed
+        self._entries: list[Entry] = []  # the fresh tables the last tick read
+        self._tick_at: float | None = None  # monotonic
+        self._ticks = 0
+        self._started_at: float | None = None  # monotonic, at the first good config
+        # Seeded from wall time so a restarted aggregator's tables are newer to resolvers.
+        self._sequence = int(self.clock.time() * 1000)
+        self.last_push: list[PushOutcome] = []
+        self.registry.register(
+            TableCollector(
+                table=lambda: self.table,
+                age=self._table_age,
+                configured=lambda: None if self._plan is None else self._plan.configured,
+            )
+        )
+
+    # --- config ------------------------------------------------------------------
+
+    @property
+    def document(self) -> Document:
+        if self._loaded is None:
+            raise RuntimeError("no config applied yet")
+        return self._loaded.document
+
+    def apply(self, loaded: Loaded) -> None:
+        """Apply a whole document: rebuild every per-config array (never per tick)."""
+        document = loaded.document
+        plan = Plan.from_document(document)
+        if self._core is None:
+            self._core = TickCore(document.capacity)
+        self._plan = plan
+        self._checks = dict(document.checks_by_slot)
+        self._loaded = loaded
+        self.metrics.peers(document.resolvers)
+
+    async def start(self) -> None:
+        """Load the first config (StartupError without one); idempotent."""
+        if self._loaded is not None:
+            return
+        await self.loader.load_first()
+        self._started_at = self.clock.monotonic()
+        self.receiver = TableReceiver(
+            kind=TableKind.CHECKER,
+            capacity=lambda: self.document.capacity,
+            keys=lambda: self._keys(),
+            skew=lambda: self.document.skew,
+            clock=self.clock,
+            metrics=self.metrics,
+            deliver=self.deliver,
+        )
+        if self._transport is None:
+            tls = self.document.tls
+            wants_context = tls.ca is not None or tls.client_cert is not None
+            self._own_transport = AiohttpTransport(
+                client_ssl_context(tls) if wants_context else None
+            )
+            self._transport = self._own_transport
+        log.info(
+            "aggregator_config",
+            id=self.settings.id,
+            capacity=self.document.capacity,
+            checks=len(self.document.checks),
+            resolvers=list(self.document.resolvers),
+        )
+
+    def _keys(self) -> tuple[bytes, ...]:
+        assert self._loaded is not None
+        return self._loaded.keys.accepted
+
+    async def close(self) -> None:
+        if self._own_transport is not None:
+            await self._own_transport.close()
+
+    # --- receive -----------------------------------------------------------------
+
+    def deliver(self, envelope: Envelope) -> None:
+        """An accepted checker table joins its sender's history."""
+        slots = np.frombuffer(envelope.slots, dtype=np.uint8)
+        self.window.add(
+            Entry(
+                sender=envelope.sender,
+                az=envelope.az,
+                sequence=envelope.sequence,
+                generated_at=envelope.generated_at,
+                received_at=self.clock.monotonic(),
+                slots=slots,
+            )
+        )
+
+    async def handle_table(self, request: web.Request) -> web.Response:
+        if self.receiver is None:
+            return web.json_response({"error": "starting", "detail": "no config yet"}, status=503)
+        return await self.receiver.handle(request)
+
+    # --- tick --------------------------------------------------------------------
+
+    def compute(self) -> SlotArray:
+        """The aggregated table from the tables fresh now; records tick CPU time."""
+        assert self._core is not None
+        assert self._plan is not None
+        started = time.process_time()
+        now = self.clock.monotonic()
+        staleness = self.document.staleness
+        self.window.prune(now, staleness)
+        entries = self.window.fresh(now, staleness)
+        table = self._core.compute(
+            [e.slots for e in entries], self._plan, np.empty(self._plan.capacity, np.uint8)
+        )
+        self.metrics.tick_cpu.observe(time.process_time() - started)
+        self.metrics.fresh_checkers.set(len({e.sender for e in entries}))
+        self.table = table
+        self._entries = entries
+        self._tick_at = now
+        self._ticks += 1
+        return table
+
+    def encode_table(self, table: SlotArray) -> bytes:
+        document = self.document
+        self._sequence += 1
+        envelope = Envelope(
+            kind=TableKind.AGGREGATE,
+            sender=self.settings.id,
+            az="",
+            sequence=self._sequence,
+            generated_at=self.clock.time(),
+            config_digest=document.digest,
+            capacity=document.capacity,
+            slots=table.tobytes(),
+        )
+        assert self._loaded is not None
+        return encode(envelope, self._loaded.keys.signing)
+
+    @property
+    def warm_up(self) -> float:
+        """Seconds after start during which ticks compute but do not push.
+
+        A replica that has just started holds few or no checker tables: its table
+        would say "unknown" (which resolvers answer as healthy) or "healthy" on one
+        observation for slots its peers know to be dead, and a resolver takes the
+        newest table from any aggregator. So it pushes only once its window has had
+        time to fill: `window` push intervals, at most `staleness`.
+        """
+        if self.settings.warm_up is not None:
+            return self.settings.warm_up
+        document = self.document
+        return min(self.settings.window * document.intervals.push, document.staleness)
+
+    @property
+    def warming_up(self) -> bool:
+        started = self._started_at
+        return started is None or self.clock.monotonic() - started < self.warm_up
+
+    async def tick(self) -> None:
+        """Compute and push to every resolver, whatever changed; never raises."""
+        try:
+            table = self.compute()
+            if self.warming_up:
+                return
+            body = self.encode_table(table)
+            document = self.document
+            assert self._transport is not None
+            timeout = document.intervals.push * self.settings.push_timeout_share
+            self.last_push = await push_all(
+                self._transport, document.resolvers, body, timeout, self.metrics
+            )
+        except Exception as exc:
+            log.error("tick_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        for outcome in self.last_push:
+            if outcome.result != "ok":
+                log.warning(
+                    "push_failed", peer=outcome.peer, result=outcome.result, detail=outcome.detail
+                )
+
+    def _on_late(self, _seconds: float) -> None:
+        self.metrics.ticks_late.inc()
+
+    async def run_ticks(self) -> None:
+        await run_every(
+            self.clock, lambda: self.document.intervals.push, self.tick, on_late=self._on_late
+        )
+
+    # --- observability -----------------------------------------------------------
+
+    def _table_age(self) -> float | None:
+        return None if self._tick_at is None else self.clock.monotonic() - self._tick_at
+
+    def explain(self, slot: int) -> dict[str, Any]:
+        """The observations behind `slot`'s status in the last tick."""
+        assert self.table is not None
+        assert self._tick_at is not None
+        return explain_slot(
+            slot,
+            check=self._checks.get(slot),
+            checks=self._checks,
+            table=self.table,
+            entries=self._entries,
+            tick_at=self._tick_at,
+            now=self.clock.monotonic(),
+            staleness=self.document.staleness,
+        )
+
+    async def handle_slot(self, request: web.Request) -> web.Response:
+        raw = request.match_info["slot"]
+        try:
+            slot = int(raw)
+        except ValueError:
+            return _error(400, "bad_slot", f"slot {raw!r} is not an integer")
+        if self._loaded is None or self.table is None:
+            return _error(503, "no_tick", "no aggregated table computed yet")
+        capacity = self.document.capacity
+        if not 0 <= slot < capacity:
+            return _error(404, "no_such_slot", f"slot {slot} is outside 0..{capacity - 1}")
+        return web.json_response(self.explain(slot))
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        ok = self._loaded is not None
+        facts: dict[str, Any] = {"id": self.settings.id, "config": ok}
+        if ok:
+            now = self.clock.monotonic()
+            facts["fresh_checkers"] = self.window.fresh_senders(now, self.document.staleness)
+            facts["ticks"] = self._ticks
+            facts["warming_up"] = self.warming_up
+            age = self._table_age()
+            facts["last_tick_age"] = None if age is None else round(age, 3)
+            facts["config_error"] = self.loader.last_error
+            facts["pushes"] = {o.peer: o.result for o in self.last_push}
+        return ok, facts
+
+
+def _error(status: int, error: str, detail: str) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+SERVICE = web.AppKey("aggregator", Aggregator)
+
+
+def make_app(service: Aggregator) -> web.Application:
+    """Routes plus a lifecycle that loads config, then runs the ticker and config loop."""
+    app = web.Application()
+    app[SERVICE] = service
+    app.router.add_post("/v1/table", service.handle_table)
+    app.router.add_get("/v1/slots/{slot}", service.handle_slot)
+    add_observability_routes(app, service.registry, service.health)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    service = app[SERVICE]
+    await service.start()
+    tasks = [
+        asyncio.create_task(service.loader.run(), name="config"),
+        asyncio.create_task(service.run_ticks(), name="ticks"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await service.close()

@@ -1,0 +1,190 @@
+"""CPU per aggregator tick, steady vs. a third of all slots flipping every tick.
+
+Measures exactly the service's tick decisions (`Window.prune` + `Window.fresh` +
+`TickCore.compute`, what `urn_tick_cpu_seconds` observes) in process CPU time, for
+two aggregators side by side in one run, ticks interleaved (alternating which goes
+first) so machine noise hits both alike:
+  steady    every checker reports every slot healthy, every tick;
+  flipping  a third of the slots turn from healthy to failing and back on alternate
+            ticks at every checker, so their verdicts flip every tick.
+Both see `checkers` fresh checkers with `window` tables each. The ratio
+flipping/steady is the constant-work figure (goal 1.00 within noise).
+For scale it also times a plain numpy formulation (cumsum along the table axis and
+one compare per reason) over the same stacked tables.
+
+Run: python -m bench.aggregator_tick [--capacity 10000 --checkers 10 --window 3 --ticks 400]
+Ends with one JSON line: {"bench": "aggregator_tick", "figures": {...}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from aggregator.tick import Plan, TickCore
+from aggregator.window import Entry, Window
+from urn.config import parse_document
+from urn.table import Reason, SlotArray, statuses_of
+from urn.testing import document_dict
+
+STALENESS = 5.0
+PUSH = 1.0
+
+
+def make_plan(capacity: int, checkers: int) -> Plan:
+    """Every slot a probed check, 3 failures of the last `checkers` observations.
+
+    With M = checkers the M newest observations are exactly the last round, so in the
+    flipping scenario every third slot's verdict really flips every tick (10 checkers:
+    the fleet defaults, 3 of the last 10).
+    """
+    checks = [
+        {"slot": s, "type": "tcp", "host": "127.0.0.1", "port": 1 + s % 60000}
+        for s in range(capacity)
+    ]
+    defaults = {"failures": min(3, checkers), "of_last": checkers}
+    document = document_dict(checks, capacity=capacity, staleness=STALENESS, defaults=defaults)
+    return Plan.from_document(parse_document(document))
+
+
+@dataclass
+class Aggregator:
+    """One simulated aggregator: its window, its tick core and its last table."""
+
+    name: str
+    window: Window
+    core: TickCore
+    plan: Plan
+    previous: SlotArray
+
+    def push_round(self, tables: list[SlotArray], now: float, sequence: int) -> None:
+        """Every checker's table for this interval arrives (outside the measured tick)."""
+        for index, table in enumerate(tables):
+            sender = f"chk-{index:02d}"
+            self.window.add(Entry(sender, "a", sequence, now, now + index * 1e-3, table))
+
+    def tick(self, now: float) -> SlotArray:
+        self.window.prune(now, STALENESS)
+        entries = self.window.fresh(now, STALENESS)
+        out = np.empty(self.plan.capacity, dtype=np.uint8)
+        return self.core.compute([e.slots for e in entries], self.plan, out)
+
+
+def plain_numpy(stack: SlotArray, n: np.ndarray, m: np.ndarray) -> SlotArray:
+    """The straightforward formulation, for scale: cumsum on axis 0, a compare per reason."""
+    observed = stack != 0
+    rank = np.cumsum(observed, axis=0)
+    considered = observed & (rank <= m)
+    failed = considered & (stack >= 2)
+    nfail = failed.sum(axis=0)
+    nobs = np.minimum(rank[-1], m)
+    values = np.where(failed, np.minimum(stack, 9), 0)
+    counts = np.stack([(values == r).sum(axis=0) for r in range(2, 10)])
+    dominant = np.argmax(counts, axis=0) + 2
+    unhealthy = nfail >= n
+    status = np.where(nobs > 0, 1 + unhealthy, 0)
+    return (status | np.where(unhealthy, dominant << 2, 0)).astype(np.uint8)
+
+
+def percentile(values: list[int], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) / 1e6
+
+
+def run(capacity: int, checkers: int, window: int, ticks: int, warmup: int) -> dict[str, float]:
+    plan = make_plan(capacity, checkers)
+    healthy = np.full(capacity, Reason.HEALTHY, dtype=np.uint8)
+    failing = healthy.copy()
+    failing[: capacity // 3] = Reason.TIMEOUT
+    aggregators = {
+        name: Aggregator(
+            name, Window(window), TickCore(capacity), plan, np.zeros(capacity, np.uint8)
+        )
+        for name in ("steady", "flipping")
+    }
+    samples: dict[str, list[int]] = {name: [] for name in aggregators}
+    flipped: dict[str, list[int]] = {name: [] for name in aggregators}
+    now = 0.0
+    for k in range(warmup + ticks):
+        now += PUSH
+        # Fresh table objects every round, as the receiver makes them.
+        rounds = {
+            "steady": [healthy.copy() for _ in range(checkers)],
+            "flipping": [(failing if k % 2 else healthy).copy() for _ in range(checkers)],
+        }
+        order = ("steady", "flipping") if k % 2 else ("flipping", "steady")
+        for name in order:
+            aggregator = aggregators[name]
+            aggregator.push_round(rounds[name], now - 0.5, k + 1)
+            started = time.process_time_ns()
+            table = aggregator.tick(now)
+            cpu = time.process_time_ns() - started
+            if k >= warmup:
+                samples[name].append(cpu)
+                changed = statuses_of(table) != statuses_of(aggregator.previous)
+                flipped[name].append(int(np.count_nonzero(changed)))
+            aggregator.previous = table
+
+    stack = aggregators["steady"].core.conditioner.stack[: checkers * window, :capacity]
+    n = plan.thresholds.failures.astype(np.int64)
+    m = plan.thresholds.of_last.astype(np.int64)
+    plain: list[int] = []
+    for _ in range(max(20, ticks // 4)):
+        started = time.process_time_ns()
+        plain_numpy(stack, n, m)
+        plain.append(time.process_time_ns() - started)
+
+    figures: dict[str, float] = {
+        "capacity": capacity,
+        "checkers": checkers,
+        "window": window,
+        "tables_per_tick": checkers * window,
+        "ticks": ticks,
+    }
+    for name, values in samples.items():
+        figures[f"{name}_p50_ms"] = round(percentile(values, 50), 4)
+        figures[f"{name}_p99_ms"] = round(percentile(values, 99), 4)
+        figures[f"{name}_max_ms"] = round(max(values) / 1e6, 4)
+        figures[f"{name}_mean_ms"] = round(float(np.mean(values)) / 1e6, 4)
+        figures[f"{name}_slots_flipped_per_tick"] = round(float(np.mean(flipped[name])), 1)
+    figures["ratio_p50"] = round(figures["flipping_p50_ms"] / figures["steady_p50_ms"], 3)
+    figures["ratio_mean"] = round(figures["flipping_mean_ms"] / figures["steady_mean_ms"], 3)
+    figures["ratio_p99"] = round(figures["flipping_p99_ms"] / figures["steady_p99_ms"], 3)
+    figures["plain_numpy_p50_ms"] = round(percentile(plain, 50), 4)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.aggregator_tick", description=__doc__)
+    parser.add_argument("--capacity", type=int, default=10_000)
+    parser.add_argument("--checkers", type=int, default=10)
+    parser.add_argument("--window", type=int, default=3)
+    parser.add_argument("--ticks", type=int, default=400)
+    parser.add_argument("--warmup", type=int, default=20)
+    args = parser.parse_args(argv)
+    figures = run(args.capacity, args.checkers, args.window, args.ticks, args.warmup)
+    print(
+        f"aggregator tick, capacity {args.capacity}, {args.checkers} checkers x "
+        f"{args.window} tables, {args.ticks} ticks each, interleaved (process CPU time)"
+    )
+    print(f"{'':10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'mean ms':>8} {'flips/tick':>11}")
+    for name in ("steady", "flipping"):
+        print(
+            f"{name:10} {figures[f'{name}_p50_ms']:8.3f} {figures[f'{name}_p99_ms']:8.3f} "
+            f"{figures[f'{name}_max_ms']:8.3f} {figures[f'{name}_mean_ms']:8.3f} "
+            f"{figures[f'{name}_slots_flipped_per_tick']:11.1f}"
+        )
+    print(
+        f"ratio flipping/steady: p50 {figures['ratio_p50']:.3f}  mean {figures['ratio_mean']:.3f}"
+        f"  p99 {figures['ratio_p99']:.3f}"
+    )
+    print(f"plain numpy formulation (for scale): p50 {figures['plain_numpy_p50_ms']:.3f} ms")
+    print(json.dumps({"bench": "aggregator_tick", "figures": figures}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,427 @@
+"""The checker service: wires config, schedule, probes, table and pushes. No decisions.
+
+Owns: the table (a numpy uint8 view over a bytearray of `capacity` slots; slot value =
+the last probe's `Reason`, 0 until probed or when unassigned), the probe loop that starts
+every due probe, and the push loop that sends the whole table every push interval.
+Never: changes probe cadence with results, or reports its own lateness as a target
+failure. Late probes are measured (`urn_probe_lateness_seconds`); probes more than one
+interval late are skipped and counted (`urn_probes_skipped`), never failed.
+Cost per probe: one schedule step, one `ProbeEngine.start`, one table write and a few
+list appends; metrics are folded in once per push interval, not per probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from aiohttp import web
+
+from checker.assign import assigned_checks, check_key
+from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
+from checker.schedule import Schedule, phase
+from urn.http import add_observability_routes
+from urn.logs import get_logger
+from urn.metrics import CheckerMetrics
+from urn.push import AiohttpTransport, push_all
+from urn.runtime import raise_fd_limit
+from urn.source import ConfigLoader, Loaded
+from urn.table import Reason
+from urn.wire import Envelope, TableKind, encode
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from prometheus_client import Histogram
+
+    from checker.settings import CheckerSettings
+    from urn.clock import Clock
+    from urn.config import Check, Document
+    from urn.push import PushOutcome, Transport
+    from urn.table import SlotArray
+
+__all__ = ["APP_SERVICE", "CheckerService", "make_app", "observe_many"]
+
+log = get_logger("checker")
+
+QUANTUM = 0.001  # the probe loop wakes at most this often; due probes start in batches
+IDLE_WAKE = 0.05  # wake at least this often with nothing due (config passes may add work)
+SWEEP_SLACK = 2 * QUANTUM  # a probe may outlive its timeout by up to this much
+PUSH_TIMEOUT_SHARE = 0.9  # of the push interval: a push ends before the next starts
+
+
+def observe_many(histogram: Histogram, values: list[float]) -> None:
+    """`histogram.observe(v)` for every value at once (one numpy pass, not one call each)."""
+    if not values:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:  # pragma: no cover - other client
+        for value in values:
+            histogram.observe(value)
+        return
+    array = np.asarray(values, dtype=np.float64)
+    counts = np.bincount(np.searchsorted(bounds, array, side="left"), minlength=len(bounds))
+    for index, count in enumerate(counts.tolist()):
+        if count:
+            buckets[index].inc(count)
+    total.inc(float(array.sum()))
+
+
+class CheckerService:
+    """One checker: applies the whole document each pass, probes, pushes."""
+
+    def __init__(
+        self,
+        settings: CheckerSettings,
+        clock: Clock,
+        metrics: CheckerMetrics,
+        transport: Transport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self._transport: Transport = transport if transport is not None else AiohttpTransport()
+        self._owns_transport = transport is None
+        self.loader = ConfigLoader(settings.config, clock, metrics, self.apply, environ)
+        self.engine = ProbeEngine(clock.monotonic, self._record)
+        self._lax, self._strict = tls_contexts(settings.probe_ca)
+        self._epoch = clock.monotonic()
+        self._raw = bytearray()
+        self.table: SlotArray = np.zeros(0, dtype=np.uint8)
+        self._targets: list[Target | None] = []
+        self._checks: dict[int, Check] = {}
+        self._last_start: list[float] = []
+        self._phases: dict[str, float] = {}
+        self.schedule = Schedule(1.0, self._epoch, (), self._epoch)
+        self._pending: deque[tuple[int, float]] = deque()
+        self._queued = bytearray()
+        self._limit = 1
+        self._fd = raise_fd_limit()
+        self._sequence = int(clock.time() * 1e9)  # wall-time seed: restarts keep increasing
+        # Per-probe facts, folded into metrics once per push interval.
+        self._counts = [0] * (max(Reason) + 1)
+        self._durations: list[float] = []
+        self._lateness: list[float] = []
+        self._skipped = 0
+        self.probes_started = 0
+        self.cycle_log: deque[tuple[int, int, int]] = deque(maxlen=256)  # (cycle, started, skip)
+        self._cycle_end = math.inf
+        self._cycle_started = 0
+        self._cycle_skipped = 0
+        self.last_push: list[PushOutcome] = []
+        self.pushes = 0
+        self._cpu_mark = time.process_time()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._sizing: tuple[int, int] | None = None
+
+    # --- config --------------------------------------------------------------------
+
+    @property
+    def document(self) -> Document:
+        return self.loader.current.document
+
+    def apply(self, loaded: Loaded) -> None:
+        """Apply the whole document; raises ConfigError (keeping the old) if unusable."""
+        document = loaded.document
+        checks = assigned_checks(document, self.settings)  # may raise: nothing changed yet
+        capacity = document.capacity
+        if len(self._raw) != capacity:  # first pass (capacity is fixed thereafter)
+            self._raw = bytearray(capacity)
+            self.table = np.frombuffer(self._raw, dtype=np.uint8)
+            self._targets = [None] * capacity
+            self._last_start = [-math.inf] * capacity
+            self._queued = bytearray(capacity)
+        wanted = {c.slot: c for c in checks}
+        for slot in [s for s in self._checks if s not in wanted]:
+            self._targets[slot] = None
+            self._raw[slot] = 0
+            self._last_start[slot] = -math.inf
+        for slot, check in wanted.items():
+            if self._checks.get(slot) != check:
+                self._targets[slot] = compile_target(check, self._lax, self._strict)
+        interval = document.intervals.probe
+        keys = {c.slot: check_key(c) for c in checks}
+        old = self.schedule
+        if (
+            old.interval != interval
+            or len(old) != len(keys)
+            or set(old.slots) != set(keys)
+            or any(check_key(self._checks[s]) != k for s, k in keys.items())
+        ):
+            entries = [(slot, self._phase(key)) for slot, key in keys.items()]
+            self.schedule = Schedule(interval, self._epoch, entries, self.clock.monotonic())
+            self._cycle_end = self._epoch + (self.schedule.cycle + 1) * interval
+        self._checks = wanted
+        self.engine.prune()
+        self._size_concurrency(checks, interval)
+        self.metrics.checks_assigned.set(len(checks))
+        self.metrics.peers(document.aggregators)
+
+    def _phase(self, key: str) -> float:
+        value = self._phases.get(key)
+        if value is None:
+            value = self._phases[key] = phase(self.settings.id, key)
+        return value
+
+    def _size_concurrency(self, checks: tuple[Check, ...], interval: float) -> None:
+        needed = math.ceil(sum(c.timeout + SWEEP_SLACK for c in checks) / interval)
+        soft, hard = self._fd
+        allowed = max(1, soft - self.settings.fd_reserve)
+        if self.settings.max_concurrency is not None:
+            allowed = min(allowed, self.settings.max_concurrency)
+        # Headroom for phase clumping: hashed phases are uniform, not evenly spaced.
+        self._limit = min(allowed, math.ceil(needed * 1.25) + 16)
+        self.metrics.concurrency_needed.set(needed)
+        self.metrics.concurrency_limit.set(self._limit)
+        self.metrics.fd_limit.set(soft)
+        if self._sizing != (needed, self._limit):
+            self._sizing = (needed, self._limit)
+            fields = {"needed": needed, "limit": self._limit, "fd_soft": soft, "fd_hard": hard}
+            if needed > self._limit:
+                log.error(
+                    "probe_concurrency_short",
+                    **fields,
+                    effect="when targets hang, probes wait for a free slot and start late"
+                    " (see urn_probe_lateness_seconds); raise the fd limit or lengthen the"
+                    " probe interval or shorten timeouts",
+                )
+            else:
+                log.info("probe_concurrency", **fields)
+
+    # --- probing -------------------------------------------------------------------
+
+    def _record(self, target: Target, verdict: int, started: float, finished: float) -> None:
+        self._counts[verdict] += 1
+        self._durations.append(finished - started)
+        slot = target.slot
+        if self._targets[slot] is not target or started < self._last_start[slot]:
+            return  # check removed or changed meanwhile, or a newer probe already reported
+        self._last_start[slot] = started
+        self._raw[slot] = verdict
+
+    def launch(self, now: float) -> None:
+        """Start every probe due by `now`, within the concurrency limit."""
+        engine = self.engine
+        targets = self._targets
+        pending = self._pending
+        queued = self._queued
+        lateness = self._lateness
+        limit = self._limit
+        interval = self.schedule.interval
+        started = 0
+        skipped = 0
+        while pending and engine.in_flight < limit:
+            slot, due = pending.popleft()
+            queued[slot] = 0
+            target = targets[slot]
+            if target is None:
+                continue
+            if now - due > interval:
+                skipped += 1
+                continue
+            self._count_cycle(due)
+            engine.start(target, now)
+            lateness.append(now - due)
+            started += 1
+        slots, dues, jumped = self.schedule.take(now)
+        skipped += jumped
+        for slot, due in zip(slots, dues, strict=True):
+            target = targets[slot]
+            if target is None:
+                continue
+            if engine.in_flight < limit and not pending:
+                self._count_cycle(due)
+                engine.start(target, now)
+                lateness.append(now - due)
+                started += 1
+            elif queued[slot]:
+                skipped += 1  # its previous probe has not even started: one is enough
+            else:
+                queued[slot] = 1
+                pending.append((slot, due))
+        self.probes_started += started
+        self._cycle_started += started
+        self._skipped += skipped
+        self._cycle_skipped += skipped
+
+    def _count_cycle(self, due: float) -> None:
+        if due >= self._cycle_end:
+            interval = self.schedule.interval
+            cycle = math.floor((self._cycle_end - self._epoch) / interval + 0.5) - 1
+            self.cycle_log.append((cycle, self._cycle_started, self._cycle_skipped))
+            self._cycle_started = self._cycle_skipped = 0
+            self._cycle_end = self._epoch + (math.floor((due - self._epoch) / interval) + 1) * (
+                interval
+            )
+
+    def _next_wake(self, now: float) -> float:
+        if self._pending:
+            return now + QUANTUM
+        wake = now + IDLE_WAKE
+        due = self.schedule.next_due()
+        if due is not None and due < wake:
+            wake = due
+        deadline = self.engine.next_deadline()
+        if deadline is not None and deadline < wake:
+            wake = deadline
+        return max(wake, now + QUANTUM)
+
+    async def _probe_loop(self) -> None:
+        clock = self.clock
+        engine = self.engine
+        while True:
+            now = clock.monotonic()
+            engine.sweep(now)
+            self.launch(now)
+            await clock.sleep_until(self._next_wake(now))
+
+    # --- pushing -------------------------------------------------------------------
+
+    def encode_table(self) -> bytes:
+        """The signed envelope of the whole table as it is now."""
+        loaded = self.loader.current
+        document = loaded.document
+        self._sequence += 1
+        envelope = Envelope(
+            kind=TableKind.CHECKER,
+            sender=self.settings.id,
+            az=self.settings.az,
+            sequence=self._sequence,
+            generated_at=self.clock.time(),
+            config_digest=document.digest,
+            capacity=document.capacity,
+            slots=bytes(self._raw),
+        )
+        return encode(envelope, loaded.keys.signing)
+
+    async def push_once(self) -> list[PushOutcome]:
+        """Push the whole table to every aggregator at once, each with its own timeout."""
+        document = self.document
+        body = self.encode_table()
+        self.metrics.tables_pushed_bytes.set(len(body))
+        timeout = document.intervals.push * PUSH_TIMEOUT_SHARE
+        outcomes = await push_all(
+            self._transport, document.aggregators, body, timeout, self.metrics
+        )
+        for outcome in outcomes:
+            if outcome.result != "ok":
+                log.warning(
+                    "push_failed", peer=outcome.peer, result=outcome.result, detail=outcome.detail
+                )
+        self.last_push = outcomes
+        self.pushes += 1
+        return outcomes
+
+    def flush_metrics(self) -> None:
+        """Fold the per-probe facts gathered since the last flush into the registry."""
+        metrics = self.metrics
+        counts = self._counts
+        for reason in Reason:
+            if counts[reason]:
+                metrics.probes.labels(reason.label).inc(counts[reason])
+                counts[reason] = 0
+        durations, self._durations = self._durations, []
+        lateness, self._lateness = self._lateness, []
+        observe_many(metrics.probe_duration, durations)
+        observe_many(metrics.probe_lateness, [max(0.0, x) for x in lateness])
+        if self._skipped:
+            metrics.probes_skipped.inc(self._skipped)
+            self._skipped = 0
+        metrics.probes_in_flight.set(self.engine.in_flight)
+        cpu = time.process_time()
+        metrics.tick_cpu.observe(cpu - self._cpu_mark)
+        self._cpu_mark = cpu
+
+    async def _push_tick(self) -> None:
+        self.flush_metrics()
+        await self.push_once()
+
+    async def _push_loop(self) -> None:
+        clock = self.clock
+        deadline = clock.monotonic()
+        while True:
+            await clock.sleep_until(deadline)
+            await self._push_tick()
+            interval = self.document.intervals.push
+            deadline += interval
+            now = clock.monotonic()
+            if now > deadline:
+                self.metrics.ticks_late.inc()
+                deadline += math.ceil((now - deadline) / interval) * interval
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the first config (StartupError if none) and start the loops."""
+        await self.loader.load_first()
+        log.info(
+            "checker_started",
+            id=self.settings.id,
+            az=self.settings.az,
+            checks=len(self._checks),
+            aggregators=len(self.document.aggregators),
+            select=[str(s) for s in self.settings.select],
+        )
+        self._tasks = [
+            asyncio.create_task(self._probe_loop(), name="probe-loop"),
+            asyncio.create_task(self._push_loop(), name="push-loop"),
+            asyncio.create_task(self.loader.run(), name="config-loop"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self.engine.abort_all()
+        if self._owns_transport and isinstance(self._transport, AiohttpTransport):
+            await self._transport.close()
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        alive = bool(self._tasks) and not any(t.done() for t in self._tasks)
+        return alive, {
+            "id": self.settings.id,
+            "az": self.settings.az,
+            "checks": len(self._checks),
+            "in_flight": self.engine.in_flight,
+            "concurrency_limit": self._limit,
+            "pushes": self.pushes,
+            "last_push": {o.peer: o.result for o in self.last_push},
+            "config_error": self.loader.last_error,
+        }
+
+
+APP_SERVICE = web.AppKey("checker_service", CheckerService)
+
+
+def make_app(
+    settings: CheckerSettings,
+    clock: Clock,
+    registry: Any,
+    transport: Transport | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> web.Application:
+    """The checker as an aiohttp app: /metrics, /healthz; loops run inside cleanup_ctx."""
+    metrics = CheckerMetrics(registry)
+    service = CheckerService(settings, clock, metrics, transport, environ)
+    app = web.Application()
+    app[APP_SERVICE] = service
+    add_observability_routes(app, registry, service.health)
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await service.start()
+        yield
+        await service.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,77 @@
+"""Print the byte-layout table of docs/wire.md from urn.wire's own struct (never by hand).
+
+    .venv/bin/python docs/wire_layout.py
+
+tests/urn/test_wire_doc.py checks that docs/wire.md holds exactly this output.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+from urn import wire
+
+# One line per element of wire._HEAD's format, in order: (field, meaning).
+HEAD_ELEMENTS = [
+    ("array header", "`0x9a`: msgpack fixarray of 10 elements"),
+    ("version: type", "`0xcc`: msgpack uint8"),
+    ("version", f"format version, `{wire.VERSION}`"),
+    ("kind: type", "`0xcc`: msgpack uint8"),
+    ("kind", "table kind: `1` checker, `2` aggregate"),
+    ("sender: type", "`0xc4`: msgpack bin8"),
+    ("sender: length", f"`{wire.SENDER_BYTES:#04x}` ({wire.SENDER_BYTES})"),
+    ("sender", "sender id, UTF-8, right-padded with NUL bytes"),
+    ("az: type", "`0xc4`: msgpack bin8"),
+    ("az: length", f"`{wire.AZ_BYTES:#04x}` ({wire.AZ_BYTES})"),
+    ("az", "sender's availability zone, UTF-8, right-padded with NUL bytes"),
+    ("sequence: type", "`0xcf`: msgpack uint64"),
+    ("sequence", "sender's sequence number, big-endian"),
+    ("generated_at: type", "`0xcb`: msgpack float64"),
+    ("generated_at", "generation time, Unix seconds, IEEE 754 big-endian"),
+    ("config_digest: type", "`0xc4`: msgpack bin8"),
+    ("config_digest: length", f"`{wire.DIGEST_BYTES:#04x}` ({wire.DIGEST_BYTES})"),
+    ("config_digest", "SHA-256 of the sender's canonical config document"),
+    ("capacity: type", "`0xce`: msgpack uint32"),
+    ("capacity", "number of slots C, big-endian"),
+    ("slots: type", "`0xc6`: msgpack bin32"),
+    ("slots: length", "C again, big-endian (must equal capacity)"),
+]
+
+
+def elements() -> list[str]:
+    """The struct format split into single elements ('B', '32s', 'Q', ...)."""
+    codes = re.findall(r"\d*[a-zA-Z]", wire._HEAD.format.replace(" ", "").lstrip(">!<=@"))
+    assert struct.calcsize(">" + "".join(codes)) == wire._HEAD.size
+    return codes
+
+
+def table() -> str:
+    codes = elements()
+    assert len(codes) == len(HEAD_ELEMENTS), "wire._HEAD changed: update HEAD_ELEMENTS"
+    rows = ["| offset | width | field | bytes / meaning |", "|---:|---:|---|---|"]
+    offset = 0
+    for code, (field, meaning) in zip(codes, HEAD_ELEMENTS, strict=True):
+        width = struct.calcsize(">" + code)
+        rows.append(f"| {offset} | {width} | {field} | {meaning} |")
+        offset += width
+    head = wire._HEAD.size
+    assert offset == head
+    rows.append(f"| {head} | C | slots | one byte per slot, see below |")
+    rows.append(f"| {head} + C | 1 | mac: type | `0xc4`: msgpack bin8 |")
+    rows.append(
+        f"| {head + 1} + C | 1 | mac: length | `{wire.MAC_BYTES:#04x}` ({wire.MAC_BYTES}) |"
+    )
+    rows.append(
+        f"| {head + 2} + C | {wire.MAC_BYTES} | mac | HMAC-SHA256 over bytes 0 .. {head - 1} + C |"
+    )
+    total = wire.encoded_size(0)
+    rows.append(
+        f"| | **{total} + C** | **total** | `encoded_size(C)`; C = 10,000 gives "
+        f"{wire.encoded_size(10_000):,} bytes |"
+    )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(table())
