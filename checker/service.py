@@ -25,7 +25,7 @@ from aiohttp import web
 from checker.assign import assigned_checks, check_key
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
 from checker.schedule import Schedule, phase
-from urn.http import add_observability_routes
+from urn.http import add_observability_routes, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import CheckerMetrics
 from urn.push import AiohttpTransport, push_all
@@ -362,6 +362,11 @@ class CheckerService:
     async def start(self) -> None:
         """Load the first config (StartupError if none) and start the loops."""
         await self.loader.load_first()
+        tls = self.document.tls
+        if self._owns_transport and (tls.ca is not None or tls.client_cert is not None):
+            # Push over HTTPS verified against the config's CA, with its client cert (mTLS),
+            # as the aggregator does; nothing has been pushed yet, so no session to close.
+            self._transport = AiohttpTransport(client_ssl_context(tls))
         log.info(
             "checker_started",
             id=self.settings.id,
