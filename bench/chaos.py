@@ -30,6 +30,7 @@ from bench.scenario import FleetPlan, attribute, build_document
 from urn.testing import free_port, wait_until
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
     from pathlib import Path
 
@@ -111,6 +112,7 @@ class LiveFleet:
     control: str | None
     session: aiohttp.ClientSession
     paused: set[str] = field(default_factory=set)
+    urls: dict[str, str] = field(default_factory=dict)  # member -> base URL (http or https)
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -124,9 +126,22 @@ class LiveFleet:
         return next(r for r in self.records if r["name"] == name)
 
     def url(self, member: str) -> str:
-        health = self.fleet.members[member].health_url
-        assert health is not None
-        return health.removesuffix("/healthz")
+        return self.urls[member]
+
+    async def wait_up(self, members: Collection[str], timeout: float = 30.0) -> None:
+        """Wait until each member's /healthz answers through this fleet's own session."""
+        for member in members:
+
+            async def up(member: str = member) -> bool:
+                if not self.fleet.members[member].alive:
+                    raise RuntimeError(f"{member} exited:\n{self.fleet.tail(member)}")
+                try:
+                    await self.healthz(member)
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    return False
+                return True
+
+            await wait_until(up, timeout, message=f"{member} serving /healthz")
 
     def dns_address(self, resolver: int = 0) -> tuple[str, int]:
         return "127.0.0.1", self.plan.resolver_ports[resolver][1]
@@ -220,7 +235,7 @@ class LiveFleet:
             await self.kill9(member)
         await self.fleet.start(member, old.argv[3:], old.health_url)
         if wait:
-            await self.fleet.wait_healthy([member], timeout=30)
+            await self.wait_up([member])
 
     def rss(self) -> dict[str, int]:
         return {n: m.rss_bytes() for n, m in self.fleet.members.items() if m.alive}
@@ -256,12 +271,14 @@ async def live_fleet(
     retarget: Callable[[TargetSpec], TargetSpec] | None = None,
     edit: Callable[[dict[str, Any]], None] | None = None,
     only: Collection[str] | None = None,
+    client_ssl: ssl.SSLContext | None = None,
 ) -> AsyncIterator[LiveFleet]:
     """Start the farm and the plan's processes; stop every one of them afterwards.
 
     `retarget` may point some checks elsewhere (a target outside the farm); `edit` may
     change the generated document before it is written; `only` starts just those
-    members (`start_member` starts the others later).
+    members (`start_member` starts the others later). With `client_ssl`, the roles
+    serve HTTPS (the document's `tls` says how) and are reached with that context.
     """
     base_port = free_port()
     control_port = free_port()
@@ -275,19 +292,26 @@ async def live_fleet(
     config.write_text(json.dumps(document, indent=1))
     env = {"URN_PUSH_KEY": secrets.token_hex(32)}
     timeout = aiohttp.ClientTimeout(total=5)
+    connector = aiohttp.TCPConnector(ssl=client_ssl if client_ssl is not None else True)
     async with (
         Fleet(run_dir, env=env) as fleet,
-        aiohttp.ClientSession(timeout=timeout) as session,
+        aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
     ):
         control = f"http://127.0.0.1:{control_port}"
         args = farm_args(len(plan.azs), per_az, base_port, control_port)
         await fleet.start("targets", args, f"{control}/healthz")
         live = LiveFleet(fleet, plan, document, config, control, session)
+        started = []
         for name, args, health in plan.processes(str(config)):
+            assert health is not None
+            base = health.removesuffix("/healthz")
+            live.urls[name] = base.replace("http://", "https://") if client_ssl else base
             if only is None or name in only:
-                await fleet.start(name, args, health)
+                await fleet.start(name, args, None)
+                started.append(name)
         try:
-            await fleet.wait_healthy(timeout=30)
+            await fleet.wait_healthy(["targets"], timeout=30)
+            await live.wait_up(started)
             yield live
         finally:
             for member in list(live.paused):
@@ -297,10 +321,10 @@ async def live_fleet(
 
 async def start_member(live: LiveFleet, name: str) -> None:
     """Start a member of the plan that `live_fleet(only=...)` left out."""
-    for member, args, health in live.plan.processes(str(live.config)):
+    for member, args, _ in live.plan.processes(str(live.config)):
         if member == name:
-            await live.fleet.start(member, args, health)
-            await live.fleet.wait_healthy([member], timeout=30)
+            await live.fleet.start(member, args, None)
+            await live.wait_up([member])
             return
     raise KeyError(name)
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
-from bench.farm_layout import TargetSpec
 
 from bench.chaos import live_fleet, plan_with_ports
+from bench.farm_layout import TargetSpec
 from bench.fleet import _die_with_parent
 from bench.observe import DnsWatcher, metric
 from bench.scenario import attribute
@@ -172,8 +172,13 @@ async def test_an_az_cut_off_by_a_downed_link_is_detected_within_the_bound(
                 assert not await _reachable(namespace.inner_address, inner_ports[0])
                 await live.wait_answers(dead={"b"})
                 # Cut off, not stopped: probes vanish and time out, nothing refuses them.
-                samples = await live.metrics("aggregator-1")
-                assert metric(samples, "urn_unhealthy_slots", reason="timeout") == PER_AZ
+                await live.wait_aggregators(dead={"b"})
+
+                async def timing_out() -> bool:
+                    samples = await live.metrics("aggregator-1")
+                    return metric(samples, "urn_unhealthy_slots", reason="timeout") == PER_AZ
+
+                await wait_until(timing_out, 10, message="AZ b's slots failing by timeout")
                 settled = time.monotonic()
                 await wait_until(lambda: time.monotonic() > settled + 2.0, 5, message="watching")
                 restored_at = time.monotonic()
