@@ -57,16 +57,19 @@ def settings_from_args(args: argparse.Namespace) -> CheckerSettings:
         raise StartupError(str(exc)) from None
     if args.max_concurrency is not None and args.max_concurrency < 1:
         raise StartupError(f"--max-concurrency {args.max_concurrency}: must be at least 1")
-    return CheckerSettings(
-        id=args.id,
-        az=args.az,
-        config=args.config,
-        listen_host=host,
-        listen_port=port,
-        select=select,
-        probe_ca=args.probe_ca,
-        max_concurrency=args.max_concurrency,
-    )
+    try:
+        return CheckerSettings(
+            id=args.id,
+            az=args.az,
+            config=args.config,
+            listen_host=host,
+            listen_port=port,
+            select=select,
+            probe_ca=args.probe_ca,
+            max_concurrency=args.max_concurrency,
+        )
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:

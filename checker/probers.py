@@ -6,7 +6,8 @@ reports exactly one `Reason` through the engine's `record` callback.
 Never: decides what is healthy (classify does), retries, or backs off.
 Cost: one Task (connect) and one Protocol object per probe; no per-probe timer. Deadlines
 are enforced by `sweep(now)`: in-flight probes sit in one FIFO per distinct timeout, so
-deadlines in each FIFO are in start order and a sweep pops only expired heads. A dead
+deadlines in each FIFO are in start order and a sweep pops only expired heads. A probe is
+timed out only after the loop has polled for I/O past its deadline (see `sweep`). A dead
 target (refused, blackholed, slow) therefore costs no more than a live one: a refused
 probe ends in its connect, a blackholed one is aborted by the sweep with no timer to
 cancel, and nothing wakes in between. Enforcement is as precise as the sweep cadence.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import socket
 import ssl
 from collections import deque
@@ -179,6 +181,7 @@ class ProbeEngine:
         self._by_timeout: dict[float, deque[_Probe]] = {}
         self.in_flight = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_sweep = -math.inf
 
     def start(self, target: Target, now: float) -> None:
         """Open a probe of `target` that must end by `now + target.timeout`."""
@@ -196,6 +199,11 @@ class ProbeEngine:
     async def _open(self, probe: _Probe, loop: asyncio.AbstractEventLoop) -> None:
         target = probe.target
         stage: Stage = "connect"
+        # The clock starts when this probe's connect really begins, not when it was queued:
+        # time lost to our own busy loop must not count against the target. Tasks run in
+        # creation order, so each deadline FIFO stays in deadline order.
+        probe.started = self._monotonic()
+        probe.deadline = probe.started + target.timeout
         try:
             host = target.host
             if not target.numeric:
@@ -235,9 +243,17 @@ class ProbeEngine:
         self._record(probe.target, verdict, probe.started, self._monotonic())
 
     def sweep(self, now: float) -> None:
-        """End every probe whose deadline has passed as a timeout."""
+        """End as a timeout every probe whose deadline had passed at the previous sweep.
+
+        The cutoff is the previous sweep's time, not `now`: the event loop has polled for
+        I/O at least once since then, so an answer that arrived before a deadline has been
+        read before the probe is called timed out. A loop starved of CPU (our overload)
+        thus delays verdicts instead of turning answered probes into target timeouts.
+        """
+        cutoff = self._last_sweep
+        self._last_sweep = now
         for queue in self._by_timeout.values():
-            while queue and queue[0].deadline <= now:
+            while queue and queue[0].deadline <= cutoff:
                 probe = queue.popleft()
                 if probe.done:
                     continue

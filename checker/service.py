@@ -88,7 +88,7 @@ class CheckerService:
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
-        self._transport: Transport = transport if transport is not None else AiohttpTransport()
+        self._transport: Transport | None = transport  # None: HTTPS-capable one at start
         self._owns_transport = transport is None
         self.loader = ConfigLoader(settings.config, clock, metrics, self.apply, environ)
         self.engine = ProbeEngine(clock.monotonic, self._record)
@@ -177,8 +177,10 @@ class CheckerService:
         allowed = max(1, soft - self.settings.fd_reserve)
         if self.settings.max_concurrency is not None:
             allowed = min(allowed, self.settings.max_concurrency)
-        # Headroom for phase clumping: hashed phases are uniform, not evenly spaced.
-        self._limit = min(allowed, math.ceil(needed * 1.25) + 16)
+        # Headroom: hashed phases are uniform, not evenly spaced, so starts clump; and a
+        # CPU-starved loop sweeps late, so probes outlive their timeout a little. Both
+        # should show as lateness of our own, not as a queue of probes waiting for a slot.
+        self._limit = min(allowed, 2 * needed + 64)
         self.metrics.concurrency_needed.set(needed)
         self.metrics.concurrency_limit.set(self._limit)
         self.metrics.fd_limit.set(soft)
@@ -308,6 +310,7 @@ class CheckerService:
         body = self.encode_table()
         self.metrics.tables_pushed_bytes.set(len(body))
         timeout = document.intervals.push * PUSH_TIMEOUT_SHARE
+        assert self._transport is not None, "start() sets the transport"
         outcomes = await push_all(
             self._transport, document.aggregators, body, timeout, self.metrics
         )
@@ -362,11 +365,8 @@ class CheckerService:
     async def start(self) -> None:
         """Load the first config (StartupError if none) and start the loops."""
         await self.loader.load_first()
-        tls = self.document.tls
-        if self._owns_transport and (tls.ca is not None or tls.client_cert is not None):
-            # Push over HTTPS verified against the config's CA, with its client cert (mTLS),
-            # as the aggregator does; nothing has been pushed yet, so no session to close.
-            self._transport = AiohttpTransport(client_ssl_context(tls))
+        if self._transport is None:
+            self._transport = AiohttpTransport(client_ssl_context(self.document.tls))
         log.info(
             "checker_started",
             id=self.settings.id,

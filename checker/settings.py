@@ -68,6 +68,12 @@ class CheckerSettings:
     max_concurrency: int | None = None  # cap on probes in flight (default: from the config)
     fd_reserve: int = 256  # descriptors kept back for listeners, pushes and config reads
 
+    def __post_init__(self) -> None:
+        for name, value, width in (("id", self.id, 32), ("az", self.az, 16)):
+            raw = value.encode()
+            if not raw or len(raw) > width or b"\0" in raw:
+                raise ValueError(f"--{name} {value!r}: must be 1-{width} UTF-8 bytes without NUL")
+
     def selects(self, check: Check) -> bool:
         """True when no selector is given or any selector matches."""
         return not self.select or any(s.matches(check) for s in self.select)

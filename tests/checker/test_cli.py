@@ -161,12 +161,3 @@ async def test_checker_process_refuses_to_start_without_a_place_in_the_shard(tmp
     code, err = await finish(process)
     assert code == 2
     assert "does not list this checker 'chk-y'" in err
-
-
-async def test_checker_process_rejects_a_bad_selector(tmp_path: Path):
-    process = await spawn(
-        "--config", str(tmp_path / "none.json"), "--id", "c", "--az", "a", "--select", "colour=blue"
-    )
-    code, err = await finish(process)
-    assert code == 2
-    assert "selector 'colour=blue'" in err

@@ -6,6 +6,9 @@ Run on both event loops: uvloop (what `urn checker` uses) and asyncio's own.
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
+import time
 
 import pytest
 
@@ -13,6 +16,7 @@ from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
 from checker.testing import closed_port, probe_once
 from urn.config import Check, CheckType
 from urn.table import Reason
+from urn.testing import wait_until
 
 
 def check(
@@ -107,9 +111,11 @@ async def test_dns_failure():
     assert await probe_once(target(c)) == Reason.DNS
 
 
-async def test_name_that_resolves_is_probed(http_port: int):
+async def test_name_that_resolves_is_probed_at_its_first_address(http_port: int):
+    first = socket.getaddrinfo("localhost", http_port, type=socket.SOCK_STREAM)[0]
+    expected = Reason.HEALTHY if first[0] == socket.AF_INET else Reason.REFUSED  # v4 listener
     c = check(CheckType.HTTP, http_port, host="localhost")
-    assert await probe_once(target(c)) in (Reason.HEALTHY, Reason.REFUSED)  # ::1 may be first
+    assert await probe_once(target(c)) == expected
 
 
 # --- HTTPS -----------------------------------------------------------------------------
@@ -175,9 +181,11 @@ async def test_sweep_ends_many_hung_probes_at_once_and_each_once(raw_server):
         engine.start(t, now)
     assert engine.in_flight == 20
     assert engine.next_deadline() == pytest.approx(now + 0.1)
+    await asyncio.sleep(0.02)  # let the connects begin (each probe's clock starts there)
     engine.sweep(now + 0.05)
+    engine.sweep(now + 0.5)  # deadlines passed, but only after the previous sweep
     assert results == []
-    engine.sweep(now + 0.1)
+    engine.sweep(now + 0.6)
     assert results == [Reason.TIMEOUT] * 20
     assert engine.in_flight == 0
     engine.sweep(now + 1.0)
@@ -208,3 +216,44 @@ def test_request_bytes_are_http11_with_close():
     assert v6.numeric
     assert v6.ssl is not None
     assert target(check(CheckType.TCP, 22)).is_tcp
+
+
+def stall(seconds: float) -> None:
+    """Block the event loop, as a CPU-starved checker would be."""
+    time.sleep(seconds)
+
+
+async def test_own_stall_past_a_deadline_never_turns_an_answer_into_a_timeout():
+    """The answer arrives while our loop is blocked: the verdict is the answer, late."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = threading.Event()
+
+    def serve() -> None:  # a target in its own thread, so our stall cannot stall it
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            accepted.set()
+            time.sleep(0.05)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        loop = asyncio.get_running_loop()
+        results: list[int] = []
+        engine = ProbeEngine(loop.time, lambda _t, verdict, _s, _f: results.append(verdict))
+        engine.start(target(check(CheckType.HTTP, listener.getsockname()[1], timeout=0.2)), 0)
+        await wait_until(accepted.is_set, timeout=5, interval=0.001)
+        engine.sweep(loop.time())
+        stall(0.4)  # our own overload: the loop stalls past the probe's deadline
+        engine.sweep(loop.time())  # the first sweep after the stall
+        while not results:
+            await asyncio.sleep(0.005)
+            engine.sweep(loop.time())
+        assert results == [Reason.HEALTHY]
+    finally:
+        thread.join(timeout=5)
+        listener.close()

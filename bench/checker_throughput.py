@@ -1,0 +1,465 @@
+"""Checker throughput: probes/s one checker process sustains, its p99 lateness, and the CPU
+ratio all-dead/all-healthy for refused, blackholed and slow targets.
+
+Every scenario runs a fresh checker process (the real `CheckerService`, SystemClock,
+pushes into memory) pinned to CPU 0 against a lean target farm process pinned to CPU 1,
+so each gets one core of a 2-core machine. CPU is the checker process's own
+(`time.process_time`, threads included) over the measured window, after a warm-up.
+The same run also measures an aiohttp-client prober at the same offered load, side by
+side, so the choice of prober is a measured one.
+
+    python -m bench.checker_throughput            # full run (about 3 minutes)
+    python -m bench.checker_throughput --quick    # shorter windows, fewer steps
+
+Ends with one JSON line: {"bench": "checker_throughput", "figures": {...}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from urn.table import Reason
+
+BENCH = "checker_throughput"
+PUSH_KEY = "bench-push-key-0123456789abcdef"
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def _pin(cpu: int | None) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {cpu})
+
+
+def farm_main(mode: str, count: int, delay: float, cpu: int | None) -> None:
+    """Serve `count` targets in `mode` until stdin closes; print the ports first."""
+    import uvloop
+
+    from checker.testing import TargetFarm
+    from urn.runtime import raise_fd_limit
+
+    _pin(cpu)
+    raise_fd_limit()
+
+    async def serve() -> None:
+        farm = TargetFarm(count, mode=mode, delay=delay)
+        ports = await farm.start()
+        print(json.dumps({"ports": ports}), flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)
+        await farm.stop()
+
+    uvloop.run(serve())
+
+
+class AiohttpEngine:
+    """The contrast prober: aiohttp's client, one task and one connection per probe."""
+
+    def __init__(self, monotonic: Any, record: Any, urls: dict[int, str]) -> None:
+        self._monotonic = monotonic
+        self._record = record
+        self._urls = urls
+        self._session: Any = None
+        self.in_flight = 0
+
+    def start(self, target: Any, now: float) -> None:
+        self.in_flight += 1
+        asyncio.get_running_loop().create_task(self._probe(target, now))
+
+    async def _probe(self, target: Any, started: float) -> None:
+        import aiohttp
+
+        from checker.classify import SEARCH_WINDOW, classify_error, classify_status
+
+        if self._session is None:
+            connector = aiohttp.TCPConnector(force_close=True, limit=0, ssl=False)
+            self._session = aiohttp.ClientSession(connector=connector)
+        try:
+            timeout = aiohttp.ClientTimeout(total=target.timeout)
+            async with self._session.get(self._urls[target.slot], timeout=timeout) as response:
+                verdict = int(classify_status(response.status))
+                if verdict == Reason.HEALTHY and target.search is not None:
+                    body = await response.content.read(SEARCH_WINDOW)
+                    if target.search not in body:
+                        verdict = int(Reason.BODY_MISMATCH)
+        except aiohttp.ClientConnectorError as exc:
+            verdict = int(classify_error(exc.os_error, "connect"))
+        except Exception as exc:
+            verdict = int(classify_error(exc, "exchange"))
+        self.in_flight -= 1
+        self._record(target, verdict, started, self._monotonic())
+
+    def sweep(self, now: float) -> None:
+        pass
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def prune(self) -> None:
+        pass
+
+    def abort_all(self) -> None:
+        pass
+
+
+def checker_main(spec: dict[str, Any]) -> None:
+    """One measured checker run; prints a JSON result line."""
+    import uvloop
+    from prometheus_client import CollectorRegistry
+
+    from checker.service import CheckerService
+    from checker.settings import CheckerSettings
+    from urn.clock import SystemClock
+    from urn.metrics import CheckerMetrics
+    from urn.testing import MemoryTransport, document_dict
+
+    _pin(spec.get("cpu"))
+    ports: list[int] = spec["ports"]
+    n = spec["checks"]
+    checks = [
+        {
+            "slot": i,
+            "name": f"t{i}",
+            "type": "http",
+            "host": "127.0.0.1",
+            "port": ports[i % len(ports)],
+            "timeout": spec["timeout"],
+        }
+        for i in range(n)
+    ]
+    urls = {c["slot"]: f"http://127.0.0.1:{c['port']}/" for c in checks}
+    document = document_dict(
+        checks,
+        capacity=max(n, 1),
+        intervals={"probe": spec["interval"], "push": 1.0, "config": 3600},
+        aggregators=["http://aggregator.bench"],
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(document, handle)
+        path = handle.name
+
+    async def run() -> dict[str, Any]:
+        settings = CheckerSettings(id="chk-bench", az="a", config=path)
+        service = CheckerService(
+            settings,
+            SystemClock(),
+            CheckerMetrics(CollectorRegistry()),
+            MemoryTransport(),
+            {"URN_PUSH_KEY": PUSH_KEY},
+        )
+        if spec["prober"] == "aiohttp":
+            service.engine = AiohttpEngine(  # type: ignore[assignment]
+                service.clock.monotonic, service._record, urls
+            )
+        lateness: list[float] = []
+        measuring = False
+        flush = service.flush_metrics
+
+        def keep_lateness() -> None:
+            if measuring:
+                lateness.extend(service._lateness)
+            flush()
+
+        service.flush_metrics = keep_lateness  # type: ignore[method-assign]
+
+        def completed() -> int:
+            total = sum(service._counts)
+            for reason in Reason:
+                value = service.metrics.registry.get_sample_value(
+                    "urn_probes_total", {"result": reason.label}
+                )
+                total += int(value or 0)
+            return total
+
+        def skipped() -> int:
+            return int(service.metrics.probes_skipped._value.get()) + service._skipped
+
+        await service.start()
+        await asyncio.sleep(spec["warmup"])
+        measuring = True
+        lateness.clear()
+        service._lateness.clear()
+        cpu0, wall0, times0 = time.process_time(), time.monotonic(), os.times()
+        started0, done0, skipped0 = service.probes_started, completed(), skipped()
+        counts0 = list(service._counts)
+        await asyncio.sleep(spec["duration"])
+        cpu1, wall1, times1 = time.process_time(), time.monotonic(), os.times()
+        started1, done1, skipped1 = service.probes_started, completed(), skipped()
+        lateness.extend(service._lateness)
+        measuring = False
+        by_reason = {
+            r.label: (
+                service.metrics.registry.get_sample_value("urn_probes_total", {"result": r.label})
+                or 0
+            )
+            + service._counts[r]
+            - counts0[r]
+            for r in Reason
+            if r != Reason.NO_DATA
+        }
+        await service.stop()
+        wall = wall1 - wall0
+        values = np.asarray(lateness or [0.0])
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu1 - cpu0,
+            "user_s": times1.user - times0.user,
+            "sys_s": times1.system - times0.system,
+            "started_per_s": (started1 - started0) / wall,
+            "completed_per_s": (done1 - done0) / wall,
+            "skipped": skipped1 - skipped0,
+            "lateness_p50_ms": float(np.percentile(values, 50)) * 1e3,
+            "lateness_p99_ms": float(np.percentile(values, 99)) * 1e3,
+            "lateness_max_ms": float(values.max()) * 1e3,
+            "reasons": {k: v for k, v in by_reason.items() if v},
+        }
+
+    try:
+        result = uvloop.run(run())
+    finally:
+        Path(path).unlink(missing_ok=True)
+    print(json.dumps(result), flush=True)
+
+
+# --- orchestration ---------------------------------------------------------------------
+
+
+def _start_farm(mode: str, count: int, delay: float, cpu: int | None) -> tuple[Any, list[int]]:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.checker_throughput",
+        "--farm",
+        mode,
+        "--farm-count",
+        str(count),
+        "--farm-delay",
+        str(delay),
+    ]
+    command += ["--farm-cpu", str(-1 if cpu is None else cpu)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        raise RuntimeError("target farm did not start")
+    return process, json.loads(line)["ports"]
+
+
+def _stop_farm(process: Any) -> None:
+    with contextlib.suppress(BrokenPipeError):
+        process.stdin.close()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def closed_ports(count: int) -> list[int]:
+    from checker.testing import closed_port
+
+    return [closed_port() for _ in range(count)]
+
+
+def scenario(
+    args: argparse.Namespace,
+    *,
+    mode: str,
+    checks: int,
+    interval: float,
+    timeout: float,
+    prober: str = "protocol",
+) -> dict[str, Any]:
+    farm = None
+    if mode == "refused":
+        ports = closed_ports(args.targets)
+    else:
+        farm, ports = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
+    spec = {
+        "ports": ports,
+        "checks": checks,
+        "interval": interval,
+        "timeout": timeout,
+        "prober": prober,
+        "warmup": args.warmup,
+        "duration": args.duration,
+        "cpu": args.checker_cpu,
+    }
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.checker_throughput", "--checker", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=args.warmup + args.duration + 120,
+        )
+    finally:
+        if farm is not None:
+            _stop_farm(farm)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"checker run failed ({out.returncode}): {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    result.update(
+        mode=mode,
+        checks=checks,
+        interval=interval,
+        timeout=timeout,
+        prober=prober,
+        offered_per_s=checks / interval,
+    )
+    result["cpu_util"] = result["cpu_s"] / result["wall_s"]
+    done = result["completed_per_s"]
+    result["cpu_us_per_probe"] = result["cpu_s"] / max(done * result["wall_s"], 1) * 1e6
+    offered = checks / interval
+    print(
+        f"  {prober:8} {mode:8} {checks:6} checks @ {interval:5.2f}s  offered {offered:7.0f}/s"
+        f"  done {done:7.0f}/s  cpu {result['cpu_util'] * 100:5.1f}%"
+        f"  {result['cpu_us_per_probe']:6.1f} us/probe"
+        f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)"
+        f"  lateness p99 {result['lateness_p99_ms']:7.2f} ms  skipped {result['skipped']}",
+        flush=True,
+    )
+    return result
+
+
+def sustained(result: dict[str, Any]) -> bool:
+    """Kept up: nothing skipped, >= 98% of the offered rate done, p99 late < 10% interval."""
+    return (
+        result["skipped"] == 0
+        and result["completed_per_s"] >= 0.98 * result["offered_per_s"]
+        and result["lateness_p99_ms"] < 100 * result["interval"]
+    )
+
+
+def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    print(
+        f"checker throughput: checker on CPU {args.checker_cpu}, farm on CPU {args.farm_cpu},"
+        f" {args.targets} target ports, window {args.duration}s after {args.warmup}s warm-up"
+    )
+    print("1) ladder of offered HTTP load, all targets healthy (protocol prober)")
+    best: dict[str, Any] | None = None
+    for interval in args.ladder:
+        result = scenario(
+            args, mode="healthy", checks=args.checks, interval=interval, timeout=args.timeout
+        )
+        if sustained(result):
+            best = result
+        else:
+            break
+    figures["sustained_probes_per_s"] = round(best["completed_per_s"]) if best else 0
+    figures["sustained_offered_per_s"] = round(best["offered_per_s"]) if best else 0
+    figures["p99_lateness_ms_at_sustained"] = round(best["lateness_p99_ms"], 2) if best else None
+    figures["cpu_util_at_sustained"] = round(best["cpu_util"], 3) if best else None
+
+    print(f"2) prober comparison at {args.compare_rate:.0f} probes/s offered, healthy targets")
+    interval = args.checks / args.compare_rate
+    compare = {}
+    for prober in ("protocol", "aiohttp"):
+        result = scenario(
+            args,
+            mode="healthy",
+            checks=args.checks,
+            interval=interval,
+            timeout=args.timeout,
+            prober=prober,
+        )
+        compare[prober] = result
+        figures[f"{prober}_cpu_us_per_probe"] = round(result["cpu_us_per_probe"], 1)
+        figures[f"{prober}_capacity_per_core"] = round(1e6 / result["cpu_us_per_probe"])
+        figures[f"{prober}_sys_share"] = round(result["sys_s"] / max(result["cpu_s"], 1e-9), 2)
+    figures["protocol_vs_aiohttp_cpu_speedup"] = round(
+        compare["aiohttp"]["cpu_us_per_probe"] / compare["protocol"]["cpu_us_per_probe"], 2
+    )
+
+    print(
+        f"3) all-dead vs all-healthy CPU at {args.ratio_rate:.0f} probes/s offered,"
+        f" timeout {args.ratio_timeout}s, slow targets answer after {args.slow_delay}s"
+    )
+    interval = args.checks / args.ratio_rate
+    base = scenario(
+        args, mode="healthy", checks=args.checks, interval=interval, timeout=args.ratio_timeout
+    )
+    figures["ratio_healthy_cpu_util"] = round(base["cpu_util"], 3)
+    figures["ratio_healthy_started_per_s"] = round(base["started_per_s"])
+    for mode, name in (("refused", "refused"), ("hold", "blackholed"), ("slow", "slow")):
+        result = scenario(
+            args, mode=mode, checks=args.checks, interval=interval, timeout=args.ratio_timeout
+        )
+        # CPU per wall second is the constant-work figure when both runs start the same
+        # probes per second; CPU per started probe stays comparable when a noisy machine
+        # starves one of the runs, so both are given.
+        figures[f"cpu_ratio_{name}_over_healthy"] = round(result["cpu_util"] / base["cpu_util"], 3)
+        figures[f"cpu_per_probe_ratio_{name}_over_healthy"] = round(
+            (result["cpu_s"] / max(result["started_per_s"] * result["wall_s"], 1))
+            / (base["cpu_s"] / max(base["started_per_s"] * base["wall_s"], 1)),
+            3,
+        )
+        figures[f"{name}_started_per_s"] = round(result["started_per_s"])
+        figures[f"{name}_skipped"] = result["skipped"]
+        figures[f"{name}_reasons"] = result["reasons"]
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short windows, for a smoke run")
+    parser.add_argument("--checks", type=int, default=10_000)
+    parser.add_argument("--targets", type=int, default=200, help="target ports in the farm")
+    parser.add_argument("--timeout", type=float, default=1.0)
+    parser.add_argument(
+        "--ladder",
+        type=float,
+        nargs="+",
+        default=[4.0, 2.0, 1.0, 0.5, 0.4],
+        help="probe intervals to try for --checks checks, loosest first",
+    )
+    parser.add_argument("--compare-rate", type=float, default=4_000.0)
+    parser.add_argument("--ratio-rate", type=float, default=5_000.0)
+    parser.add_argument("--ratio-timeout", type=float, default=0.25)
+    parser.add_argument("--slow-delay", type=float, default=0.1)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--checker-cpu", type=int, default=0)
+    parser.add_argument("--farm-cpu", type=int, default=1)
+    parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument("--farm", help=argparse.SUPPRESS)
+    parser.add_argument("--farm-count", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--farm-delay", type=float, default=0.1, help=argparse.SUPPRESS)
+    parser.add_argument("--checker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.farm:
+        cpu = args.farm_cpu if args.farm_cpu is not None and args.farm_cpu >= 0 else None
+        farm_main(args.farm, args.farm_count, args.farm_delay, cpu)
+        return 0
+    if args.checker:
+        checker_main(json.loads(args.checker))
+        return 0
+    if args.no_pin:
+        args.checker_cpu = args.farm_cpu = None
+    if args.quick:
+        args.warmup, args.duration = 1.5, 3.0
+        args.ladder = args.ladder[:3]
+    figures = orchestrate(args)
+    figures["machine_cpus"] = os.cpu_count()
+    print(json.dumps({"bench": BENCH, "figures": figures}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,346 @@
+"""Answering: compiled records + the health table in force -> DNS, DoH-JSON and explain answers.
+
+Owns: the per-query path. Every query reads the table byte of EVERY candidate of the
+name (one C-level itemgetter over the down view), even when the first is healthy, then
+hands the policy's chooser that vector, or an all-healthy one when every candidate is down
+and fail_open is on. Unknown status and answers without a check count as healthy.
+Never: caches a health decision between queries, touches sockets or clocks, or uses
+dnspython per query (answer bytes are pre-encoded by `records`).
+Cost: O(question name + candidates) per query, the same whatever the health of the world.
+
+The down view is `capacity + 1` bytes: 1 where the aggregated status is unhealthy, else 0;
+the extra last byte (always 0) is the slot of answers without a check.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from resolver.dnsmsg import (
+    AA,
+    BADVERS,
+    CD,
+    FORMERR,
+    MAX_UDP_PAYLOAD,
+    NOERROR,
+    NOTIMP,
+    NXDOMAIN,
+    QR,
+    RD,
+    REFUSED,
+    SERVFAIL,
+    TC,
+    BadVersion,
+    Dropped,
+    MessageError,
+    NotImplementedOpcode,
+    error_from_header,
+    opt_record,
+    parse_query,
+)
+from resolver.records import ANY, HINFO_ANY, HINFO_ANY_TEXT, QTYPES, qtype_label
+from urn.table import Reason, Status
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Sequence
+
+    from resolver.records import Compiled, Entry
+    from urn.table import SlotArray
+
+__all__ = [
+    "NO_QUESTION",
+    "Responder",
+    "down_view",
+    "explain",
+    "qtype_label",
+    "qtype_of",
+    "resolve",
+    "unknown_view",
+]
+
+T = TypeVar("T")
+NO_QUESTION = -1  # tally key qtype for messages answered without a usable question
+_IN = 1
+_REST = struct.Struct(">HHHHH")  # flags, qd, an, ns, ar (after the id)
+_OPT_PLAIN = opt_record(0)
+_OPT_DO = opt_record(0x80)
+_ZONE_TRANSFERS = (251, 252)  # IXFR, AXFR
+_HINFO_JSON = json.dumps(HINFO_ANY_TEXT)
+
+
+def resolve(
+    entry: Entry, down: bytes, rng: random.Random, fail_open: bool, items: Sequence[T]
+) -> tuple[list[T], bool]:
+    """The chosen items (parallel to the entry's candidates) and whether fail-open applied."""
+    status = entry.read(down)
+    if fail_open and sum(status) == entry.width:
+        return entry.choose(entry, entry.zeros, rng, items), True
+    return entry.choose(entry, status, rng, items), False
+
+
+def down_view(table: SlotArray) -> bytes:
+    """The hot path's view of an aggregated table: 1 per unhealthy slot, plus a 0 slot."""
+    down = (np.bitwise_and(table, np.uint8(3)) == Status.UNHEALTHY).astype(np.uint8)
+    view: bytes = down.tobytes()
+    return view + b"\0"
+
+
+def unknown_view(capacity: int) -> bytes:
+    """The view with no table, or a table too old to believe: every slot unknown."""
+    return bytes(capacity + 1)
+
+
+class Responder:
+    """Answers queries from the compiled records and the down view in force.
+
+    The service swaps `compiled`, `down` and `fail_open` whole; each query reads them once.
+    `tallies` counts answers by (qtype, rcode) per transport; `fail_open_answers` and
+    `malformed` count what their names say. The service flushes them into metrics.
+    """
+
+    __slots__ = ("compiled", "down", "fail_open", "fail_open_answers", "malformed", "rng")
+
+    def __init__(self, compiled: Compiled, rng: random.Random, fail_open: bool = True) -> None:
+        self.compiled = compiled
+        self.down = unknown_view(compiled.capacity)
+        self.fail_open = fail_open
+        self.rng = rng
+        self.fail_open_answers = 0
+        self.malformed: dict[str, int] = {}
+
+    # --- classic DNS and DoH (wire format) -----------------------------------------
+
+    def dns(self, msg: bytes, udp: bool, tally: dict[tuple[int, int], int]) -> bytes | None:
+        """The response to one wire-format message, or None when it must be dropped."""
+        try:
+            name_end, qtype, qclass, edns, do_bit = parse_query(msg)
+        except MessageError as exc:
+            return self._refuse(msg, exc, tally)
+        compiled = self.compiled
+        node = compiled.by_wire.get(msg[12:name_end].lower())
+        flags = QR | AA | ((msg[2] << 8 | msg[3]) & (RD | CD))
+        answers = b""
+        ancount = nscount = 0
+        rcode = NOERROR
+        if qclass != _IN:
+            rcode = REFUSED
+            flags &= ~AA
+        elif node is None:
+            zone = compiled.zone_for_wire(msg[12:name_end].lower())
+            if zone is None:
+                rcode = REFUSED
+                flags &= ~AA
+            else:
+                rcode = NXDOMAIN
+                answers = zone.soa_wire
+                nscount = 1
+        else:
+            entry = node.by_type.get(qtype) or node.cname
+            if entry is not None:
+                chosen, failed_open = resolve(
+                    entry, self.down, self.rng, self.fail_open, entry.wires
+                )
+                if failed_open:
+                    self.fail_open_answers += 1
+                ancount = len(chosen)
+                answers = b"".join(chosen)
+            elif qtype == ANY:
+                answers = HINFO_ANY
+                ancount = 1
+            elif qtype in _ZONE_TRANSFERS:
+                rcode = REFUSED
+                flags &= ~AA
+            else:
+                answers = node.zone.soa_wire
+                nscount = 1
+        opt = (_OPT_DO if do_bit else _OPT_PLAIN) if edns else b""
+        qend = name_end + 4
+        if udp and qend + len(answers) + len(opt) > (min(edns, MAX_UDP_PAYLOAD) if edns else 512):
+            flags |= TC
+            answers = b""
+            ancount = nscount = 0
+        key = (qtype, rcode)
+        tally[key] = tally.get(key, 0) + 1
+        return b"".join(
+            (
+                msg[:2],
+                _REST.pack(flags | rcode, 1, ancount, nscount, 1 if opt else 0),
+                msg[12:qend],
+                answers,
+                opt,
+            )
+        )
+
+    def _refuse(
+        self, msg: bytes, exc: MessageError, tally: dict[tuple[int, int], int]
+    ) -> bytes | None:
+        self.malformed[exc.reason] = self.malformed.get(exc.reason, 0) + 1
+        if isinstance(exc, Dropped):
+            return None
+        if isinstance(exc, BadVersion):
+            key = (NO_QUESTION, BADVERS)
+            tally[key] = tally.get(key, 0) + 1
+            qend = exc.name_end + 4
+            flags = QR | ((msg[2] << 8 | msg[3]) & (RD | CD))
+            return b"".join(
+                (
+                    msg[:2],
+                    _REST.pack(flags, 1, 0, 0, 1),
+                    msg[12:qend],
+                    opt_record(exc.do_bit, BADVERS),
+                )
+            )
+        rcode = NOTIMP if isinstance(exc, NotImplementedOpcode) else FORMERR
+        key = (NO_QUESTION, rcode)
+        tally[key] = tally.get(key, 0) + 1
+        return error_from_header(msg, rcode)
+
+    def servfail(self, msg: bytes, tally: dict[tuple[int, int], int]) -> bytes | None:
+        """SERVFAIL from the header alone, after an internal error; None if no header."""
+        if len(msg) < 12:
+            return None
+        key = (NO_QUESTION, SERVFAIL)
+        tally[key] = tally.get(key, 0) + 1
+        return error_from_header(msg, SERVFAIL)
+
+    # --- DoH JSON --------------------------------------------------------------------
+
+    def json(self, name: str, qtype: int, tally: dict[tuple[int, int], int]) -> str:
+        """The DoH-JSON body for a canonical (lower-case, absolute) name and a type."""
+        node = self.compiled.by_text.get(name)
+        extra = ""
+        answers = ""
+        authority = ""
+        rcode = NOERROR
+        if node is None:
+            zone = self.compiled.zone_for_text(name)
+            if zone is None:
+                rcode = REFUSED
+            else:
+                rcode = NXDOMAIN
+                authority = zone.soa_json
+            name_json = json.dumps(name)
+        else:
+            name_json = node.name_json
+            entry = node.by_type.get(qtype) or node.cname
+            if entry is not None:
+                chosen, failed_open = resolve(
+                    entry, self.down, self.rng, self.fail_open, entry.jsons
+                )
+                if failed_open:
+                    self.fail_open_answers += 1
+                    extra = ',"fail_open":true'
+                answers = ",".join(chosen)
+            elif qtype == ANY:
+                answers = f'{{"name":{name_json},"type":13,"TTL":3600,"data":{_HINFO_JSON}}}'
+            elif qtype in _ZONE_TRANSFERS:
+                rcode = REFUSED
+            else:
+                authority = node.zone.soa_json
+        key = (qtype, rcode)
+        tally[key] = tally.get(key, 0) + 1
+        if authority:
+            extra = f',"Authority":[{authority}]{extra}'
+        return (
+            f'{{"Status":{rcode},"TC":false,"RD":false,"RA":false,"AD":false,"CD":false,'
+            f'"Question":[{{"name":{name_json},"type":{qtype}}}],"Answer":[{answers}]{extra}}}'
+        )
+
+
+def explain(
+    compiled: Compiled,
+    name: str,
+    qtype: int | None,
+    raw: bytes | None,
+    down: bytes,
+    fail_open: bool,
+    rng: random.Random,
+    table: dict[str, Any],
+) -> dict[str, Any]:
+    """Why `name` answers what it does: every candidate's slot, status, reason, and the pick.
+
+    `raw` is the aggregated table in force (None before any); `down` what queries read
+    (all unknown when the table is missing or too old); `table` facts about the table.
+    """
+    node = compiled.by_text.get(name)
+    result: dict[str, Any] = {"name": name, "table": table, "fail_open_config": fail_open}
+    if node is None:
+        zone = compiled.zone_for_text(name)
+        result["rcode"] = "nxdomain" if zone is not None else "refused"
+        result["records"] = []
+        return result
+    result["rcode"] = "noerror"
+    result["zone"] = node.zone.name
+    entries = [
+        entry
+        for entry in node.by_type.values()
+        if qtype is None or entry.qtype == qtype or (node.cname is entry)
+    ]
+    result["records"] = [_explain_entry(entry, raw, down, fail_open, rng) for entry in entries]
+    return result
+
+
+def _explain_entry(
+    entry: Entry, raw: bytes | None, down: bytes, fail_open: bool, rng: random.Random
+) -> dict[str, Any]:
+    read = entry.read(down)
+    answers = []
+    for i, candidate in enumerate(entry.candidates):
+        item: dict[str, Any] = {
+            "value": candidate.value,
+            "slot": candidate.slot,
+            "weight": candidate.weight,
+            "role": candidate.role,
+            "counted_as": "unhealthy" if read[i] else "healthy",
+        }
+        if candidate.slot is None:
+            item["status"] = "no_check"
+            item["reason"] = None
+        elif raw is None:
+            item["status"] = Status.UNKNOWN.label
+            item["reason"] = None
+        else:
+            byte = raw[candidate.slot]
+            item["status"] = _label(Status, byte & 3)
+            item["reason"] = _label(Reason, byte >> 2) if byte & 3 == Status.UNHEALTHY else None
+        answers.append(item)
+    chosen, failed_open = resolve(entry, down, rng, fail_open, entry.candidates)
+    return {
+        "type": entry.rtype,
+        "qtype": entry.qtype,
+        "policy": str(entry.policy),
+        "ttl": entry.ttl,
+        "answers": answers,
+        "would_answer": [c.value for c in chosen],
+        "fail_open_applied": failed_open,
+    }
+
+
+def _label(enum: type[Status] | type[Reason], value: int) -> str:
+    try:
+        return enum(value).label
+    except ValueError:
+        return f"unknown_{value}"
+
+
+def qtype_of(text: str) -> int:
+    """A query type from the HTTP API: a name we know, a number, or any type dnspython knows."""
+    upper = text.strip().upper()
+    if upper in QTYPES:
+        return QTYPES[upper]
+    if upper.isdigit():
+        value = int(upper)
+        if 0 < value < 65536:
+            return value
+        raise ValueError(f"type {text!r} is out of range 1-65535")
+    import dns.rdatatype  # rare path: type names beyond the ones we serve
+
+    try:
+        return int(dns.rdatatype.from_text(upper))
+    except dns.rdatatype.UnknownRdatatype:
+        raise ValueError(f"type {text!r} is not a DNS record type") from None

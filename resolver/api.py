@@ -1,0 +1,167 @@
+"""HTTP interfaces: DoH-JSON `/v1/resolve`, RFC 8484 `/dns-query`, `/v1/explain`, tables in.
+
+Handlers validate input (a bad name, type or message is a 400 with a JSON `error` that
+says what is wrong, and changes nothing) and hand the rest to `answer.Responder`.
+Routes: GET /v1/resolve?name=&type=, GET /v1/explain?name=[&type=],
+GET /dns-query?dns=<base64url>, POST /dns-query (application/dns-message),
+POST /v1/table (aggregated tables), GET /healthz, GET /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from resolver.answer import qtype_of
+from resolver.records import canonical_name
+
+if TYPE_CHECKING:
+    from resolver.answer import Responder
+    from resolver.service import ResolverService
+
+__all__ = ["DNS_MESSAGE", "add_routes"]
+
+DNS_MESSAGE = "application/dns-message"
+MAX_DNS_MESSAGE = 65535
+_MAX_DNS_PARAM = (MAX_DNS_MESSAGE * 4 + 2) // 3 + 4
+READ_TIMEOUT = 5.0
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return web.Response(
+        text=json.dumps({"error": message}), status=status, content_type="application/json"
+    )
+
+
+def add_routes(app: web.Application, service: ResolverService) -> None:
+    """Register every resolver route on `app`."""
+    json_tally = service.tallies["json"]
+    doh_tally = service.tallies["doh"]
+    observe_json = service.metrics.query_duration.labels("json").observe
+    observe_doh = service.metrics.query_duration.labels("doh").observe
+    mask = service.settings.latency_sample - 1
+    counter = [0]
+
+    def responder() -> Responder:
+        if service.responder is None:
+            raise web.HTTPServiceUnavailable(text="no config loaded")
+        return service.responder
+
+    async def resolve(request: web.Request) -> web.Response:
+        query = request.query
+        name = query.get("name")
+        if name is None:
+            return _bad("missing query parameter 'name'")
+        try:
+            canonical = canonical_name(name)
+            qtype = qtype_of(query.get("type", "A"))
+        except ValueError as exc:
+            return _bad(str(exc))
+        counter[0] += 1
+        if counter[0] & mask:
+            body = responder().json(canonical, qtype, json_tally)
+        else:
+            start = perf_counter()
+            body = responder().json(canonical, qtype, json_tally)
+            observe_json(perf_counter() - start)
+        return web.Response(text=body, content_type="application/json")
+
+    async def explain(request: web.Request) -> web.Response:
+        query = request.query
+        name = query.get("name")
+        if name is None:
+            return _bad("missing query parameter 'name'")
+        try:
+            canonical = canonical_name(name)
+            qtype = qtype_of(query["type"]) if "type" in query else None
+        except ValueError as exc:
+            return _bad(str(exc))
+        responder()
+        return web.json_response(service.explain(canonical, qtype))
+
+    def doh_answer(message: bytes) -> web.Response:
+        counter[0] += 1
+        if counter[0] & mask:
+            response = _doh(message)
+        else:
+            start = perf_counter()
+            response = _doh(message)
+            observe_doh(perf_counter() - start)
+        if response is None:
+            return _bad("not a DNS query: shorter than a header, or a response")
+        return web.Response(body=response, content_type=DNS_MESSAGE)
+
+    def _doh(message: bytes) -> bytes | None:
+        answerer = responder()
+        try:
+            result: bytes | None = answerer.dns(message, False, doh_tally)
+        except Exception:
+            result = answerer.servfail(message, doh_tally)
+        return result
+
+    async def doh_get(request: web.Request) -> web.Response:
+        value = request.query.get("dns")
+        if not value:
+            return _bad("missing query parameter 'dns' (base64url DNS message)")
+        if len(value) > _MAX_DNS_PARAM:
+            return _bad(f"parameter 'dns' is longer than a {MAX_DNS_MESSAGE}-byte message")
+        try:
+            message = base64.b64decode(
+                value + "=" * (-len(value) % 4), altchars=b"-_", validate=True
+            )
+        except (binascii.Error, ValueError):
+            return _bad("parameter 'dns' is not base64url")
+        return doh_answer(message)
+
+    async def doh_post(request: web.Request) -> web.Response:
+        if request.content_type != DNS_MESSAGE:
+            return _bad(f"Content-Type must be {DNS_MESSAGE}", status=415)
+        declared = request.content_length
+        if declared is not None and declared > MAX_DNS_MESSAGE:
+            return _bad(f"body is longer than {MAX_DNS_MESSAGE} bytes", status=413)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                while chunk := await request.content.read(MAX_DNS_MESSAGE + 1):
+                    size += len(chunk)
+                    if size > MAX_DNS_MESSAGE:
+                        return _bad(f"body is longer than {MAX_DNS_MESSAGE} bytes", status=413)
+                    chunks.append(chunk)
+        except TimeoutError:
+            return _bad(f"body not complete within {READ_TIMEOUT:g}s", status=408)
+        return doh_answer(b"".join(chunks))
+
+    async def table(request: web.Request) -> web.Response:
+        if service.receiver is None:
+            return _bad("not started", status=503)
+        return await service.receiver.handle(request)
+
+    metrics_handler = make_aiohttp_handler(service.registry)
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        service.flush_metrics()
+        return await metrics_handler(request)
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok, facts = await service.health()
+        return web.Response(
+            text=json.dumps({"ok": ok, **facts}, default=str),
+            status=200 if ok else 503,
+            content_type="application/json",
+        )
+
+    app.router.add_get("/v1/resolve", resolve)
+    app.router.add_get("/v1/explain", explain)
+    app.router.add_get("/dns-query", doh_get)
+    app.router.add_post("/dns-query", doh_post)
+    app.router.add_post("/v1/table", table)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)

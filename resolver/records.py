@@ -1,0 +1,397 @@
+"""Compiled records: (name, type) -> candidate answers with their slots and their bytes.
+
+Owns: turning the document's records and zones into an index the hot path can use as is:
+lower-case wire-form name and text name -> `Node`; per type an `Entry` with a C-level
+reader of every candidate's table byte, the chooser of its policy, and each answer
+pre-encoded once as a DNS resource record (owner = compression pointer 0xC00C to the
+question name, so the bytes fit any query's case) and as a DoH-JSON fragment.
+Never: looks at health, clocks or sockets. Rebuilt whole on every config pass.
+Cost: O(records x answers) with dnspython, once per config pass; nothing per query.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import TYPE_CHECKING
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
+import dns.rdtypes.ANY.HINFO
+import dns.rdtypes.ANY.SOA
+import dns.rdtypes.ANY.TXT
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
+
+from resolver.policy import CHOOSERS, balanced_permutations
+from urn.config import Policy, RecordType, in_zone
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable, Mapping
+
+    from resolver.policy import Chooser
+    from urn.config import Document, Record
+
+__all__ = [
+    "ANY",
+    "HINFO_ANY",
+    "QTYPES",
+    "SOA",
+    "Candidate",
+    "Compiled",
+    "Entry",
+    "Node",
+    "Zone",
+    "canonical_name",
+    "compile_records",
+    "name_to_wire",
+    "qtype_label",
+    "wire_to_text",
+]
+
+QTYPES: dict[str, int] = {"A": 1, "CNAME": 5, "SOA": 6, "TXT": 16, "AAAA": 28, "ANY": 255}
+SOA = 6
+ANY = 255
+_LABELS = {value: name for name, value in QTYPES.items()}
+_RR = struct.Struct(">HHHIH")  # owner pointer, type, class, ttl, rdlength
+_POINTER_TO_QUESTION = 0xC00C
+_IN = 1
+NEGATIVE_TTL = 60  # SOA TTL and minimum: how long a NXDOMAIN/NODATA may be cached
+ANY_TTL = 3600
+
+
+def qtype_label(qtype: int) -> str:
+    """A bounded metric label for a query type: the types we serve, else 'other'."""
+    return _LABELS.get(qtype, "other")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One potential answer: its value, the check guarding it, and its encodings."""
+
+    value: str
+    slot: int | None  # None: no check, always healthy
+    weight: int
+    role: str | None
+    wire: bytes  # DNS resource record with owner 0xC00C
+    json: str  # {"name":..,"type":..,"TTL":..,"data":..}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Entry:
+    """Everything a query for one (name, type) needs, precomputed."""
+
+    name: str
+    rtype: str
+    qtype: int
+    ttl: int
+    policy: Policy
+    candidates: tuple[Candidate, ...]
+    read: Callable[[bytes], tuple[int, ...]]  # every candidate's byte of the down view
+    width: int  # len(read(view)); all down when sum(read(view)) == width
+    zeros: tuple[int, ...]  # an all-healthy vector of that width, for fail-open
+    wires: tuple[bytes, ...]
+    jsons: tuple[str, ...]
+    order: tuple[int, ...]
+    perms: tuple[tuple[int, ...], ...]
+    weights: tuple[int, ...]
+    primary: int
+    secondary: int
+    choose: Chooser
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Zone:
+    name: str
+    wire: bytes
+    soa_wire: bytes  # the SOA as an authority-section RR, owner written in full
+    soa_json: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Node:
+    """A name that exists in a zone (with records, or as the apex or an empty non-terminal)."""
+
+    name: str
+    name_json: str
+    zone: Zone
+    by_type: Mapping[int, Entry]
+    cname: Entry | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Compiled:
+    capacity: int
+    zones: tuple[Zone, ...]
+    by_wire: Mapping[bytes, Node]
+    by_text: Mapping[str, Node]
+    zones_by_wire: Mapping[bytes, Zone]
+    record_count: int
+
+    def zone_for_wire(self, wire: bytes) -> Zone | None:
+        """The most specific zone holding a wire-form (lower-case) name, if any."""
+        pos = 0
+        while pos < len(wire):
+            zone = self.zones_by_wire.get(wire[pos:])
+            if zone is not None:
+                return zone
+            pos += wire[pos] + 1
+        return None
+
+    def zone_for_text(self, name: str) -> Zone | None:
+        best: Zone | None = None
+        for zone in self.zones:
+            if in_zone(name, zone.name) and (best is None or len(zone.name) > len(best.name)):
+                best = zone
+        return best
+
+
+def name_to_wire(name: str) -> bytes:
+    """Absolute lower-case text name -> uncompressed wire form."""
+    if name == ".":
+        return b"\0"
+    out = bytearray()
+    for label in name.rstrip(".").split("."):
+        raw = label.encode()
+        out.append(len(raw))
+        out += raw
+    out.append(0)
+    return bytes(out)
+
+
+def wire_to_text(wire: bytes) -> str:
+    """Wire-form name (no pointers) -> text, as dnspython prints it."""
+    return dns.name.from_wire(wire, 0)[0].to_text()
+
+
+def canonical_name(text: str) -> str:
+    """A query name from the HTTP API, lower-cased and absolute; ValueError says what is wrong."""
+    name = text.strip().lower()
+    if not name:
+        raise ValueError("name is empty")
+    if name == ".":
+        return name
+    if not name.endswith("."):
+        name += "."
+    if len(name) > 254:
+        raise ValueError("name is longer than 253 characters")
+    if not name.isascii():
+        raise ValueError("name must be ASCII (use punycode for international names)")
+    for label in name[:-1].split("."):
+        if not label:
+            raise ValueError("name has an empty label")
+        if len(label) > 63:
+            raise ValueError("name has a label longer than 63 characters")
+        if not label.isprintable() or " " in label or '"' in label or "\\" in label:
+            raise ValueError("name holds a space, quote, backslash or control character")
+    return name
+
+
+def _rdata(rtype: RecordType | int, value: str) -> dns.rdata.Rdata:
+    rdclass = dns.rdataclass.IN
+    if rtype == RecordType.A:
+        return dns.rdtypes.IN.A.A(rdclass, dns.rdatatype.A, value)  # type: ignore[no-untyped-call]
+    if rtype == RecordType.AAAA:
+        return dns.rdtypes.IN.AAAA.AAAA(rdclass, dns.rdatatype.AAAA, value)  # type: ignore[no-untyped-call]
+    if rtype == RecordType.CNAME:
+        target = dns.name.from_text(value)
+        return dns.rdtypes.ANY.CNAME.CNAME(rdclass, dns.rdatatype.CNAME, target)  # type: ignore[no-untyped-call]
+    return dns.rdtypes.ANY.TXT.TXT(rdclass, dns.rdatatype.TXT, [value.encode()])
+
+
+def _wire(rdata: dns.rdata.Rdata) -> bytes:
+    body = rdata.to_wire()
+    assert body is not None  # to_wire returns bytes when given no file
+    return body
+
+
+def _rr(qtype: int, ttl: int, rdata: dns.rdata.Rdata) -> bytes:
+    body = _wire(rdata)
+    return _RR.pack(_POINTER_TO_QUESTION, qtype, _IN, ttl, len(body)) + body
+
+
+def _fragment(name: str, qtype: int, ttl: int, data: str) -> str:
+    return json.dumps(
+        {"name": name, "type": qtype, "TTL": ttl, "data": data}, separators=(",", ":")
+    )
+
+
+def _reader(slots: list[int]) -> tuple[Callable[[bytes], tuple[int, ...]], int]:
+    # itemgetter with one index returns a bare int; read it twice to always get a tuple.
+    if len(slots) == 1:
+        return itemgetter(slots[0], slots[0]), 2
+    return itemgetter(*slots), len(slots)
+
+
+def _make_entry(
+    name: str,
+    qtype: int,
+    ttl: int,
+    policy: Policy,
+    candidates: tuple[Candidate, ...],
+    capacity: int,
+    rng: random.Random,
+    perm_cache: dict[int, tuple[tuple[int, ...], ...]],
+    rtype: str,
+) -> Entry:
+    n = len(candidates)
+    read, width = _reader([capacity if c.slot is None else c.slot for c in candidates])
+    if policy is Policy.MULTIVALUE:
+        if n not in perm_cache:
+            perm_cache[n] = balanced_permutations(n, rng)
+        perms = perm_cache[n]
+    else:
+        perms = (tuple(range(n)),)
+    roles = [c.role for c in candidates]
+    return Entry(
+        name=name,
+        rtype=rtype,
+        qtype=qtype,
+        ttl=ttl,
+        policy=policy,
+        candidates=candidates,
+        read=read,
+        width=width,
+        zeros=(0,) * width,
+        wires=tuple(c.wire for c in candidates),
+        jsons=tuple(c.json for c in candidates),
+        order=tuple(range(n)),
+        perms=perms,
+        weights=tuple(c.weight for c in candidates),
+        primary=roles.index("primary") if "primary" in roles else 0,
+        secondary=roles.index("secondary") if "secondary" in roles else 0,
+        choose=CHOOSERS[policy],
+    )
+
+
+def _record_entry(
+    record: Record,
+    capacity: int,
+    rng: random.Random,
+    perm_cache: dict[int, tuple[tuple[int, ...], ...]],
+) -> Entry:
+    qtype = QTYPES[record.type.value]
+    candidates = []
+    for answer in record.answers:
+        rdata = _rdata(record.type, answer.value)
+        candidates.append(
+            Candidate(
+                value=answer.value,
+                slot=answer.check,
+                weight=answer.weight,
+                role=answer.role,
+                wire=_rr(qtype, record.ttl, rdata),
+                json=_fragment(record.name, qtype, record.ttl, rdata.to_text()),
+            )
+        )
+    return _make_entry(
+        record.name,
+        qtype,
+        record.ttl,
+        record.policy,
+        tuple(candidates),
+        capacity,
+        rng,
+        perm_cache,
+        record.type.value,
+    )
+
+
+def _zone(name: str) -> tuple[Zone, dns.rdata.Rdata]:
+    origin = dns.name.from_text(name)
+    soa = dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]
+        dns.rdataclass.IN,
+        dns.rdatatype.SOA,
+        dns.name.from_text("ns", origin),
+        dns.name.from_text("hostmaster", origin),
+        1,
+        3600,
+        600,
+        86400,
+        NEGATIVE_TTL,
+    )
+    wire = name_to_wire(name)
+    body = _wire(soa)
+    soa_wire = wire + struct.pack(">HHIH", SOA, _IN, NEGATIVE_TTL, len(body)) + body
+    zone = Zone(
+        name=name,
+        wire=wire,
+        soa_wire=soa_wire,
+        soa_json=_fragment(name, SOA, NEGATIVE_TTL, soa.to_text()),
+    )
+    return zone, soa
+
+
+def compile_records(document: Document, rng: random.Random) -> Compiled:
+    """The whole index for `document`; `rng` draws the multivalue answer orders."""
+    capacity = document.capacity
+    perm_cache: dict[int, tuple[tuple[int, ...], ...]] = {}
+    zones: dict[str, Zone] = {}
+    types_at: dict[str, dict[int, Entry]] = {}
+    zone_of: dict[str, Zone] = {}
+    for zone_name in document.zones:
+        zone, soa = _zone(zone_name)
+        zones[zone_name] = zone
+        apex = Candidate(
+            value=soa.to_text(),
+            slot=None,
+            weight=1,
+            role=None,
+            wire=_rr(SOA, NEGATIVE_TTL, soa),
+            json=_fragment(zone_name, SOA, NEGATIVE_TTL, soa.to_text()),
+        )
+        types_at.setdefault(zone_name, {})[SOA] = _make_entry(
+            zone_name, SOA, NEGATIVE_TTL, Policy.SIMPLE, (apex,), capacity, rng, perm_cache, "SOA"
+        )
+        zone_of[zone_name] = zone
+    compiled_zones = tuple(zones.values())
+    lookup = Compiled(capacity, compiled_zones, {}, {}, {z.wire: z for z in compiled_zones}, 0)
+    for record in document.records:
+        entry = _record_entry(record, capacity, rng, perm_cache)
+        record_zone = lookup.zone_for_text(record.name)
+        if record_zone is None:  # the config validator rejects this; keep the index consistent
+            continue
+        types_at.setdefault(record.name, {})[entry.qtype] = entry
+        # The name and every name between it and its zone's apex exist (empty non-terminals).
+        name = record.name
+        while True:
+            zone_of[name] = record_zone
+            if name == record_zone.name:
+                break
+            name = name.split(".", 1)[1]
+            types_at.setdefault(name, {})
+    by_text = {
+        name: Node(
+            name=name,
+            name_json=json.dumps(name),
+            zone=zone_of[name],
+            by_type=by_type,
+            cname=by_type.get(QTYPES["CNAME"]),
+        )
+        for name, by_type in types_at.items()
+    }
+    return Compiled(
+        capacity=capacity,
+        zones=compiled_zones,
+        by_wire={name_to_wire(name): node for name, node in by_text.items()},
+        by_text=by_text,
+        zones_by_wire=lookup.zones_by_wire,
+        record_count=len(document.records),
+    )
+
+
+def _hinfo_any() -> tuple[bytes, str]:
+    rdata = dns.rdtypes.ANY.HINFO.HINFO(  # type: ignore[no-untyped-call]
+        dns.rdataclass.IN, dns.rdatatype.HINFO, b"RFC8482", b""
+    )
+    return _rr(dns.rdatatype.HINFO, ANY_TTL, rdata), rdata.to_text()
+
+
+# RFC 8482: a minimal answer to ANY for a name that exists.
+HINFO_ANY, HINFO_ANY_TEXT = _hinfo_any()
