@@ -209,16 +209,15 @@ async def test_silent_aggregators_last_table_kept_then_fail_open_after_max_table
         assert (await facts())["state"] == "fresh"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="aggregator branch: a replica resumed after a freeze longer than `staleness` "
-    "pushes an all-UNKNOWN table before its window refills (warm-up covers process start "
-    "only), and resolvers keep the newest table from any aggregator, so live resolvers "
-    "briefly answer with the dead AZ; fails in most runs, timing-dependent",
-)
 async def test_an_aggregator_resumed_from_a_freeze_does_not_undo_a_detection(
     tmp_path: Path,
 ) -> None:
+    """SIGSTOP past `staleness`, then SIGCONT: its first tables must not say UNKNOWN.
+
+    Before the aggregator re-warmed after a stall, the resumed replica pushed a table
+    computed from an empty window; resolvers take the newest table, so they answered
+    with the dead AZ for a tick or two (seen in 3 runs out of 4).
+    """
     async with live_fleet(tmp_path, _plan(resolvers=1)) as live:
         await live.set_mode("b", "refuse")
         await live.wait_answers(dead={"b"})
