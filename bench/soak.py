@@ -10,7 +10,8 @@ also switched dead and back. Reported: queries, answers served wrongly (outside 
 detection bound after an AZ change, and outside the fail-open window of a resolver
 restarted without a table), queries lost (mostly to a resolver being down), kills per
 role, and each process's resident memory from warm-up to the end (growth per member
-that lived through the whole measured run). Goal: zero wrong, memory flat.
+that lived through the whole measured run; `--spare` keeps one of each role unkilled).
+Goal: zero wrong, memory flat.
 Ends with one JSON line: {"bench": "soak", "figures": {...}}.
 Bounded: stops after `--minutes`, and every process is stopped on the way out.
 """
@@ -95,6 +96,7 @@ async def soak(
     flap_every: float,
     per_az: int,
     rate: float,
+    spare: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     plan = plan_with_ports(
@@ -123,7 +125,7 @@ async def soak(
         tasks = [asyncio.create_task(w.run(stop)) for w in watchers]
         started = time.monotonic()
         timeline.dead = [(started, frozenset())]
-        members = [n for n in live.fleet.members if n.startswith(ROLES)]
+        members = [n for n in live.fleet.members if n.startswith(ROLES) and n not in spare]
         next_kill = started + warm_up + rng.expovariate(1 / kill_every)
         next_flap = started + warm_up + flap_every if flap_every else float("inf")
         next_sample = started
@@ -204,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-az", type=int, default=16, help="targets per AZ")
     parser.add_argument("--rate", type=float, default=200.0, help="queries per second in all")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
+    parser.add_argument(
+        "--spare",
+        default="checker-b1,aggregator-1,resolver-2",
+        help="members never killed, whose memory spans the whole run (comma-separated)",
+    )
     args = parser.parse_args(argv)
     run_dir = Path(tempfile.mkdtemp(prefix="urn-soak-"))
     try:
@@ -216,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 flap_every=args.flap_every,
                 per_az=args.per_az,
                 rate=args.rate,
+                spare=frozenset(filter(None, args.spare.split(","))),
             )
         )
     finally:
