@@ -9,7 +9,6 @@ set against which AZs are known dead, the same rules the resolver must follow.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import secrets
@@ -270,14 +269,12 @@ async def live_fleet(
     per_az: int = 4,
     retarget: Callable[[TargetSpec], TargetSpec] | None = None,
     edit: Callable[[dict[str, Any]], None] | None = None,
-    only: Collection[str] | None = None,
     client_ssl: ssl.SSLContext | None = None,
 ) -> AsyncIterator[LiveFleet]:
     """Start the farm and the plan's processes; stop every one of them afterwards.
 
     `retarget` may point some checks elsewhere (a target outside the farm); `edit` may
-    change the generated document before it is written; `only` starts just those
-    members (`start_member` starts the others later). With `client_ssl`, the roles
+    change the generated document before it is written. With `client_ssl`, the roles
     serve HTTPS (the document's `tls` says how) and are reached with that context.
     """
     base_port = free_port()
@@ -306,9 +303,8 @@ async def live_fleet(
             assert health is not None
             base = health.removesuffix("/healthz")
             live.urls[name] = base.replace("http://", "https://") if client_ssl else base
-            if only is None or name in only:
-                await fleet.start(name, args, None)
-                started.append(name)
+            await fleet.start(name, args, None)
+            started.append(name)
         try:
             await fleet.wait_healthy(["targets"], timeout=30)
             await live.wait_up(started)
@@ -317,23 +313,3 @@ async def live_fleet(
             for member in list(live.paused):
                 with contextlib.suppress(ProcessLookupError, KeyError):
                     live.resume(member)
-
-
-async def start_member(live: LiveFleet, name: str) -> None:
-    """Start a member of the plan that `live_fleet(only=...)` left out."""
-    for member, args, _ in live.plan.processes(str(live.config)):
-        if member == name:
-            await live.fleet.start(member, args, None)
-            await live.wait_up([member])
-            return
-    raise KeyError(name)
-
-
-def dump(value: object) -> str:
-    return json.dumps(value, indent=1, default=str)
-
-
-async def gather_cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
