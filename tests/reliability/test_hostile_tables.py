@@ -12,6 +12,7 @@ the same classes of input travel through HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import itertools
@@ -338,8 +339,6 @@ def test_memory_stays_bounded_under_many_hostile_pushes(
 
 def wait_until_sync(condition: Callable[[], bool], message: str, timeout: float = 10.0) -> None:
     """`urn.testing.wait_until` for synchronous tests (the receiver runs in its own thread)."""
-    import asyncio
-
     asyncio.run(wait_until(condition, timeout=timeout, message=message))
 
 
