@@ -8,7 +8,7 @@ so each gets one core of a 2-core machine. CPU is the checker process's own
 The same run also measures an aiohttp-client prober at the same offered load, side by
 side, so the choice of prober is a measured one.
 
-    python -m bench.checker_throughput            # full run (about 3 minutes)
+    python -m bench.checker_throughput            # full run (about 5 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
 
 Ends with one JSON line: {"bench": "checker_throughput", "figures": {...}}.
@@ -43,6 +43,16 @@ def _pin(cpu: int | None) -> None:
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, {cpu})
+
+
+def _schedstat() -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of this process so far."""
+    try:
+        with open("/proc/self/schedstat") as handle:
+            on_cpu, waiting, _ = handle.read().split()
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
 
 
 def farm_main(mode: str, count: int, delay: float, cpu: int | None) -> None:
@@ -135,13 +145,13 @@ def checker_main(spec: dict[str, Any]) -> None:
             "slot": i,
             "name": f"t{i}",
             "type": "http",
-            "host": "127.0.0.1",
+            "host": spec.get("host", "127.0.0.1"),
             "port": ports[i % len(ports)],
             "timeout": spec["timeout"],
         }
         for i in range(n)
     ]
-    urls = {c["slot"]: f"http://127.0.0.1:{c['port']}/" for c in checks}
+    urls = {c["slot"]: f"http://{c['host']}:{c['port']}/" for c in checks}
     document = document_dict(
         checks,
         capacity=max(n, 1),
@@ -194,10 +204,12 @@ def checker_main(spec: dict[str, Any]) -> None:
         lateness.clear()
         service._lateness.clear()
         cpu0, wall0, times0 = time.process_time(), time.monotonic(), os.times()
+        sched0 = _schedstat()
         started0, done0, skipped0 = service.probes_started, completed(), skipped()
         counts0 = list(service._counts)
         await asyncio.sleep(spec["duration"])
         cpu1, wall1, times1 = time.process_time(), time.monotonic(), os.times()
+        sched1 = _schedstat()
         started1, done1, skipped1 = service.probes_started, completed(), skipped()
         lateness.extend(service._lateness)
         measuring = False
@@ -218,6 +230,9 @@ def checker_main(spec: dict[str, Any]) -> None:
             "wall_s": wall,
             "cpu_s": cpu1 - cpu0,
             "user_s": times1.user - times0.user,
+            # Share of the window this process was runnable but waiting for a CPU: the
+            # noise indicator. Near 0 on a quiet machine; high means starved by neighbours.
+            "runq_wait_share": (sched1[1] - sched0[1]) / (wall1 - wall0),
             "sys_s": times1.system - times0.system,
             "started_per_s": (started1 - started0) / wall,
             "completed_per_s": (done1 - done0) / wall,
@@ -270,10 +285,13 @@ def _stop_farm(process: Any) -> None:
         process.wait()
 
 
+REFUSING_HOST = "127.0.99.1"  # a loopback address nobody else binds: its free ports stay free
+
+
 def closed_ports(count: int) -> list[int]:
     from checker.testing import closed_port
 
-    return [closed_port() for _ in range(count)]
+    return [closed_port(REFUSING_HOST) for _ in range(count)]
 
 
 def scenario(
@@ -286,11 +304,13 @@ def scenario(
     prober: str = "protocol",
 ) -> dict[str, Any]:
     farm = None
+    host = "127.0.0.1"
     if mode == "refused":
-        ports = closed_ports(args.targets)
+        host, ports = REFUSING_HOST, closed_ports(args.targets)
     else:
         farm, ports = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
     spec = {
+        "host": host,
         "ports": ports,
         "checks": checks,
         "interval": interval,
@@ -331,7 +351,8 @@ def scenario(
         f"  done {done:7.0f}/s  cpu {result['cpu_util'] * 100:5.1f}%"
         f"  {result['cpu_us_per_probe']:6.1f} us/probe"
         f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)"
-        f"  lateness p99 {result['lateness_p99_ms']:7.2f} ms  skipped {result['skipped']}",
+        f"  lateness p99 {result['lateness_p99_ms']:7.2f} ms  skipped {result['skipped']}"
+        f"  starved {result['runq_wait_share'] * 100:3.0f}%",
         flush=True,
     )
     return result
@@ -354,10 +375,12 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     )
     print("1) ladder of offered HTTP load, all targets healthy (protocol prober)")
     best: dict[str, Any] | None = None
+    ladder: list[dict[str, Any]] = []
     for interval in args.ladder:
         result = scenario(
             args, mode="healthy", checks=args.checks, interval=interval, timeout=args.timeout
         )
+        ladder.append(result)
         if sustained(result):
             best = result
         else:
@@ -366,6 +389,16 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     figures["sustained_offered_per_s"] = round(best["offered_per_s"]) if best else 0
     figures["p99_lateness_ms_at_sustained"] = round(best["lateness_p99_ms"], 2) if best else None
     figures["cpu_util_at_sustained"] = round(best["cpu_util"], 3) if best else None
+    figures["ladder"] = [
+        {
+            "offered_per_s": round(r["offered_per_s"]),
+            "done_per_s": round(r["completed_per_s"]),
+            "lateness_p99_ms": round(r["lateness_p99_ms"], 2),
+            "skipped": r["skipped"],
+            "checker_runq_wait_share": round(r["runq_wait_share"], 2),
+        }
+        for r in ladder
+    ]
 
     print(f"2) prober comparison at {args.compare_rate:.0f} probes/s offered, healthy targets")
     interval = args.checks / args.compare_rate
@@ -382,6 +415,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         compare[prober] = result
         figures[f"{prober}_cpu_us_per_probe"] = round(result["cpu_us_per_probe"], 1)
         figures[f"{prober}_capacity_per_core"] = round(1e6 / result["cpu_us_per_probe"])
+        figures[f"{prober}_checker_runq_wait_share"] = round(result["runq_wait_share"], 2)
         figures[f"{prober}_sys_share"] = round(result["sys_s"] / max(result["cpu_s"], 1e-9), 2)
     figures["protocol_vs_aiohttp_cpu_speedup"] = round(
         compare["aiohttp"]["cpu_us_per_probe"] / compare["protocol"]["cpu_us_per_probe"], 2
@@ -392,27 +426,59 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         f" timeout {args.ratio_timeout}s, slow targets answer after {args.slow_delay}s"
     )
     interval = args.checks / args.ratio_rate
-    base = scenario(
-        args, mode="healthy", checks=args.checks, interval=interval, timeout=args.ratio_timeout
+    modes = (
+        ("healthy", "healthy"),
+        ("refused", "refused"),
+        ("hold", "blackholed"),
+        ("slow", "slow"),
     )
-    figures["ratio_healthy_cpu_util"] = round(base["cpu_util"], 3)
-    figures["ratio_healthy_started_per_s"] = round(base["started_per_s"])
-    for mode, name in (("refused", "refused"), ("hold", "blackholed"), ("slow", "slow")):
-        result = scenario(
-            args, mode=mode, checks=args.checks, interval=interval, timeout=args.ratio_timeout
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for _, name in modes}
+    for round_ in range(args.repeats):
+        print(f"  round {round_ + 1} of {args.repeats}")
+        for mode, name in modes:
+            runs[name].append(
+                scenario(
+                    args,
+                    mode=mode,
+                    checks=args.checks,
+                    interval=interval,
+                    timeout=args.ratio_timeout,
+                )
+            )
+
+    def per_probe(r: dict[str, Any]) -> float:
+        return float(r["cpu_s"] / max(r["started_per_s"] * r["wall_s"], 1))
+
+    healthy = runs["healthy"]
+    figures["ratio_rounds"] = args.repeats
+    figures["ratio_healthy_cpu_util"] = round(float(np.median([r["cpu_util"] for r in healthy])), 3)
+    figures["ratio_healthy_started_per_s"] = round(
+        float(np.median([r["started_per_s"] for r in healthy]))
+    )
+    figures["ratio_healthy_checker_runq_wait_share"] = round(
+        float(np.median([r["runq_wait_share"] for r in healthy])), 2
+    )
+    for _, name in modes[1:]:
+        dead = runs[name]
+        # Each round's dead run is divided by the same round's healthy run (they ran next
+        # to each other, under the most similar noise); the median over rounds is given.
+        # CPU per wall second is the constant-work figure when both start the same probes
+        # per second; CPU per started probe stays comparable when noise starves one run.
+        pairs = list(zip(dead, healthy, strict=True))
+        figures[f"cpu_ratio_{name}_over_healthy"] = round(
+            float(np.median([d["cpu_util"] / h["cpu_util"] for d, h in pairs])), 3
         )
-        # CPU per wall second is the constant-work figure when both runs start the same
-        # probes per second; CPU per started probe stays comparable when a noisy machine
-        # starves one of the runs, so both are given.
-        figures[f"cpu_ratio_{name}_over_healthy"] = round(result["cpu_util"] / base["cpu_util"], 3)
         figures[f"cpu_per_probe_ratio_{name}_over_healthy"] = round(
-            (result["cpu_s"] / max(result["started_per_s"] * result["wall_s"], 1))
-            / (base["cpu_s"] / max(base["started_per_s"] * base["wall_s"], 1)),
-            3,
+            float(np.median([per_probe(d) / per_probe(h) for d, h in pairs])), 3
         )
-        figures[f"{name}_started_per_s"] = round(result["started_per_s"])
-        figures[f"{name}_skipped"] = result["skipped"]
-        figures[f"{name}_reasons"] = result["reasons"]
+        figures[f"{name}_started_per_s"] = round(
+            float(np.median([d["started_per_s"] for d in dead]))
+        )
+        figures[f"{name}_checker_runq_wait_share"] = round(
+            float(np.median([d["runq_wait_share"] for d in dead])), 2
+        )
+        figures[f"{name}_skipped"] = sum(d["skipped"] for d in dead)
+        figures[f"{name}_reasons"] = dead[-1]["reasons"]
     return figures
 
 
@@ -433,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ratio-rate", type=float, default=5_000.0)
     parser.add_argument("--ratio-timeout", type=float, default=0.25)
     parser.add_argument("--slow-delay", type=float, default=0.1)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the ratio runs")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--checker-cpu", type=int, default=0)
@@ -453,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_pin:
         args.checker_cpu = args.farm_cpu = None
     if args.quick:
-        args.warmup, args.duration = 1.5, 3.0
+        args.warmup, args.duration, args.repeats = 1.5, 3.0, 1
         args.ladder = args.ladder[:3]
     figures = orchestrate(args)
     figures["machine_cpus"] = os.cpu_count()

@@ -72,6 +72,7 @@ class Demo:
         self.args = args
         self.azs = ("a", "b", "c")
         self.out = args.out or Path(tempfile.mkdtemp(prefix="urn-demo-"))
+        self.out.mkdir(parents=True, exist_ok=True)
         self.plan = FleetPlan(
             azs=self.azs,
             checkers_per_az=args.checkers_per_az,
@@ -103,6 +104,11 @@ class Demo:
         self.names = [r["name"] for r in document["records"]]
         self.policies = {r["name"]: r["policy"] for r in document["records"]}
         self.records = {r["name"]: r for r in document["records"]}
+        self.sample_names = [
+            next(n for n in self.names if self._shows_failover(n, policy))
+            for policy in ("multivalue", "weighted", "failover", "simple")
+            if policy in self.policies.values()
+        ]
         self.say(
             f"urn demo: {len(specs)} targets in AZs {', '.join(self.azs)}, "
             f"{len(self.plan.checker_ids)} checkers, 2 aggregators, 1 resolver; "
@@ -129,8 +135,12 @@ class Demo:
             for name, args, health in self.plan.processes(str(config_path)):
                 await fleet.start(name, args, health)
             await fleet.wait_healthy(timeout=30)
-            self.say("fleet up: every process answers /healthz")
-            _http_port, dns_port = self.plan.resolver_ports[0]
+            http_port, dns_port = self.plan.resolver_ports[0]
+            self.say(
+                "fleet up: every process answers /healthz. While it runs, try\n"
+                f"  dig @127.0.0.1 -p {dns_port} {self.names[0]} A +short\n"
+                f"  curl 'http://127.0.0.1:{http_port}/v1/resolve?name={self.names[0]}&type=A'"
+            )
             watcher = DnsWatcher(("127.0.0.1", dns_port), self.names, rate=200.0)
             watch_stop = asyncio.Event()
             watch_task = asyncio.create_task(watcher.run(watch_stop))
@@ -232,8 +242,29 @@ class Demo:
         self.say(
             f"{time.monotonic() - phase.started:5.1f}s {phase.name:<9} tables rx {received:>6.0f}"
             f" | slots healthy {healthy:>4.0f} unhealthy {unhealthy:>4.0f}"
-            f" | answers by AZ {answers}"
+            f" | answers by AZ {answers} | {self._samples(watcher)}"
         )
+
+    def _shows_failover(self, name: str, policy: str) -> bool:
+        """A name of `policy` with an answer (the primary, for failover) in the AZ to fail."""
+        if self.policies[name] != policy:
+            return False
+        answers = self.records[name]["answers"]
+        if policy == "failover":
+            answers = [a for a in answers if a["role"] == "primary"]
+        return any((attribute(a["value"]) or ("", 0))[0] == self.args.fail_az for a in answers)
+
+    def _samples(self, watcher: DnsWatcher) -> str:
+        """The AZs behind the current answers of one name of each policy."""
+        cells = []
+        for name in self.sample_names:
+            seen = watcher.latest(name)
+            azs = sorted(
+                {where[0] for v in (seen.answers if seen else ()) if (where := attribute(v))}
+            )
+            short = name.split(".")[0]
+            cells.append(f"{short}({self.policies[name][:4]})={''.join(azs) or '-'}")
+        return " ".join(cells)
 
     def _summary(self, watcher: DnsWatcher) -> int:
         dead_az = self.args.fail_az

@@ -4,11 +4,14 @@ Starts one `urn resolver` process (pinned to one CPU when the machine has two or
 with a config of 8-answer multivalue names, pushes a signed aggregated table, and drives
 it from other processes: `dnsperf` for DNS/UDP and `wrk` for the JSON API (a Python load
 generator when either is missing; it says so). Rounds alternate all-healthy and
-all-unhealthy tables; per-query cost is the resolver process's CPU time (user + system,
-from /proc) divided by the queries it answered. All unhealthy means every query fails
-open with 8 answers, so the same bytes go out: the ratio should be 1.00 within noise.
+all-unhealthy tables, with the baselines (a uvloop UDP echo server and a one-route aiohttp
+app) measured in the same rounds; per-query cost is the server process's CPU time (user +
+system, from /proc) divided by the queries it answered, and 1e6 / that cost is the qps
+one core would serve: on a busy machine that figure is steadier than measured qps.
+All unhealthy means every query fails open with 8 answers, so the same bytes go out: the
+ratio should be 1.00 within noise.
 
-    python -m bench.resolver_qps [--seconds 5] [--rounds 2] [--names 100]
+    python -m bench.resolver_qps [--seconds 5] [--rounds 3] [--names 100] [--config-interval 5]
 
 Ends with one JSON line: {"bench": "resolver_qps", "figures": {...}}.
 """
@@ -29,7 +32,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from resolver.testing import TEST_ENVIRON, free_dns_port, multivalue_record, tcp_checks
 from urn.table import Reason, Status, aggregated_byte
@@ -39,9 +42,41 @@ from urn.wire import TableKind
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+__all__ = ["main"]
+
 CAPACITY = 10_000
 ANSWERS = 8
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# Baselines on the same machine, same loop and load generators: a UDP server that answers
+# every query with its own bytes (QR set) and an aiohttp app with one constant JSON route.
+# They are the ceiling a Python resolver can reach here; resolver / baseline says how much
+# of that ceiling the answering itself costs.
+ECHO_SERVER = """
+import asyncio, socket, sys, uvloop
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport): self.transport = transport
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data[:2] + bytes([data[2] | 0x80]) + data[3:], addr)
+async def main():
+    loop = asyncio.get_running_loop()
+    await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", int(sys.argv[1])))
+    await asyncio.Event().wait()
+uvloop.run(main())
+"""
+HTTP_SERVER = """
+import sys, uvloop
+from aiohttp import web
+BODY = '{"Status":0,"Answer":[]}'
+async def handler(request):
+    return web.Response(text=BODY, content_type="application/json")
+app = web.Application()
+app.router.add_get("/v1/resolve", handler)
+app.router.add_get("/healthz", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None,
+            loop=uvloop.new_event_loop())
+"""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -55,8 +90,43 @@ def table(status: Status) -> bytes:
     return bytes([aggregated_byte(status, reason)]) * CAPACITY
 
 
+def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not become healthy")
+        time.sleep(0.05)
+
+
+class Baseline:
+    """The echo UDP server and constant-JSON aiohttp app, one process each, same CPU pin."""
+
+    def __init__(self, names: list[str], cpu: int | None) -> None:
+        self.names = names
+        self.dns_port = free_dns_port()
+        self.http_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.udp = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(self.dns_port)])
+        self.http = subprocess.Popen([sys.executable, "-c", HTTP_SERVER, str(self.http_port)])
+        if cpu is not None:
+            os.sched_setaffinity(self.udp.pid, {cpu})
+            os.sched_setaffinity(self.http.pid, {cpu})
+        _wait_healthy(self.url, self.http)
+
+    def stop(self) -> None:
+        for process in (self.udp, self.http):
+            process.terminate()
+            process.wait(10)
+
+
 class Resolver:
-    def __init__(self, workdir: Path, names: int, cpu: int | None) -> None:
+    def __init__(self, workdir: Path, names: int, cpu: int | None, config_interval: float) -> None:
         records = [
             multivalue_record(f"n{i}.example.com.", ANSWERS, first_slot=i * ANSWERS)
             for i in range(names)
@@ -66,7 +136,7 @@ class Resolver:
             records=records,
             capacity=CAPACITY,
             max_table_age=3600.0,
-            intervals={"probe": 1.0, "push": 1.0, "config": 5.0},
+            intervals={"probe": 1.0, "push": 1.0, "config": config_interval},
         )
         config = workdir / "urn.json"
         config.write_text(json.dumps(document))
@@ -84,17 +154,7 @@ class Resolver:
         )  # fmt: skip
         if cpu is not None:
             os.sched_setaffinity(self.process.pid, {cpu})
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("resolver did not become healthy")
-            time.sleep(0.05)
+        _wait_healthy(self.url, self.process)
         self.sequence = 0
 
     def push(self, status: Status) -> None:
@@ -117,7 +177,18 @@ class Resolver:
             self.process.wait()
 
 
-def run_dnsperf(resolver: Resolver, seconds: float, workdir: Path, cpu: int | None) -> int:
+class Run(NamedTuple):
+    """One load run: queries answered, the generator's own rate, and a latency in ms
+    (dnsperf: average; wrk: 99th percentile; Python fallbacks: none)."""
+
+    queries: int
+    qps: float
+    latency_ms: float | None
+
+
+def run_dnsperf(
+    resolver: Resolver | Baseline, seconds: float, workdir: Path, cpu: int | None
+) -> Run:
     queries = workdir / "queries.txt"
     queries.write_text("".join(f"{name} A\n" for name in resolver.names))
     command = [
@@ -127,15 +198,17 @@ def run_dnsperf(resolver: Resolver, seconds: float, workdir: Path, cpu: int | No
     out = subprocess.run(
         _pinned(command, cpu), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
-    match = re.search(r"Queries completed:\s+(\d+)", out)
-    if match is None:
+    completed = re.search(r"Queries completed:\s+(\d+)", out)
+    rate = re.search(r"Queries per second:\s+([\d.]+)", out)
+    latency = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
+    if completed is None or rate is None or latency is None:
         raise SystemExit(f"could not read dnsperf output:\n{out}")
-    return int(match.group(1))
+    return Run(int(completed.group(1)), float(rate.group(1)), float(latency.group(1)) * 1e3)
 
 
-def run_wrk(resolver: Resolver, seconds: float, cpu: int | None) -> int:
+def run_wrk(resolver: Resolver | Baseline, seconds: float, cpu: int | None) -> Run:
     url = f"{resolver.url}/v1/resolve?name={resolver.names[0]}&type=A"
-    command = ["wrk", "-t", "1", "-c", "32", "-d", f"{seconds:g}s", url]
+    command = ["wrk", "-t", "1", "-c", "32", "-d", f"{seconds:g}s", "--latency", url]
     out = subprocess.run(
         _pinned(command, cpu), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
@@ -145,7 +218,12 @@ def run_wrk(resolver: Resolver, seconds: float, cpu: int | None) -> int:
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if non_2xx:
         raise SystemExit(f"wrk saw {non_2xx.group(1)} error responses")
-    return int(match.group(1))
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    latency = None
+    if p99 is not None:
+        latency = float(p99.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
+    return Run(int(match.group(1)), float(rate.group(1)) if rate else 0.0, latency)
 
 
 def _pinned(command: list[str], cpu: int | None) -> list[str]:
@@ -200,85 +278,129 @@ async def _python_http(url: str, seconds: float) -> int:
 
 
 def udp_load(
-    resolver: Resolver, seconds: float, workdir: Path, cpu: int | None, dnsperf: bool
-) -> Callable[[], int]:
+    resolver: Resolver | Baseline, seconds: float, workdir: Path, cpu: int | None, dnsperf: bool
+) -> Callable[[], Run]:
     if dnsperf:
         return lambda: run_dnsperf(resolver, seconds, workdir, cpu)
-    return lambda: asyncio.run(_python_udp(resolver.dns_port, resolver.names, seconds))
+    names = resolver.names
+    return lambda: _fallback(asyncio.run(_python_udp(resolver.dns_port, names, seconds)), seconds)
 
 
-def json_load(resolver: Resolver, seconds: float, cpu: int | None, wrk: bool) -> Callable[[], int]:
+def json_load(
+    resolver: Resolver | Baseline, seconds: float, cpu: int | None, wrk: bool
+) -> Callable[[], Run]:
     if wrk:
         return lambda: run_wrk(resolver, seconds, cpu)
     url = f"{resolver.url}/v1/resolve?name={resolver.names[0]}&type=A"
-    return lambda: asyncio.run(_python_http(url, seconds))
+    return lambda: _fallback(asyncio.run(_python_http(url, seconds)), seconds)
 
 
-def measure(resolver: Resolver, load: Any, status: Status, seconds: float) -> tuple[float, float]:
-    """(queries per second, resolver CPU microseconds per query) under one table."""
-    resolver.push(status)
-    cpu_before = cpu_seconds(resolver.process.pid)
-    start = time.monotonic()
-    queries = load()
-    elapsed = time.monotonic() - start
-    cpu = cpu_seconds(resolver.process.pid) - cpu_before
-    return queries / elapsed, cpu / max(queries, 1) * 1e6
+def _fallback(queries: int, seconds: float) -> Run:
+    return Run(queries, queries / seconds, None)
+
+
+def measure(pid: int, load: Callable[[], Run]) -> tuple[Run, float]:
+    """One load run and the server's CPU microseconds per query during it."""
+    cpu_before = cpu_seconds(pid)
+    run = load()
+    cpu = cpu_seconds(pid) - cpu_before
+    return run, cpu / max(run.queries, 1) * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
-    parser.add_argument("--rounds", type=int, default=2, help="healthy/unhealthy pairs per load")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds of healthy/unhealthy/baseline"
+    )
     parser.add_argument("--names", type=int, default=100, help="8-answer multivalue names")
+    parser.add_argument(
+        "--config-interval",
+        type=float,
+        default=5.0,
+        help="the resolver re-reads and re-applies its config this often, during the runs too",
+    )
     args = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, load_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
     have_dnsperf = shutil.which("dnsperf") is not None
     have_wrk = shutil.which("wrk") is not None
-    print(f"cpus {cpus}; resolver pinned to {server_cpu}, load generators to {load_cpu}")
+    print(f"cpus {cpus}; servers pinned to {server_cpu}, load generators to {load_cpu}")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (other work skews every figure)")
     if not have_dnsperf:
         print(
             "dnsperf not found: falling back to a Python UDP load generator (slower; low figures)"
         )
     if not have_wrk:
         print("wrk not found: falling back to a Python HTTP load generator (slower; low figures)")
-    figures: dict[str, Any] = {"names": args.names, "answers_per_name": ANSWERS}
+    figures: dict[str, Any] = {
+        "names": args.names,
+        "answers_per_name": ANSWERS,
+        "config_interval_s": args.config_interval,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        resolver = Resolver(workdir, args.names, server_cpu)
+        resolver = Resolver(workdir, args.names, server_cpu, args.config_interval)
+        baseline = Baseline(resolver.names, server_cpu)
         try:
-            loads = {"udp": udp_load(resolver, args.seconds, workdir, load_cpu, have_dnsperf)}
-            loads["json"] = json_load(resolver, args.seconds, load_cpu, have_wrk)
-            for transport, load in loads.items():
-                results: dict[Status, list[tuple[float, float]]] = {
-                    Status.HEALTHY: [],
-                    Status.UNHEALTHY: [],
-                }
+            for transport in ("udp", "json"):
+                if transport == "udp":
+                    load = udp_load(resolver, args.seconds, workdir, load_cpu, have_dnsperf)
+                    reference = udp_load(baseline, args.seconds, workdir, load_cpu, have_dnsperf)
+                    reference_pid = baseline.udp.pid
+                else:
+                    load = json_load(resolver, args.seconds, load_cpu, have_wrk)
+                    reference = json_load(baseline, args.seconds, load_cpu, have_wrk)
+                    reference_pid = baseline.http.pid
+                results: dict[str, list[tuple[Run, float]]] = {
+                    "healthy": [], "unhealthy": [], "baseline": []
+                }  # fmt: skip
+                latency_name = "avg" if transport == "udp" else "p99"
                 for round_ in range(args.rounds):
-                    order = (Status.HEALTHY, Status.UNHEALTHY)
-                    for status in order if round_ % 2 == 0 else order[::-1]:
-                        qps, cost = measure(resolver, load, status, args.seconds)
-                        results[status].append((qps, cost))
+                    order = ["healthy", "unhealthy", "baseline"]
+                    for kind in order if round_ % 2 == 0 else order[::-1]:
+                        if kind == "baseline":
+                            run, cost = measure(reference_pid, reference)
+                        else:
+                            status = Status.HEALTHY if kind == "healthy" else Status.UNHEALTHY
+                            resolver.push(status)
+                            run, cost = measure(resolver.process.pid, load)
+                        results[kind].append((run, cost))
+                        latency = "    n/a" if run.latency_ms is None else f"{run.latency_ms:7.3f}"
                         print(
-                            f"{transport:4} round {round_ + 1} {status.label:9}: "
-                            f"{qps:9,.0f} qps  {cost:6.2f} us CPU/query"
+                            f"{transport:4} round {round_ + 1} {kind:9}: {run.qps:9,.0f} qps "
+                            f"{cost:7.2f} us CPU/query  {latency_name} latency ms {latency}"
                         )
-                healthy_qps = statistics.median(q for q, _ in results[Status.HEALTHY])
-                unhealthy_qps = statistics.median(q for q, _ in results[Status.UNHEALTHY])
-                healthy_cost = statistics.median(c for _, c in results[Status.HEALTHY])
-                unhealthy_cost = statistics.median(c for _, c in results[Status.UNHEALTHY])
-                ratio = unhealthy_cost / healthy_cost
+                qps = {k: statistics.median(r.qps for r, _ in v) for k, v in results.items()}
+                cost = {k: statistics.median(c for _, c in v) for k, v in results.items()}
+                ratio = cost["unhealthy"] / cost["healthy"]
                 print(
-                    f"{transport:4} median: healthy {healthy_qps:,.0f} qps, unhealthy "
-                    f"{unhealthy_qps:,.0f} qps; CPU/query unhealthy/healthy = {ratio:.3f}"
+                    f"{transport:4} median: healthy {qps['healthy']:,.0f} qps, unhealthy "
+                    f"{qps['unhealthy']:,.0f} qps, baseline {qps['baseline']:,.0f} qps; "
+                    f"CPU/query unhealthy/healthy = {ratio:.3f}"
                 )
-                figures[f"{transport}_qps_healthy"] = round(healthy_qps)
-                figures[f"{transport}_qps_unhealthy"] = round(unhealthy_qps)
-                figures[f"{transport}_cpu_us_per_query_healthy"] = round(healthy_cost, 3)
-                figures[f"{transport}_cpu_us_per_query_unhealthy"] = round(unhealthy_cost, 3)
+                for kind, runs in results.items():
+                    figures[f"{transport}_qps_{kind}"] = round(qps[kind])
+                    figures[f"{transport}_cpu_us_per_query_{kind}"] = round(cost[kind], 3)
+                    latencies = [r.latency_ms for r, _ in runs if r.latency_ms is not None]
+                    if latencies:
+                        figures[f"{transport}_{latency_name}_latency_ms_{kind}"] = round(
+                            statistics.median(latencies), 3
+                        )
+                # What one core would serve if it did nothing else: the figure that survives
+                # a busy machine best, since CPU per query moves less than qps does.
+                figures[f"{transport}_qps_ceiling_one_core_healthy"] = round(1e6 / cost["healthy"])
+                print(
+                    f"{transport:4} CPU/query healthy {cost['healthy']:.2f} us, baseline "
+                    f"{cost['baseline']:.2f} us: one busy core would serve "
+                    f"{1e6 / cost['healthy']:,.0f} qps"
+                )
                 figures[f"{transport}_cpu_ratio_unhealthy_vs_healthy"] = round(ratio, 3)
+                figures[f"{transport}_qps_vs_baseline"] = round(qps["healthy"] / qps["baseline"], 3)
         finally:
             resolver.stop()
+            baseline.stop()
+    figures["load_average_after"] = round(os.getloadavg()[0], 2)
     figures["load_generators"] = {
         "udp": "dnsperf" if have_dnsperf else "python",
         "json": "wrk" if have_wrk else "python",

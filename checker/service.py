@@ -37,7 +37,7 @@ from urn.wire import Envelope, TableKind, encode
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
-    from prometheus_client import Histogram
+    from prometheus_client import CollectorRegistry, Histogram
 
     from checker.settings import CheckerSettings
     from urn.clock import Clock
@@ -157,6 +157,7 @@ class CheckerService:
             or any(check_key(self._checks[s]) != k for s, k in keys.items())
         ):
             entries = [(slot, self._phase(key)) for slot, key in keys.items()]
+            self._phases = {key: self._phases[key] for key in keys.values()}  # no stale keys
             self.schedule = Schedule(interval, self._epoch, entries, self.clock.monotonic())
             self._cycle_end = self._epoch + (self.schedule.cycle + 1) * interval
         self._checks = wanted
@@ -412,7 +413,7 @@ APP_SERVICE = web.AppKey("checker_service", CheckerService)
 def make_app(
     settings: CheckerSettings,
     clock: Clock,
-    registry: Any,
+    registry: CollectorRegistry,
     transport: Transport | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> web.Application:

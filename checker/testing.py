@@ -137,10 +137,14 @@ class RawServer:
             await self._server.wait_closed()
 
 
-def closed_port() -> int:
-    """A loopback port with nothing listening (bound, then released)."""
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A port on loopback `host` with nothing listening (bound, then released).
+
+    Long runs should use a loopback address of their own (127.0.99.1, say): a port just
+    released on 127.0.0.1 may soon be taken by any other process on the machine.
+    """
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
     return port
 

@@ -12,6 +12,8 @@ The down view is `capacity + 1` bytes: 1 where the aggregated status is unhealth
 the extra last byte (always 0) is the slot of answers without a check.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 import json

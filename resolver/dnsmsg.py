@@ -10,6 +10,8 @@ Never: uses dnspython per message, allocates per label, or reads past the messag
 Cost: O(question name length) per message.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 import struct

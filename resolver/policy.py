@@ -11,6 +11,8 @@ Cost: O(candidates) per call, whatever their health; choosers see a `down` vecto
 unhealthy, 0 otherwise) already read from the table for every candidate.
 """
 
+# urn: pure
+
 from __future__ import annotations
 
 from bisect import bisect_right

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 import yaml
-from bench.farm_layout import layout
 
+from bench.farm_layout import layout
 from bench.fleet import Fleet
 from bench.observe import DnsWatcher, JsonWatcher
 from bench.scenario import FleetPlan, attribute, build_document

@@ -152,3 +152,38 @@ def test_qtype_of() -> None:
 def test_wire_names_round_trip() -> None:
     assert wire_to_text(name_to_wire("www.example.com.")) == "www.example.com."
     assert name_to_wire(".") == b"\0"
+
+
+def test_a_config_pass_reuses_identical_encodings_and_re_encodes_changes() -> None:
+    first = compiled()
+    document = parse_document(
+        document_dict(
+            checks=tcp_checks(range(8)),
+            records=[
+                multivalue_record("www.example.com.", 4),
+                {
+                    "name": "api.example.com.",
+                    "type": "TXT",
+                    "ttl": 5,
+                    "answers": [{"value": "new"}],
+                },
+            ],
+            capacity=CAPACITY,
+        )
+    )
+    second = compile_records(document, random.Random(1), first)
+    www_first = first.by_text["www.example.com."].by_type[1]
+    www_second = second.by_text["www.example.com."].by_type[1]
+    assert www_second.wires == www_first.wires
+    assert www_second is not www_first  # the index itself is built anew
+    txt = second.by_text["api.example.com."].by_type[16]
+    assert json.loads(txt.jsons[0]) == {
+        "name": "api.example.com.",
+        "type": 16,
+        "TTL": 5,
+        "data": '"new"',
+    }
+    assert set(second.encodings) == {
+        *((("www.example.com.", "A", 30, f"10.0.0.{i}")) for i in range(1, 5)),
+        ("api.example.com.", "TXT", 5, "new"),
+    }

@@ -344,3 +344,111 @@ async def test_cli_refuses_to_start_without_a_good_config(tmp_path: Path) -> Non
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert b"capacity" in err
+
+
+async def test_cli_serves_https_when_the_config_names_a_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    doc = document()
+    doc["tls"] = {"cert": str(cert), "key": str(key)}
+    path = write_config(tmp_path / "urn.json", doc)
+    http_port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "urn", "resolver", "--config", str(path), "--id", "res-tls",
+        "--listen", f"127.0.0.1:{http_port}", "--dns", "none",
+        env={**os.environ, **TEST_ENVIRON},
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    url = f"https://127.0.0.1:{http_port}"
+    try:
+
+        async def answered() -> bool:
+            if process.returncode is not None:
+                assert process.stderr is not None
+                raise AssertionError((await process.stderr.read()).decode())
+            try:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(
+                        f"{url}/v1/resolve",
+                        params={"name": "txt.example.com", "type": "TXT"},
+                        ssl=context,
+                    ) as response,
+                ):
+                    body = await response.json()
+                    return bool(body["Answer"][0]["data"] == '"hello"')
+            except aiohttp.ClientConnectorError:
+                return False
+
+        await wait_until(answered, timeout=30, message="HTTPS answer")
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+
+
+async def test_tcp_frames_split_across_writes_and_pipelined(tmp_path: Path) -> None:
+    async with running_resolver(write_config(tmp_path / "urn.json", document())) as resolver:
+        reader, writer = await asyncio.open_connection("127.0.0.1", resolver.dns_port)
+        try:
+            queries = [dns.message.make_query("www.example.com.", "A") for _ in range(3)]
+            stream = b"".join(len(q.to_wire()).to_bytes(2, "big") + q.to_wire() for q in queries)
+            for i in range(0, len(stream), 7):  # dribble the bytes in small pieces
+                writer.write(stream[i : i + 7])
+                await writer.drain()
+            async with asyncio.timeout(10):
+                for query in queries:
+                    size = int.from_bytes(await reader.readexactly(2), "big")
+                    reply = dns.message.from_wire(await reader.readexactly(size))
+                    assert reply.id == query.id
+                    assert addresses(reply) == ALL
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+async def test_tcp_connections_beyond_the_limit_are_closed(tmp_path: Path) -> None:
+    async with running_resolver(write_config(tmp_path / "urn.json", document())) as resolver:
+        assert resolver.service.dns is not None
+        resolver.service.dns.max_tcp_connections = 1
+        first = await asyncio.open_connection("127.0.0.1", resolver.dns_port)
+        await wait_until(lambda: len(resolver.service.dns.connections) == 1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", resolver.dns_port)
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+        for w in (writer, first[1]):
+            w.close()
+            await w.wait_closed()
+
+
+async def test_internal_error_gets_servfail_and_the_server_carries_on(tmp_path: Path) -> None:
+    async with running_resolver(write_config(tmp_path / "urn.json", document())) as resolver:
+        responder = resolver.service.responder
+        assert responder is not None
+        good = responder.compiled
+
+        class Broken:
+            def __getattr__(self, name: str) -> Any:
+                raise RuntimeError("injected fault")
+
+        responder.compiled = Broken()  # type: ignore[assignment]
+        query = dns.message.make_query("www.example.com.", "A")
+        for send in (dns.asyncquery.udp, dns.asyncquery.tcp):
+            reply = await send(query, "127.0.0.1", port=resolver.dns_port, timeout=5)
+            assert reply.rcode() == dns.rcode.SERVFAIL
+        responder.compiled = good
+        reply = await dns.asyncquery.udp(query, "127.0.0.1", port=resolver.dns_port, timeout=5)
+        assert addresses(reply) == ALL
+        resolver.service.flush_metrics()
+        labels = {"reason": "internal_error"}
+        assert resolver.service.registry.get_sample_value("urn_dns_malformed_total", labels) == 2
