@@ -23,7 +23,7 @@ import dns.rdatatype
 import pytest
 from aiohttp import web
 
-from bench.chaos import LiveFleet, live_fleet, plan_with_ports
+from bench.chaos import LiveFleet, listen_port, live_fleet, plan_with_ports
 from bench.fleet import Fleet
 from bench.observe import metric
 from urn.http import serve
@@ -134,7 +134,7 @@ async def test_bad_config_reads_keep_the_last_good_config_and_a_good_read_heals(
 
 async def test_an_unreachable_config_url_keeps_the_last_good_config(tmp_path: Path) -> None:
     """A resolver reading its config over HTTP: 503, then nothing listening, then healed."""
-    port = free_port()
+    port = listen_port()  # the source restarts on this port: keep it off the ephemeral range
     state: dict[str, Any] = {
         "status": 200,
         "document": document_dict(
