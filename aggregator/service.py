@@ -73,6 +73,7 @@ class Aggregator:
         self._tick_at: float | None = None  # monotonic
         self._ticks = 0
         self._started_at: float | None = None  # monotonic, at the first good config
+        self._blind_at: float | None = None  # monotonic, last tick with an untrustworthy window
         # Seeded from wall time so a restarted aggregator's tables are newer to resolvers.
         self._sequence = int(self.clock.time() * 1000)
         self.last_push: list[PushOutcome] = []
@@ -173,6 +174,12 @@ class Aggregator:
         staleness = self.document.staleness
         self.window.prune(now, staleness)
         entries = self.window.fresh(now, staleness)
+        if not entries or (self._tick_at is not None and now - self._tick_at > staleness):
+            # Blind (no fresh checker table), or back from a stall longer than staleness (a
+            # freeze, a long pause): the window cannot be trusted until it refills, so warm
+            # up again instead of pushing UNKNOWN or one-observation verdicts over the
+            # tables peers and resolvers hold. Resolvers keep their last table meanwhile.
+            self._blind_at = now
         table = self._core.compute(
             [e.slots for e in entries], self._plan, np.empty(self._plan.capacity, np.uint8)
         )
@@ -208,7 +215,8 @@ class Aggregator:
         would say "unknown" (which resolvers answer as healthy) or "healthy" on one
         observation for slots its peers know to be dead, and a resolver takes the
         newest table from any aggregator. So it pushes only once its window has had
-        time to fill: `window` push intervals, at most `staleness`.
+        time to fill: `window` push intervals, at most `staleness`. The same holds after
+        a tick that found the window blind or came after a stall (see `compute`).
         """
         if self.settings.warm_up is not None:
             return self.settings.warm_up
@@ -218,7 +226,10 @@ class Aggregator:
     @property
     def warming_up(self) -> bool:
         started = self._started_at
-        return started is None or self.clock.monotonic() - started < self.warm_up
+        if started is None:
+            return True
+        since = started if self._blind_at is None else max(started, self._blind_at)
+        return self.clock.monotonic() - since < self.warm_up
 
     async def tick(self) -> None:
         """Compute and push to every resolver, whatever changed; never raises."""

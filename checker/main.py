@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from checker.service import make_app
+from checker.service import APP_SERVICE, make_app
 from checker.settings import DEFAULT_LISTEN, CheckerSettings, parse_selector
 from urn.cli import add_role_arguments
 from urn.clock import SystemClock
 from urn.errors import StartupError
-from urn.http import parse_listen, serve
+from urn.http import parse_listen, server_ssl_context
 from urn.logs import get_logger
 from urn.runtime import run_main
 
@@ -75,8 +76,21 @@ def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         settings = settings_from_args(args)
         app = make_app(settings, SystemClock(), CollectorRegistry())
-        runner, port = await serve(app, settings.listen_host, settings.listen_port)
-        log.info("listening", host=settings.listen_host, port=port)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()  # loads the first config (StartupError if none)
+        # HTTPS when the document's tls block names a certificate, like every listener.
+        ssl_context = server_ssl_context(app[APP_SERVICE].document.tls)
+        site = web.TCPSite(
+            runner,
+            settings.listen_host,
+            settings.listen_port,
+            ssl_context=ssl_context,
+            reuse_address=True,
+        )
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        port = sockets[0].getsockname()[1] if sockets else settings.listen_port
+        log.info("listening", host=settings.listen_host, port=port, https=ssl_context is not None)
         try:
             await stop.wait()
         finally:

@@ -104,6 +104,9 @@ class TableReceiver:
                     chunks.append(chunk)
         except TimeoutError:
             raise Truncated(f"body not complete within {self._read_timeout:g}s") from None
+        except ConnectionError:
+            # The sender hung up mid-body: count it like any short body, never a 500.
+            raise Truncated(f"connection lost after {size} bytes") from None
         return b"".join(chunks)
 
 

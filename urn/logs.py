@@ -28,14 +28,36 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class _ClientFaultFilter(logging.Filter):
+    """aiohttp logs every malformed request with a traceback; a client's fault needs one line.
+
+    Without this, each hostile request (a 10 kB URL, bad chunk framing) printed a
+    multi-line plain-text traceback into a JSON-lines log: unparseable, and amplified.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__module__ == "aiohttp.http_exceptions":
+            message = str(getattr(exc, "message", "") or exc).strip().splitlines()
+            record.exc_info = None
+            record.fields = {"error": f"{type(exc).__name__}: {' '.join(message)[:200]}"}
+        return True
+
+
 def setup_logging(level: str = "info", stream: Any = None) -> None:
-    """Route every urn logger to JSON lines on stderr (or `stream`)."""
+    """Route every urn logger to JSON lines on stderr (or `stream`), aiohttp's warnings too."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_JsonFormatter())
+    handler.addFilter(_ClientFaultFilter())
     root = logging.getLogger("urn")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    for name in ("aiohttp", "asyncio"):
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.setLevel(logging.WARNING)
+        library.propagate = False
 
 
 class EventLogger:

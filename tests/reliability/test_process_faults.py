@@ -1,0 +1,238 @@
+"""Process faults in a real fleet: kill -9 and restart each role while queries flow.
+
+Every component is its own `python -m urn ROLE` process (bench.fleet); the target farm
+is `urn targets serve`; queries go over UDP DNS. Checked: the others keep serving, no
+wrong answer is served while a member is down, restarted senders' tables are accepted
+(sequences seeded from wall time outrun the ones sent before the crash), and a resolver
+restarted while no table can reach it answers per fail_open, says so in /healthz, and
+answers right as soon as a table arrives. Also staleness: when every aggregator goes
+silent, resolvers keep the last table, report its age, and fail open after max_table_age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from bench.chaos import LiveFleet, live_fleet, plan_with_ports, right_answer
+from bench.observe import DnsWatcher, metric
+from urn.testing import wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+    from pathlib import Path
+
+    from bench.scenario import FleetPlan
+
+pytestmark = pytest.mark.e2e
+
+
+def _plan(**kwargs: Any) -> FleetPlan:
+    settings: dict[str, Any] = {
+        "azs": ("a", "b", "c"),
+        "aggregators": 2,
+        "resolvers": 2,
+        "probe_interval": 0.5,
+        "push_interval": 0.25,
+        "config_interval": 2.0,
+        "timeout": 0.25,
+        "failures": 2,
+        "of_last": 3,
+        "capacity": 256,
+    }
+    settings.update(kwargs)
+    return plan_with_ports(**settings)
+
+
+def _wrong(
+    live: LiveFleet, watcher: DnsWatcher, since: float, until: float, dead: Collection[str]
+) -> list[str]:
+    """Observations in [since, until) that break the rules for `dead`."""
+    wrong = []
+    for name, seen in watcher.observations(since):  # seconds after `since`, name, answers
+        if seen.at < until and not right_answer(live.record(name), seen.answers, seen.rcode, dead):
+            wrong.append(f"{seen.at - since:.2f}s {name} {sorted(seen.answers)} rcode {seen.rcode}")
+    return wrong
+
+
+async def _accepted(live: LiveFleet, member: str, sender: str, result: str = "accepted") -> float:
+    return metric(
+        await live.metrics(member), "urn_tables_received_total", sender=sender, result=result
+    )
+
+
+async def _grows(live: LiveFleet, member: str, sender: str, by: float = 3) -> None:
+    start = await _accepted(live, member, sender)
+
+    async def grown() -> bool:
+        return await _accepted(live, member, sender) >= start + by
+
+    await wait_until(grown, 20, message=f"{member} accepting tables from {sender}")
+
+
+async def test_kill_and_restart_a_checker_and_an_aggregator_under_query_load(
+    tmp_path: Path,
+) -> None:
+    async with live_fleet(tmp_path, _plan()) as live:
+        for resolver in (0, 1):
+            await live.wait_answers(dead=(), resolver=resolver)
+        watchers = [DnsWatcher(live.dns_address(r), live.names, rate=80.0) for r in (0, 1)]
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(w.run(stop)) for w in watchers]
+        try:
+            started = time.monotonic()
+            # A checker dies: the other two keep every slot observed, nothing changes.
+            assert await live.kill9("checker-a1") == -9
+            await _grows(live, "aggregator-1", "checker-b1")
+            await live.restart("checker-a1")
+            # Its fresh sequence (wall-time seed) outruns what it sent before dying.
+            await _grows(live, "aggregator-1", "checker-a1")
+            await _grows(live, "aggregator-2", "checker-a1")
+            # An aggregator dies: resolvers keep fresh tables from the other one.
+            assert await live.kill9("aggregator-1") == -9
+            await _grows(live, "resolver-1", "aggregator-2")
+            for resolver in ("resolver-1", "resolver-2"):
+                assert (await live.healthz(resolver))["table"]["state"] == "fresh"
+            await live.restart("aggregator-1")
+            await _grows(live, "resolver-1", "aggregator-1")
+            await _grows(live, "resolver-2", "aggregator-1")
+            calm_until = time.monotonic()
+            # The restarted members still do their job: an AZ failure is detected.
+            await live.set_mode("b", "refuse")
+            for resolver in (0, 1):
+                await live.wait_answers(dead={"b"}, resolver=resolver)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+        for watcher in watchers:
+            assert sum(1 for _ in watcher.observations(started)) > 50
+            assert _wrong(live, watcher, started, calm_until, dead=()) == []
+        for member, sender in (
+            ("aggregator-1", "checker-a1"),
+            ("aggregator-2", "checker-a1"),
+            ("resolver-1", "aggregator-1"),
+            ("resolver-2", "aggregator-1"),
+        ):
+            assert await _accepted(live, member, sender, "replayed") == 0
+
+
+async def test_kill_a_resolver_while_the_other_serves_and_restart_it_without_a_table(
+    tmp_path: Path,
+) -> None:
+    async with live_fleet(tmp_path, _plan()) as live:
+        await live.set_mode("b", "refuse")
+        for resolver in (0, 1):
+            await live.wait_answers(dead={"b"}, resolver=resolver)
+        await live.wait_aggregators(dead={"b"})  # the last table each sends will say so
+        watcher = DnsWatcher(live.dns_address(1), live.names, rate=80.0)
+        stop = asyncio.Event()
+        task = asyncio.create_task(watcher.run(stop))
+        try:
+            started = time.monotonic()
+            # No table can reach a resolver while both aggregators are down.
+            await live.kill9("aggregator-1")
+            await live.kill9("aggregator-2")
+            assert await live.kill9("resolver-1") == -9
+            await live.restart("resolver-1")
+            health = await live.healthz("resolver-1")
+            assert health["table"]["state"] == "no table yet", health
+            assert health["fail_open"] is True
+            # Without a table every status is unknown, which counts as healthy: the
+            # restarted resolver answers as if AZ b were up, and said so above.
+            for name in live.names:
+                got = await live.query(name, resolver=0)
+                assert got is not None, name
+                assert right_answer(live.record(name), got[1], got[0], dead=()), (name, got)
+            # The other resolver kept its last table and still turns away from b.
+            for name in live.names:
+                got = await live.query(name, resolver=1)
+                assert got is not None, name
+                assert right_answer(live.record(name), got[1], got[0], dead={"b"}), (name, got)
+            await live.restart("aggregator-1")
+            await live.restart("aggregator-2")
+            await live.wait_answers(dead={"b"}, resolver=0)
+            assert (await live.healthz("resolver-1"))["table"]["state"] == "fresh"
+            ended = time.monotonic()
+        finally:
+            stop.set()
+            await task
+        assert _wrong(live, watcher, started, ended, dead={"b"}) == []
+        assert sum(1 for _ in watcher.observations(started)) > 20
+
+
+async def test_silent_aggregators_last_table_kept_then_fail_open_after_max_table_age(
+    tmp_path: Path,
+) -> None:
+    max_age = 3.0
+    plan = _plan(resolvers=1, extra={"max_table_age": max_age})
+    async with live_fleet(tmp_path, plan) as live:
+        await live.set_mode("b", "refuse")
+        await live.wait_answers(dead={"b"})
+        await live.wait_aggregators(dead={"b"})
+        await live.kill9("aggregator-1")
+        await live.kill9("aggregator-2")
+        silent_at = time.monotonic()
+
+        async def facts() -> dict[str, Any]:
+            table: dict[str, Any] = (await live.healthz("resolver-1"))["table"]
+            return table
+
+        # The last table stays in force and its age is reported as it grows.
+        async def aged() -> bool:
+            return (await facts())["age"] >= 1.0
+
+        await wait_until(aged, 10, message="table age to pass 1s")
+        table = await facts()
+        if time.monotonic() - silent_at < max_age - 0.5:  # still inside max_table_age
+            assert table["state"] == "fresh", table
+            for name in live.names:
+                got = await live.query(name)
+                assert got is not None
+                assert right_answer(live.record(name), got[1], got[0], dead={"b"}), (name, got)
+        assert table["max_age"] == max_age
+        assert metric(await live.metrics("resolver-1"), "urn_table_age_seconds") >= 1.0
+
+        async def stale() -> bool:
+            return (await facts())["state"] == "stale"
+
+        await wait_until(stale, 15, message="resolver to call its table stale")
+        assert (await facts())["age"] > max_age
+        assert metric(await live.metrics("resolver-1"), "urn_table_age_seconds") > max_age
+        # fail_open is on: the stale table is no longer believed, every answer is given.
+        await live.wait_answers(dead=(), timeout=5)
+        await live.restart("aggregator-1")
+        await live.restart("aggregator-2")
+        await live.wait_answers(dead={"b"})
+        assert (await facts())["state"] == "fresh"
+
+
+async def test_an_aggregator_resumed_from_a_freeze_does_not_undo_a_detection(
+    tmp_path: Path,
+) -> None:
+    """SIGSTOP past `staleness`, then SIGCONT: its first tables must not say UNKNOWN.
+
+    Before the aggregator re-warmed after a stall, the resumed replica pushed a table
+    computed from an empty window; resolvers take the newest table, so they answered
+    with the dead AZ for a tick or two (seen in 3 runs out of 4).
+    """
+    async with live_fleet(tmp_path, _plan(resolvers=1)) as live:
+        await live.set_mode("b", "refuse")
+        await live.wait_answers(dead={"b"})
+        await live.wait_aggregators(dead={"b"})
+        watcher = DnsWatcher(live.dns_address(0), live.names, rate=150.0)
+        stop = asyncio.Event()
+        task = asyncio.create_task(watcher.run(stop))
+        try:
+            started = time.monotonic()
+            live.pause("aggregator-1")  # a VM pause, a long GC, SIGSTOP: silent, not dead
+            await _grows(live, "resolver-1", "aggregator-2", by=8)  # > staleness passes
+            live.resume("aggregator-1")
+            await _grows(live, "resolver-1", "aggregator-1", by=8)
+            ended = time.monotonic()
+        finally:
+            stop.set()
+            await task
+        assert _wrong(live, watcher, started, ended, dead={"b"}) == []
