@@ -2,8 +2,7 @@
 
 Subcommands are modules with `add_arguments(parser)` and `run(args) -> int`, or with a
 `main(argv) -> int` that parses its own arguments (the micro benches, which get every
-word after their name, `--help` included). They are imported
-only when present, so a module not there yet is simply not listed.
+word after their name, `--help` included).
 """
 
 from __future__ import annotations
@@ -20,7 +19,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "aggregator-tick": ("bench.aggregator_tick", "CPU of one aggregator tick"),
     "resolver-qps": ("bench.resolver_qps", "queries per second of one resolver"),
     "codec": ("bench.micro.codec", "encode/decode of a whole table"),
+    "resolve": ("bench.micro.resolve", "one resolve, no sockets: healthy vs unhealthy"),
     "farm-cost": ("bench.farm_cost", "CPU per probe served by the target farm"),
+    "soak": ("bench.soak", "a fleet under load and random kill -9s; memory and wrong answers"),
     "loadgen": ("bench.loadgen", "UDP DNS load generator (used by az-failure)"),
     "edge-checker": ("bench.edge.checker", "edge-triggered design: checker process"),
     "edge-aggregator": ("bench.edge.aggregator", "edge-triggered design: aggregator process"),
@@ -28,19 +29,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _module(name: str) -> Any | None:
-    try:
-        return importlib.import_module(SUBCOMMANDS[name][0])
-    except ImportError:
-        return None
+def _module(name: str) -> Any:
+    return importlib.import_module(SUBCOMMANDS[name][0])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for name, (_, text) in SUBCOMMANDS.items():
         module = _module(name)
-        if module is None:
-            continue
         if not hasattr(module, "add_arguments"):
             # The bench parses its own options: hand it every word untouched ("+" as the
             # option prefix here means "-" and "--" words are not ours to interpret).
@@ -58,7 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     module = _module(args.bench)
-    assert module is not None
     if not hasattr(module, "add_arguments"):
         argv: list[str] = [a for a in args.argv if a != "--"]
         code: int = module.main(argv)
