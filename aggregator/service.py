@@ -9,7 +9,6 @@ not. Decisions live in the pure modules (window, condition, calculated, explain)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from urn.http import TableReceiver, add_observability_routes, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import AggregatorMetrics, TableCollector
 from urn.push import AiohttpTransport, push_all
+from urn.runtime import cancel_and_wait
 from urn.source import ConfigLoader, Loaded
 from urn.ticker import run_every
 from urn.wire import Envelope, TableKind, encode
@@ -335,9 +335,5 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(service.run_ticks(), name="ticks"),
     ]
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_and_wait(tasks)
     await service.close()

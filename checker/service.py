@@ -13,7 +13,6 @@ list appends; metrics are folded in once per push interval, not per probe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections import deque
@@ -29,7 +28,7 @@ from urn.http import add_observability_routes, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import CheckerMetrics
 from urn.push import AiohttpTransport, push_all
-from urn.runtime import raise_fd_limit
+from urn.runtime import cancel_and_wait, raise_fd_limit
 from urn.source import ConfigLoader, Loaded
 from urn.table import Reason
 from urn.wire import Envelope, TableKind, encode
@@ -383,11 +382,7 @@ class CheckerService:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         self.engine.abort_all()
         if self._owns_transport and isinstance(self._transport, AiohttpTransport):

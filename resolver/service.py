@@ -11,7 +11,6 @@ yet, and queries read an all-unknown view (unknown counts as healthy: fail open)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import random
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from urn.errors import StartupError
 from urn.http import TableReceiver
 from urn.logs import get_logger
 from urn.metrics import ResolverMetrics, TableCollector
+from urn.runtime import cancel_and_wait
 from urn.source import ConfigLoader
 from urn.ticker import run_every
 from urn.wire import TableKind
@@ -327,11 +327,7 @@ class ResolverService:
         self.flush_metrics()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self.dns is not None:
             await self.dns.stop()

@@ -17,9 +17,10 @@ from urn.errors import StartupError
 from urn.logs import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
-__all__ = ["raise_fd_limit", "run_main"]
+__all__ = ["cancel_and_wait", "raise_fd_limit", "run_main"]
 
 log = get_logger("runtime")
 
@@ -59,6 +60,16 @@ def run_main(main: Callable[[asyncio.Event], Awaitable[int]], loop_choice: str =
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         asyncio.set_event_loop(None)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel every task, then wait for each to finish unwinding."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def raise_fd_limit() -> tuple[int, int]:

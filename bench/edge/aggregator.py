@@ -10,7 +10,6 @@ interval: receiving, applying, expiring and sending.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from urn.cli import add_role_arguments
 from urn.clock import SystemClock
 from urn.http import add_observability_routes, parse_listen, serve
 from urn.metrics import AggregatorMetrics, TableCollector
-from urn.runtime import run_main
+from urn.runtime import cancel_and_wait, run_main
 from urn.source import ConfigLoader, Loaded
 from urn.ticker import run_every
 
@@ -161,10 +160,6 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event) -> int:
             ),
         ]
         await stop.wait()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
     await runner.cleanup()
     return 0

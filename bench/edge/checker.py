@@ -9,7 +9,6 @@ sending alike.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from urn.cli import add_role_arguments
 from urn.clock import SystemClock
 from urn.http import add_observability_routes, parse_listen, serve
 from urn.metrics import CheckerMetrics
-from urn.runtime import raise_fd_limit, run_main
+from urn.runtime import cancel_and_wait, raise_fd_limit, run_main
 from urn.source import ConfigLoader, Loaded
 from urn.table import Reason
 from urn.ticker import run_every
@@ -158,11 +157,7 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event) -> int:
             ),
         ]
         await stop.wait()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         service.engine.abort_all()
     await runner.cleanup()
     return 0
