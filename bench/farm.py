@@ -36,7 +36,14 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from bench.farm_layout import Kind, Mode, ModeChange, TargetSpec, parse_mode_change
+from bench.farm_layout import (
+    Kind,
+    Mode,
+    ModeChange,
+    TargetSpec,
+    mode_change_body,
+    parse_mode_change,
+)
 from urn.errors import StartupError
 from urn.logs import get_logger
 
@@ -337,13 +344,7 @@ class TargetFarm:
         delay: float | None = None,
     ) -> list[str]:
         """Switch a whole AZ or some targets; return the ids that changed. ValueError: none."""
-        body: dict[str, Any] = {"mode": str(mode)}
-        if az is not None:
-            body["az"] = az
-        if targets is not None:
-            body["targets"] = list(targets)
-        if delay is not None:
-            body["delay"] = delay
+        body = mode_change_body(mode, az, targets, delay)
         return await self.apply(parse_mode_change(body, self._az_of, self.azs))
 
     async def apply(self, change: ModeChange) -> list[str]:

@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.farm import TargetFarm
-from bench.farm_layout import Kind, Mode, TargetSpec, parse_mode_change
+from bench.farm_layout import Kind, Mode, TargetSpec, mode_change_body, parse_mode_change
 from urn.http import serve
 
 __all__ = [
@@ -151,13 +151,7 @@ class FarmClient:
         delay: float | None = None,
     ) -> list[str]:
         """Switch an AZ or some targets; return the ids that changed."""
-        body: dict[str, Any] = {"mode": str(mode)}
-        if az is not None:
-            body["az"] = az
-        if targets is not None:
-            body["targets"] = list(targets)
-        if delay is not None:
-            body["delay"] = delay
+        body = mode_change_body(mode, az, targets, delay)
         answer = await self._call("POST", "/v1/mode", body)
         return list(answer["changed"])
 

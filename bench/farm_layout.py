@@ -41,6 +41,7 @@ __all__ = [
     "az_names",
     "checks_for",
     "layout",
+    "mode_change_body",
     "parse_mode_change",
 ]
 
@@ -154,6 +155,23 @@ def layout(
                 )
             )
     return tuple(specs)
+
+
+def mode_change_body(
+    mode: Mode | str,
+    az: str | None = None,
+    targets: Sequence[str] | None = None,
+    delay: float | None = None,
+) -> dict[str, Any]:
+    """The control API's JSON for a mode change (what `parse_mode_change` reads)."""
+    body: dict[str, Any] = {"mode": str(mode)}
+    if az is not None:
+        body["az"] = az
+    if targets is not None:
+        body["targets"] = list(targets)
+    if delay is not None:
+        body["delay"] = delay
+    return body
 
 
 def checks_for(
