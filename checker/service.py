@@ -5,9 +5,11 @@ the last probe's `Reason`, 0 until probed or when unassigned), the probe loop th
 every due probe, and the push loop that sends the whole table every push interval.
 Never: changes probe cadence with results, or reports its own lateness as a target
 failure. Late probes are measured (`urn_probe_lateness_seconds`); probes more than one
-interval late are skipped and counted (`urn_probes_skipped`), never failed.
+interval late are skipped and counted (`urn_probes_skipped`), never failed; a loop stall
+extends the deadlines of the probes in flight (see `ProbeEngine.sweep`).
 Cost per probe: one schedule step, one `ProbeEngine.start`, one table write and a few
-list appends; metrics are folded in once per push interval, not per probe.
+list appends; metrics are folded in once per push interval, not per probe. The probe
+loop wakes on a fixed grid (`TICK`), so its own cost per second is fixed too.
 """
 
 from __future__ import annotations
@@ -49,9 +51,17 @@ __all__ = ["APP_SERVICE", "CheckerService", "make_app", "observe_many"]
 
 log = get_logger("checker")
 
-QUANTUM = 0.001  # the probe loop wakes at most this often; due probes start in batches
+# The probe loop wakes only on a fixed grid of TICK (at most 1/TICK times a second, as
+# the edge design's buckets): due probes start in batches at the first grid point after
+# they fall due, and that lateness (< TICK) is measured like any other. Waking once a
+# millisecond cost more CPU than the probes themselves at moderate rates.
+TICK = 0.01
 IDLE_WAKE = 0.05  # wake at least this often with nothing due (config passes may add work)
-SWEEP_SLACK = 2 * QUANTUM  # a probe may outlive its timeout by up to this much
+SWEEP_SLACK = 2 * TICK  # a probe may outlive its timeout by up to this much (two sweeps)
+# Waking up to this much later than planned is timer noise; beyond it the loop stalled
+# (CPU starved, or busy with its own work) and every probe in flight gets that much more
+# time, so our own stall is never judged as a target timeout.
+STALL_GRACE = 0.002
 PUSH_TIMEOUT_SHARE = 0.9  # of the push interval: a push ends before the next starts
 
 
@@ -266,8 +276,11 @@ class CheckerService:
             )
 
     def _next_wake(self, now: float) -> float:
+        """The first grid point at or after the next thing to do (never `now` itself)."""
+        epoch = self._epoch
+        grid = epoch + (math.floor((now - epoch) / TICK) + 1) * TICK
         if self._pending:
-            return now + QUANTUM
+            return grid
         wake = now + IDLE_WAKE
         due = self.schedule.next_due()
         if due is not None and due < wake:
@@ -275,16 +288,23 @@ class CheckerService:
         deadline = self.engine.next_deadline()
         if deadline is not None and deadline < wake:
             wake = deadline
-        return max(wake, now + QUANTUM)
+        if wake <= grid:
+            return grid
+        return epoch + math.ceil((wake - epoch) / TICK) * TICK
 
     async def _probe_loop(self) -> None:
         clock = self.clock
         engine = self.engine
+        planned = clock.monotonic()
         while True:
             now = clock.monotonic()
-            engine.sweep(now)
+            late = now - planned
+            # A wake later than planned is time the loop could not read answers in: the
+            # engine adds it to every in-flight probe's deadline.
+            engine.sweep(now, late - STALL_GRACE if late > STALL_GRACE else 0.0)
             self.launch(now)
-            await clock.sleep_until(self._next_wake(now))
+            planned = self._next_wake(now)
+            await clock.sleep_until(planned)
 
     # --- pushing -------------------------------------------------------------------
 
