@@ -55,7 +55,7 @@ log = get_logger("checker")
 # the edge design's buckets): due probes start in batches at the first grid point after
 # they fall due, and that lateness (< TICK) is measured like any other. Waking once a
 # millisecond cost more CPU than the probes themselves at moderate rates.
-TICK = 0.01
+TICK = 0.02
 IDLE_WAKE = 0.05  # wake at least this often with nothing due (config passes may add work)
 SWEEP_SLACK = 2 * TICK  # a probe may outlive its timeout by up to this much (two sweeps)
 # Waking up to this much later than planned is timer noise; beyond it the loop stalled
@@ -246,12 +246,35 @@ class CheckerService:
             started += 1
         slots, dues, jumped = self.schedule.take(now)
         skipped += jumped
+        cycle_end = self._cycle_end
+        if (
+            slots
+            and not pending
+            and engine.in_flight + len(slots) <= limit
+            and dues[-1] < cycle_end
+        ):
+            # The steady state: the whole batch starts now, inside the current cycle.
+            start = engine.start
+            for slot in slots:
+                target = targets[slot]
+                if target is not None:
+                    start(target, now)
+                    started += 1
+            if started == len(slots):
+                lateness.extend([now - due for due in dues])
+            else:  # a check removed under the schedule (defensive: apply rebuilds it)
+                lateness.extend(
+                    [now - d for s, d in zip(slots, dues, strict=True) if targets[s] is not None]
+                )
+            slots, dues = [], []
         for slot, due in zip(slots, dues, strict=True):
             target = targets[slot]
             if target is None:
                 continue
             if engine.in_flight < limit and not pending:
-                self._count_cycle(due)
+                if due >= cycle_end:
+                    self._count_cycle(due)
+                    cycle_end = self._cycle_end
                 engine.start(target, now)
                 lateness.append(now - due)
                 started += 1
@@ -276,9 +299,11 @@ class CheckerService:
             )
 
     def _next_wake(self, now: float) -> float:
-        """The first grid point at or after the next thing to do (never `now` itself)."""
+        """The first grid point at or after the next thing to do, at least ~TICK/10 ahead."""
         epoch = self._epoch
         grid = epoch + (math.floor((now - epoch) / TICK) + 1) * TICK
+        if grid - now < 0.1 * TICK:  # `now` is (a rounding error short of) a grid point
+            grid += TICK
         if self._pending:
             return grid
         wake = now + IDLE_WAKE
@@ -303,7 +328,9 @@ class CheckerService:
             # engine adds it to every in-flight probe's deadline.
             engine.sweep(now, late - STALL_GRACE if late > STALL_GRACE else 0.0)
             self.launch(now)
-            planned = self._next_wake(now)
+            # A timer may fire a little early (the loop's clock has a coarse grain): plan
+            # from the grid point we meant to wake at, or we would wake twice for it.
+            planned = self._next_wake(now if now > planned else planned)
             await clock.sleep_until(planned)
 
     # --- pushing -------------------------------------------------------------------
