@@ -113,7 +113,7 @@ class AiohttpEngine:
         self.in_flight -= 1
         self._record(target, verdict, started, self._monotonic())
 
-    def sweep(self, now: float) -> None:
+    def sweep(self, now: float, stalled: float = 0.0) -> None:
         pass
 
     def next_deadline(self) -> float | None:

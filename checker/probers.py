@@ -11,6 +11,12 @@ timed out only after the loop has polled for I/O past its deadline (see `sweep`)
 target (refused, blackholed, slow) therefore costs no more than a live one: a refused
 probe ends in its connect, a blackholed one is aborted by the sweep with no timer to
 cancel, and nothing wakes in between. Enforcement is as precise as the sweep cadence.
+
+Deadlines run on loop-available time, not wall time: the caller tells `sweep` how long
+the loop stalled (woke later than it asked to: starved of CPU, or busy with its own
+work), and every probe in flight gets that much longer. A target therefore always has
+its full timeout of time in which we could have read its answer; our overload shows as
+late verdicts and late starts, never as target timeouts.
 """
 
 from __future__ import annotations
@@ -127,7 +133,7 @@ class _Probe(asyncio.Protocol):
         self.engine = engine
         self.target = target
         self.started = started
-        self.deadline = started + target.timeout
+        self.deadline = started - engine.stalled + target.timeout  # on the available clock
         self.done = False
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
@@ -181,7 +187,8 @@ class ProbeEngine:
         self._by_timeout: dict[float, deque[_Probe]] = {}
         self.in_flight = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_sweep = -math.inf
+        self._last_sweep = -math.inf  # on the available clock
+        self.stalled = 0.0  # seconds of loop stall so far: the wall clock minus the available
 
     def start(self, target: Target, now: float) -> None:
         """Open a probe of `target` that must end by `now + target.timeout`."""
@@ -201,9 +208,10 @@ class ProbeEngine:
         stage: Stage = "connect"
         # The clock starts when this probe's connect really begins, not when it was queued:
         # time lost to our own busy loop must not count against the target. Tasks run in
-        # creation order, so each deadline FIFO stays in deadline order.
+        # creation order and the available clock never runs backwards, so each deadline
+        # FIFO stays in deadline order.
         probe.started = self._monotonic()
-        probe.deadline = probe.started + target.timeout
+        probe.deadline = probe.started - self.stalled + target.timeout
         try:
             host = target.host
             if not target.numeric:
@@ -242,16 +250,23 @@ class ProbeEngine:
                 transport.close()
         self._record(probe.target, verdict, probe.started, self._monotonic())
 
-    def sweep(self, now: float) -> None:
+    def sweep(self, now: float, stalled: float = 0.0) -> None:
         """End as a timeout every probe whose deadline had passed at the previous sweep.
+
+        `stalled`: how much later than planned the loop woke for this sweep (seconds in
+        which it could read nothing). It is added to every in-flight probe's deadline, so
+        a probe is timed out only after its target had its whole timeout of time in which
+        the loop was available to read the answer, whatever stage (connect, request,
+        response) the stall interrupted.
 
         The cutoff is the previous sweep's time, not `now`: the event loop has polled for
         I/O at least once since then, so an answer that arrived before a deadline has been
-        read before the probe is called timed out. A loop starved of CPU (our overload)
-        thus delays verdicts instead of turning answered probes into target timeouts.
+        read before the probe is called timed out.
         """
+        if stalled > 0.0:
+            self.stalled += stalled
         cutoff = self._last_sweep
-        self._last_sweep = now
+        self._last_sweep = now - self.stalled
         for queue in self._by_timeout.values():
             while queue and queue[0].deadline <= cutoff:
                 probe = queue.popleft()
@@ -263,9 +278,10 @@ class ProbeEngine:
                     task.cancel()
 
     def next_deadline(self) -> float | None:
-        """The earliest deadline among probes still queued for the sweep."""
+        """The earliest deadline among probes still queued for the sweep (wall clock, if
+        the loop does not stall before it)."""
         heads = [q[0].deadline for q in self._by_timeout.values() if q]
-        return min(heads) if heads else None
+        return min(heads) + self.stalled if heads else None
 
     def prune(self) -> None:
         """Forget FIFOs of timeouts no longer in use (call once per config pass)."""

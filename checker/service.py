@@ -5,9 +5,11 @@ the last probe's `Reason`, 0 until probed or when unassigned), the probe loop th
 every due probe, and the push loop that sends the whole table every push interval.
 Never: changes probe cadence with results, or reports its own lateness as a target
 failure. Late probes are measured (`urn_probe_lateness_seconds`); probes more than one
-interval late are skipped and counted (`urn_probes_skipped`), never failed.
+interval late are skipped and counted (`urn_probes_skipped`), never failed; a loop stall
+extends the deadlines of the probes in flight (see `ProbeEngine.sweep`).
 Cost per probe: one schedule step, one `ProbeEngine.start`, one table write and a few
-list appends; metrics are folded in once per push interval, not per probe.
+list appends; metrics are folded in once per push interval, not per probe. The probe
+loop wakes on a fixed grid (`TICK`), so its own cost per second is fixed too.
 """
 
 from __future__ import annotations
@@ -48,9 +50,17 @@ __all__ = ["APP_SERVICE", "CheckerService", "make_app", "observe_many"]
 
 log = get_logger("checker")
 
-QUANTUM = 0.001  # the probe loop wakes at most this often; due probes start in batches
+# The probe loop wakes only on a fixed grid of TICK (at most 1/TICK times a second, as
+# the edge design's buckets): due probes start in batches at the first grid point after
+# they fall due, and that lateness (< TICK) is measured like any other. Waking once a
+# millisecond cost more CPU than the probes themselves at moderate rates.
+TICK = 0.02
 IDLE_WAKE = 0.05  # wake at least this often with nothing due (config passes may add work)
-SWEEP_SLACK = 2 * QUANTUM  # a probe may outlive its timeout by up to this much
+SWEEP_SLACK = 2 * TICK  # a probe may outlive its timeout by up to this much (two sweeps)
+# Waking up to this much later than planned is timer noise; beyond it the loop stalled
+# (CPU starved, or busy with its own work) and every probe in flight gets that much more
+# time, so our own stall is never judged as a target timeout.
+STALL_GRACE = 0.002
 PUSH_TIMEOUT_SHARE = 0.9  # of the push interval: a push ends before the next starts
 
 
@@ -235,12 +245,35 @@ class CheckerService:
             started += 1
         slots, dues, jumped = self.schedule.take(now)
         skipped += jumped
+        cycle_end = self._cycle_end
+        if (
+            slots
+            and not pending
+            and engine.in_flight + len(slots) <= limit
+            and dues[-1] < cycle_end
+        ):
+            # The steady state: the whole batch starts now, inside the current cycle.
+            start = engine.start
+            for slot in slots:
+                target = targets[slot]
+                if target is not None:
+                    start(target, now)
+                    started += 1
+            if started == len(slots):
+                lateness.extend([now - due for due in dues])
+            else:  # a check removed under the schedule (defensive: apply rebuilds it)
+                lateness.extend(
+                    [now - d for s, d in zip(slots, dues, strict=True) if targets[s] is not None]
+                )
+            slots, dues = [], []
         for slot, due in zip(slots, dues, strict=True):
             target = targets[slot]
             if target is None:
                 continue
             if engine.in_flight < limit and not pending:
-                self._count_cycle(due)
+                if due >= cycle_end:
+                    self._count_cycle(due)
+                    cycle_end = self._cycle_end
                 engine.start(target, now)
                 lateness.append(now - due)
                 started += 1
@@ -265,8 +298,13 @@ class CheckerService:
             )
 
     def _next_wake(self, now: float) -> float:
+        """The first grid point at or after the next thing to do, at least ~TICK/10 ahead."""
+        epoch = self._epoch
+        grid = epoch + (math.floor((now - epoch) / TICK) + 1) * TICK
+        if grid - now < 0.1 * TICK:  # `now` is (a rounding error short of) a grid point
+            grid += TICK
         if self._pending:
-            return now + QUANTUM
+            return grid
         wake = now + IDLE_WAKE
         due = self.schedule.next_due()
         if due is not None and due < wake:
@@ -274,16 +312,25 @@ class CheckerService:
         deadline = self.engine.next_deadline()
         if deadline is not None and deadline < wake:
             wake = deadline
-        return max(wake, now + QUANTUM)
+        if wake <= grid:
+            return grid
+        return epoch + math.ceil((wake - epoch) / TICK) * TICK
 
     async def _probe_loop(self) -> None:
         clock = self.clock
         engine = self.engine
+        planned = clock.monotonic()
         while True:
             now = clock.monotonic()
-            engine.sweep(now)
+            late = now - planned
+            # A wake later than planned is time the loop could not read answers in: the
+            # engine adds it to every in-flight probe's deadline.
+            engine.sweep(now, late - STALL_GRACE if late > STALL_GRACE else 0.0)
             self.launch(now)
-            await clock.sleep_until(self._next_wake(now))
+            # A timer may fire a little early (the loop's clock has a coarse grain): plan
+            # from the grid point we meant to wake at, or we would wake twice for it.
+            planned = self._next_wake(now if now > planned else planned)
+            await clock.sleep_until(planned)
 
     # --- pushing -------------------------------------------------------------------
 

@@ -2,14 +2,19 @@
 
 Real sockets only, on 127.0.0.1 and port 0: an aiohttp target app with healthy, failing
 and chunked paths, a raw asyncio server with hostile behaviours (hold, reset, close
-mid-response, garbage), a closed port, and `probe_once` to run one probe end to end.
+mid-response, garbage), a closed port, `probe_once` to run one probe end to end, and
+`ThreadedTarget`, a healthy target in threads of its own that keeps answering while the
+test blocks the event loop (as a CPU-starved checker would be blocked).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -26,6 +31,7 @@ __all__ = [
     "RAW_BEHAVIOURS",
     "RawServer",
     "TargetFarm",
+    "ThreadedTarget",
     "closed_port",
     "make_target_app",
     "probe_once",
@@ -237,3 +243,55 @@ class TargetFarm:
         for server in self._servers:
             await server.wait_closed()
         self._servers = []
+
+
+class ThreadedTarget:
+    """A healthy HTTP target on 127.0.0.1:0 served from threads, not from the event loop.
+
+    Each connection gets a thread that reads the request, waits `delay` seconds and
+    answers 200, so answers arrive on time even while the test stalls the loop. A context
+    manager: leaving it closes the listener and joins every thread.
+    """
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.answered = 0
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(1024)
+        self.port = int(self._listener.getsockname()[1])
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._accepting = threading.Thread(target=self._accept, name="target-accept")
+
+    def __enter__(self) -> ThreadedTarget:
+        self._accepting.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._accepting.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._answer, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            if not conn.recv(4096):
+                return
+            time.sleep(self.delay)
+            conn.sendall(_OK_RESPONSE)
+            with self._lock:
+                self.answered += 1

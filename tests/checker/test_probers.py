@@ -13,7 +13,7 @@ import time
 import pytest
 
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
-from checker.testing import closed_port, probe_once
+from checker.testing import ThreadedTarget, closed_port, probe_once
 from urn.config import Check, CheckType
 from urn.table import Reason
 from urn.testing import wait_until
@@ -257,3 +257,41 @@ async def test_own_stall_past_a_deadline_never_turns_an_answer_into_a_timeout():
     finally:
         thread.join(timeout=5)
         listener.close()
+
+
+async def test_reported_stall_extends_every_deadline_in_flight(raw_server):
+    """`sweep(now, stalled)`: time the loop lost is given back to the probes in flight."""
+    port = await raw_server("hold")
+    loop = asyncio.get_running_loop()
+    results: list[int] = []
+    engine = ProbeEngine(loop.time, lambda _t, verdict, _s, _f: results.append(verdict))
+    now = loop.time()
+    engine.start(target(check(CheckType.HTTP, port, timeout=0.1)), now)
+    await asyncio.sleep(0.02)  # the connect begins: the probe's clock starts there
+    begun = loop.time()
+    engine.sweep(now + 0.05)
+    engine.sweep(begun + 1.0, stalled=1.0 - 0.05)  # a stall; deadline not reached on the
+    engine.sweep(begun + 1.05)  # available clock (begun + 0.05): nothing timed out yet
+    assert results == []
+    assert engine.next_deadline() == pytest.approx(begun + 0.1 + engine.stalled, abs=0.03)
+    engine.sweep(begun + 1.5)
+    engine.sweep(begun + 1.6)
+    assert results == [Reason.TIMEOUT]
+    assert engine.in_flight == 0
+
+
+async def test_stall_between_connect_and_answer_is_not_a_timeout():
+    """The loop stalls after the connect began and before the request went out."""
+    with ThreadedTarget(delay=0.05) as served:
+        loop = asyncio.get_running_loop()
+        results: list[int] = []
+        engine = ProbeEngine(loop.time, lambda _t, verdict, _s, _f: results.append(verdict))
+        engine.start(target(check(CheckType.HTTP, served.port, timeout=0.2)), loop.time())
+        await asyncio.sleep(0)  # the connect is issued
+        before = loop.time()
+        stall(0.4)  # blocked: the request has not been written yet
+        engine.sweep(loop.time(), stalled=loop.time() - before)
+        while not results:
+            await asyncio.sleep(0.005)
+            engine.sweep(loop.time())
+        assert results == [Reason.HEALTHY]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -12,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from checker.service import APP_SERVICE, CheckerService, make_app, observe_many
 from checker.settings import CheckerSettings, parse_selector
-from checker.testing import TargetFarm, closed_port
+from checker.testing import TargetFarm, ThreadedTarget, closed_port
 from urn.clock import SystemClock
 from urn.errors import StartupError
 from urn.http import serve
@@ -313,3 +315,56 @@ def test_observe_many_matches_observe():
             if s.name.endswith("_created"):
                 continue
             assert many.get_sample_value(s.name, s.labels) == pytest.approx(s.value), s
+
+
+def stall(seconds: float) -> None:
+    """Block the event loop, as a CPU-starved checker would be blocked."""
+    time.sleep(seconds)
+
+
+async def test_loop_stalls_never_turn_answered_probes_into_timeouts(
+    tmp_path: Path, running: Callable[..., Any]
+):
+    """Healthy targets answer in time while our loop is blocked longer than the timeout.
+
+    Each stall begins right after a batch of probes has started (connects in flight), so
+    the stall interrupts them between stages: before the fix, the request went out late
+    and the sweep failed the probe as a timeout. Probes that fell due during a stall are
+    started late or skipped and counted as such, never failed.
+    """
+    interval, timeout, stall_for = 0.2, 0.1, 0.3
+    with ThreadedTarget(delay=0.01) as target:
+        checks = [http_check(slot, target.port, timeout=timeout) for slot in range(40)]
+        intervals = {"probe": interval, "push": 0.2, "config": 60}
+        config = write_config(tmp_path / "urn.json", checks, intervals=intervals)
+        service = await running(config, MemoryTransport())
+        loop = asyncio.get_running_loop()
+        stalls: list[float] = []
+        launch = service.launch
+
+        def launch_then_stall(now: float) -> None:
+            before = service.probes_started
+            launch(now)
+            if len(stalls) < 4 and service.probes_started > before and target.answered >= 40:
+                stalls.append(now)
+                loop.call_soon(stall, stall_for)  # after every new probe's connect began
+
+        service.launch = launch_then_stall  # type: ignore[method-assign]
+        await wait_until(lambda: len(stalls) == 4, timeout=20, message="four stalls")
+        answered = target.answered
+        await wait_until(lambda: target.answered >= answered + 80, timeout=20)
+        service.flush_metrics()
+    registry = service.metrics.registry
+
+    def probes(reason: Reason) -> float:
+        return registry.get_sample_value("urn_probes_total", {"result": reason.label}) or 0
+
+    assert probes(Reason.TIMEOUT) == 0
+    assert probes(Reason.HEALTHY) >= 120
+    assert all(probes(r) == 0 for r in Reason if r not in (Reason.HEALTHY, Reason.NO_DATA))
+    assert set(service.table[:40].tolist()) == {int(Reason.HEALTHY)}
+    # Each stall outlasted the interval: the probes it swallowed were skipped and counted.
+    assert (registry.get_sample_value("urn_probes_skipped_total") or 0) > 0
+    lateness_count = registry.get_sample_value("urn_probe_lateness_seconds_count") or 0
+    on_time = registry.get_sample_value("urn_probe_lateness_seconds_bucket", {"le": "0.1"}) or 0
+    assert lateness_count - on_time > 0  # and the ones started late were measured as late
