@@ -16,6 +16,7 @@ __all__ = ["SUBCOMMANDS", "add_arguments", "run"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "az-failure": ("bench.az_failure", "mass AZ failure: urn vs an edge-triggered design"),
     "checker-throughput": ("bench.checker_throughput", "probes per second of one checker"),
+    "checker-overhead": ("bench.checker_overhead", "CPU per probe: urn's checker vs the edge one"),
     "aggregator-tick": ("bench.aggregator_tick", "CPU of one aggregator tick"),
     "resolver-qps": ("bench.resolver_qps", "queries per second of one resolver"),
     "codec": ("bench.micro.codec", "encode/decode of a whole table"),

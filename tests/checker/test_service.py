@@ -332,7 +332,7 @@ async def test_loop_stalls_never_turn_answered_probes_into_timeouts(
     and the sweep failed the probe as a timeout. Probes that fell due during a stall are
     started late or skipped and counted as such, never failed.
     """
-    interval, timeout, stall_for = 0.2, 0.1, 0.3
+    interval, timeout, stall_for = 0.3, 0.25, 0.4
     with ThreadedTarget(delay=0.01) as target:
         checks = [http_check(slot, target.port, timeout=timeout) for slot in range(40)]
         intervals = {"probe": interval, "push": 0.2, "config": 60}
