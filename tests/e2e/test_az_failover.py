@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import yaml
 
+from bench.chaos import plan_with_ports
 from bench.farm_layout import layout
 from bench.fleet import Fleet
 from bench.observe import DnsWatcher, JsonWatcher
@@ -35,7 +36,7 @@ PER_AZ = 12
 
 
 def _plan() -> FleetPlan:
-    return FleetPlan(
+    return plan_with_ports(
         azs=AZS,
         checkers_per_az=1,
         aggregators=2,
@@ -47,9 +48,6 @@ def _plan() -> FleetPlan:
         failures=2,
         of_last=3,
         capacity=256,
-        aggregator_ports=(free_port(), free_port()),
-        resolver_ports=((free_port(), free_port()),),
-        checker_ports=tuple(free_port() for _ in AZS),
     )
 
 
