@@ -12,7 +12,7 @@ from checker.settings import DEFAULT_LISTEN, CheckerSettings, parse_selector
 from urn.cli import add_role_arguments
 from urn.clock import SystemClock
 from urn.errors import StartupError
-from urn.http import parse_listen, server_ssl_context
+from urn.http import parse_listen, server_ssl_context, start_runner
 from urn.logs import get_logger
 from urn.runtime import run_main
 
@@ -76,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         settings = settings_from_args(args)
         app = make_app(settings, SystemClock(), CollectorRegistry())
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()  # loads the first config (StartupError if none)
+        runner = await start_runner(app)  # loads the first config (StartupError if none)
         # HTTPS when the document's tls block names a certificate, like every listener.
         ssl_context = server_ssl_context(app[APP_SERVICE].document.tls)
         site = web.TCPSite(

@@ -11,7 +11,7 @@ from resolver.service import SERVICE, make_app
 from resolver.settings import DEFAULT_DNS, DEFAULT_LISTEN, ResolverSettings
 from urn.cli import add_role_arguments
 from urn.errors import StartupError
-from urn.http import server_ssl_context
+from urn.http import server_ssl_context, start_runner
 from urn.logs import get_logger
 from urn.runtime import raise_fd_limit, run_main
 
@@ -48,9 +48,8 @@ def run(args: argparse.Namespace) -> int:
 async def _main(settings: ResolverSettings, stop: asyncio.Event) -> int:
     raise_fd_limit()
     app = make_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = await start_runner(app)  # loads the config (StartupError if none), opens DNS
     try:
-        await runner.setup()  # loads the config (StartupError if none) and opens DNS
         service = app[SERVICE]
         assert service.document is not None
         ssl_context = server_ssl_context(service.document.tls)

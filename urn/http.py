@@ -9,8 +9,10 @@ hands the envelope to the service. A rejected table changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -29,14 +31,18 @@ if TYPE_CHECKING:
     from urn.metrics import _ReceivesTables
 
 __all__ = [
+    "HEADER_DEADLINE",
+    "HeaderDeadline",
     "TableReceiver",
     "add_observability_routes",
     "client_ssl_context",
     "serve",
     "server_ssl_context",
+    "start_runner",
 ]
 
 READ_TIMEOUT = 5.0
+HEADER_DEADLINE = 10.0  # a connection must finish a request head this soon after the last
 
 
 class TableReceiver:
@@ -110,6 +116,73 @@ class TableReceiver:
         return b"".join(chunks)
 
 
+class HeaderDeadline:
+    """Closes connections that finish no request head within `seconds`.
+
+    aiohttp bounds a head's size but not its arrival time, so a peer that sends half a
+    request line and stalls holds its connection forever (slow-loris). Counted from a
+    connection's first sighting or its last request, whichever is later: a keep-alive
+    pusher sends a table every push interval and is never idle that long, and an idle
+    connection closed here costs a client one reconnect.
+    """
+
+    def __init__(self, seconds: float = HEADER_DEADLINE, sweep_every: float = 1.0) -> None:
+        self.seconds = seconds
+        self.sweep_every = sweep_every
+        self.closed = 0
+        self._last: dict[int, float] = {}  # id(connection) -> last head or first sighting
+        self._task: asyncio.Task[None] | None = None
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        key = id(request.protocol)
+        self._last[key] = time.monotonic()
+        try:
+            return await handler(request)
+        finally:
+            self._last[key] = time.monotonic()
+
+    def install(self, app: web.Application) -> None:
+        """Add the middleware, and stop sweeping on the app's cleanup; before it starts."""
+        app.middlewares.append(self.middleware)
+
+        async def stop_sweeping(_: web.Application) -> None:
+            await self.stop()
+
+        app.on_cleanup.append(stop_sweeping)
+
+    def sweep(self, server: web.Server, now: float) -> None:
+        live = {}
+        for connection in server.connections:
+            key = id(connection)
+            last = self._last.get(key, now)
+            if now - last > self.seconds:
+                connection.force_close()
+                self.closed += 1
+            else:
+                live[key] = last
+        self._last = live
+
+    def start(self, runner: web.BaseRunner) -> None:
+        """Sweep `runner`'s connections until `stop`; call after `runner.setup()`."""
+
+        async def sweeping() -> None:
+            while True:
+                await asyncio.sleep(self.sweep_every)
+                if runner.server is not None:
+                    self.sweep(runner.server, time.monotonic())
+
+        self._task = asyncio.create_task(sweeping(), name="header-deadline")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 def add_observability_routes(
     app: web.Application,
     registry: CollectorRegistry,
@@ -149,12 +222,25 @@ def client_ssl_context(tls: Tls) -> ssl.SSLContext:
     return context
 
 
+async def start_runner(app: web.Application, guard: HeaderDeadline | None = None) -> web.AppRunner:
+    """Set `app` up for serving, with a deadline on request heads (see HeaderDeadline)."""
+    guard = guard or HeaderDeadline()
+    guard.install(app)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    try:
+        await runner.setup()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    guard.start(runner)
+    return runner
+
+
 async def serve(
     app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
 ) -> tuple[web.AppRunner, int]:
     """Start `app` on host:port (0 picks a free port); return the runner and bound port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    runner = await start_runner(app)
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     await site.start()
     server = site._server
