@@ -26,7 +26,7 @@ from urn.metrics import AggregatorMetrics, TableCollector
 from urn.push import AiohttpTransport, push_all
 from urn.runtime import cancel_and_wait
 from urn.source import ConfigLoader, Loaded
-from urn.ticker import run_every
+from urn.ticker import run_aligned
 from urn.wire import Envelope, TableKind, encode
 
 if TYPE_CHECKING:
@@ -257,8 +257,13 @@ class Aggregator:
         self.metrics.ticks_late.inc()
 
     async def run_ticks(self) -> None:
-        await run_every(
-            self.clock, lambda: self.document.intervals.push, self.tick, on_late=self._on_late
+        # `aggregate_lag` after the instants checkers push on: this round's tables are in.
+        await run_aligned(
+            self.clock,
+            lambda: self.document.intervals.push,
+            self.tick,
+            lag=lambda: self.document.intervals.aggregate_lag,
+            on_late=self._on_late,
         )
 
     # --- observability -----------------------------------------------------------

@@ -33,6 +33,7 @@ from urn.push import AiohttpTransport, push_all
 from urn.runtime import cancel_and_wait, raise_fd_limit
 from urn.source import ConfigLoader, Loaded
 from urn.table import Reason
+from urn.ticker import run_aligned
 from urn.wire import Envelope, TableKind, encode
 
 if TYPE_CHECKING:
@@ -395,17 +396,13 @@ class CheckerService:
         await self.push_once()
 
     async def _push_loop(self) -> None:
-        clock = self.clock
-        deadline = clock.monotonic()
-        while True:
-            await clock.sleep_until(deadline)
-            await self._push_tick()
-            interval = self.document.intervals.push
-            deadline += interval
-            now = clock.monotonic()
-            if now > deadline:
-                self.metrics.ticks_late.inc()
-                deadline += math.ceil((now - deadline) / interval) * interval
+        # On the fleet's wall-clock instants, so aggregators can tick just after them.
+        await run_aligned(
+            self.clock,
+            lambda: self.document.intervals.push,
+            self._push_tick,
+            on_late=lambda _: self.metrics.ticks_late.inc(),
+        )
 
     # --- lifecycle -----------------------------------------------------------------
 

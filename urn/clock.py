@@ -56,6 +56,10 @@ class FakeClock:
     def time(self) -> float:
         return self._now + self._wall_offset
 
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock alone (as NTP may): monotonic time does not move."""
+        self._wall_offset += seconds
+
     async def sleep_until(self, deadline: float) -> None:
         if deadline <= self._now:
             await asyncio.sleep(0)

@@ -74,6 +74,9 @@ class Intervals:
     probe: float = 1.0
     push: float = 1.0
     config: float = 5.0
+    # Checkers push on the wall-clock instants k * push; aggregators tick this long
+    # after each, once that round's tables have arrived.
+    aggregate_lag: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,8 +342,11 @@ def _intervals(fields: _Fields) -> Intervals:
     probe = fields.number("probe", 1.0, low=0.01)
     push = fields.number("push", 1.0, low=0.01)
     config = fields.number("config", 5.0, low=0.05)
+    lag = fields.number("aggregate_lag", round(0.1 * push, 6), low=0.0)
+    if lag >= push:
+        raise ConfigError(fields.path("aggregate_lag"), lag, f"must be shorter than push {push:g}")
     fields.done()
-    return Intervals(probe=probe, push=push, config=config)
+    return Intervals(probe=probe, push=push, config=config, aggregate_lag=lag)
 
 
 def _defaults(fields: _Fields) -> Defaults:

@@ -25,6 +25,7 @@ __all__ = [
     "document_dict",
     "free_port",
     "signed_table",
+    "step_until",
     "wait_until",
 ]
 
@@ -98,6 +99,26 @@ def signed_table(
         slots=slots,
     )
     return encode(envelope, key)
+
+
+async def step_until(
+    clock: FakeClock,
+    condition: Callable[[], bool],
+    step: float = 0.01,
+    timeout: float = 10.0,
+    message: str = "condition",
+) -> None:
+    """Advance `clock` by `step` at a time until `condition` holds.
+
+    For ticks on wall-clock instants: the instant a FakeClock reaches after a given
+    advance depends on float rounding of its wall offset, so stepping to the event is
+    exact where advancing by a whole interval can stop a hair short.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s stepping the clock to {message}")
+        await clock.advance(step)
 
 
 async def wait_until(

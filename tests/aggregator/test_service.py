@@ -23,6 +23,7 @@ from urn.testing import (
     MemoryTransport,
     document_dict,
     signed_table,
+    step_until,
     wait_until,
 )
 from urn.wire import TableKind, decode, encoded_size
@@ -85,8 +86,7 @@ class Harness:
         """Advance one push interval and return the table pushed to the first resolver."""
         ticks = self.service._ticks
         sent = len(self.transport.sent)
-        await self.clock.advance(1.0)
-        await wait_until(lambda: self.service._ticks > ticks, message="a tick")
+        await step_until(self.clock, lambda: self.service._ticks > ticks, message="a tick")
         await wait_until(lambda: len(self.transport.sent) >= sent + 2, message="a push")
         _, body = self.transport.sent[-2]
         envelope = decode(body, [TEST_PUSH_KEY], CAPACITY, TableKind.AGGREGATE)
@@ -116,7 +116,7 @@ async def running(tmp_path: Path, warm_up: float | None = 0.0) -> AsyncIterator[
             harness = Harness(
                 service, clock, transport, registry, session, f"http://127.0.0.1:{port}", config
             )
-            await wait_until(lambda: service._ticks >= 1, message="first tick")
+            await step_until(clock, lambda: service._ticks >= 1, message="first tick")
             yield harness
     finally:
         await runner.cleanup()
@@ -271,8 +271,7 @@ async def test_a_new_replica_pushes_only_once_its_window_can_be_full(tmp_path: P
         for _ in range(2):
             await agg.push("c1", s0=int(Reason.REFUSED))
             ticks = agg.service._ticks
-            await agg.clock.advance(1.0)
-            await wait_until(lambda: agg.service._ticks > ticks)  # noqa: B023
+            await step_until(agg.clock, lambda: agg.service._ticks > ticks)  # noqa: B023
         assert agg.transport.sent == []
         assert (await agg.get("/healthz"))[1]["warming_up"] is True
         await agg.push("c1", s0=int(Reason.REFUSED))
@@ -287,8 +286,7 @@ async def test_a_failing_resolver_costs_only_its_own_push(agg: Harness) -> None:
     agg.transport.fail[first] = OSError("connection refused")
     agg.transport.status[second] = 503
     ticks = agg.service._ticks
-    await agg.clock.advance(1.0)
-    await wait_until(lambda: agg.service._ticks > ticks)
+    await step_until(agg.clock, lambda: agg.service._ticks > ticks)
     await wait_until(lambda: agg.sample("urn_pushes_total", peer=RESOLVERS[0], result="error") == 1)
     assert agg.sample("urn_pushes_total", peer=RESOLVERS[1], result="rejected") == 1
     _, health = await agg.get("/healthz")

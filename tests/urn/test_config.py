@@ -192,6 +192,11 @@ def test_fleet_defaults_flow_into_checks() -> None:
     assert doc.checks[1].failures == 1
 
 
+def test_aggregate_lag_default_follows_push_interval() -> None:
+    assert parse_document({"intervals": {"push": 0.25}}).intervals.aggregate_lag == 0.025
+    assert parse_document({"intervals": {"push": 2.0}}).intervals.aggregate_lag == 0.2
+
+
 def test_staleness_default_follows_push_interval() -> None:
     assert parse_document({"intervals": {"push": 4.0}}).staleness == 12.0
 
@@ -324,6 +329,16 @@ MISTAKES = [
     ("capacity-float", _set(["capacity"], 10.5), "capacity: 10.5 must be an integer"),
     ("capacity-zero", _set(["capacity"], 0), "capacity: 0 must be at least 1"),
     ("interval-string", _set(["intervals", "push"], "1s"), "intervals.push: '1s' must be a number"),
+    (
+        "lag-not-shorter-than-push",
+        _set(["intervals", "aggregate_lag"], 1.0),
+        "intervals.aggregate_lag: 1.0 must be shorter than push 1",
+    ),
+    (
+        "lag-negative",
+        _set(["intervals", "aggregate_lag"], -0.1),
+        "intervals.aggregate_lag: -0.1 must be at least 0.0",
+    ),
     ("staleness-nan", _set(["staleness"], float("nan")), "staleness: nan must be a number"),
     ("fail-open-string", _set(["fail_open"], "yes"), "fail_open: 'yes' must be true or false"),
     ("zones-not-list", _set(["zones"], "example.com."), "zones: 'example.com.' must be a list"),

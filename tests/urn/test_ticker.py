@@ -1,4 +1,4 @@
-"""run_every: ticks on absolute deadlines, never drifts, skips (never bursts) after an overrun."""
+"""run_every and run_aligned: absolute deadlines, no drift, skip (never burst) after overruns."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from urn.clock import FakeClock
 from urn.testing import wait_until
-from urn.ticker import run_every
+from urn.ticker import next_aligned, run_aligned, run_every
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -115,3 +115,80 @@ async def test_late_start_is_reported(tasks: list[asyncio.Task[None]]) -> None:
     await clock.advance(5.0)
     assert ticks.at == [1.0]
     assert lateness == []
+
+
+# --- run_aligned: ticks on wall-clock instants k * interval + lag -------------------------
+
+
+def test_next_aligned_is_strictly_after_and_on_the_grid() -> None:
+    assert next_aligned(1000.3, 1.0, 0.1) == pytest.approx(1001.1)
+    assert next_aligned(1000.05, 1.0, 0.1) == pytest.approx(1000.1)
+    assert next_aligned(1000.1, 1.0, 0.1) == pytest.approx(1001.1)  # strictly after
+    assert next_aligned(1000.0, 0.25, 0.0) == pytest.approx(1000.25)
+
+
+async def test_processes_started_apart_tick_on_the_same_wall_instants(
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    """Two processes (their own monotonic clocks) meet on the shared wall-clock grid."""
+    first = FakeClock(start=0.3, wall_offset=1000.0)  # wall 1000.3
+    second = FakeClock(start=50.0, wall_offset=950.72)  # wall 1000.72
+    first_ticks, second_ticks = Ticks(first), Ticks(second)
+    tasks.append(asyncio.create_task(run_aligned(first, lambda: 1.0, first_ticks.tick)))
+    tasks.append(
+        asyncio.create_task(run_aligned(second, lambda: 1.0, second_ticks.tick, lag=lambda: 0.1))
+    )
+    await wait_until(lambda: first.sleepers == 1 and second.sleepers == 1, message="both asleep")
+    for _ in range(40):
+        await first.advance(0.1)
+        await second.advance(0.1)
+    assert [round(t + 1000.0, 6) for t in first_ticks.at] == [1001.0, 1002.0, 1003.0, 1004.0]
+    assert [round(t + 950.72, 6) for t in second_ticks.at] == [1001.1, 1002.1, 1003.1, 1004.1]
+
+
+async def test_aligned_overrun_skips_instants_and_reports_it(
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    clock = FakeClock(start=0.5, wall_offset=0.0)
+    ticks = Ticks(clock)
+    lateness: list[float] = []
+    tasks.append(
+        asyncio.create_task(run_aligned(clock, lambda: 1.0, ticks.tick, on_late=lateness.append))
+    )
+    await wait_until(lambda: clock.sleepers == 1, message="the ticker to sleep")
+    await step(clock, 0.5, 5)  # to 3.0: ticks at 1, 2, 3
+    ticks.overrun_once = 2.6  # the tick at 4 runs until 6.6
+    await step(clock, 0.25, 16)  # to 7.0
+    assert ticks.at == pytest.approx([1.0, 2.0, 3.0, 4.0, 7.0])
+    assert lateness == [pytest.approx(1.6)]  # 6.6 is 1.6 s past the missed instant at 5
+
+
+async def test_a_wall_clock_stepped_back_never_doubles_a_tick(
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    clock = FakeClock(start=0.0, wall_offset=0.0)
+    at: list[float] = []
+
+    async def tick() -> None:
+        at.append(clock.monotonic())
+        if len(at) == 1:
+            clock.step_wall(-0.02)  # NTP steps back during the tick: instant 1.0 comes again
+
+    tasks.append(asyncio.create_task(run_aligned(clock, lambda: 1.0, tick)))
+    await wait_until(lambda: clock.sleepers == 1, message="the ticker to sleep")
+    await step(clock, 0.01, 400)  # to 4.0
+    # Not 1.02 (wall 1.0 again): at least half an interval apart, then on the new grid.
+    assert at == pytest.approx([1.0, 2.02, 3.02])
+
+
+async def test_a_wall_clock_step_rephases_from_the_next_tick(
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    clock = FakeClock(start=0.0, wall_offset=0.0)
+    ticks = Ticks(clock)
+    tasks.append(asyncio.create_task(run_aligned(clock, lambda: 1.0, ticks.tick)))
+    await wait_until(lambda: clock.sleepers == 1, message="the ticker to sleep")
+    await step(clock, 0.5, 2)  # tick at 1.0; the next is planned for 2.0
+    clock.step_wall(-0.9)  # from here wall k.0 is monotonic k.9
+    await step(clock, 0.1, 40)  # to 5.0
+    assert ticks.at == pytest.approx([1.0, 2.0, 2.9, 3.9, 4.9])
