@@ -627,7 +627,10 @@ def design_report(result: Mapping[str, Any], push: float, cores: int) -> dict[st
         "correctness": {
             "detection_s": Verdict.spread(verdict.detection.values()),
             "recovery_s": Verdict.spread(verdict.recovery.values()),
-            "affected_names": len(verdict.detection) + len(verdict.never_turned),
+            "affected_names": (
+                len(verdict.detection) + len(verdict.never_turned) + len(verdict.unmeasured)
+            ),
+            "timed_names": len(verdict.detection),
             "never_turned": verdict.never_turned,
             "dead_answers_after_bound": verdict.dead_after_bound,
             "healthy_answers_dropped": verdict.healthy_dropped,
@@ -808,6 +811,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     corr = {d: report["designs"][d]["correctness"] for d in designs}
     for label, get in (
         ("affected names queried", lambda x: x["affected_names"]),
+        ("of them timed (dead value in every answer before)", lambda x: x["timed_names"]),
         ("detection min / median / max (s)", lambda x: _spread(x["detection_s"])),
         ("recovery min / median / max (s)", lambda x: _spread(x["recovery_s"])),
         ("names that never turned away", lambda x: len(x["never_turned"])),

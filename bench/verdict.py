@@ -4,6 +4,13 @@ Given what the resolver answered for every name over time, when an AZ failed and
 it came back, this says how long each affected name kept answering with the dead AZ,
 whether any dead answer came after the detection bound, and whether any healthy
 answer was ever missing.
+
+A detection time is taken only where every healthy answer held the dead AZ's value
+(multivalue, simple, a failover whose primary died): there the last dead answer marks
+when the resolver turned away. A weighted name serves the dead value only when its
+draw picks it, and a failover name whose secondary died never served it, so their last
+dead answer says nothing about when the resolver learned; they are still judged for
+dead answers after the bound and for never turning away (`unmeasured` names them).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class Verdict:
     detection: dict[str, float] = field(default_factory=dict)  # name -> seconds
     recovery: dict[str, float] = field(default_factory=dict)
     never_turned: list[str] = field(default_factory=list)
+    unmeasured: list[str] = field(default_factory=list)  # affected, no detection time
     dead_after_bound: int = 0
     healthy_dropped: int = 0
     dropped_examples: list[str] = field(default_factory=list)
@@ -114,14 +122,27 @@ def _detection(
     verdict.dead_after_bound += sum(1 for at in dead if at - failed_at > bound)
     if dead and dead[-1] >= during[-1].at:
         verdict.never_turned.append(name)
-    else:
+    elif _always_served(record, dead_az):
         verdict.detection[name] = (dead[-1] if dead else failed_at) - failed_at
+    else:
+        verdict.unmeasured.append(name)
     if record["policy"] in ("multivalue", "simple"):
         back = [
             o.at for o in seen if o.at >= restored_at and any(_az(v) == dead_az for v in o.answers)
         ]
         if back:
             verdict.recovery[name] = back[0] - restored_at
+
+
+def _always_served(record: Mapping[str, Any], dead_az: str) -> bool:
+    """Whether every answer for `record` holds its dead-AZ value while that AZ lives."""
+    policy = record["policy"]
+    if policy in ("multivalue", "simple"):
+        return True
+    if policy == "failover":
+        primary = next(a["value"] for a in record["answers"] if a.get("role") == "primary")
+        return _az(primary) == dead_az
+    return False
 
 
 def _missing_healthy(record: Mapping[str, Any], seen: Seen, dead_az: str | None) -> int:

@@ -136,6 +136,7 @@ def test_markdown_renders_every_phase_and_design():
         "phases": {"steady": phase, "failure": failure, "recovery": failure},
         "correctness": {
             "affected_names": 3,
+            "timed_names": 2,
             "detection_s": {"min": 0.1, "median": 0.5, "max": 1.0},
             "recovery_s": {},
             "never_turned": [],

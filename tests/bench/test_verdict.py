@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+
 from bench.scenario import answer_value, attribute
 from bench.verdict import judge
 
@@ -107,3 +109,48 @@ def test_an_error_rcode_is_a_drop() -> None:
         [MULTI], history, dead_az="b", failed_at=10.0, restored_at=20.0, bound=3.0, settle=3.0
     )
     assert verdict.healthy_dropped == 1
+
+
+WEIGHTED = {
+    "name": "svc1.example.com.",
+    "policy": "weighted",
+    "answers": [
+        {"value": A0, "weight": 1},
+        {"value": B0, "weight": 2},
+        {"value": C0, "weight": 3},
+    ],
+}
+FAILOVER_TO_B = {
+    "name": "svc6.example.com.",
+    "policy": "failover",
+    "answers": [{"value": C0, "role": "primary"}, {"value": B0, "role": "secondary"}],
+}
+
+
+def test_names_that_serve_the_dead_az_only_by_chance_give_no_detection_time() -> None:
+    """A weighted draw, or a failover whose secondary died: the last dead answer is luck."""
+    history = {
+        "svc1.example.com.": [seen(9.0, C0), seen(10.2, B0), seen(10.4, C0), seen(12.0, A0)],
+        "svc6.example.com.": [seen(9.0, C0), seen(12.0, C0)],
+        "svc2.example.com.": [seen(9.0, B0), seen(10.3, B0), seen(11.8, C0)],
+    }
+    verdict = judge(
+        [WEIGHTED, FAILOVER_TO_B, FAILOVER],
+        history,
+        dead_az="b",
+        failed_at=10.0,
+        restored_at=20.0,
+        bound=3.0,
+        settle=3.0,
+    )
+    assert verdict.detection == {"svc2.example.com.": pytest.approx(0.3)}
+    assert sorted(verdict.unmeasured) == ["svc1.example.com.", "svc6.example.com."]
+    assert verdict.ok
+
+
+def test_a_weighted_name_still_serving_the_dead_az_at_the_end_never_turned() -> None:
+    history = {"svc1.example.com.": [seen(11.0, B0), seen(19.0, B0)]}
+    verdict = judge(
+        [WEIGHTED], history, dead_az="b", failed_at=10.0, restored_at=20.0, bound=30.0, settle=3.0
+    )
+    assert verdict.never_turned == ["svc1.example.com."]
