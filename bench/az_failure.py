@@ -331,11 +331,18 @@ class AzFailure:
             await asyncio.sleep(1.0)  # let the query stream reach its rate
             t0 = time.monotonic()
             await self._phase(design, "steady", t0, a.phase_seconds, samples, roles, stop)
+            # Checkers push on the wall-clock instants k * push, so when within that grid
+            # the AZ dies sets how long its news waits for a push. Fail at a phase drawn
+            # at random (and say which), not at whatever phase set-up happened to leave.
+            await asyncio.sleep(secrets.randbelow(1000) / 1000 * a.push_interval)
             t_fail = time.monotonic()
+            failure_phase = time.time() % a.push_interval / a.push_interval
             await self._set_mode(a.fail_az, a.fail_mode)
             t_fail_done = time.monotonic()
             await self._phase(design, "failure", t_fail, a.phase_seconds, samples, roles, stop)
+            await asyncio.sleep(secrets.randbelow(1000) / 1000 * a.push_interval)
             t_recover = time.monotonic()
+            recovery_phase = time.time() % a.push_interval / a.push_interval
             await self._set_mode(a.fail_az, "healthy")
             await self._phase(design, "recovery", t_recover, a.phase_seconds, samples, roles, stop)
             t_end = time.monotonic()
@@ -371,6 +378,8 @@ class AzFailure:
             "queried": queried,
             "t_fail": t_fail,
             "t_fail_applied_s": t_fail_done - t_fail,
+            "failure_phase": failure_phase,
+            "recovery_phase": recovery_phase,
             "t_recover": t_recover,
         }
 
@@ -640,6 +649,10 @@ def design_report(result: Mapping[str, Any], push: float, cores: int) -> dict[st
             "ok": verdict.ok,
         },
         "failure_applied_s": result["t_fail_applied_s"],
+        # Where in the push grid (0 = a checker push instant, 1 = the next one) the AZ
+        # failed and came back: detection moves with it by up to one push interval.
+        "failure_phase": result["failure_phase"],
+        "recovery_phase": result["recovery_phase"],
     }
 
 
@@ -809,6 +822,13 @@ def markdown(report: Mapping[str, Any]) -> str:
     lines.append("| figure | " + " | ".join(designs) + " |")
     lines.append("|---|" + "---|" * len(designs))
     corr = {d: report["designs"][d]["correctness"] for d in designs}
+    phases_at = {
+        d: "{:.2f} / {:.2f}".format(
+            report["designs"][d].get("failure_phase", math.nan),
+            report["designs"][d].get("recovery_phase", math.nan),
+        )
+        for d in designs
+    }
     for label, get in (
         ("affected names queried", lambda x: x["affected_names"]),
         ("of them timed (dead value in every answer before)", lambda x: x["timed_names"]),
@@ -821,6 +841,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         ("verdict", lambda x: "OK" if x["ok"] else "PROBLEM"),
     ):
         lines.append(f"| {label} | " + " | ".join(str(get(corr[d])) for d in designs) + " |")
+    lines.append(
+        "| failure / restore at push-grid phase (0 = a push instant) | "
+        + " | ".join(phases_at[d] for d in designs)
+        + " |"
+    )
     lines.append("")
     return "\n".join(lines)
 
@@ -867,6 +892,9 @@ def summary_figures(report: Mapping[str, Any]) -> dict[str, Any]:
         f["dead_answers_after_bound"] = corr["dead_answers_after_bound"]
         f["healthy_answers_dropped"] = corr["healthy_answers_dropped"]
         f["never_turned"] = len(corr["never_turned"])
+        for key in ("failure_phase", "recovery_phase"):
+            if key in data:
+                f[key] = round(data[key], 3)
         figures[design] = f
     return figures
 

@@ -6,7 +6,9 @@ pushes into memory) pinned to CPU 0 against a lean target farm process pinned to
 so each gets one core of a 2-core machine. CPU is the checker process's own
 (`time.process_time`, threads included) over the measured window, after a warm-up.
 The same run also measures an aiohttp-client prober at the same offered load, side by
-side, so the choice of prober is a measured one.
+side, so the choice of prober is a measured one, and the floor of this machine: the
+leanest connection-per-probe HTTP loop (no schedule, no deadlines, no table) flat out
+on the same core, which no prober built on uvloop's transports can beat here.
 
     python -m bench.checker_throughput            # full run (about 5 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -250,6 +253,109 @@ def checker_main(spec: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
 
 
+FLOOR_REQUEST = b"GET / HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n"
+
+
+def floor_main(spec: dict[str, Any]) -> None:
+    """The machine's floor: the leanest connection-per-probe HTTP loop, flat out.
+
+    `concurrency` workers each connect, send one GET, take the first bytes of the answer
+    and close, again and again: no schedule, no deadlines, no table, no metrics. What
+    this reaches on one core is the most any prober built on uvloop's transports can
+    do here, so the checker's sustained rate is judged against it in the same run.
+    """
+    import uvloop
+
+    _pin(spec.get("cpu"))
+    ports: list[int] = spec["ports"]
+
+    class Once(asyncio.Protocol):
+        def __init__(self, done: asyncio.Future[bool]) -> None:
+            self.done = done
+            self.transport: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+            self.transport.write(FLOOR_REQUEST)  # type: ignore[union-attr]
+
+        def data_received(self, data: bytes) -> None:
+            if not self.done.done():
+                self.done.set_result(data.startswith(b"HTTP/1.1 2"))
+                assert self.transport is not None
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self.done.done():
+                self.done.set_result(False)
+
+    async def run() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        counts = [0, 0]  # healthy, other
+        running = [True]
+
+        async def worker(offset: int) -> None:
+            index = offset
+            while running[0]:
+                done: asyncio.Future[bool] = loop.create_future()
+                port = ports[index % len(ports)]
+                index += spec["concurrency"]
+                await loop.create_connection(functools.partial(Once, done), "127.0.0.1", port)
+                counts[0 if await done else 1] += 1
+
+        workers = [asyncio.create_task(worker(i)) for i in range(spec["concurrency"])]
+        await asyncio.sleep(spec["warmup"])
+        done0, cpu0, times0, wall0 = sum(counts), time.process_time(), os.times(), time.monotonic()
+        await asyncio.sleep(spec["duration"])
+        done1, cpu1, times1, wall1 = sum(counts), time.process_time(), os.times(), time.monotonic()
+        running[0] = False
+        await asyncio.gather(*workers, return_exceptions=True)
+        wall = wall1 - wall0
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu1 - cpu0,
+            "sys_s": times1.system - times0.system,
+            "completed_per_s": (done1 - done0) / wall,
+            "failed": counts[1],
+        }
+
+    print(json.dumps(uvloop.run(run())), flush=True)
+
+
+def floor(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
+    farm, ports = _start_farm("healthy", args.targets, args.slow_delay, args.farm_cpu)
+    spec = {
+        "ports": ports,
+        "concurrency": concurrency,
+        "warmup": args.warmup,
+        "duration": args.duration,
+        "cpu": args.checker_cpu,
+    }
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.checker_throughput", "--floor", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=args.warmup + args.duration + 60,
+        )
+    finally:
+        _stop_farm(farm)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"floor run failed ({out.returncode}): {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    done = result["completed_per_s"]
+    result["cpu_util"] = result["cpu_s"] / result["wall_s"]
+    result["cpu_us_per_probe"] = result["cpu_s"] / max(done * result["wall_s"], 1) * 1e6
+    print(
+        f"  floor    {concurrency:4} in flight  done {done:7.0f}/s  cpu"
+        f" {result['cpu_util'] * 100:5.1f}%  {result['cpu_us_per_probe']:6.1f} us/probe"
+        f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)"
+        f"  failed {result['failed']}",
+        flush=True,
+    )
+    return result
+
+
 # --- orchestration ---------------------------------------------------------------------
 
 
@@ -400,6 +506,16 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         for r in ladder
     ]
 
+    print("   the floor: the leanest connection-per-probe loop, flat out on the same core")
+    floors = [floor(args, concurrency) for concurrency in (64, 256)]
+    top = max(floors, key=lambda r: r["completed_per_s"])
+    figures["floor_probes_per_s"] = round(top["completed_per_s"])
+    figures["floor_cpu_us_per_probe"] = round(top["cpu_us_per_probe"], 1)
+    figures["floor_sys_share"] = round(top["sys_s"] / max(top["cpu_s"], 1e-9), 2)
+    figures["sustained_share_of_floor"] = round(
+        figures["sustained_probes_per_s"] / max(top["completed_per_s"], 1), 3
+    )
+
     print(f"2) prober comparison at {args.compare_rate:.0f} probes/s offered, healthy targets")
     interval = args.checks / args.compare_rate
     compare = {}
@@ -492,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ladder",
         type=float,
         nargs="+",
-        default=[4.0, 2.0, 1.0, 0.5, 0.4],
+        default=[2.0, 1.0, 0.8, 0.67, 0.57, 0.5],
         help="probe intervals to try for --checks checks, loosest first",
     )
     parser.add_argument("--compare-rate", type=float, default=4_000.0)
@@ -509,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--farm-count", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--farm-delay", type=float, default=0.1, help=argparse.SUPPRESS)
     parser.add_argument("--checker", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.farm:
         cpu = args.farm_cpu if args.farm_cpu is not None and args.farm_cpu >= 0 else None
@@ -517,11 +634,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.checker:
         checker_main(json.loads(args.checker))
         return 0
+    if args.floor:
+        floor_main(json.loads(args.floor))
+        return 0
     if args.no_pin:
         args.checker_cpu = args.farm_cpu = None
     if args.quick:
         args.warmup, args.duration, args.repeats = 1.5, 3.0, 1
-        args.ladder = args.ladder[:3]
+        args.ladder = args.ladder[1:4]
     figures = orchestrate(args)
     figures["machine_cpus"] = os.cpu_count()
     print(json.dumps({"bench": BENCH, "figures": figures}))
