@@ -87,6 +87,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " as in production: a pass over unchanged bytes skips re-validation and the resolver"
         " compiles off its loop, so passes cost every phase the same)",
     )
+    parser.add_argument(
+        "--failure-phase",
+        type=float,
+        default=None,
+        metavar="F",
+        help="fail the AZ F of the way through a push interval (0 = on a checker push"
+        " instant); default random. Detection moves with it by up to one push interval",
+    )
     parser.add_argument("--failures", type=int, default=None, help="N of N-of-M (default half)")
     parser.add_argument("--of-last", type=int, default=None, help="M (default every checker)")
     parser.add_argument("--names", type=int, default=None, help="names queried (default qps/8)")
@@ -118,6 +126,10 @@ def cpu_budget(
 
 
 def run(args: argparse.Namespace) -> int:
+    phase = args.failure_phase
+    if phase is not None and not 0.0 <= phase < 1.0:
+        _say(f"--failure-phase: {phase} must be in [0, 1)")
+        return 2
     return run_main(lambda stop: AzFailure(args).main(stop), args.loop)
 
 
@@ -334,13 +346,13 @@ class AzFailure:
             # Checkers push on the wall-clock instants k * push, so when within that grid
             # the AZ dies sets how long its news waits for a push. Fail at a phase drawn
             # at random (and say which), not at whatever phase set-up happened to leave.
-            await asyncio.sleep(secrets.randbelow(1000) / 1000 * a.push_interval)
+            await asyncio.sleep(self._until_phase(a.failure_phase))
             t_fail = time.monotonic()
             failure_phase = time.time() % a.push_interval / a.push_interval
             await self._set_mode(a.fail_az, a.fail_mode)
             t_fail_done = time.monotonic()
             await self._phase(design, "failure", t_fail, a.phase_seconds, samples, roles, stop)
-            await asyncio.sleep(secrets.randbelow(1000) / 1000 * a.push_interval)
+            await asyncio.sleep(self._until_phase(None))
             t_recover = time.monotonic()
             recovery_phase = time.time() % a.push_interval / a.push_interval
             await self._set_mode(a.fail_az, "healthy")
@@ -382,6 +394,14 @@ class AzFailure:
             "recovery_phase": recovery_phase,
             "t_recover": t_recover,
         }
+
+    def _until_phase(self, phase: float | None) -> float:
+        """Seconds until the wall clock is `phase` of the way through a push interval
+        (random when None), at least a tenth of a second from now."""
+        push = self.args.push_interval
+        target = secrets.randbelow(1000) / 1000 if phase is None else phase
+        wait = (target * push - time.time() % push) % push
+        return wait if wait >= 0.1 else wait + push
 
     def _queried(self, document: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The names the load generator asks: enough that each is asked ~8 times a second."""

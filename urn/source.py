@@ -10,6 +10,7 @@ Never: applies part of a document, or changes capacity under a running process.
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -162,8 +163,15 @@ class ConfigLoader:
         return await asyncio.to_thread(parse_text, raw, self.location)
 
     async def run(self) -> None:
-        """Poll forever on absolute deadlines; the interval follows the current document."""
-        deadline = self._clock.monotonic()
+        """Poll forever on absolute deadlines; the interval follows the current document.
+
+        The first pass comes at a random point of the first interval: processes started
+        together would otherwise all re-apply their config in the same instant, every
+        interval, and each one's CPU burst would land on the others' latency at once.
+        """
+        deadline = (
+            self._clock.monotonic() - random.random() * self.current.document.intervals.config
+        )
         while True:
             deadline += self.current.document.intervals.config
             await self._clock.sleep_until(deadline)
