@@ -93,7 +93,13 @@ class ConfigLoader:
         metrics: CommonMetrics,
         apply: Callable[[Loaded], Awaitable[None] | None],
         environ: Mapping[str, str] | None = None,
+        first_pass: float | None = None,
     ) -> None:
+        """`first_pass`: the share of an interval after `run` starts at which the first
+        pass comes, in (0, 1]; random by default (see `run`)."""
+        if first_pass is not None and not 0.0 < first_pass <= 1.0:
+            raise ValueError(f"first_pass {first_pass} is outside (0, 1]")
+        self.first_pass = 1.0 - random.random() if first_pass is None else first_pass
         self.location = location
         self._clock = clock
         self._metrics = metrics
@@ -165,13 +171,13 @@ class ConfigLoader:
     async def run(self) -> None:
         """Poll forever on absolute deadlines; the interval follows the current document.
 
-        The first pass comes at a random point of the first interval: processes started
-        together would otherwise all re-apply their config in the same instant, every
-        interval, and each one's CPU burst would land on the others' latency at once.
+        The first pass comes `first_pass` of the way into the first interval (random by
+        default): processes started together would otherwise all re-apply their config
+        in the same instant, every interval, and each one's CPU burst would land on the
+        others' latency at once.
         """
-        deadline = (
-            self._clock.monotonic() - random.random() * self.current.document.intervals.config
-        )
+        interval = self.current.document.intervals.config
+        deadline = self._clock.monotonic() - (1.0 - self.first_pass) * interval
         while True:
             deadline += self.current.document.intervals.config
             await self._clock.sleep_until(deadline)

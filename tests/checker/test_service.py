@@ -15,12 +15,12 @@ from prometheus_client import CollectorRegistry
 from checker.service import APP_SERVICE, CheckerService, make_app, observe_many
 from checker.settings import CheckerSettings, parse_selector
 from checker.testing import TargetFarm, ThreadedTarget, closed_port
-from urn.clock import SystemClock
+from urn.clock import FakeClock, SystemClock
 from urn.errors import StartupError
 from urn.http import serve
 from urn.metrics import CheckerMetrics
 from urn.table import Reason
-from urn.testing import TEST_PUSH_KEY, MemoryTransport, document_dict, wait_until
+from urn.testing import TEST_PUSH_KEY, MemoryTransport, document_dict, step_until, wait_until
 from urn.wire import Envelope, TableKind, decode, encoded_size
 
 if TYPE_CHECKING:
@@ -368,3 +368,31 @@ async def test_loop_stalls_never_turn_answered_probes_into_timeouts(
     lateness_count = registry.get_sample_value("urn_probe_lateness_seconds_count") or 0
     on_time = registry.get_sample_value("urn_probe_lateness_seconds_bucket", {"le": "0.1"}) or 0
     assert lateness_count - on_time > 0  # and the ones started late were measured as late
+
+
+async def test_pushes_land_on_the_fleet_wide_wall_clock_instants(tmp_path):
+    """Every checker pushes at k * push on the wall clock, whenever it started, so
+    aggregators can tick just after (intervals.aggregate_lag)."""
+    config = write_config(
+        tmp_path / "c.json",
+        [http_check(0, closed_port())],
+        intervals={"probe": 1.0, "push": 0.25, "config": 60},
+    )
+    clock = FakeClock(start=500.0, wall_offset=1_000.137)  # wall 1500.137: off the grid
+    transport = MemoryTransport()
+    service = CheckerService(
+        CheckerSettings(id="chk-a1", az="a", config=config),
+        clock,
+        CheckerMetrics(CollectorRegistry()),
+        transport,
+        ENV,
+    )
+    await service.start()
+    try:
+        await step_until(clock, lambda: len(tables(transport)) >= 4, step=0.01, message="pushes")
+    finally:
+        await service.stop()
+    stamps = [e.generated_at for e in tables(transport)]
+    assert stamps[0] == pytest.approx(1500.25, abs=0.011)
+    for stamp in stamps:
+        assert (stamp / 0.25) == pytest.approx(round(stamp / 0.25), abs=0.05)

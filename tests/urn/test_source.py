@@ -46,6 +46,7 @@ class Harness:
             self.metrics,
             self.applied.append,
             ENV if environ is None else environ,
+            first_pass=1.0,  # a whole interval after start, so steps land on passes
         )
 
     def loads(self, result: str) -> float:
@@ -173,6 +174,33 @@ async def test_interval_follows_the_current_document(
     assert len(h.applied) == 1
     await h.clock.advance(0.01)
     await wait_until(lambda: len(h.applied) == 2, message="the second pass")
+
+
+async def test_first_pass_comes_at_its_share_of_the_interval(
+    tmp_path: Path, running: list[asyncio.Task[None]]
+) -> None:
+    """Processes started together spread their passes: each one's first comes at its own
+    share of the interval (random unless given), then every interval."""
+    path = tmp_path / "urn.json"
+    path.write_text(good())
+    h = Harness(str(path))
+    h.loader.first_pass = 0.3
+    await h.loader.load_first()
+    running.append(asyncio.create_task(h.loader.run()))
+    await wait_until(lambda: h.clock.sleepers == 1, message="the loop to sleep")
+    await h.clock.advance(0.3 * INTERVAL - 0.01)
+    assert len(h.applied) == 1
+    await h.clock.advance(0.02)
+    await wait_until(lambda: len(h.applied) == 2, message="the first pass")
+    await h.clock.advance(INTERVAL - 0.02)
+    assert len(h.applied) == 2
+    await h.clock.advance(0.02)
+    await wait_until(lambda: len(h.applied) == 3, message="the second pass")
+    shares = {ConfigLoader(str(path), h.clock, h.metrics, print).first_pass for _ in range(20)}
+    assert len(shares) > 1
+    assert all(0.0 < share <= 1.0 for share in shares)
+    with pytest.raises(ValueError, match="outside"):
+        ConfigLoader(str(path), h.clock, h.metrics, print, first_pass=0.0)
 
 
 async def test_never_good_is_a_startup_error(tmp_path: Path) -> None:
