@@ -15,6 +15,7 @@ loop wakes on a fixed grid (`TICK`), so its own cost per second is fixed too.
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import time
 from collections import deque
@@ -63,6 +64,13 @@ SWEEP_SLACK = 2 * TICK  # a probe may outlive its timeout by up to this much (tw
 # time, so our own stall is never judged as a target timeout.
 STALL_GRACE = 0.002
 PUSH_TIMEOUT_SHARE = 0.9  # of the push interval: a push ends before the next starts
+# Every probe allocates a dozen objects the cyclic collector tracks (task, coroutine,
+# transport, futures), and in-flight ones survive into older generations. At the
+# default thresholds (700, 10, 10) collections ran hundreds of times a second and full
+# ones every half second over every check's objects: at 14,000 probes/s offered the
+# checker fell behind (9,300 done, 107 us each); at these it keeps up (14,000 done,
+# 67 us each). Garbage cycles live a little longer; refcounting frees the rest at once.
+GC_THRESHOLDS = (20_000, 20, 100)
 
 
 def observe_many(histogram: Histogram, values: list[float]) -> None:
@@ -409,6 +417,7 @@ class CheckerService:
     async def start(self) -> None:
         """Load the first config (StartupError if none) and start the loops."""
         await self.loader.load_first()
+        gc.set_threshold(*GC_THRESHOLDS)
         if self._transport is None:
             self._transport = AiohttpTransport(client_ssl_context(self.document.tls))
         log.info(
