@@ -36,6 +36,7 @@ import numpy as np
 from urn.table import Reason
 
 BENCH = "checker_throughput"
+DEFAULT_LADDER = [2.0, 1.0, 0.8, 0.67, 0.57, 0.5]  # probe intervals for 10,000 checks
 PUSH_KEY = "bench-push-key-0123456789abcdef"
 
 
@@ -321,6 +322,21 @@ def floor_main(spec: dict[str, Any]) -> None:
     print(json.dumps(uvloop.run(run())), flush=True)
 
 
+def _run_child(flag: str, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run this module with `flag SPEC` in a fresh process; its last JSON line."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.checker_throughput", flag, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"{flag} run failed ({out.returncode}): {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
 def floor(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
     farm, ports = _start_farm("healthy", args.targets, args.slow_delay, args.farm_cpu)
     spec = {
@@ -331,18 +347,9 @@ def floor(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
         "cpu": args.checker_cpu,
     }
     try:
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.checker_throughput", "--floor", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=args.warmup + args.duration + 60,
-        )
+        result = _run_child("--floor", spec, timeout=args.warmup + args.duration + 60)
     finally:
         _stop_farm(farm)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"floor run failed ({out.returncode}): {out.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
     done = result["completed_per_s"]
     result["cpu_util"] = result["cpu_s"] / result["wall_s"]
     result["cpu_us_per_probe"] = result["cpu_s"] / max(done * result["wall_s"], 1) * 1e6
@@ -427,19 +434,10 @@ def scenario(
         "cpu": args.checker_cpu,
     }
     try:
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.checker_throughput", "--checker", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=args.warmup + args.duration + 120,
-        )
+        result = _run_child("--checker", spec, timeout=args.warmup + args.duration + 120)
     finally:
         if farm is not None:
             _stop_farm(farm)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"checker run failed ({out.returncode}): {out.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
     result.update(
         mode=mode,
         checks=checks,
@@ -608,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ladder",
         type=float,
         nargs="+",
-        default=[2.0, 1.0, 0.8, 0.67, 0.57, 0.5],
+        default=DEFAULT_LADDER,
         help="probe intervals to try for --checks checks, loosest first",
     )
     parser.add_argument("--compare-rate", type=float, default=4_000.0)
@@ -641,7 +639,8 @@ def main(argv: list[str] | None = None) -> int:
         args.checker_cpu = args.farm_cpu = None
     if args.quick:
         args.warmup, args.duration, args.repeats = 1.5, 3.0, 1
-        args.ladder = args.ladder[1:4]
+        if args.ladder == DEFAULT_LADDER:
+            args.ladder = DEFAULT_LADDER[1:4]
     figures = orchestrate(args)
     figures["machine_cpus"] = os.cpu_count()
     print(json.dumps({"bench": BENCH, "figures": figures}))
