@@ -118,6 +118,21 @@ async def test_config_pass_recompiles_records(tmp_path: Path) -> None:
     async with running_resolver(path, dns=False, clock=clock) as resolver:
         _, body = await get_json(f"{resolver.url}/v1/resolve", name="new.example.com")
         assert body["Status"] == 3
+        assert resolver.service.responder is not None
+        compiled = resolver.service.responder.compiled
+        loads = resolver.service.registry.get_sample_value(
+            "urn_config_loads_total", {"result": "ok"}
+        )
+        await clock.advance(5.0)  # a pass over identical bytes keeps what it compiled
+        await wait_until(
+            lambda: (
+                resolver.service.registry.get_sample_value(
+                    "urn_config_loads_total", {"result": "ok"}
+                )
+                == (loads or 0) + 1
+            )
+        )
+        assert resolver.service.responder.compiled is compiled
         config(
             tmp_path,
             extra_records=[{"name": "new.example.com.", "answers": [{"value": "10.5.5.5"}]}],
