@@ -49,6 +49,10 @@ FARM_CPU = 35e-6  # and the farm's per probe served
 QUERY_CPU = 80e-6  # resolver answer plus load generator, per query (budget estimate)
 CONFIG_CPU = 40e-6  # measured here: parsing and applying the document, per check per pass
 BUDGET_LIMIT = 0.70
+# A farm process spends about 40 us per probe served (measured here: python -m
+# bench.farm_cost), so one core serves 25,000 probes/s at best; sharding well below that
+# keeps the farm's own queueing out of the detection and latency figures.
+FARM_PROBES_PER_PROCESS = 15_000
 SAMPLE_SECONDS = 0.5
 ROLES = ("checker", "aggregator", "resolver")
 _WANTED = {
@@ -98,6 +102,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--failures", type=int, default=None, help="N of N-of-M (default half)")
     parser.add_argument("--of-last", type=int, default=None, help="M (default every checker)")
     parser.add_argument("--names", type=int, default=None, help="names queried (default qps/8)")
+    parser.add_argument(
+        "--farm-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="target farm processes, each serving 1/N of the targets (default: one per"
+        f" {FARM_PROBES_PER_PROCESS:,} probes/s, at most a quarter of the cores)",
+    )
     parser.add_argument("--out", type=Path, default=None, metavar="DIR")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
@@ -129,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
     phase = args.failure_phase
     if phase is not None and not 0.0 <= phase < 1.0:
         _say(f"--failure-phase: {phase} must be in [0, 1)")
+        return 2
+    per_az = max(1, args.checks // args.azs)
+    if args.farm_processes is not None and not 1 <= args.farm_processes <= per_az:
+        _say(f"--farm-processes: {args.farm_processes} must be 1..{per_az} (targets per AZ)")
         return 2
     return run_main(lambda stop: AzFailure(args).main(stop), args.loop)
 
@@ -184,6 +200,15 @@ class AzFailure:
         self.loadavg: dict[tuple[str, str], float] = {}
 
     # --- setup -----------------------------------------------------------------------
+
+    def farm_processes(self) -> int:
+        """--farm-processes, or enough for the probe rate within a quarter of the cores."""
+        a = self.args
+        if a.farm_processes is not None:
+            return int(a.farm_processes)
+        probes_per_s = self.checkers * self.per_az * len(self.azs) / a.probe_interval
+        wanted = math.ceil(probes_per_s / FARM_PROBES_PER_PROCESS)
+        return max(1, min(wanted, self.cores // 4, self.per_az))
 
     def _plan(self) -> FleetPlan:
         a = self.args
@@ -241,34 +266,42 @@ class AzFailure:
         designs = ["urn", "edge"] if a.design == "both" else a.design.split(",")
         base_port = free_port()
         specs = layout(self.azs, self.per_az, base_port)
-        control_port = free_port()
-        self.control = f"http://127.0.0.1:{control_port}"
+        shards = self.farm_processes()
+        self.controls = [f"http://127.0.0.1:{free_port()}" for _ in range(shards)]
         results: dict[str, Any] = {}
         async with (
             Fleet(self.out / "farm") as farm_fleet,
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10.0)) as session,
         ):
             self.session = session
-            farm = await farm_fleet.start(
-                "targets",
-                [
-                    "targets",
-                    "--log-level",
-                    "warning",
-                    "serve",
-                    "--azs",
-                    str(len(self.azs)),
-                    "--per-az",
-                    str(self.per_az),
-                    "--base-port",
-                    str(base_port),
-                    "--control",
-                    f"127.0.0.1:{control_port}",
-                ],
-                f"{self.control}/healthz",
-            )
+            farm: dict[str, Member] = {}
+            for index, control in enumerate(self.controls):
+                name = "targets" if shards == 1 else f"targets-{index}"
+                farm[name] = await farm_fleet.start(
+                    name,
+                    [
+                        "targets",
+                        "--log-level",
+                        "warning",
+                        "serve",
+                        "--azs",
+                        str(len(self.azs)),
+                        "--per-az",
+                        str(self.per_az),
+                        "--base-port",
+                        str(base_port),
+                        "--shard",
+                        f"{index}/{shards}",
+                        "--control",
+                        control.removeprefix("http://"),
+                    ],
+                    f"{control}/healthz",
+                )
             await farm_fleet.wait_healthy(timeout=60)
-            _say(f"farm up: {len(specs)} targets in AZs {', '.join(self.azs)}; out {self.out}")
+            _say(
+                f"farm up: {len(specs)} targets in AZs {', '.join(self.azs)}, "
+                f"{shards} process(es); out {self.out}"
+            )
             for design in designs:
                 if stop.is_set():
                     break
@@ -289,7 +322,11 @@ class AzFailure:
         return 0
 
     async def run_design(
-        self, design: str, specs: Sequence[Any], farm: Member, stop: asyncio.Event
+        self,
+        design: str,
+        specs: Sequence[Any],
+        farm: Mapping[str, Member],
+        stop: asyncio.Event,
     ) -> dict[str, Any]:
         a = self.args
         plan = self._plan()
@@ -306,7 +343,7 @@ class AzFailure:
             )
         )
         rows_file = run_dir / "queries.bin"
-        roles: dict[str, str] = {"targets": "farm"}
+        roles: dict[str, str] = dict.fromkeys(farm, "farm")
         total = 3 * a.phase_seconds
         async with Fleet(run_dir, env={"URN_PUSH_KEY": self.key}) as fleet:
             for name, args, health in plan.processes(str(config)):
@@ -337,7 +374,7 @@ class AzFailure:
             )
             roles["loadgen"] = "loadgen"
             await self._wait_for_queries(fleet, f"http://127.0.0.1:{_http}/metrics", stop)
-            members = {**fleet.members, "targets": farm}
+            members = {**fleet.members, **farm}
             samples: list[Sample] = []
             sampler = asyncio.create_task(self._sample(members, roles, samples))
             await asyncio.sleep(1.0)  # let the query stream reach its rate
@@ -480,13 +517,18 @@ class AzFailure:
         raise RuntimeError("the resolver answered no query within 60 s")
 
     async def _set_mode(self, az: str, mode: str) -> None:
-        async with self.session.post(
-            f"{self.control}/v1/mode", json={"az": az, "mode": mode}
-        ) as response:
-            if response.status != 200:
-                raise RuntimeError(
-                    f"farm refused {mode}: {response.status} {await response.text()}"
-                )
+        """Every farm process at once: they hold disjoint shares of the AZ's targets."""
+
+        async def one(control: str) -> None:
+            async with self.session.post(
+                f"{control}/v1/mode", json={"az": az, "mode": mode}
+            ) as response:
+                if response.status != 200:
+                    raise RuntimeError(
+                        f"farm {control} refused {mode}: {response.status} {await response.text()}"
+                    )
+
+        await asyncio.gather(*(one(control) for control in self.controls))
 
     async def _sample(
         self, members: Mapping[str, Member], roles: Mapping[str, str], samples: list[Sample]
@@ -607,6 +649,7 @@ class AzFailure:
                 "failures": self.failures,
                 "of_last": self.of_last,
                 "detection_bound_s": self.bound,
+                "farm_processes": len(self.controls),
             },
             "budget": dict(budget),
             "designs": {},
@@ -772,7 +815,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"{c['aggregators']} aggregators, {c['resolvers']} resolver(s), {c['qps']:g} qps; "
         f"AZ {c['fail_az']} fails ({c['fail_mode']}) for {c['phase_seconds']:g}s; "
         f"N-of-M {c['failures']} of {c['of_last']}; detection bound {c['detection_bound_s']:g}s;"
-        f" config re-read every {c.get('config_interval', math.nan):g}s.",
+        f" config re-read every {c.get('config_interval', math.nan):g}s;"
+        f" {c.get('farm_processes', 1)} target farm process(es).",
         f"Budget: {b['probes_per_s']:,.0f} probes/s, about {100 * b['fraction']:.0f}% of "
         f"{b['cores']:.0f} cores.",
         "",

@@ -187,6 +187,7 @@ class FarmProcess:
         base_port: int = 0,
         control: str = "127.0.0.1:0",
         slow_delay: float | None = None,
+        shard: tuple[int, int] = (0, 1),
         ready_timeout: float = 60.0,
         stderr: int | None = asyncio.subprocess.DEVNULL,
     ) -> FarmProcess:
@@ -194,7 +195,7 @@ class FarmProcess:
         argv = [
             sys.executable, "-m", "urn", "targets", "serve", "--azs", str(azs),
             "--per-az", str(per_az), "--kinds", kinds, "--base-port", str(base_port),
-            "--control", control,
+            "--control", control, "--shard", f"{shard[0]}/{shard[1]}",
         ]  # fmt: skip
         if slow_delay is not None:
             argv += ["--slow-delay", str(slow_delay)]

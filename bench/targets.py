@@ -1,7 +1,7 @@
 """`urn targets`: simulated HTTP/TCP target farms for tests, the demo and benchmarks.
 
     urn targets serve --azs 3 --per-az 100 [--kinds http|tcp|mixed] [--base-port N]
-                      [--control HOST:PORT] [--slow-delay S]
+                      [--control HOST:PORT] [--slow-delay S] [--shard I/N]
     urn targets set   --control URL (--az AZ | --target ID ...) --mode MODE [--delay S]
     urn targets stats --control URL
     urn targets checks --azs 3 --per-az 100 [--kinds ...] [--base-port N] [--first-slot N]
@@ -10,6 +10,10 @@
 up, and runs until SIGINT or SIGTERM. `checks` prints the config `checks` entries of a
 layout as JSON without starting anything. The layout and the modes are described in
 `bench.farm_layout` and `bench.farm`; the control API in `bench.farm_control`.
+
+One farm process serves at most about 25,000 probes/s on a core (`bench.farm_cost`);
+`--shard I/N` splits a layout over N processes, each with its own control API, so that a
+benchmark larger than that measures the fleet and not the farm.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ __all__ = [
     "checks_for",
     "layout",
     "parse_mode_change",
+    "parse_shard",
     "run",
 ]
 
@@ -95,6 +100,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve only this AZ's targets of the layout (repeat; one farm per AZ)",
     )
     serve.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=(0, 1),
+        metavar="I/N",
+        help="serve only every Nth target of the layout, starting at the Ith (0-based)",
+    )
+    serve.add_argument(
         "--control", default=DEFAULT_CONTROL, metavar="HOST:PORT", help="control API listener"
     )
     serve.add_argument(
@@ -121,6 +133,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     checks = sub.add_parser("checks", help="print the config checks of a layout as JSON")
     _layout_arguments(checks)
     checks.add_argument("--first-slot", type=int, default=0)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` -> (I, N): the Ith of N shards, 0 <= I < N."""
+    index, slash, count = text.partition("/")
+    try:
+        if not slash:
+            raise ValueError
+        shard = (int(index), int(count))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, e.g. 0/4") from None
+    if not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: I must be in 0..N-1 and N at least 1")
+    return shard
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,6 +185,10 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
             specs = tuple(spec for spec in specs if spec.az in args.only_az)
             if not specs:
                 raise ValueError(f"--only-az {args.only_az}: no such AZ in the layout")
+        index, shards = args.shard
+        specs = specs[index::shards]
+        if not specs:
+            raise ValueError(f"--shard {index}/{shards}: no target of the layout falls in it")
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     soft, _ = raise_fd_limit()

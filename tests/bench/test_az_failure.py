@@ -39,6 +39,7 @@ def test_small_az_failure_run_is_correct_in_both_designs(tmp_path):
         "--fail-mode", "refuse",
         "--phase-seconds", "5",
         "--design", "both",
+        "--farm-processes", "2",
         "--no-plots",
         "--quiet",
         "--out", str(out),
@@ -49,6 +50,7 @@ def test_small_az_failure_run_is_correct_in_both_designs(tmp_path):
     assert last["bench"] == "az-failure"
     report = json.loads((out / "report.json").read_text())
     assert (out / "report.md").exists()
+    assert report["config"]["farm_processes"] == 2  # the AZ fails across both shards at once
     for design in ("urn", "edge"):
         correctness = report["designs"][design]["correctness"]
         assert correctness["affected_names"] > 0, design
@@ -58,6 +60,7 @@ def test_small_az_failure_run_is_correct_in_both_designs(tmp_path):
         assert correctness["recovery_s"], design
         for phase in ("steady", "failure", "recovery"):
             assert report["designs"][design]["phases"][phase]["latency"]["answered"] > 0
+    assert report["designs"]["urn"]["phases"]["steady"]["roles"]["farm"]["members"] == 2
     # urn pushes whole tables: the same bytes per push in every phase.
     urn = report["designs"]["urn"]["phases"]
     for role in ("checker", "aggregator"):

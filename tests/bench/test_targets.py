@@ -484,6 +484,47 @@ async def test_cli_serve_set_stats_and_sigterm() -> None:
         await farm.stop()
 
 
+async def test_shards_split_a_layout_and_each_switches_its_own_part() -> None:
+    shards = [
+        await FarmProcess.start(2, 3, base_port=0, control="127.0.0.1:0", shard=(i, 2))
+        for i in range(2)
+    ]
+    try:
+        ids = [[s.id for s in await farm.client.specs()] for farm in shards]
+        assert ids == [["a-0", "a-2", "b-1"], ["a-1", "b-0", "b-2"]]
+        changed = [await farm.client.set_mode("refuse", az="b") for farm in shards]
+        assert changed == [["b-1"], ["b-0", "b-2"]]
+        for farm in shards:
+            for spec in await farm.client.specs():
+                if spec.az == "a":
+                    assert _status(await _get(spec)) == 200
+                else:
+                    with pytest.raises(ConnectionRefusedError):
+                        await _connect(spec)
+    finally:
+        for farm in shards:
+            await farm.stop()
+
+
+@pytest.mark.parametrize(
+    ("shard", "message"),
+    [("2/2", "I must be in 0..N-1"), ("0/0", "I must be in 0..N-1"), ("1", "is not I/N")],
+)
+async def test_cli_serve_rejects_a_bad_shard(shard: str, message: str) -> None:
+    code, _, err = await _urn("serve", "--shard", shard, "--control", "127.0.0.1:0")
+    assert code == 2
+    assert "--shard" in err
+    assert message in err
+
+
+async def test_cli_serve_rejects_a_shard_with_no_target() -> None:
+    code, _, err = await _urn(
+        "serve", "--azs", "1", "--per-az", "2", "--shard", "2/3", "--control", "127.0.0.1:0"
+    )
+    assert code == 2
+    assert "no target of the layout falls in it" in err
+
+
 async def test_farm_process_reports_a_failed_start() -> None:
     with pytest.raises(RuntimeError, match="exit 2"):
         await FarmProcess.start(40, 1)
