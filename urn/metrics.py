@@ -79,7 +79,8 @@ class CommonMetrics:
         )
         self.tick_cpu = Histogram(
             "urn_tick_cpu_seconds",
-            "CPU seconds (process time) spent by one tick",
+            "CPU seconds spent by one tick (checker: the process over a push interval;"
+            " aggregator: the loop thread computing the table)",
             buckets=TICK_BUCKETS,
             registry=registry,
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -304,3 +307,30 @@ async def test_a_failing_resolver_costs_only_its_own_push(agg: Harness) -> None:
     assert agg.sample("urn_pushes_total", peer=RESOLVERS[1], result="rejected") == 1
     _, health = await agg.get("/healthz")
     assert health["pushes"] == {RESOLVERS[0]: "error", RESOLVERS[1]: "rejected"}
+
+
+async def test_tick_cpu_is_the_ticks_own_not_other_threads(agg: Harness) -> None:
+    """A worker thread busy meanwhile (a config read, a compile) is not charged to the tick:
+    one thread cannot spend more CPU than the wall time it ran, so the recorded tick CPU
+    stays within the ticks' wall time while another thread hashes on the other core."""
+    stop = threading.Event()
+    block = bytes(32 << 20)
+
+    def burn() -> None:
+        while not stop.is_set():
+            hashlib.sha256(block).digest()  # releases the GIL: runs beside the ticks
+
+    burner = threading.Thread(target=burn, daemon=True)
+    burner.start()
+    before = agg.sample("urn_tick_cpu_seconds_sum") or 0.0
+    wall = 0.0
+    try:
+        for _ in range(300):
+            started = time.perf_counter()
+            agg.service.compute()
+            wall += time.perf_counter() - started
+    finally:
+        stop.set()
+        burner.join()
+    charged = (agg.sample("urn_tick_cpu_seconds_sum") or 0.0) - before
+    assert 0 < charged <= wall
