@@ -35,6 +35,7 @@ def test_az_failure_refuses_bad_numbers_before_starting_anything(capsys):
         ("--failure-phase", "1.0", "--failure-phase: 1.0 must be in [0, 1)"),
         ("--farm-processes", "0", "--farm-processes: 0 must be 1..200 (targets per AZ)"),
         ("--farm-processes", "201", "--farm-processes: 201 must be 1..200"),
+        ("--farm-nice", "-1", "--farm-nice: -1 must be 0..19"),
     ):
         args = parser().parse_args(["az-failure", "--checks", "600", flag, value])
         assert az_failure.run(args) == 2
