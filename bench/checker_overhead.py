@@ -28,46 +28,25 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.checker_throughput import PUSH_KEY, _pin, _schedstat, _start_farm, _stop_farm
+from bench.checker_throughput import (
+    PUSH_KEY,
+    _pin,
+    _schedstat,
+    _start_farm,
+    _stop_farm,
+    checker_config,
+)
 from urn.table import Reason
 
 BENCH = "checker_overhead"
 DESIGNS = ("urn", "edge")
 HOG = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
-
-
-def _document(spec: dict[str, Any]) -> str:
-    from urn.testing import document_dict
-
-    ports: list[int] = spec["ports"]
-    n = spec["checks"]
-    checks = [
-        {
-            "slot": i,
-            "name": f"t{i}",
-            "type": "http",
-            "host": "127.0.0.1",
-            "port": ports[i % len(ports)],
-            "timeout": spec["timeout"],
-        }
-        for i in range(n)
-    ]
-    document = document_dict(
-        checks,
-        capacity=max(n, 1),
-        intervals={"probe": spec["interval"], "push": 1.0, "config": 3600},
-        aggregators=["http://aggregator.bench"],
-    )
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(document, handle)
-        return handle.name
 
 
 async def _urn(path: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +163,7 @@ def child_main(spec: dict[str, Any]) -> None:
     import uvloop
 
     _pin(spec.get("cpu"))
-    path = _document(spec)
+    path, _ = checker_config(spec)
     run = _urn if spec["design"] == "urn" else _edge
     try:
         result = uvloop.run(run(path, spec))

@@ -130,18 +130,12 @@ class AiohttpEngine:
         pass
 
 
-def checker_main(spec: dict[str, Any]) -> None:
-    """One measured checker run; prints a JSON result line."""
-    import uvloop
-    from prometheus_client import CollectorRegistry
+def checker_config(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """A bench checker's config written to a temp file: `spec["checks"]` HTTP checks spread
+    over `spec["ports"]` on `spec.get("host")`, at `spec["interval"]` and `spec["timeout"]`.
+    Returns the file's path and the checks."""
+    from urn.testing import document_dict
 
-    from checker.service import CheckerService
-    from checker.settings import CheckerSettings
-    from urn.clock import SystemClock
-    from urn.metrics import CheckerMetrics
-    from urn.testing import MemoryTransport, document_dict
-
-    _pin(spec.get("cpu"))
     ports: list[int] = spec["ports"]
     n = spec["checks"]
     checks = [
@@ -155,7 +149,6 @@ def checker_main(spec: dict[str, Any]) -> None:
         }
         for i in range(n)
     ]
-    urls = {c["slot"]: f"http://{c['host']}:{c['port']}/" for c in checks}
     document = document_dict(
         checks,
         capacity=max(n, 1),
@@ -164,7 +157,23 @@ def checker_main(spec: dict[str, Any]) -> None:
     )
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(document, handle)
-        path = handle.name
+        return handle.name, checks
+
+
+def checker_main(spec: dict[str, Any]) -> None:
+    """One measured checker run; prints a JSON result line."""
+    import uvloop
+    from prometheus_client import CollectorRegistry
+
+    from checker.service import CheckerService
+    from checker.settings import CheckerSettings
+    from urn.clock import SystemClock
+    from urn.metrics import CheckerMetrics
+    from urn.testing import MemoryTransport
+
+    _pin(spec.get("cpu"))
+    path, checks = checker_config(spec)
+    urls = {c["slot"]: f"http://{c['host']}:{c['port']}/" for c in checks}
 
     async def run() -> dict[str, Any]:
         settings = CheckerSettings(id="chk-bench", az="a", config=path)

@@ -1,0 +1,64 @@
+"""The checker benches as a user runs them, shrunk to seconds: they start a real checker
+and farm, classify every probe of every scenario, and end with their JSON line. Judged on
+what the probes found, never on timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TINY = ["--checks", "200", "--warmup", "0.3", "--duration", "1.0"]
+
+
+def _bench(module: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["bench"] == module.removeprefix("bench.")
+    figures: dict[str, Any] = line["figures"]
+    return figures
+
+
+def test_checker_throughput_classifies_each_kind_of_dead_target() -> None:
+    figures = _bench(
+        "bench.checker_throughput",
+        *TINY,
+        "--ladder", "1.0",
+        "--repeats", "1",
+        "--compare-rate", "200",
+        "--ratio-rate", "200",
+        # generous margins, so a starved farm on a busy CI machine cannot turn slow into
+        # a timeout: slow answers after 0.05 s, the timeout is 0.5 s
+        "--ratio-timeout", "0.5",
+        "--slow-delay", "0.05",
+    )  # fmt: skip
+    assert [step["offered_per_s"] for step in figures["ladder"]] == [200]
+    assert figures["ladder"][0]["done_per_s"] > 0
+    assert figures["floor_probes_per_s"] > 0
+    # every probe of a dead farm ends with its own reason, and a slow answer inside the
+    # timeout is healthy
+    assert set(figures["refused_reasons"]) == {"refused"}
+    assert set(figures["blackholed_reasons"]) == {"timeout"}
+    assert set(figures["slow_reasons"]) == {"healthy"}
+
+
+def test_checker_overhead_runs_both_designs_without_false_timeouts() -> None:
+    figures = _bench(
+        "bench.checker_overhead", *TINY, "--quick", "--rate", "200", "--rounds", "1",
+        "--timeout", "2",
+    )  # fmt: skip
+    for design in ("urn", "edge"):
+        assert figures[f"{design}_done_per_s"] > 0
+        assert figures[f"{design}_timeouts"] == 0  # healthy targets: no probe timed out
