@@ -38,8 +38,10 @@ if TYPE_CHECKING:
     from bench.farm_layout import TargetSpec
 
 __all__ = [
+    "FAST_FLEET",
     "LiveFleet",
     "expected_answers",
+    "fast_plan",
     "live_fleet",
     "plan_with_ports",
     "right_answer",
@@ -94,6 +96,24 @@ def plan_with_ports(**kwargs: Any) -> FleetPlan:
         checker_ports=tuple(fresh() for _ in range(checkers)),
         **kwargs,
     )
+
+
+# The quick fleet the reliability tests and the soak run: detection within about a second
+# on loopback, N-of-M 2 of 3, config re-read every 2 s.
+FAST_FLEET: dict[str, Any] = {
+    "probe_interval": 0.5,
+    "push_interval": 0.25,
+    "config_interval": 2.0,
+    "timeout": 0.25,
+    "failures": 2,
+    "of_last": 3,
+    "capacity": 256,
+}
+
+
+def fast_plan(**overrides: Any) -> FleetPlan:
+    """`plan_with_ports` with the FAST_FLEET timings, then `overrides`."""
+    return plan_with_ports(**{**FAST_FLEET, **overrides})
 
 
 def _az(value: str) -> str | None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.chaos import LiveFleet, live_fleet, plan_with_ports, right_answer
+from bench.chaos import LiveFleet, fast_plan, live_fleet, right_answer
 from bench.observe import DnsWatcher
 
 __all__ = ["main", "soak"]
@@ -99,18 +99,7 @@ async def soak(
     spare: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     rng = random.Random(seed)
-    plan = plan_with_ports(
-        azs=("a", "b", "c"),
-        aggregators=2,
-        resolvers=2,
-        probe_interval=0.5,
-        push_interval=0.25,
-        config_interval=2.0,
-        timeout=0.25,
-        failures=2,
-        of_last=3,
-        capacity=1024,
-    )
+    plan = fast_plan(azs=("a", "b", "c"), aggregators=2, resolvers=2, capacity=1024)
     grace = plan.probe_interval + plan.timeout + 2 * plan.push_interval + plan.probe_interval
     duration = minutes * 60.0
     warm_up = min(20.0, duration / 5)

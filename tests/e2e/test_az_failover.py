@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import yaml
 
-from bench.chaos import plan_with_ports
+from bench.chaos import fast_plan
 from bench.farm_layout import layout
 from bench.fleet import Fleet
 from bench.observe import DnsWatcher, JsonWatcher
@@ -36,19 +36,7 @@ PER_AZ = 12
 
 
 def _plan() -> FleetPlan:
-    return plan_with_ports(
-        azs=AZS,
-        checkers_per_az=1,
-        aggregators=2,
-        resolvers=1,
-        probe_interval=0.5,
-        push_interval=0.25,
-        config_interval=2.0,
-        timeout=0.25,
-        failures=2,
-        of_last=3,
-        capacity=256,
-    )
+    return fast_plan(azs=AZS, checkers_per_az=1, aggregators=2, resolvers=1)
 
 
 @pytest.mark.parametrize("fail_mode", ["refuse", "blackhole"])

@@ -23,7 +23,7 @@ import dns.rdatatype
 import pytest
 from aiohttp import web
 
-from bench.chaos import LiveFleet, listen_port, live_fleet, plan_with_ports
+from bench.chaos import LiveFleet, fast_plan, listen_port, live_fleet
 from bench.fleet import Fleet
 from bench.observe import metric
 from urn.http import serve
@@ -78,17 +78,7 @@ async def _errors(live: LiveFleet) -> dict[str, float]:
 async def test_bad_config_reads_keep_the_last_good_config_and_a_good_read_heals(
     tmp_path: Path,
 ) -> None:
-    plan = plan_with_ports(
-        resolvers=1,
-        aggregators=1,
-        config_interval=0.3,
-        probe_interval=0.5,
-        push_interval=0.25,
-        timeout=0.25,
-        failures=2,
-        of_last=3,
-        capacity=256,
-    )
+    plan = fast_plan(resolvers=1, aggregators=1, config_interval=0.3)
     async with live_fleet(tmp_path, plan) as live:
         await live.wait_answers(dead=())
         dead: set[str] = set()

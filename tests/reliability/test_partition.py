@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bench.chaos import live_fleet, plan_with_ports
+from bench.chaos import fast_plan, live_fleet
 from bench.farm_layout import TargetSpec
 from bench.fleet import _die_with_parent
 from bench.observe import DnsWatcher, metric
@@ -122,18 +122,7 @@ async def _reachable(host: str, port: int) -> bool:
 async def test_an_az_cut_off_by_a_downed_link_is_detected_within_the_bound(
     tmp_path: Path, namespace: Namespace
 ) -> None:
-    plan = plan_with_ports(
-        azs=("a", "b", "c"),
-        aggregators=2,
-        resolvers=1,
-        probe_interval=0.5,
-        push_interval=0.25,
-        config_interval=2.0,
-        timeout=0.25,
-        failures=2,
-        of_last=3,
-        capacity=256,
-    )
+    plan = fast_plan(azs=("a", "b", "c"), aggregators=2, resolvers=1)
     inner_ports = [free_port() for _ in range(PER_AZ)]
 
     def into_namespace(spec: TargetSpec) -> TargetSpec:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bench.chaos import LiveFleet, live_fleet, plan_with_ports, right_answer
+from bench.chaos import LiveFleet, fast_plan, live_fleet, right_answer
 from bench.observe import DnsWatcher, metric
 from urn.testing import wait_until
 
@@ -31,20 +31,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _plan(**kwargs: Any) -> FleetPlan:
-    settings: dict[str, Any] = {
-        "azs": ("a", "b", "c"),
-        "aggregators": 2,
-        "resolvers": 2,
-        "probe_interval": 0.5,
-        "push_interval": 0.25,
-        "config_interval": 2.0,
-        "timeout": 0.25,
-        "failures": 2,
-        "of_last": 3,
-        "capacity": 256,
-    }
-    settings.update(kwargs)
-    return plan_with_ports(**settings)
+    return fast_plan(**{"azs": ("a", "b", "c"), "aggregators": 2, "resolvers": 2, **kwargs})
 
 
 def _wrong(

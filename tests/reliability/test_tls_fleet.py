@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bench.chaos import live_fleet, plan_with_ports
+from bench.chaos import fast_plan, live_fleet
 from bench.observe import metric
 from urn.config import Tls
 from urn.http import client_ssl_context
@@ -30,17 +30,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_a_fleet_over_mutual_tls_serves_and_detects(tmp_path: Path, certs: Certs) -> None:
-    plan = plan_with_ports(
-        resolvers=1,
-        aggregators=2,
-        probe_interval=0.5,
-        push_interval=0.25,
-        config_interval=2.0,
-        timeout=0.25,
-        failures=2,
-        of_last=3,
-        capacity=256,
-    )
+    plan = fast_plan(resolvers=1, aggregators=2)
 
     def over_mtls(document: dict[str, Any]) -> None:
         document["aggregators"] = [
