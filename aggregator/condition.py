@@ -1,15 +1,22 @@
-"""N-of-M conditioning over a stack of checker tables, whole table at once.
+"""Each checker's own N-of-M verdict, then a quorum of checkers and AZs, whole table at once.
 
-Owns: the verdict of every probed slot from the observations in the fresh checker
-tables (DESIGN.md section 4): per slot take its M most recent observations (non-zero
-values), newest table first; unhealthy when at least N of them are failures (values
->= 2), unknown when there is none, healthy otherwise. An unhealthy slot carries its
-dominant failure reason: the most frequent failure value among the considered
-observations, ties going to the lowest reason code; a value no `Reason` names counts
-as ERROR.
+Owns: the fleet verdict of every probed slot (DESIGN.md section 4).
+  1. Per fresh checker and slot, from that checker's own probe history (urn.table): no
+     verdict when its `last` byte is no-data (0, LOCAL, STALE) or the slot's check changed
+     since the table's config; else unhealthy when at least N of its last M probes failed.
+  2. Across the checkers with a verdict (v of them, u unhealthy):
+       unknown   when v < min_checkers (or v = 0);
+       unhealthy when u >= unhealthy_at x v, and, with cross_az, unless the unhealthy
+                 verdicts all come from one AZ while another AZ's checkers judge healthy;
+       healthy   otherwise.
+  So one AZ's checkers seeing the world wrongly cannot take a healthy target down. An
+  unhealthy slot carries the dominant reason: the most common failure in the `last` bytes
+  of the checkers judging it unhealthy, ties to the lower code, ERROR when none is a
+  failure; a code no `Reason` names counts as ERROR.
 Never: loops over slots in Python, reads a clock, or allocates per-slot objects.
-Cost: O(capacity x stacked tables) array work per call whatever the slots hold; every
-buffer is allocated once per (capacity, table count) and reused.
+Cost: O(capacity x fresh checkers) array work per call whatever the slots hold; buffers
+are allocated once per (capacity, checker count) and reused. The only Python loops are
+over checkers with a foreign config digest, over AZs and over the eight failure codes.
 """
 
 # urn: pure
@@ -22,38 +29,73 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from urn.table import Reason, SlotArray, Status
+from urn.table import HISTORY_BITS, NO_DATA_REASONS, Reason, SlotArray, Status
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from urn.config import Document
 
-__all__ = ["Conditioner", "Thresholds"]
+__all__ = [
+    "MAX_OF_LAST",
+    "Conditioner",
+    "Observation",
+    "Thresholds",
+    "checker_verdict",
+]
 
 FIRST_FAILURE = int(Reason.TIMEOUT)
 LAST_REASON = int(Reason.ERROR)
 FAILURE_CODES = tuple(range(FIRST_FAILURE, LAST_REASON + 1))
-MAX_OF_LAST = 255
-_LANE = 8  # slots per uint64 word in the byte-lane (SWAR) counters
+MAX_OF_LAST = HISTORY_BITS
+# Relative slack on `u >= unhealthy_at x v`, so 0.5 x 6 means 3 whatever float rounding does.
+_EPSILON = 1e-9
 
 
-def _lane_sum(rows: npt.NDArray[np.bool_], out: npt.NDArray[np.uint64]) -> SlotArray:
-    """Per-slot count of true rows, eight slots per uint64 add, as a byte per slot.
+def _lookup_tables() -> tuple[npt.NDArray[np.bool_], SlotArray, SlotArray]:
+    codes = np.arange(256)
+    has_verdict = ~np.isin(codes, [int(r) for r in NO_DATA_REASONS])
+    failure_code = np.where(
+        codes < FIRST_FAILURE, 0, np.where(codes <= LAST_REASON, codes, LAST_REASON)
+    )
+    failure_code[[int(r) for r in NO_DATA_REASONS]] = 0
+    popcount = np.array([bin(b).count("1") for b in range(256)])
+    return has_verdict, failure_code.astype(np.uint8), popcount.astype(np.uint8)
 
-    Exact while no slot counts past 255: every sum taken here is of considered
-    observations, at most M <= 255 per slot, so no byte lane can carry into the next.
-    """
-    np.add.reduce(rows.view("<u8"), axis=0, out=out)
-    return out.view(np.uint8)
+
+_HAS_VERDICT, _FAILURE_CODE, _POPCOUNT = _lookup_tables()
+for _table in (_HAS_VERDICT, _FAILURE_CODE, _POPCOUNT):
+    _table.setflags(write=False)
+
+
+def checker_verdict(last: int, history: int, failures: int, of_last: int) -> Status:
+    """One checker's verdict on one slot: what `Conditioner` computes for every slot."""
+    if not _HAS_VERDICT[last]:
+        return Status.UNKNOWN
+    failed = int(_POPCOUNT[history & ((1 << of_last) - 1)])
+    return Status.UNHEALTHY if failed >= failures else Status.HEALTHY
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Observation:
+    """One fresh checker's table, as the two planes of urn.table plus who sent it."""
+
+    last: SlotArray
+    history: SlotArray
+    az: str
+    # Slots whose check changed between this table's config and ours: no verdict there.
+    ignore: npt.NDArray[np.bool_] | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Thresholds:
-    """Per-slot N and M, built once per config pass. M = 0 marks a slot nobody probes."""
+    """Per-slot N-of-M and quorum rule, built once per config pass. Unprobed slots: M = 0."""
 
     failures: SlotArray  # N per slot (1 where unconfigured)
-    of_last: SlotArray  # M per slot (0 where unconfigured or calculated)
+    history_mask: SlotArray  # (1 << M) - 1 per slot: the probes N-of-M reads
+    unhealthy_at: npt.NDArray[np.float64]  # fraction of verdicts; 2.0 where unprobed
+    min_checkers: npt.NDArray[np.uint16]  # at least 1; more than any fleet where unprobed
+    cross_az: npt.NDArray[np.bool_]
 
     @property
     def capacity(self) -> int:
@@ -61,140 +103,192 @@ class Thresholds:
 
     @property
     def probed(self) -> npt.NDArray[np.bool_]:
-        return self.of_last > 0
+        return self.history_mask > 0
+
+    def rule_of(self, slot: int) -> dict[str, float | int | bool]:
+        """The slot's rule as configured, for explanations."""
+        return {
+            "failures": int(self.failures[slot]),
+            "of_last": int(self.history_mask[slot]).bit_length(),
+            "unhealthy_at": round(float(self.unhealthy_at[slot]) / (1 - _EPSILON), 6),
+            "min_checkers": int(self.min_checkers[slot]),
+            "cross_az": bool(self.cross_az[slot]),
+        }
 
     @classmethod
     def from_document(cls, document: Document) -> Thresholds:
         """Per-slot arrays for the probed checks of `document`; others stay unknown."""
         return cls.build(
             document.capacity,
-            [(c.slot, c.failures, c.of_last) for c in document.checks if c.is_probed],
+            [
+                (
+                    c.slot,
+                    c.failures,
+                    c.of_last,
+                    c.quorum.unhealthy_at,
+                    c.quorum.min_checkers,
+                    c.quorum.cross_az,
+                )
+                for c in document.checks
+                if c.is_probed
+            ],
         )
 
     @classmethod
-    def build(cls, capacity: int, checks: Sequence[tuple[int, int, int]]) -> Thresholds:
-        """From (slot, N, M) triples; 1 <= N <= M <= 255."""
+    def build(
+        cls, capacity: int, checks: Sequence[tuple[int, int, int, float, int, bool]]
+    ) -> Thresholds:
+        """From (slot, N, M, unhealthy_at, min_checkers, cross_az); 1 <= N <= M <= 8."""
         failures = np.ones(capacity, dtype=np.uint8)
-        of_last = np.zeros(capacity, dtype=np.uint8)
+        mask = np.zeros(capacity, dtype=np.uint8)
+        unhealthy_at = np.full(capacity, 2.0)
+        min_checkers = np.full(capacity, np.iinfo(np.uint16).max, dtype=np.uint16)
+        cross_az = np.ones(capacity, dtype=np.bool_)
         if checks:
-            table = np.asarray(checks, dtype=np.int64).reshape(-1, 3)
-            slots, ns, ms = table[:, 0], table[:, 1], table[:, 2]
+            slots = np.array([c[0] for c in checks], dtype=np.intp)
+            ns = np.array([c[1] for c in checks], dtype=np.int64)
+            ms = np.array([c[2] for c in checks], dtype=np.int64)
+            ats = np.array([c[3] for c in checks], dtype=np.float64)
+            mins = np.array([c[4] for c in checks], dtype=np.int64)
             if np.any(ns < 1) or np.any(ns > ms) or np.any(ms > MAX_OF_LAST):
-                raise ValueError("thresholds need 1 <= failures <= of_last <= 255")
+                raise ValueError(f"thresholds need 1 <= failures <= of_last <= {MAX_OF_LAST}")
+            if np.any(ats <= 0) or np.any(ats > 1) or np.any(mins < 1):
+                raise ValueError("quorum needs 0 < unhealthy_at <= 1 and min_checkers >= 1")
             failures[slots] = ns
-            of_last[slots] = ms
-        failures.setflags(write=False)
-        of_last.setflags(write=False)
-        return cls(failures=failures, of_last=of_last)
+            mask[slots] = (1 << ms) - 1
+            unhealthy_at[slots] = ats * (1 - _EPSILON)
+            min_checkers[slots] = mins
+            cross_az[slots] = [c[5] for c in checks]
+        for array in (failures, mask, unhealthy_at, min_checkers, cross_az):
+            array.setflags(write=False)
+        return cls(failures, mask, unhealthy_at, min_checkers, cross_az)
 
 
 class Conditioner:
-    """Reusable buffers for N-of-M over stacked tables of `capacity` slots.
+    """Reusable buffers for the verdicts of up to `rows` checkers over `capacity` slots.
 
-    Buffers are padded to a multiple of eight slots (padding is never observed) and
-    grow, never shrink, with the number of stacked tables; a steady tick allocates
-    nothing of size capacity.
+    Buffers grow, never shrink, with the number of fresh checkers; a steady tick
+    allocates nothing of size capacity.
     """
 
     def __init__(self, capacity: int, rows: int = 1) -> None:
         self.capacity = capacity
-        self.width = -(-capacity // _LANE) * _LANE
-        width = self.width
+        shape = (capacity,)
         self._rows = 0
         self._grow(max(rows, 1))
-        self._n = np.ones(width, dtype=np.uint8)
-        self._m = np.zeros(width, dtype=np.uint8)
-        self._thresholds: Thresholds | None = None
-        self._words = np.empty(width // _LANE, dtype="<u8")
-        self._nfail = np.empty(width, dtype=np.uint8)
-        self._counts = np.empty((len(FAILURE_CODES), width), dtype=np.uint8)
-        self._best = np.empty(width, dtype=np.uint8)
-        self._dominant = np.empty(width, dtype=np.uint8)
-        self._flag = np.empty(width, dtype=np.bool_)
-        self._unhealthy = np.empty(width, dtype=np.bool_)
-        self._seen = np.empty(width, dtype=np.bool_)
-        self._small = np.empty(width, dtype=np.uint8)
-        self._result = np.empty(width, dtype=np.uint8)
+        self._unhealthy_votes = np.empty(shape, dtype=np.uint16)
+        self._verdicts = np.empty(shape, dtype=np.uint16)
+        self._needed = np.empty(shape, dtype=np.float64)
+        self._az_unhealthy = np.empty(shape, dtype=np.bool_)
+        self._az_healthy = np.empty(shape, dtype=np.bool_)
+        self._unhealthy_azs = np.empty(shape, dtype=np.uint8)
+        self._vetoed = np.empty(shape, dtype=np.bool_)
+        self._flag = np.empty(shape, dtype=np.bool_)
+        self._known = np.empty(shape, dtype=np.bool_)
+        self._unhealthy = np.empty(shape, dtype=np.bool_)
+        self._counts = np.empty((len(FAILURE_CODES), capacity), dtype=np.uint16)
+        self._best = np.empty(shape, dtype=np.uint16)
+        self._dominant = np.empty(shape, dtype=np.uint8)
+        self._result = np.empty(shape, dtype=np.uint8)
 
     def _grow(self, rows: int) -> None:
-        shape = (rows, self.width)
-        self.stack = np.zeros(shape, dtype=np.uint8)
-        self._observed = np.empty(shape, dtype=np.bool_)
-        # A running count of observations: uint8 while it cannot wrap.
-        self._rank = np.empty(shape, dtype=np.uint8 if rows <= 255 else np.uint16)
-        self._considered = np.empty(shape, dtype=np.bool_)
-        self._failed = np.empty(shape, dtype=np.bool_)
-        self._values = np.empty(shape, dtype=np.uint8)
+        shape = (rows, self.capacity)
+        self._last = np.empty(shape, dtype=np.uint8)
+        self._history = np.empty(shape, dtype=np.uint8)
+        self._has_verdict = np.empty(shape, dtype=np.bool_)
+        self._failed = np.empty(shape, dtype=np.uint8)
+        self._votes_unhealthy = np.empty(shape, dtype=np.bool_)
+        self._votes_healthy = np.empty(shape, dtype=np.bool_)
+        self._codes = np.empty(shape, dtype=np.uint8)
         self._match = np.empty(shape, dtype=np.bool_)
         self._rows = rows
 
-    def load(self, tables: Sequence[SlotArray]) -> SlotArray:
-        """Copy `tables` (newest first) into the stack; return the filled rows."""
-        count = len(tables)
-        if count > self._rows:
-            self._grow(max(count, 2 * self._rows))
-        stack = self.stack[:count]
-        for row, table in zip(stack, tables, strict=True):
-            np.copyto(row[: self.capacity], table)
-        return stack
-
-    def evaluate(self, tables: Sequence[SlotArray], thresholds: Thresholds, out: SlotArray) -> None:
+    def evaluate(
+        self, observations: Sequence[Observation], thresholds: Thresholds, out: SlotArray
+    ) -> None:
         """Write the aggregated byte of every slot into `out` (probed slots only: others 0)."""
-        self.condition(self.load(tables), thresholds, out)
-
-    def _use(self, thresholds: Thresholds) -> None:
-        if self._thresholds is not thresholds:
-            if thresholds.capacity != self.capacity:
-                raise ValueError(f"thresholds for {thresholds.capacity} slots, not {self.capacity}")
-            self._n[: self.capacity] = thresholds.failures
-            self._m[: self.capacity] = thresholds.of_last
-            self._thresholds = thresholds
-
-    def condition(self, stack: SlotArray, thresholds: Thresholds, out: SlotArray) -> None:
-        """N-of-M over `stack` (rows newest first, shape (T, width)) into `out`."""
-        self._use(thresholds)
-        count = stack.shape[0]
+        if thresholds.capacity != self.capacity:
+            raise ValueError(f"thresholds for {thresholds.capacity} slots, not {self.capacity}")
+        count = len(observations)
         if count == 0:
             out.fill(0)
             return
-        n, m = self._n, self._m
-        observed = np.not_equal(stack, 0, out=self._observed[:count])
-        # rank[t]: observations of the slot in rows 0..t; a loop over tables, not slots.
-        rank = self._rank[:count]
-        np.copyto(rank[0], observed[0])
-        for t in range(1, count):
-            np.add(rank[t - 1], observed[t], out=rank[t])
-        considered = np.less_equal(rank, m, out=self._considered[:count])
-        np.logical_and(considered, observed, out=considered)
-        failed = np.greater_equal(stack, FIRST_FAILURE, out=self._failed[:count])
-        np.logical_and(failed, considered, out=failed)
-        np.copyto(self._nfail, _lane_sum(failed, self._words))
-        seen = np.greater(rank[count - 1], 0, out=self._seen)
-        np.logical_and(seen, m, out=seen)
+        if count > self._rows:
+            self._grow(max(count, 2 * self._rows))
+        # Rows grouped by AZ, so each AZ is one contiguous block of the stack.
+        order = sorted(range(count), key=lambda i: observations[i].az)
+        last, history = self._last[:count], self._history[:count]
+        has_verdict = self._has_verdict[:count]
+        for row, index in enumerate(order):
+            observation = observations[index]
+            np.copyto(last[row], observation.last)
+            np.copyto(history[row], observation.history)
+        np.take(_HAS_VERDICT, last, out=has_verdict)
+        for row, index in enumerate(order):
+            ignore = observations[index].ignore
+            if ignore is not None:
+                np.logical_and(has_verdict[row], ~ignore, out=has_verdict[row])
 
-        # Dominant reason: per failure code, how many considered failures carry it.
-        values = np.multiply(stack, failed, out=self._values[:count])
-        np.minimum(values, LAST_REASON, out=values)
+        # 1. Every checker's own N-of-M over its probe history.
+        failed = np.bitwise_and(history, thresholds.history_mask, out=self._failed[:count])
+        np.take(_POPCOUNT, failed, out=failed)
+        says_unhealthy = np.greater_equal(
+            failed, thresholds.failures, out=self._votes_unhealthy[:count]
+        )
+        np.logical_and(says_unhealthy, has_verdict, out=says_unhealthy)
+        says_healthy = np.greater(has_verdict, says_unhealthy, out=self._votes_healthy[:count])
+
+        # 2. The quorum across checkers ...
+        unhealthy_votes = np.add.reduce(
+            says_unhealthy, axis=0, dtype=np.uint16, out=self._unhealthy_votes
+        )
+        verdicts = np.add.reduce(has_verdict, axis=0, dtype=np.uint16, out=self._verdicts)
+        needed = np.multiply(verdicts, thresholds.unhealthy_at, out=self._needed)
+        unhealthy = np.greater_equal(unhealthy_votes, needed, out=self._unhealthy)
+        known = np.greater_equal(verdicts, thresholds.min_checkers, out=self._known)
+        np.logical_and(unhealthy, known, out=unhealthy)
+
+        # ... and across AZs: a lone AZ's unhealthy verdicts lose to another AZ's healthy.
+        unhealthy_azs, vetoed = self._unhealthy_azs, self._vetoed
+        unhealthy_azs.fill(0)
+        vetoed.fill(False)
+        az_unhealthy, az_healthy = self._az_unhealthy, self._az_healthy
+        start = 0
+        while start < count:
+            az = observations[order[start]].az
+            end = start + 1
+            while end < count and observations[order[end]].az == az:
+                end += 1
+            np.logical_or.reduce(says_unhealthy[start:end], axis=0, out=az_unhealthy)
+            np.logical_or.reduce(says_healthy[start:end], axis=0, out=az_healthy)
+            np.add(unhealthy_azs, az_unhealthy, out=unhealthy_azs, casting="unsafe")
+            np.greater(az_healthy, az_unhealthy, out=az_healthy)  # healthy, and no dissent
+            np.logical_or(vetoed, az_healthy, out=vetoed)
+            start = end
+        single = np.less(unhealthy_azs, 2, out=self._az_unhealthy)
+        np.logical_and(vetoed, single, out=vetoed)
+        np.logical_and(vetoed, thresholds.cross_az, out=vetoed)
+        np.greater(unhealthy, vetoed, out=unhealthy)
+
+        # Dominant reason: per failure code, how many unhealthy verdicts' last probes carry it.
+        codes = np.take(_FAILURE_CODE, last, out=self._codes[:count])
+        np.multiply(codes, says_unhealthy, out=codes)
         match = self._match[:count]
         best, dominant, better = self._best, self._dominant, self._flag
+        best.fill(0)
+        dominant.fill(LAST_REASON)
         for lane, code in enumerate(FAILURE_CODES):
-            np.equal(values, code, out=match)
-            np.copyto(self._counts[lane], _lane_sum(match, self._words))
-        best[:] = self._counts[0]
-        dominant.fill(FIRST_FAILURE)
-        for lane in range(1, len(FAILURE_CODES)):
-            np.greater(self._counts[lane], best, out=better)  # strict: ties keep the lower code
-            np.maximum(best, self._counts[lane], out=best)
-            np.copyto(dominant, FIRST_FAILURE + lane, where=better)
+            np.equal(codes, code, out=match)
+            tally = np.add.reduce(match, axis=0, dtype=np.uint16, out=self._counts[lane])
+            np.greater(tally, best, out=better)  # strict: ties keep the lower code
+            np.maximum(best, tally, out=best)
+            np.copyto(dominant, code, where=better)
 
-        unhealthy = np.greater_equal(self._nfail, n, out=self._unhealthy)
         result = self._result
-        # status: 0 with no observation, else 1 + unhealthy.
+        # status: 0 below min_checkers, else 1 + unhealthy; reason << 2 on unhealthy only.
         np.add(unhealthy, Status.HEALTHY, out=result, dtype=np.uint8, casting="unsafe")
-        np.multiply(result, seen, out=result, casting="unsafe")
-        # reason << 2 on unhealthy slots only (an unhealthy slot has been seen: N >= 1).
-        small = self._small
-        np.left_shift(dominant, 2, out=small)
-        np.multiply(small, unhealthy, out=small, casting="unsafe")
-        np.bitwise_or(result, small, out=result)
-        np.copyto(out, result[: self.capacity])
+        np.multiply(result, known, out=result, casting="unsafe")
+        np.left_shift(dominant, 2, out=dominant)
+        np.multiply(dominant, unhealthy, out=dominant, casting="unsafe")
+        np.bitwise_or(result, dominant, out=result)
+        np.copyto(out, result)

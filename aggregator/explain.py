@@ -1,8 +1,8 @@
 """Why a slot has its status: the observations and rule behind one aggregated byte.
 
-Owns: the JSON-ready explanation served at `GET /v1/slots/{slot}`: which checkers'
-tables were read, each one's value and reason and age, which of them N-of-M
-considered, the N and M used, and the verdict with its dominant reason.
+Owns: the JSON-ready explanation served at `GET /v1/slots/{slot}`: each fresh checker's
+own verdict with its AZ, last probe, probe history and age, the rule (N-of-M and the
+quorum), how the quorum came out and why, and the verdict with its dominant reason.
 Never: decides anything itself beyond re-reading the inputs of the last tick; the
 verdict shown is the byte the last tick pushed.
 Cost: O(tables in the last tick) per request; never on the tick path.
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from urn.table import Reason, reason_of_byte, status_of_byte
+from aggregator.condition import checker_verdict
+from urn.table import Reason, Status, reason_of_byte, status_of_byte
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from aggregator.tick import Plan
     from aggregator.window import Entry
     from urn.config import Check
     from urn.table import SlotArray
@@ -27,8 +29,8 @@ __all__ = ["explain_slot", "value_label"]
 
 
 def value_label(value: int) -> str:
-    """The name of a checker slot value; a code no Reason names counts as an error."""
-    if value <= int(Reason.ERROR):
+    """The name of a checker `last` byte; a code no Reason names counts as an error."""
+    if value <= int(Reason.STALE):
         return Reason(value).label
     return f"{Reason.ERROR.label} (code {value})"
 
@@ -46,6 +48,7 @@ def explain_slot(
     checks: dict[int, Check],
     table: SlotArray,
     entries: Sequence[Entry],
+    plan: Plan,
     tick_at: float,
     now: float,
     staleness: float,
@@ -73,28 +76,87 @@ def explain_slot(
             for child in check.children
         ]
         return out
-    out["rule"] = {"failures": check.failures, "of_last": check.of_last}
-    observations: list[dict[str, Any]] = []
-    considered = failures = 0
+    rule = plan.thresholds.rule_of(slot)
+    out["rule"] = rule
+    checkers: list[dict[str, Any]] = []
+    unhealthy_azs: set[str] = set()
+    healthy_azs: set[str] = set()
+    votes = unhealthy = 0
     for entry in entries:
-        value = int(entry.slots[slot])
-        counted = value != 0 and considered < check.of_last
-        if counted:
-            considered += 1
-            failures += value >= int(Reason.TIMEOUT)
-        observations.append(
-            {
-                "checker": entry.sender,
-                "az": entry.az,
-                "sequence": entry.sequence,
-                "value": value,
-                "reason": value_label(value),
-                "age": round(now - entry.received_at, 3),
-                "considered": counted,
-            }
+        last, history = int(entry.last[slot]), int(entry.history[slot])
+        changed = plan.drift.changed(entry.config_digest)
+        ignored = changed is not None and bool(changed[slot])
+        verdict = (
+            Status.UNKNOWN
+            if ignored
+            else checker_verdict(last, history, check.failures, check.of_last)
         )
-    out["considered"] = considered
-    out["failures"] = failures
-    out["checkers"] = sorted({e.sender for e in entries})
-    out["observations"] = observations
+        if verdict is Status.UNHEALTHY:
+            unhealthy_azs.add(entry.az)
+        elif verdict is Status.HEALTHY:
+            healthy_azs.add(entry.az)
+        if verdict is not Status.UNKNOWN:
+            votes += 1
+            unhealthy += verdict is Status.UNHEALTHY
+        row: dict[str, Any] = {
+            "checker": entry.sender,
+            "az": entry.az,
+            "verdict": verdict.label,
+            "last": value_label(last),
+            "history": f"{history:08b}",
+            "failed_of_last": bin(history & ((1 << check.of_last) - 1)).count("1"),
+            "sequence": entry.sequence,
+            "age": round(now - entry.received_at, 3),
+        }
+        if ignored:
+            row["why_no_verdict"] = (
+                "table made under a config where this slot probed another target"
+            )
+        elif verdict is Status.UNKNOWN:
+            row["why_no_verdict"] = f"the checker reports {value_label(last)}"
+        checkers.append(row)
+    out["checkers"] = checkers
+    out["quorum"] = _quorum_outcome(
+        votes, unhealthy, unhealthy_azs, healthy_azs, rule, len(entries)
+    )
     return out
+
+
+def _quorum_outcome(
+    votes: int,
+    unhealthy: int,
+    unhealthy_azs: set[str],
+    healthy_azs: set[str],
+    rule: dict[str, Any],
+    fresh: int,
+) -> dict[str, Any]:
+    """How the verdicts combined, in words an operator can check by hand."""
+    needed = rule["unhealthy_at"] * votes
+    dissent = sorted(healthy_azs - unhealthy_azs)
+    outcome: dict[str, Any] = {
+        "fresh_checkers": fresh,
+        "verdicts": votes,
+        "unhealthy": unhealthy,
+        "healthy": votes - unhealthy,
+        "unhealthy_azs": sorted(unhealthy_azs),
+        "healthy_azs": sorted(healthy_azs),
+    }
+    if votes == 0:
+        outcome["outcome"] = "unknown: no fresh checker has a verdict on this slot"
+    elif votes < rule["min_checkers"]:
+        outcome["outcome"] = (
+            f"unknown: {votes} verdicts, fewer than min_checkers {rule['min_checkers']}"
+        )
+    elif unhealthy < needed - 1e-9:
+        outcome["outcome"] = (
+            f"healthy: {unhealthy} of {votes} unhealthy, fewer than "
+            f"unhealthy_at {rule['unhealthy_at']:g} of them"
+        )
+    elif rule["cross_az"] and len(unhealthy_azs) < 2 and dissent:
+        outcome["outcome"] = (
+            f"healthy: only AZ {', '.join(sorted(unhealthy_azs))} judges it unhealthy while"
+            f" AZ {', '.join(dissent)} judges it healthy"
+        )
+    else:
+        outcome["outcome"] = f"unhealthy: {unhealthy} of {votes} checkers judge it unhealthy"
+    return outcome

@@ -17,17 +17,19 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from aggregator.explain import explain_slot
-from aggregator.tick import Plan, TickCore
+from aggregator.tick import Plan, TickCore, TickResult
 from aggregator.window import Entry, Window
 from urn.clock import SystemClock
+from urn.drift import DriftMap
 from urn.http import TableReceiver, add_observability_routes, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import AggregatorMetrics, TableCollector
 from urn.push import AiohttpTransport, push_all
 from urn.runtime import cancel_and_wait
 from urn.source import ConfigLoader, Loaded
+from urn.table import CheckerPlanes
 from urn.ticker import run_aligned
-from urn.wire import Envelope, TableKind, encode
+from urn.wire import MAX_AZS, MAX_CHECKERS, Envelope, TableKind, encode
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -68,7 +70,9 @@ class Aggregator:
         self._plan: Plan | None = None
         self._checks: dict[int, Check] = {}
         self._core: TickCore | None = None
+        self._drift = DriftMap()
         self.table: SlotArray | None = None  # the last aggregated table pushed
+        self._built_by = (0, 0)  # fresh checkers and AZs behind `table`
         self._entries: list[Entry] = []  # the fresh tables the last tick read
         self._tick_at: float | None = None  # monotonic
         self._ticks = 0
@@ -96,7 +100,7 @@ class Aggregator:
     def apply(self, loaded: Loaded) -> None:
         """Apply a whole document: rebuild every per-config array (never per tick)."""
         document = loaded.document
-        plan = Plan.from_document(document)
+        plan = Plan.from_document(document, self._drift)
         if self._core is None:
             self._core = TickCore(document.capacity)
         self._plan = plan
@@ -146,7 +150,7 @@ class Aggregator:
 
     def deliver(self, envelope: Envelope) -> None:
         """An accepted checker table joins its sender's history."""
-        slots = np.frombuffer(envelope.slots, dtype=np.uint8)
+        planes = CheckerPlanes(envelope.slots, envelope.capacity)
         self.window.add(
             Entry(
                 sender=envelope.sender,
@@ -154,7 +158,9 @@ class Aggregator:
                 sequence=envelope.sequence,
                 generated_at=envelope.generated_at,
                 received_at=self.clock.monotonic(),
-                slots=slots,
+                last=planes.last,
+                history=planes.history,
+                config_digest=envelope.config_digest,
             )
         )
 
@@ -175,19 +181,21 @@ class Aggregator:
         now = self.clock.monotonic()
         staleness = self.document.staleness
         self.window.prune(now, staleness)
-        entries = self.window.fresh(now, staleness)
+        entries = self.window.newest_fresh(now, staleness)
         if not entries or (self._tick_at is not None and now - self._tick_at > staleness):
             # Blind (no fresh checker table), or back from a stall longer than staleness (a
             # freeze, a long pause): the window cannot be trusted until it refills, so warm
             # up again instead of pushing UNKNOWN or one-observation verdicts over the
             # tables peers and resolvers hold. Resolvers keep their last table meanwhile.
             self._blind_at = now
-        table = self._core.compute(
-            [e.slots for e in entries], self._plan, np.empty(self._plan.capacity, np.uint8)
+        result: TickResult = self._core.compute(
+            entries, self._plan, np.empty(self._plan.capacity, np.uint8)
         )
+        table = result.table
         self.metrics.tick_cpu.observe(time.thread_time() - started)
-        self.metrics.fresh_checkers.set(len({e.sender for e in entries}))
+        self.metrics.fresh_checkers.set(result.checkers)
         self.table = table
+        self._built_by = (result.checkers, result.azs)
         self._entries = entries
         self._tick_at = now
         self._ticks += 1
@@ -205,6 +213,8 @@ class Aggregator:
             config_digest=document.digest,
             capacity=document.capacity,
             slots=table.tobytes(),
+            checkers=min(self._built_by[0], MAX_CHECKERS),
+            azs=min(self._built_by[1], MAX_AZS),
         )
         assert self._loaded is not None
         return encode(envelope, self._loaded.keys.signing)
@@ -277,12 +287,14 @@ class Aggregator:
         """The observations behind `slot`'s status in the last tick."""
         assert self.table is not None
         assert self._tick_at is not None
+        assert self._plan is not None
         return explain_slot(
             slot,
             check=self._checks.get(slot),
             checks=self._checks,
             table=self.table,
             entries=self._entries,
+            plan=self._plan,
             tick_at=self._tick_at,
             now=self.clock.monotonic(),
             staleness=self.document.staleness,

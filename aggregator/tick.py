@@ -1,10 +1,10 @@
-"""One aggregator tick's decisions: fresh tables -> N-of-M -> calculated checks.
+"""One aggregator tick's decisions: fresh tables -> verdicts and quorum -> calculated checks.
 
 Owns: `Plan` (every per-config array, built once per config pass) and `TickCore`
-(the reusable buffers that turn the window's fresh tables into the aggregated table).
-Benchmarks import `TickCore` to measure exactly what the service runs.
+(the reusable buffers that turn each checker's newest fresh table into the aggregated
+table). Benchmarks import `TickCore` to measure exactly what the service runs.
 Never: reads a clock, touches sockets, or loops over slots in Python.
-Cost: O(capacity x fresh tables) array work plus O(calculated checks), the same
+Cost: O(capacity x fresh checkers) array work plus O(calculated checks), the same
 whatever the slots hold or how many changed since the last tick.
 """
 
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aggregator.calculated import CalculatedPlan, apply_calculated
-from aggregator.condition import Conditioner, Thresholds
+from aggregator.condition import Conditioner, Observation, Thresholds
+from urn.drift import DriftMap
 from urn.table import SlotArray, empty_table
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from aggregator.window import Entry, Window
     from urn.config import Document
 
-__all__ = ["Plan", "TickCore"]
+__all__ = ["Plan", "TickCore", "TickResult"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -37,21 +38,40 @@ class Plan:
     thresholds: Thresholds
     calculated: CalculatedPlan
     configured: SlotArray  # 1 where a check owns the slot, for the slot-count metric
+    drift: DriftMap  # slots each older config's tables must not speak for
 
     @property
     def capacity(self) -> int:
         return self.thresholds.capacity
 
     @classmethod
-    def from_document(cls, document: Document) -> Plan:
+    def from_document(cls, document: Document, drift: DriftMap | None = None) -> Plan:
+        """The plan for `document`; `drift` remembers earlier configs (a fresh one if None)."""
         configured = empty_table(document.capacity)
         configured[[c.slot for c in document.checks]] = 1
         configured.setflags(write=False)
+        if drift is None:
+            drift = DriftMap()
+        drift.apply(document)
         return cls(
             thresholds=Thresholds.from_document(document),
             calculated=CalculatedPlan.from_document(document),
             configured=configured,
+            drift=drift,
         )
+
+    def observation(self, entry: Entry) -> Observation:
+        """A checker table as the verdict core reads it, changed slots masked."""
+        return Observation(
+            entry.last, entry.history, entry.az, self.drift.changed(entry.config_digest)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    table: SlotArray
+    checkers: int  # fresh checkers whose tables built it
+    azs: int  # distinct AZs among them
 
 
 class TickCore:
@@ -62,13 +82,13 @@ class TickCore:
         self.conditioner = Conditioner(capacity, rows)
         self._scratch = np.empty(capacity + 1, dtype=np.uint8)
 
-    def compute(self, tables: Sequence[SlotArray], plan: Plan, out: SlotArray) -> SlotArray:
-        """The aggregated table for `tables` (newest first) into `out`; returns `out`."""
-        self.conditioner.evaluate(tables, plan.thresholds, out)
+    def compute(self, entries: Sequence[Entry], plan: Plan, out: SlotArray) -> TickResult:
+        """The aggregated table from each checker's newest fresh table, into `out`."""
+        observations = [plan.observation(entry) for entry in entries]
+        self.conditioner.evaluate(observations, plan.thresholds, out)
         apply_calculated(out, plan.calculated, self._scratch)
-        return out
+        return TickResult(out, len(entries), len({entry.az for entry in entries}))
 
-    def run(self, window: Window, now: float, staleness: float, plan: Plan) -> SlotArray:
-        """A fresh aggregated table from the window's fresh tables at `now`."""
-        entries: list[Entry] = window.fresh(now, staleness)
-        return self.compute([e.slots for e in entries], plan, empty_table(self.capacity))
+    def run(self, window: Window, now: float, staleness: float, plan: Plan) -> TickResult:
+        """A fresh aggregated table from the window at `now`."""
+        return self.compute(window.newest_fresh(now, staleness), plan, empty_table(self.capacity))

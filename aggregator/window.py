@@ -1,7 +1,7 @@
 """The last few tables from every checker, and which of them are fresh.
 
-Owns: per-checker history (the newest `depth` accepted tables), freshness by
-`staleness`, and the newest-first order that N-of-M reads.
+Owns: per-checker history (the newest `depth` accepted tables, kept for explanations),
+freshness by `staleness`, and each checker's newest fresh table, which verdicts read.
 Never: reads a clock (`now` and receive times are arguments) or validates tables;
 `urn.http.TableReceiver` accepted them before they get here.
 Cost: O(checkers x depth) Python work per call, independent of capacity and of what
@@ -43,7 +43,9 @@ class Entry:
     sequence: int
     generated_at: float  # the checker's wall clock, for display only
     received_at: float  # our monotonic clock: orders tables and decides freshness
-    slots: SlotArray
+    last: SlotArray  # the checker table's planes (urn.table)
+    history: SlotArray
+    config_digest: bytes = b""
 
     def age(self, now: float) -> float:
         return now - self.received_at
@@ -98,6 +100,19 @@ class Window:
                 history.popleft()
             if not history:
                 del self._by_sender[sender]
+
+    def newest_fresh(self, now: float, staleness: float) -> list[Entry]:
+        """Each checker's newest table if it is fresh, by sender: one verdict per checker.
+
+        A checker's table already carries its own probe history, so older tables add
+        nothing but double counting.
+        """
+        cutoff = now - staleness
+        return [
+            history[-1]
+            for _, history in sorted(self._by_sender.items())
+            if history and history[-1].received_at >= cutoff
+        ]
 
     def fresh_senders(self, now: float, staleness: float) -> list[str]:
         """Checkers with at least one fresh table, by name."""

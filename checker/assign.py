@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from checker.settings import CheckerSettings
     from urn.config import Check, Document
 
-__all__ = ["assigned_checks", "check_key", "shard_owners"]
+__all__ = ["assigned_checks", "check_key", "position", "shard_owners"]
 
 
 def check_key(check: Check) -> str:
@@ -60,3 +60,20 @@ def assigned_checks(document: Document, settings: CheckerSettings) -> tuple[Chec
             )
         probed = [c for c in probed if settings.id in shard_owners(check_key(c), listed, shard)]
     return tuple(sorted((c for c in probed if settings.selects(c)), key=lambda c: c.slot))
+
+
+def position(document: Document, checker: str, check: Check) -> tuple[int, int] | None:
+    """This checker's place (index, count) among the checkers that probe `check`.
+
+    Known when the document names the checkers: the shuffle shard's k owners, or every
+    checker in `assignment.checkers`. None when it does not (any checker may run every
+    check), and then probe phases fall back to a per-checker hash.
+    """
+    listed = document.assignment.checkers
+    if checker not in listed:
+        return None
+    shard = document.assignment.shuffle_shard
+    owners = shard_owners(check_key(check), listed, shard) if shard is not None else tuple(listed)
+    if checker not in owners:
+        return None
+    return owners.index(checker), len(owners)

@@ -13,12 +13,15 @@ line and headers and `SEARCH_WINDOW` bytes of body, whatever the target sends.
 
 from __future__ import annotations
 
+import errno
+import socket
 import ssl
 from typing import Literal
 
 from urn.table import Reason
 
 __all__ = [
+    "LOCAL_ERRNOS",
     "MAX_HEAD",
     "SEARCH_WINDOW",
     "ResponseScanner",
@@ -47,10 +50,34 @@ def classify_status(status: int) -> Reason:
     return Reason.HEALTHY if 200 <= status < 400 else Reason.BAD_STATUS
 
 
+# The checker's own trouble, not the target's: out of descriptors, buffers or local ports.
+LOCAL_ERRNOS = frozenset(
+    (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL)
+)
+# Name resolution that failed on our side (our resolver unreachable, out of memory), as
+# opposed to an answer that the name does not exist.
+LOCAL_GAI_ERRORS = frozenset(
+    code
+    for code in (
+        getattr(socket, "EAI_AGAIN", None),
+        getattr(socket, "EAI_MEMORY", None),
+        getattr(socket, "EAI_SYSTEM", None),
+    )
+    if code is not None
+)
+
+
 def classify_error(exc: BaseException, stage: Stage) -> Reason:
-    """The reason for an exception raised while resolving, connecting or exchanging."""
+    """The reason for an exception raised while resolving, connecting or exchanging.
+
+    A checker's own local errors are LOCAL (no data), never a target failure.
+    """
     if isinstance(exc, TimeoutError):
         return Reason.TIMEOUT
+    if isinstance(exc, socket.gaierror):
+        return Reason.LOCAL if exc.errno in LOCAL_GAI_ERRORS else Reason.DNS
+    if isinstance(exc, OSError) and exc.errno in LOCAL_ERRNOS:
+        return Reason.LOCAL
     if stage == "resolve":
         return Reason.DNS
     if isinstance(exc, ssl.SSLError):

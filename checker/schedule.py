@@ -1,8 +1,12 @@
 """When each assigned check is probed: a fixed phase inside a fixed interval.
 
 Owns: the probe timetable. Probe of check i in cycle c is due at
-`epoch + (c * interval) + offset_i`, with `offset_i = phase(checker id, check) * interval`.
-The phase is a hash, so it is stable per checker, different across checkers (the fleet
+`epoch + (c * interval) + offset_i`, with `offset_i = phase_i * interval` and the epoch on
+the fleet's wall-clock grid (multiples of the interval). When the document names the k
+checkers of a check, the i-th of them probes it at `spread_phase(check, i, k)`: a hash of
+the check plus i/k, so the target sees exactly k probes per interval, evenly spaced, and
+the fleet hears of a failure within interval/k per checker. Otherwise the phase is a hash
+of (checker id, check). Either way it is stable, different across checkers (the fleet
 never probes in lockstep), and independent of which other checks exist: rebuilding the
 schedule for added or removed checks leaves every unchanged check's phase alone.
 Never: looks at probe results. No backoff, no fast re-check, no modes: every check is
@@ -25,13 +29,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["Schedule", "phase"]
+__all__ = ["Schedule", "phase", "spread_phase"]
 
 
 def phase(checker_id: str, key: str) -> float:
     """A stable fraction in [0, 1) for this checker and check."""
     digest = hashlib.blake2b(f"{checker_id}\0{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2.0**64
+
+
+def spread_phase(key: str, index: int, count: int) -> float:
+    """The phase of the `index`-th of `count` checkers of a check: evenly spaced."""
+    return (phase("", key) + index / count) % 1.0
 
 
 class Schedule:

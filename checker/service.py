@@ -1,8 +1,11 @@
 """The checker service: wires config, schedule, probes, table and pushes. No decisions.
 
-Owns: the table (a numpy uint8 view over a bytearray of `capacity` slots; slot value =
-the last probe's `Reason`, 0 until probed or when unassigned), the probe loop that starts
-every due probe, and the push loop that sends the whole table every push interval.
+Owns: the table (a bytearray of two `capacity`-byte planes, urn.table: each slot's last
+probe `Reason`, 0 until probed or when unassigned, and its last 8 outcomes as bits), the
+probe loop that starts every due probe, and the push loop that sends the whole table
+every push interval. A slot whose last finished probe started more than `stale_after`
+ago goes out as STALE (no data), never as its old result, and a slot whose target
+changed in the config starts again from no data.
 Never: changes probe cadence with results, or reports its own lateness as a target
 failure. Late probes are measured (`urn_probe_lateness_seconds`); probes more than one
 interval late are skipped and counted (`urn_probes_skipped`), never failed; a loop stall
@@ -18,15 +21,16 @@ import asyncio
 import gc
 import math
 import time
+from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiohttp import web
 
-from checker.assign import assigned_checks, check_key
+from checker.assign import assigned_checks, check_key, position
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
-from checker.schedule import Schedule, phase
+from checker.schedule import Schedule, phase, spread_phase
 from urn.http import add_observability_routes, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import CheckerMetrics
@@ -71,6 +75,18 @@ PUSH_TIMEOUT_SHARE = 0.9  # of the push interval: a push ends before the next st
 # checker fell behind (9,300 done, 107 us each); at these it keeps up (14,000 done,
 # 67 us each). Garbage cycles live a little longer; refcounting frees the rest at once.
 GC_THRESHOLDS = (20_000, 20, 100)
+_LOCAL = int(Reason.LOCAL)
+_HEALTHY = int(Reason.HEALTHY)
+_STALE = np.uint8(Reason.STALE)
+# A probe result vouches for its slot this long after the probe started: one interval
+# to the next probe's start, plus that probe's own timeout (and sweep slack), plus a
+# quarter interval of grace, so a target that times out every probe is never STALE.
+STALE_GRACE = 0.25
+
+
+def stale_after(interval: float, timeout: float) -> float:
+    """How old a slot's last finished probe start may be before the slot is STALE."""
+    return interval + max(interval, timeout + SWEEP_SLACK) + STALE_GRACE * interval
 
 
 def observe_many(histogram: Histogram, values: list[float]) -> None:
@@ -113,11 +129,17 @@ class CheckerService:
         self._lax, self._strict = tls_contexts(settings.probe_ca)
         self._epoch = clock.monotonic()
         self._raw = bytearray()
-        self.table: SlotArray = np.zeros(0, dtype=np.uint8)
+        self._capacity = 0
+        self.table: SlotArray = np.zeros(0, dtype=np.uint8)  # the `last` plane
         self._targets: list[Target | None] = []
         self._checks: dict[int, Check] = {}
-        self._last_start: list[float] = []
-        self._phases: dict[str, float] = {}
+        self._last_start = array("d")  # per slot: start of its newest finished probe
+        self._started_view = np.zeros(0, dtype=np.float64)
+        self._stale_after = np.zeros(0, dtype=np.float64)
+        self._out = np.zeros(0, dtype=np.uint8)
+        self._phases: dict[tuple[str, tuple[int, int] | None], float] = {}
+        self._entries: tuple[tuple[int, float], ...] = ()
+        self.stale_count = 0  # slots the last pushed table reported STALE
         self.schedule = Schedule(1.0, self._epoch, (), self._epoch)
         self._pending: deque[tuple[int, float]] = deque()
         self._queued = bytearray()
@@ -151,43 +173,57 @@ class CheckerService:
         document = loaded.document
         checks = assigned_checks(document, self.settings)  # may raise: nothing changed yet
         capacity = document.capacity
-        if len(self._raw) != capacity:  # first pass (capacity is fixed thereafter)
-            self._raw = bytearray(capacity)
-            self.table = np.frombuffer(self._raw, dtype=np.uint8)
+        if self._capacity != capacity:  # first pass (capacity is fixed thereafter)
+            self._capacity = capacity
+            self._raw = bytearray(2 * capacity)
+            self.table = np.frombuffer(self._raw, dtype=np.uint8)[:capacity]
             self._targets = [None] * capacity
-            self._last_start = [-math.inf] * capacity
+            self._last_start = array("d", [-math.inf]) * capacity
+            self._started_view = np.frombuffer(self._last_start, dtype=np.float64)
+            self._stale_after = np.zeros(capacity, dtype=np.float64)
+            self._out = np.zeros(2 * capacity, dtype=np.uint8)
             self._queued = bytearray(capacity)
+        interval = document.intervals.probe
         wanted = {c.slot: c for c in checks}
         for slot in [s for s in self._checks if s not in wanted]:
             self._targets[slot] = None
-            self._raw[slot] = 0
-            self._last_start[slot] = -math.inf
+            self._clear(slot)
         for slot, check in wanted.items():
-            if self._checks.get(slot) != check:
+            old_check = self._checks.get(slot)
+            if old_check != check:
                 self._targets[slot] = compile_target(check, self._lax, self._strict)
-        interval = document.intervals.probe
-        keys = {c.slot: check_key(c) for c in checks}
-        old = self.schedule
-        if (
-            old.interval != interval
-            or len(old) != len(keys)
-            or set(old.slots) != set(keys)
-            or any(check_key(self._checks[s]) != k for s, k in keys.items())
-        ):
-            entries = [(slot, self._phase(key)) for slot, key in keys.items()]
-            self._phases = {key: self._phases[key] for key in keys.values()}  # no stale keys
-            self.schedule = Schedule(interval, self._epoch, entries, self.clock.monotonic())
+                if old_check is not None and old_check.target != check.target:
+                    self._clear(slot)  # the old target's health says nothing of the new
+            self._stale_after[slot] = stale_after(interval, check.timeout)
+        phases = {c.slot: self._phase(document, c) for c in checks}
+        entries = tuple(sorted(phases.items()))
+        if self.schedule.interval != interval or entries != self._entries:
+            now = self.clock.monotonic()
+            # On the fleet's wall-clock grid, so checkers' phases line up with each other.
+            self._epoch = now - (self.clock.time() % interval)
+            self.schedule = Schedule(interval, self._epoch, entries, now)
             self._cycle_end = self._epoch + (self.schedule.cycle + 1) * interval
+            self._entries = entries
+            used = {(check_key(c), position(document, self.settings.id, c)) for c in checks}
+            self._phases = {k: v for k, v in self._phases.items() if k in used}
         self._checks = wanted
         self.engine.prune()
         self._size_concurrency(checks, interval)
         self.metrics.checks_assigned.set(len(checks))
         self.metrics.peers(document.aggregators)
 
-    def _phase(self, key: str) -> float:
-        value = self._phases.get(key)
+    def _clear(self, slot: int) -> None:
+        self._raw[slot] = 0
+        self._raw[self._capacity + slot] = 0
+        self._last_start[slot] = -math.inf
+
+    def _phase(self, document: Document, check: Check) -> float:
+        key = check_key(check)
+        place = position(document, self.settings.id, check)
+        value = self._phases.get((key, place))
         if value is None:
-            value = self._phases[key] = phase(self.settings.id, key)
+            value = phase(self.settings.id, key) if place is None else spread_phase(key, *place)
+            self._phases[(key, place)] = value
         return value
 
     def _size_concurrency(self, checks: tuple[Check, ...], interval: float) -> None:
@@ -226,7 +262,11 @@ class CheckerService:
         if self._targets[slot] is not target or started < self._last_start[slot]:
             return  # check removed or changed meanwhile, or a newer probe already reported
         self._last_start[slot] = started
-        self._raw[slot] = verdict
+        raw = self._raw
+        raw[slot] = verdict
+        if verdict != _LOCAL:  # our own trouble is no outcome of the target's
+            at = self._capacity + slot
+            raw[at] = ((raw[at] << 1) & 0xFF) | (verdict != _HEALTHY)
 
     def launch(self, now: float) -> None:
         """Start every probe due by `now`, within the concurrency limit."""
@@ -356,9 +396,21 @@ class CheckerService:
             generated_at=self.clock.time(),
             config_digest=document.digest,
             capacity=document.capacity,
-            slots=bytes(self._raw),
+            slots=self.table_bytes(),
         )
         return encode(envelope, loaded.keys.signing)
+
+    def table_bytes(self) -> bytes:
+        """Both planes as they go out: a slot nobody has vouched for lately is STALE."""
+        out = self._out
+        capacity = self._capacity
+        np.copyto(out, np.frombuffer(self._raw, dtype=np.uint8))
+        last = out[:capacity]
+        stale = np.less(self._started_view, self.clock.monotonic() - self._stale_after)
+        np.logical_and(stale, last, out=stale)
+        np.copyto(last, _STALE, where=stale)
+        self.stale_count = int(np.count_nonzero(stale))
+        return out.tobytes()
 
     async def push_once(self) -> list[PushOutcome]:
         """Push the whole table to every aggregator at once, each with its own timeout."""
@@ -383,10 +435,13 @@ class CheckerService:
         """Fold the per-probe facts gathered since the last flush into the registry."""
         metrics = self.metrics
         counts = self._counts
+        if counts[_LOCAL]:
+            metrics.local_errors.inc(counts[_LOCAL])
         for reason in Reason:
             if counts[reason]:
                 metrics.probes.labels(reason.label).inc(counts[reason])
                 counts[reason] = 0
+        metrics.stale_slots.set(self.stale_count)
         durations, self._durations = self._durations, []
         lateness, self._lateness = self._lateness, []
         observe_many(metrics.probe_duration, durations)

@@ -21,6 +21,7 @@ import struct
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from resolver.dnsmsg import (
     AA,
@@ -85,10 +86,16 @@ def resolve(
     return entry.choose(entry, status, rng, items), False
 
 
-def down_view(table: SlotArray) -> bytes:
-    """The hot path's view of an aggregated table: 1 per unhealthy slot, plus a 0 slot."""
-    down = (np.bitwise_and(table, np.uint8(3)) == Status.UNHEALTHY).astype(np.uint8)
-    view: bytes = down.tobytes()
+def down_view(table: SlotArray, changed: npt.NDArray[np.bool_] | None = None) -> bytes:
+    """The hot path's view of an aggregated table: 1 per unhealthy slot, plus a 0 slot.
+
+    `changed` marks slots whose check has another target under our config than under
+    the table's: their status describes the old target, so they read as unknown.
+    """
+    down = np.bitwise_and(table, np.uint8(3)) == Status.UNHEALTHY
+    if changed is not None:
+        down &= ~changed
+    view: bytes = down.astype(np.uint8).tobytes()
     return view + b"\0"
 
 
@@ -263,11 +270,13 @@ def explain(
     fail_open: bool,
     rng: random.Random,
     table: dict[str, Any],
+    changed: npt.NDArray[np.bool_] | None = None,
 ) -> dict[str, Any]:
     """Why `name` answers what it does: every candidate's slot, status, reason, and the pick.
 
     `raw` is the aggregated table in force (None before any); `down` what queries read
-    (all unknown when the table is missing or too old); `table` facts about the table.
+    (all unknown when the table is missing or too old); `table` facts about the table;
+    `changed` the slots the table cannot speak for (their check changed since its config).
     """
     node = compiled.by_text.get(name)
     result: dict[str, Any] = {"name": name, "table": table, "fail_open_config": fail_open}
@@ -283,12 +292,19 @@ def explain(
         for entry in node.by_type.values()
         if qtype is None or entry.qtype == qtype or (node.cname is entry)
     ]
-    result["records"] = [_explain_entry(entry, raw, down, fail_open, rng) for entry in entries]
+    result["records"] = [
+        _explain_entry(entry, raw, down, fail_open, rng, changed) for entry in entries
+    ]
     return result
 
 
 def _explain_entry(
-    entry: Entry, raw: bytes | None, down: bytes, fail_open: bool, rng: random.Random
+    entry: Entry,
+    raw: bytes | None,
+    down: bytes,
+    fail_open: bool,
+    rng: random.Random,
+    changed: npt.NDArray[np.bool_] | None,
 ) -> dict[str, Any]:
     read = entry.read(down)
     answers = []
@@ -306,6 +322,9 @@ def _explain_entry(
         elif raw is None:
             item["status"] = Status.UNKNOWN.label
             item["reason"] = None
+        elif changed is not None and changed[candidate.slot]:
+            item["status"] = Status.UNKNOWN.label
+            item["reason"] = "config_changed: the table predates this slot's current target"
         else:
             byte = raw[candidate.slot]
             item["status"] = _label(Status, byte & 3)

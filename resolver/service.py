@@ -25,6 +25,7 @@ from resolver.dnsmsg import RCODES
 from resolver.dnsserver import DnsServer
 from resolver.records import QTYPES, compile_records, qtype_label
 from urn.clock import SystemClock
+from urn.drift import DriftMap
 from urn.errors import StartupError
 from urn.http import TableReceiver
 from urn.logs import get_logger
@@ -110,6 +111,7 @@ class ResolverService:
         self.table: HeldTable | None = None
         self.state = "no table yet"
         self.configured: SlotArray | None = None
+        self.drift = DriftMap()
         self.receiver: TableReceiver | None = None
         self.dns: DnsServer | None = None
         self.tallies: dict[str, dict[tuple[int, int], int]] = {t: {} for t in TRANSPORTS}
@@ -155,6 +157,7 @@ class ResolverService:
         else:
             self.responder.compiled = compiled
             self.responder.fail_open = document.fail_open
+        self.drift.apply(document)
         self.document = document
         self.keys = loaded.keys
         self.configured = configured
@@ -195,7 +198,7 @@ class ResolverService:
             responder.down = unknown_view(document.capacity)
         else:
             state = "fresh"
-            responder.down = down_view(self.table.array)
+            responder.down = down_view(self.table.array, self.drift.changed(self.table.digest))
         if state != self.state:
             log.info(
                 "table_state",
@@ -236,6 +239,7 @@ class ResolverService:
             responder.fail_open,
             self.rng,
             self.table_facts(),
+            None if self.table is None else self.drift.changed(self.table.digest),
         )
 
     # --- metrics -------------------------------------------------------------------

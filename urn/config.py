@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from urn.errors import ConfigError
+from urn.table import HISTORY_BITS
 
 __all__ = [
     "Answer",
@@ -34,6 +35,7 @@ __all__ = [
     "Intervals",
     "KeySource",
     "Policy",
+    "Quorum",
     "Record",
     "RecordType",
     "Tls",
@@ -80,12 +82,33 @@ class Intervals:
 
 
 @dataclass(frozen=True, slots=True)
-class Defaults:
-    """Fleet-wide values a check inherits unless it sets its own."""
+class Quorum:
+    """How the fresh checkers' verdicts on a slot become the fleet's (docs/verdicts.md).
 
-    failures: int = 3
-    of_last: int = 10
+    Unhealthy when at least `unhealthy_at` of the checkers with a verdict judge it
+    unhealthy, with at least `min_checkers` verdicts (fewer: unknown) and, with
+    `cross_az`, never on one AZ's word while another AZ's checkers judge it healthy.
+    Route 53's "healthy while more than 18 % of checkers say healthy" is 0.82.
+    """
+
+    unhealthy_at: float = 0.51  # a strict majority
+    min_checkers: int = 1
+    cross_az: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """Fleet-wide values a check inherits unless it sets its own.
+
+    One failed probe is enough for a checker's own verdict: the quorum across checkers,
+    whose probes of a check are spread evenly over the interval, is what rides out a
+    single bad probe, and it detects within a fraction of the interval (docs/verdicts.md).
+    """
+
+    failures: int = 1
+    of_last: int = 1
     timeout: float = 1.0
+    quorum: Quorum = Quorum()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +154,7 @@ class Check:
     failures: int
     of_last: int
     timeout: float
+    quorum: Quorum = Quorum()
     host: str = ""
     port: int = 0
     path: str = "/"
@@ -144,6 +168,19 @@ class Check:
     @property
     def is_probed(self) -> bool:
         return self.type is not CheckType.CALCULATED
+
+    @property
+    def target(self) -> tuple[object, ...]:
+        """What is probed: when this changes, the slot's old health means nothing."""
+        return (
+            self.type,
+            self.host,
+            self.port,
+            self.path,
+            self.search,
+            self.verify_tls,
+            self.children,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +306,7 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
     top = _Fields(raw, "")
     capacity = top.integer("capacity", 10_000, low=1, high=1_000_000)
     intervals = _intervals(top.mapping("intervals"))
-    defaults = _defaults(top.mapping("defaults"))
+    defaults = _defaults(top.mapping("defaults"), top.mapping("quorum"))
     staleness = top.number("staleness", max(5.0, 3 * intervals.push), low=0.001)
     skew = top.number("skew", 30.0, low=0.0)
     fail_open = top.boolean("fail_open", True)
@@ -349,14 +386,29 @@ def _intervals(fields: _Fields) -> Intervals:
     return Intervals(probe=probe, push=push, config=config, aggregate_lag=lag)
 
 
-def _defaults(fields: _Fields) -> Defaults:
-    failures = fields.integer("failures", 3, low=1, high=255)
-    of_last = fields.integer("of_last", max(10, failures), low=1, high=255)
+def _defaults(fields: _Fields, quorum: _Fields) -> Defaults:
+    base = Defaults()
+    failures = fields.integer("failures", base.failures, low=1, high=HISTORY_BITS)
+    of_last = fields.integer("of_last", max(base.of_last, failures), low=1, high=HISTORY_BITS)
     if failures > of_last:
         raise ConfigError(fields.path("failures"), failures, f"exceeds of_last {of_last}")
-    timeout = fields.number("timeout", 1.0, low=0.001)
+    timeout = fields.number("timeout", base.timeout, low=0.001)
     fields.done()
-    return Defaults(failures=failures, of_last=of_last, timeout=timeout)
+    return Defaults(
+        failures=failures, of_last=of_last, timeout=timeout, quorum=_quorum(quorum, base.quorum)
+    )
+
+
+def _quorum(fields: _Fields, base: Quorum) -> Quorum:
+    unhealthy_at = fields.number("unhealthy_at", base.unhealthy_at, low=0.0, high=1.0)
+    if unhealthy_at <= 0:
+        raise ConfigError(
+            fields.path("unhealthy_at"), unhealthy_at, "must be above 0 (0 would call all down)"
+        )
+    min_checkers = fields.integer("min_checkers", base.min_checkers, low=1, high=0xFFFF)
+    cross_az = fields.boolean("cross_az", base.cross_az)
+    fields.done()
+    return Quorum(unhealthy_at=unhealthy_at, min_checkers=min_checkers, cross_az=cross_az)
 
 
 def _assignment(fields: _Fields) -> Assignment:
@@ -438,8 +490,8 @@ def _check(fields: _Fields, capacity: int, defaults: Defaults) -> Check:
         raise ConfigError(fields.path("slot"), slot, f"is outside capacity {capacity}")
     name = fields.string("name", f"slot-{slot}")
     kind = fields.choice("type", CheckType, None)
-    failures = fields.integer("failures", defaults.failures, low=1, high=255)
-    of_last = fields.integer("of_last", max(defaults.of_last, failures), low=1, high=255)
+    failures = fields.integer("failures", defaults.failures, low=1, high=HISTORY_BITS)
+    of_last = fields.integer("of_last", max(defaults.of_last, failures), low=1, high=HISTORY_BITS)
     if failures > of_last:
         raise ConfigError(fields.path("failures"), failures, f"exceeds of_last {of_last}")
     labels = fields.mapping("labels")
@@ -456,6 +508,7 @@ def _check(fields: _Fields, capacity: int, defaults: Defaults) -> Check:
         "type": kind,
         "failures": failures,
         "of_last": of_last,
+        "quorum": _quorum(fields.mapping("quorum"), defaults.quorum),
         "az": fields.optional_string("az"),
         "labels": label_map,
     }

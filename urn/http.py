@@ -19,7 +19,15 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from urn.errors import Oversized, Truncated, WireError
-from urn.wire import MAX_CAPACITY, Envelope, SequenceGuard, TableKind, decode, encoded_size
+from urn.wire import (
+    MAX_CAPACITY,
+    Envelope,
+    SequenceGuard,
+    TableKind,
+    decode,
+    encoded_size,
+    slot_bytes,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -72,7 +80,7 @@ class TableReceiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         capacity = self._capacity()
-        limit = encoded_size(capacity)
+        limit = encoded_size(capacity, self._kind)
         sender = "unknown"
         try:
             body = await self._read_bounded(request, limit)
@@ -93,7 +101,7 @@ class TableReceiver:
     async def _read_bounded(self, request: web.Request, limit: int) -> bytes:
         declared = request.content_length
         if declared is not None and declared > limit:
-            other = declared - encoded_size(0)
+            other = (declared - encoded_size(0, self._kind)) // slot_bytes(1, self._kind)
             hint = f" (a capacity-{other} table? compare capacity)" if other <= MAX_CAPACITY else ""
             raise Oversized(f"Content-Length {declared}, a table is {limit} bytes{hint}")
         chunks: list[bytes] = []

@@ -130,8 +130,20 @@ class CheckerMetrics(CommonMetrics):
             ["result"],
             registry=registry,
         )
-        for reason in (Reason.HEALTHY, *FAILURE_REASONS):
+        for reason in (Reason.HEALTHY, *FAILURE_REASONS, Reason.LOCAL):
             self.probes.labels(reason.label)
+        self.local_errors = Counter(
+            "urn_probe_local_errors",
+            "Probes that failed on this checker's own side (EMFILE, ENOBUFS, its resolver):"
+            " reported as no data, never as a target failure",
+            registry=registry,
+        )
+        self.stale_slots = Gauge(
+            "urn_stale_slots",
+            "Assigned slots pushed as no data at the last push because no probe of theirs"
+            " finished recently enough (skipped or stalled probes)",
+            registry=registry,
+        )
         self.probe_duration = Histogram(
             "urn_probe_duration_seconds",
             "Probe start to verdict",
@@ -185,6 +197,9 @@ class AggregatorMetrics(_ReceivesTables):
             "urn_fresh_checkers",
             "Checkers with at least one table within staleness",
             registry=registry,
+        )
+        self.fresh_azs = Gauge(
+            "urn_fresh_azs", "Distinct AZs among the fresh checkers", registry=registry
         )
 
 

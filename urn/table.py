@@ -5,7 +5,14 @@ Never: knows about sockets, clocks or envelopes; a table is just `capacity` byte
 Cost: every helper here is O(capacity) array work or O(1) per slot; no Python loop
 over slots.
 
-Checker table byte:   0 no data, 1 healthy, >= 2 a failure `Reason`.
+Checker table: two planes of `capacity` bytes each (see `CheckerPlanes`):
+  last    the `Reason` of the newest finished probe: 0 no data, 1 healthy, 2-9 a failure,
+          10 the checker's own local error and 11 stale (both no data, with their cause);
+          12-255 are failures of unknown kind, never healthy;
+  history the checker's last 8 probe outcomes, bit 0 the newest, 1 = failed; positions
+          before the slot's first probe are 0, so a fresh slot starts healthy.
+A receiver therefore counts probes, not tables, and a table costs 2 bytes per slot
+whatever the slots hold.
 Aggregated table byte: bits 0-1 the `Status` (0 unknown, 1 healthy, 2 unhealthy),
 bits 2-7 the dominant failure `Reason` (0 when not unhealthy).
 """
@@ -18,12 +25,18 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "CHECKER_SLOT_BYTES",
     "FAILURE_REASONS",
+    "HISTORY_BITS",
+    "NO_DATA_REASONS",
+    "CheckerPlanes",
     "Reason",
     "SlotArray",
     "Status",
     "aggregated_byte",
+    "checker_table",
     "empty_table",
+    "is_failure",
     "reason_of_byte",
     "reasons_of",
     "status_of_byte",
@@ -46,13 +59,41 @@ class Reason(IntEnum):
     TLS = 7
     DNS = 8
     ERROR = 9  # anything else a probe can hit (unreachable network, protocol garbage)
+    LOCAL = 10  # the checker's own trouble (EMFILE, ENOBUFS, its resolver): no data
+    STALE = 11  # no probe of this slot finished recently enough to vouch for: no data
 
     @property
     def label(self) -> str:
         return self.name.lower()
 
 
-FAILURE_REASONS: tuple[Reason, ...] = tuple(r for r in Reason if r >= Reason.TIMEOUT)
+FAILURE_REASONS: tuple[Reason, ...] = tuple(
+    r for r in Reason if Reason.TIMEOUT <= r <= Reason.ERROR
+)
+NO_DATA_REASONS: tuple[Reason, ...] = (Reason.NO_DATA, Reason.LOCAL, Reason.STALE)
+CHECKER_SLOT_BYTES = 2  # one `last` byte and one `history` byte per slot
+HISTORY_BITS = 8
+
+
+def is_failure(reason: int) -> bool:
+    """Whether a checker's `last` byte is a target failure (unknown codes are)."""
+    return reason >= Reason.TIMEOUT and reason not in NO_DATA_REASONS
+
+
+class CheckerPlanes:
+    """The two planes of a checker table over one buffer of `2 x capacity` bytes.
+
+    Views, not copies: writing through `last` or `history` writes the buffer.
+    """
+
+    __slots__ = ("history", "last")
+
+    def __init__(self, buffer: bytes | bytearray | memoryview, capacity: int) -> None:
+        flat = np.frombuffer(buffer, dtype=np.uint8)
+        if flat.shape[0] != CHECKER_SLOT_BYTES * capacity:
+            raise ValueError(f"{flat.shape[0]} bytes is not a capacity-{capacity} checker table")
+        self.last: SlotArray = flat[:capacity]
+        self.history: SlotArray = flat[capacity:]
 
 
 class Status(IntEnum):
@@ -97,3 +138,19 @@ def reason_of_byte(value: int) -> Reason:
 def empty_table(capacity: int) -> SlotArray:
     """A table of `capacity` dummy slots."""
     return np.zeros(capacity, dtype=np.uint8)
+
+
+def checker_table(last: bytes | SlotArray, history: bytes | SlotArray | None = None) -> bytes:
+    """A checker table's bytes from its `last` plane, and its history plane.
+
+    Without `history`, each slot's history is its one `last` probe: failed or not.
+    """
+    last_array = np.frombuffer(bytes(last), dtype=np.uint8)
+    if history is None:
+        failed = (last_array >= Reason.TIMEOUT) & ~np.isin(last_array, NO_DATA_REASONS)
+        history_array = failed.astype(np.uint8)
+    else:
+        history_array = np.frombuffer(bytes(history), dtype=np.uint8)
+        if history_array.shape != last_array.shape:
+            raise ValueError("history and last planes must be the same length")
+    return last_array.tobytes() + history_array.tobytes()

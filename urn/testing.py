@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from urn.clock import FakeClock
+from urn.table import checker_table
 from urn.wire import Envelope, TableKind, encode
 
 if TYPE_CHECKING:
@@ -86,8 +87,18 @@ def signed_table(
     generated_at: float | None = None,
     digest: bytes = b"\0" * 32,
     key: bytes = TEST_PUSH_KEY,
+    history: bytes | None = None,
+    checkers: int = 0,
+    azs: int = 0,
 ) -> bytes:
-    """An encoded, signed envelope around `slots`."""
+    """An encoded, signed envelope around `slots` (one byte per slot).
+
+    For a checker table `slots` is the `last` plane; `history` defaults to each slot's
+    one last probe (urn.table.checker_table).
+    """
+    capacity = len(slots)
+    if kind is TableKind.CHECKER:
+        slots = checker_table(slots, history)
     envelope = Envelope(
         kind=kind,
         sender=sender,
@@ -95,8 +106,10 @@ def signed_table(
         sequence=sequence,
         generated_at=time.time() if generated_at is None else generated_at,
         config_digest=digest,
-        capacity=len(slots),
+        capacity=capacity,
         slots=slots,
+        checkers=checkers,
+        azs=azs,
     )
     return encode(envelope, key)
 

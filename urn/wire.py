@@ -4,7 +4,7 @@ Owns: turning an `Envelope` into bytes and back, and deciding whether bytes are 
 Never: touches sockets or clocks (`now` is an argument) or mutates receiver state
 before every check has passed: `SequenceGuard.check` is pure, `commit` records.
 Cost: encode and decode are O(capacity) memory copies plus one HMAC; the encoded
-size is `encoded_size(capacity)` whatever the slots hold, the sender is or the
+size is `encoded_size(capacity, kind)` whatever the slots hold, the sender is or the
 sequence is, because every field has a fixed msgpack width (see docs/wire.md).
 """
 
@@ -29,12 +29,15 @@ from urn.errors import (
     WrongCapacity,
     WrongKind,
 )
+from urn.table import CHECKER_SLOT_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
+    "MAX_AZS",
     "MAX_CAPACITY",
+    "MAX_CHECKERS",
     "SENDER_BYTES",
     "VERSION",
     "Envelope",
@@ -43,9 +46,10 @@ __all__ = [
     "decode",
     "encode",
     "encoded_size",
+    "slot_bytes",
 ]
 
-VERSION = 1
+VERSION = 2
 SENDER_BYTES = 32
 AZ_BYTES = 16
 DIGEST_BYTES = 32
@@ -58,21 +62,30 @@ class TableKind(IntEnum):
     AGGREGATE = 2
 
 
+# Bytes per slot by kind: a checker slot carries its probe history (urn.table).
+_SLOT_WIDTH = {TableKind.CHECKER: CHECKER_SLOT_BYTES, TableKind.AGGREGATE: 1}
+
+
+def slot_bytes(capacity: int, kind: TableKind) -> int:
+    """Length of the slots field of a `kind` table of `capacity` slots."""
+    return capacity * _SLOT_WIDTH[kind]
+
+
 # Element by element, every one with an explicit msgpack type so that widths never vary:
-#   fixarray(10)
+#   fixarray(12)
 #   version uint8 | kind uint8 | sender bin8[32] | az bin8[16] | sequence uint64 |
-#   generated_at float64 | config_digest bin8[32] | capacity uint32 | slots bin32[capacity] |
-#   mac bin8[32]
-_HEAD = struct.Struct(">BBBBB BB32s BB16s BQ Bd BB32s BI BI")
+#   generated_at float64 | config_digest bin8[32] | capacity uint32 | checkers uint16 |
+#   azs uint8 | slots bin32[slot_bytes] | mac bin8[32]
+_HEAD = struct.Struct(">BBBBB BB32s BB16s BQ Bd BB32s BI BH BB BI")
 _MAC_PREFIX = bytes((0xC4, MAC_BYTES))
 _HEAD_SIZE = _HEAD.size
 _TAIL_SIZE = len(_MAC_PREFIX) + MAC_BYTES
 # Indexes into _HEAD.unpack(): the values, then the type bytes and widths that must match.
 _VERSION, _KIND, _SENDER, _AZ, _SEQUENCE, _GENERATED_AT, _DIGEST = 2, 4, 7, 10, 12, 14, 17
-_CAPACITY, _SLOTS_LENGTH = 19, 21
-_MARKERS = operator.itemgetter(0, 1, 3, 5, 6, 8, 9, 11, 13, 15, 16, 18, 20)
+_CAPACITY, _CHECKERS, _AZS, _SLOTS_LENGTH = 19, 21, 23, 25
+_MARKERS = operator.itemgetter(0, 1, 3, 5, 6, 8, 9, 11, 13, 15, 16, 18, 20, 22, 24)
 _EXPECTED_MARKERS = (
-    0x9A,  # fixarray of 10
+    0x9C,  # fixarray of 12
     0xCC,  # uint8 version
     0xCC,  # uint8 kind
     0xC4,  # bin8 sender ...
@@ -84,13 +97,17 @@ _EXPECTED_MARKERS = (
     0xC4,  # bin8 config digest ...
     DIGEST_BYTES,
     0xCE,  # uint32 capacity
-    0xC6,  # bin32 slots (its uint32 length must equal capacity)
+    0xCD,  # uint16 checkers
+    0xCC,  # uint8 azs
+    0xC6,  # bin32 slots (its uint32 length must equal slot_bytes(capacity, kind))
 )
+MAX_CHECKERS = 0xFFFF
+MAX_AZS = 0xFF
 
 
-def encoded_size(capacity: int) -> int:
-    """Exact size in bytes of every envelope carrying a table of `capacity` slots."""
-    return _HEAD_SIZE + capacity + _TAIL_SIZE
+def encoded_size(capacity: int, kind: TableKind) -> int:
+    """Exact size in bytes of every `kind` envelope carrying `capacity` slots."""
+    return _HEAD_SIZE + slot_bytes(capacity, kind) + _TAIL_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +122,18 @@ class Envelope:
     config_digest: bytes
     capacity: int
     slots: bytes
+    checkers: int = 0  # aggregate tables: fresh checkers that built it (0 in checker tables)
+    azs: int = 0  # aggregate tables: distinct AZs among those checkers
 
     def __post_init__(self) -> None:
-        if len(self.slots) != self.capacity:
-            raise ValueError(f"slots has {len(self.slots)} bytes, capacity is {self.capacity}")
+        expected = slot_bytes(self.capacity, self.kind)
+        if len(self.slots) != expected:
+            raise ValueError(
+                f"slots has {len(self.slots)} bytes, a capacity-{self.capacity} "
+                f"{self.kind.name.lower()} table has {expected}"
+            )
+        if not 0 <= self.checkers <= MAX_CHECKERS or not 0 <= self.azs <= MAX_AZS:
+            raise ValueError(f"checkers {self.checkers} / azs {self.azs} out of range")
         _fixed_text("sender", self.sender, SENDER_BYTES)
         _fixed_text("az", self.az, AZ_BYTES)
         if len(self.config_digest) != DIGEST_BYTES:
@@ -127,7 +152,7 @@ def _fixed_text(name: str, text: str, width: int) -> bytes:
 def encode(envelope: Envelope, key: bytes) -> bytes:
     """The envelope's bytes, MAC included."""
     head = _HEAD.pack(
-        0x9A,
+        _EXPECTED_MARKERS[0],
         0xCC,
         VERSION,
         0xCC,
@@ -147,8 +172,12 @@ def encode(envelope: Envelope, key: bytes) -> bytes:
         envelope.config_digest,
         0xCE,
         envelope.capacity,
+        0xCD,
+        envelope.checkers,
+        0xCC,
+        envelope.azs,
         0xC6,
-        envelope.capacity,
+        len(envelope.slots),
     )
     signed = head + envelope.slots
     return b"".join((signed, _MAC_PREFIX, hmac.digest(key, signed, "sha256")))
@@ -158,14 +187,14 @@ def decode(
     data: bytes,
     keys: Sequence[bytes],
     capacity: int,
-    kind: TableKind | None = None,
+    kind: TableKind,
 ) -> Envelope:
-    """Parse and authenticate `data`; raise the WireError naming the first thing wrong.
+    """Parse and authenticate a `kind` table; raise the WireError naming the first thing wrong.
 
     Checks run cheapest first and the MAC before anything is believed, so a forged body
     can only ever produce BadMac or a structural error.
     """
-    expected = encoded_size(capacity)
+    expected = encoded_size(capacity, kind)
     size = len(data)
     if size > expected:
         # Still name a capacity mismatch when the body is a well-formed bigger table.
@@ -174,22 +203,31 @@ def decode(
             raise WrongCapacity(f"capacity {fields[_CAPACITY]}, expected {capacity}")
         raise Oversized(f"{size} bytes, a capacity-{capacity} table is {expected}")
     if size < _HEAD_SIZE:
-        if size == 0 or data[0] != 0x9A:
+        if size == 0 or data[0] not in _ARRAY_HEADERS:
             raise Undecodable("not an urn table envelope")
+        if data[0] != _EXPECTED_MARKERS[0] or (size > 2 and data[2] != VERSION):
+            raise UnknownVersion(f"{size}-byte body of another format version")
         raise Truncated(f"{size} bytes, shorter than the {_HEAD_SIZE}-byte head")
     fields = _head(data)
     if fields is None:
+        if data[0] in _ARRAY_HEADERS and data[1] == 0xCC and data[2] != VERSION:
+            raise UnknownVersion(f"version {data[2]}, this build speaks {VERSION}")
         raise Undecodable("not an urn table envelope")
     if fields[_VERSION] != VERSION:
         raise UnknownVersion(f"version {fields[_VERSION]}, this build speaks {VERSION}")
     sent_capacity = fields[_CAPACITY]
     if sent_capacity != capacity:
         raise WrongCapacity(f"capacity {sent_capacity}, expected {capacity}")
-    if fields[_SLOTS_LENGTH] != sent_capacity:
-        raise Undecodable("slot bytes length differs from capacity")
+    table_kind = _KINDS.get(fields[_KIND])
+    if table_kind is None:
+        raise Undecodable(f"unknown table kind {fields[_KIND]}")
+    if table_kind is not kind:
+        raise WrongKind(f"{table_kind.name.lower()} table, expected {kind.name.lower()}")
+    if fields[_SLOTS_LENGTH] != slot_bytes(sent_capacity, table_kind):
+        raise Undecodable("slot bytes length differs from the capacity's")
     if size < expected:
         raise Truncated(f"{size} bytes, a capacity-{capacity} table is {expected}")
-    body_end = _HEAD_SIZE + capacity
+    body_end = expected - _TAIL_SIZE
     if data[body_end : body_end + 2] != _MAC_PREFIX:
         raise Undecodable("MAC field missing")
     sent_mac = data[body_end + 2 :]
@@ -198,12 +236,7 @@ def decode(
         if hmac.compare_digest(hmac.digest(key, signed, "sha256"), sent_mac):
             break
     else:
-        raise BadMac("HMAC-SHA256 matches no accepted push key")
-    table_kind = _KINDS.get(fields[_KIND])
-    if table_kind is None:
-        raise Undecodable(f"unknown table kind {fields[_KIND]}")
-    if kind is not None and table_kind is not kind:
-        raise WrongKind(f"{table_kind.name.lower()} table, expected {kind.name.lower()}")
+        raise BadMac("HMAC-SHA256 matches no accepted key")
     sender_raw = fields[_SENDER].rstrip(b"\0")
     az_raw = fields[_AZ].rstrip(b"\0")
     if b"\0" in sender_raw or b"\0" in az_raw:
@@ -228,11 +261,15 @@ def decode(
     _set(envelope, "config_digest", fields[_DIGEST])
     _set(envelope, "capacity", sent_capacity)
     _set(envelope, "slots", data[_HEAD_SIZE:body_end])
+    _set(envelope, "checkers", fields[_CHECKERS])
+    _set(envelope, "azs", fields[_AZS])
     return envelope
 
 
 _set = object.__setattr__
 _KINDS = {int(k): k for k in TableKind}
+# Every fixarray header an envelope of some version has used: version 1 had 10 elements.
+_ARRAY_HEADERS = frozenset((0x9A, _EXPECTED_MARKERS[0]))
 
 
 def _head(data: bytes) -> tuple[Any, ...] | None:
