@@ -194,6 +194,7 @@ class Aggregator:
         table = result.table
         self.metrics.tick_cpu.observe(time.thread_time() - started)
         self.metrics.fresh_checkers.set(result.checkers)
+        self.metrics.fresh_azs.set(result.azs)
         self.table = table
         self._built_by = (result.checkers, result.azs)
         self._entries = entries
@@ -311,7 +312,7 @@ class Aggregator:
         capacity = self.document.capacity
         if not 0 <= slot < capacity:
             return _error(404, "no_such_slot", f"slot {slot} is outside 0..{capacity - 1}")
-        return web.json_response(self.explain(slot))
+        return web.json_response({"aggregator": self.settings.id, **self.explain(slot)})
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         ok = self._loaded is not None

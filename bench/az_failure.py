@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import numpy as np
 
+from bench.detection_model import expected_detection
 from bench.farm_layout import layout
 from bench.fleet import Fleet, Member
 from bench.loadgen import load_records
@@ -35,6 +36,7 @@ from bench.measure import MemberSample, Phase, Sample, latency, phase_work, rati
 from bench.observe import Observation
 from bench.scenario import AZS, FleetPlan, attribute, build_document
 from bench.verdict import Verdict, judge
+from urn.config import Defaults
 from urn.runtime import run_main
 from urn.testing import free_port
 
@@ -102,8 +104,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fail the AZ F of the way through a push interval (0 = on a checker push"
         " instant); default random. Detection moves with it by up to one push interval",
     )
-    parser.add_argument("--failures", type=int, default=None, help="N of N-of-M (default half)")
-    parser.add_argument("--of-last", type=int, default=None, help="M (default every checker)")
+    parser.add_argument(
+        "--failures", type=int, default=None, help="each checker's N of N-of-M (default: urn's)"
+    )
+    parser.add_argument("--of-last", type=int, default=None, help="M (default: urn's)")
+    parser.add_argument(
+        "--unhealthy-at",
+        type=float,
+        default=None,
+        metavar="F",
+        help="quorum: share of checkers whose verdict takes a slot down (default: urn's)",
+    )
     parser.add_argument("--names", type=int, default=None, help="names queried (default qps/8)")
     parser.add_argument(
         "--farm-processes",
@@ -207,9 +218,12 @@ class AzFailure:
         self.azs = AZS[: args.azs]
         self.per_az = max(1, args.checks // args.azs)
         self.checkers = args.azs * args.checkers_per_az
-        self.failures = args.failures or max(1, math.ceil(self.checkers / 2))
-        self.of_last = args.of_last or max(self.checkers, self.failures)
-        self.bound = args.probe_interval + args.timeout + 2 * args.push_interval
+        shipped = Defaults()
+        self.failures = args.failures or shipped.failures
+        self.of_last = args.of_last or max(shipped.of_last, self.failures)
+        self.unhealthy_at = args.unhealthy_at or shipped.quorum.unhealthy_at
+        # Every checker's N-th failed probe, its timeout, and up to two push intervals.
+        self.bound = self.failures * args.probe_interval + args.timeout + 2 * args.push_interval
         self.key = secrets.token_hex(32)
         self.cores = len(os.sched_getaffinity(0))
         self.loadavg: dict[tuple[str, str], float] = {}
@@ -238,6 +252,7 @@ class AzFailure:
             timeout=a.timeout,
             failures=self.failures,
             of_last=self.of_last,
+            extra={"quorum": {"unhealthy_at": self.unhealthy_at}},
             capacity=max(1000, math.ceil(self.per_az * len(self.azs) / 1000) * 1000),
             aggregator_ports=tuple(free_port() for _ in range(a.aggregators)),
             resolver_ports=tuple((free_port(), free_port()) for _ in range(a.resolvers)),
@@ -665,7 +680,18 @@ class AzFailure:
                 "config_interval": a.config_interval,
                 "failures": self.failures,
                 "of_last": self.of_last,
+                "unhealthy_at": self.unhealthy_at,
                 "detection_bound_s": self.bound,
+                "detection_model_s": expected_detection(
+                    probe=a.probe_interval,
+                    push=a.push_interval,
+                    timeout=a.timeout,
+                    lag=round(0.1 * a.push_interval, 6),
+                    checkers=self.checkers,
+                    unhealthy_at=self.unhealthy_at,
+                    failures=self.failures,
+                    mode=a.fail_mode,
+                ),
                 "farm_processes": len(self.controls),
                 "farm_nice": a.farm_nice,
             },
@@ -832,7 +858,9 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"probe {c['probe_interval']:g}s, push {c['push_interval']:g}s, timeout {c['timeout']:g}s, "
         f"{c['aggregators']} aggregators, {c['resolvers']} resolver(s), {c['qps']:g} qps; "
         f"AZ {c['fail_az']} fails ({c['fail_mode']}) for {c['phase_seconds']:g}s; "
-        f"N-of-M {c['failures']} of {c['of_last']}; detection bound {c['detection_bound_s']:g}s;"
+        f"each checker {c['failures']} of its last {c['of_last']} probes, quorum"
+        f" {c.get('unhealthy_at', math.nan):g} of checkers;"
+        f" detection bound {c['detection_bound_s']:g}s;"
         f" config re-read every {c.get('config_interval', math.nan):g}s;"
         f" {c.get('farm_processes', 1)} target farm process(es) at nice"
         f" {c.get('farm_nice', 0)}.",
@@ -916,6 +944,10 @@ def markdown(report: Mapping[str, Any]) -> str:
         ("affected names queried", lambda x: x["affected_names"]),
         ("of them timed (dead value in every answer before)", lambda x: x["timed_names"]),
         ("detection min / median / max (s)", lambda x: _spread(x["detection_s"])),
+        (
+            "detection the intervals give: median / max (s)",
+            lambda _: _model(c.get("detection_model_s")),
+        ),
         ("recovery min / median / max (s)", lambda x: _spread(x["recovery_s"])),
         ("names that never turned away", lambda x: len(x["never_turned"])),
         ("dead answers after the bound", lambda x: x["dead_answers_after_bound"]),
@@ -931,6 +963,12 @@ def markdown(report: Mapping[str, Any]) -> str:
     )
     lines.append("")
     return "\n".join(lines)
+
+
+def _model(model: Mapping[str, float] | None) -> str:
+    if not model:
+        return "-"
+    return f"{model['median']:.2f} / {model['max']:.2f}"
 
 
 def _spread(values: Mapping[str, float]) -> str:

@@ -99,14 +99,12 @@ def plan_with_ports(**kwargs: Any) -> FleetPlan:
 
 
 # The quick fleet the reliability tests and the soak run: detection within about a second
-# on loopback, N-of-M 2 of 3, config re-read every 2 s.
+# on loopback, urn's shipped verdict rule, config re-read every 2 s.
 FAST_FLEET: dict[str, Any] = {
     "probe_interval": 0.5,
     "push_interval": 0.25,
     "config_interval": 2.0,
     "timeout": 0.25,
-    "failures": 2,
-    "of_last": 3,
     "capacity": 256,
 }
 
@@ -288,7 +286,7 @@ class LiveFleet:
         old = self.fleet.members[member]
         if old.alive:
             await self.kill9(member)
-        await self.fleet.start(member, old.argv[3:], old.health_url)
+        await self.fleet.start(member, old.args, old.health_url, prefix=old.prefix)
         if wait:
             await self.wait_up([member])
 
@@ -326,12 +324,15 @@ async def live_fleet(
     retarget: Callable[[TargetSpec], TargetSpec] | None = None,
     edit: Callable[[dict[str, Any]], None] | None = None,
     client_ssl: ssl.SSLContext | None = None,
+    wrap: Callable[[str], Sequence[str]] | None = None,
 ) -> AsyncIterator[LiveFleet]:
     """Start the farm and the plan's processes; stop every one of them afterwards.
 
     `retarget` may point some checks elsewhere (a target outside the farm); `edit` may
     change the generated document before it is written. With `client_ssl`, the roles
     serve HTTPS (the document's `tls` says how) and are reached with that context.
+    `wrap(member)` gives a command prefix a member runs under (a mount namespace with
+    its own view of the world, say).
     """
     base_port = free_port()
     control_port = free_port()
@@ -359,7 +360,7 @@ async def live_fleet(
             assert health is not None
             base = health.removesuffix("/healthz")
             live.urls[name] = base.replace("http://", "https://") if client_ssl else base
-            await fleet.start(name, args, None)
+            await fleet.start(name, args, None, prefix=wrap(name) if wrap is not None else ())
             started.append(name)
         try:
             await fleet.wait_healthy(["targets"], timeout=30)

@@ -81,8 +81,6 @@ class Demo:
             probe_interval=1.0,
             push_interval=0.5,
             timeout=0.5,
-            failures=3,
-            of_last=2 * len(self.azs) * args.checkers_per_az // 2,
             capacity=max(1024, 4 * args.per_az * len(self.azs)),
             aggregator_ports=(free_port(), free_port()),
             resolver_ports=((free_port(), free_port()),),

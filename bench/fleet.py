@@ -46,6 +46,12 @@ class Member:
     log_path: Path
     log_file: IO[bytes]
     started_at: float = field(default_factory=time.monotonic)
+    prefix: tuple[str, ...] = ()  # a command the process runs under (e.g. unshare)
+
+    @property
+    def args(self) -> list[str]:
+        """The `urn` arguments it was started with."""
+        return self.argv[len(self.prefix) + 3 :]
 
     @property
     def pid(self) -> int:
@@ -93,13 +99,14 @@ class Fleet:
         args: Sequence[str],
         health_url: str | None = None,
         env: Mapping[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> Member:
-        """Start `urn ARGS...` as member `name`; does not wait for readiness."""
+        """Start `[PREFIX...] urn ARGS...` as member `name`; does not wait for readiness."""
         if name in self.members and self.members[name].alive:
             raise RuntimeError(f"{name} is already running")
         log_path = self.run_dir / f"{name}.log"
         log_file = log_path.open("ab")
-        argv = [sys.executable, "-m", "urn", *args]
+        argv = [*prefix, sys.executable, "-m", "urn", *args]
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
@@ -108,7 +115,7 @@ class Fleet:
             env={**self.env, **(env or {})},
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        member = Member(name, argv, health_url, process, log_path, log_file)
+        member = Member(name, argv, health_url, process, log_path, log_file, prefix=tuple(prefix))
         self.members[name] = member
         return member
 
@@ -161,7 +168,7 @@ class Fleet:
         if member.alive:
             self.kill(name)
             await self.wait_exit(name)
-        return await self.start(name, member.argv[3:], member.health_url)
+        return await self.start(name, member.args, member.health_url, prefix=member.prefix)
 
     async def stop_all(self, grace: float = 5.0) -> dict[str, int | None]:
         """SIGTERM everyone, wait up to `grace`, SIGKILL the rest; return exit codes."""

@@ -62,8 +62,8 @@ class FleetPlan:
     push_interval: float = 0.5
     config_interval: float = 5.0
     timeout: float = 0.5
-    failures: int = 3
-    of_last: int = 6
+    failures: int | None = None  # None: urn's shipped per-checker default
+    of_last: int | None = None
     capacity: int = 10_000
     shuffle_shard: int | None = None
     aggregator_ports: tuple[int, ...] = ()
@@ -153,20 +153,28 @@ def build_document(targets: Sequence[TargetSpec], plan: FleetPlan) -> dict[str, 
         "staleness": max(3 * plan.push_interval, 2 * plan.probe_interval),
         "fail_open": True,
         "zones": [ZONE],
-        "defaults": {"failures": plan.failures, "of_last": plan.of_last, "timeout": plan.timeout},
+        "defaults": _defaults(plan),
         "aggregators": plan.aggregator_urls(),
         "resolvers": plan.resolver_urls(),
         "push_key": {"env": "URN_PUSH_KEY"},
         "checks": checks,
         "records": records,
     }
+    # Naming the checkers lets each spread its probes of a check evenly among the others'.
+    document["assignment"] = {"checkers": [checker_id for checker_id, _ in plan.checker_ids]}
     if plan.shuffle_shard is not None:
-        document["assignment"] = {
-            "shuffle_shard": plan.shuffle_shard,
-            "checkers": [checker_id for checker_id, _ in plan.checker_ids],
-        }
+        document["assignment"]["shuffle_shard"] = plan.shuffle_shard
     document.update(plan.extra)
     return document
+
+
+def _defaults(plan: FleetPlan) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"timeout": plan.timeout}
+    if plan.failures is not None:
+        defaults["failures"] = plan.failures
+    if plan.of_last is not None:
+        defaults["of_last"] = plan.of_last
+    return defaults
 
 
 def _record(index: int, members: list[tuple[str, int]], plan: FleetPlan) -> dict[str, Any]:

@@ -417,6 +417,7 @@ class CheckerService:
         document = self.document
         body = self.encode_table()
         self.metrics.tables_pushed_bytes.set(len(body))
+        self.metrics.stale_slots.set(self.stale_count)
         timeout = document.intervals.push * PUSH_TIMEOUT_SHARE
         assert self._transport is not None, "start() sets the transport"
         outcomes = await push_all(
@@ -441,7 +442,6 @@ class CheckerService:
             if counts[reason]:
                 metrics.probes.labels(reason.label).inc(counts[reason])
                 counts[reason] = 0
-        metrics.stale_slots.set(self.stale_count)
         durations, self._durations = self._durations, []
         lateness, self._lateness = self._lateness, []
         observe_many(metrics.probe_duration, durations)

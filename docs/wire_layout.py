@@ -14,7 +14,7 @@ from urn import wire
 
 # One line per element of wire._HEAD's format, in order: (field, meaning).
 HEAD_ELEMENTS = [
-    ("array header", "`0x9a`: msgpack fixarray of 10 elements"),
+    ("array header", "`0x9c`: msgpack fixarray of 12 elements"),
     ("version: type", "`0xcc`: msgpack uint8"),
     ("version", f"format version, `{wire.VERSION}`"),
     ("kind: type", "`0xcc`: msgpack uint8"),
@@ -34,8 +34,12 @@ HEAD_ELEMENTS = [
     ("config_digest", "SHA-256 of the sender's canonical config document"),
     ("capacity: type", "`0xce`: msgpack uint32"),
     ("capacity", "number of slots C, big-endian"),
+    ("checkers: type", "`0xcd`: msgpack uint16"),
+    ("checkers", "aggregate: fresh checkers behind the table; checker: 0"),
+    ("azs: type", "`0xcc`: msgpack uint8"),
+    ("azs", "aggregate: distinct AZs among those checkers; checker: 0"),
     ("slots: type", "`0xc6`: msgpack bin32"),
-    ("slots: length", "C again, big-endian (must equal capacity)"),
+    ("slots: length", "S = `slot_bytes(C, kind)`, big-endian: 2C checker, C aggregate"),
 ]
 
 
@@ -57,18 +61,27 @@ def table() -> str:
         offset += width
     head = wire._HEAD.size
     assert offset == head
-    rows.append(f"| {head} | C | slots | one byte per slot, see below |")
-    rows.append(f"| {head} + C | 1 | mac: type | `0xc4`: msgpack bin8 |")
+    checker, aggregate = wire.TableKind.CHECKER, wire.TableKind.AGGREGATE
+    # S is the same expression of C for every table of a kind: check what the prose says.
+    assert all(wire.slot_bytes(c, checker) == 2 * c for c in (0, 1, 10_000))
+    assert all(wire.slot_bytes(c, aggregate) == c for c in (0, 1, 10_000))
     rows.append(
-        f"| {head + 1} + C | 1 | mac: length | `{wire.MAC_BYTES:#04x}` ({wire.MAC_BYTES}) |"
+        f"| {head} | S | slots | checker: `last` plane (C bytes) then `history` plane"
+        " (C bytes); aggregate: one byte per slot; see below |"
+    )
+    rows.append(f"| {head} + S | 1 | mac: type | `0xc4`: msgpack bin8 |")
+    rows.append(
+        f"| {head + 1} + S | 1 | mac: length | `{wire.MAC_BYTES:#04x}` ({wire.MAC_BYTES}) |"
     )
     rows.append(
-        f"| {head + 2} + C | {wire.MAC_BYTES} | mac | HMAC-SHA256 over bytes 0 .. {head - 1} + C |"
+        f"| {head + 2} + S | {wire.MAC_BYTES} | mac | HMAC-SHA256 over bytes 0 .. {head - 1} + S |"
     )
-    total = wire.encoded_size(0)
+    total = wire.encoded_size(0, checker)
+    assert total == wire.encoded_size(0, aggregate)
     rows.append(
-        f"| | **{total} + C** | **total** | `encoded_size(C)`; C = 10,000 gives "
-        f"{wire.encoded_size(10_000):,} bytes |"
+        f"| | **{total} + S** | **total** | `encoded_size(C, kind)`: {total} + 2C checker, "
+        f"{total} + C aggregate; C = 10,000 gives {wire.encoded_size(10_000, checker):,} and "
+        f"{wire.encoded_size(10_000, aggregate):,} bytes |"
     )
     return "\n".join(rows)
 

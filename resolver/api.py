@@ -84,7 +84,7 @@ def add_routes(app: web.Application, service: ResolverService) -> None:
         except ValueError as exc:
             return _bad(str(exc))
         responder()
-        return web.json_response(service.explain(canonical, qtype))
+        return web.json_response(await service.explain_with_checkers(canonical, qtype))
 
     def doh_answer(message: bytes) -> web.Response:
         counter[0] += 1

@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import numpy as np
 from aiohttp import web
 
@@ -27,7 +28,7 @@ from resolver.records import QTYPES, compile_records, qtype_label
 from urn.clock import SystemClock
 from urn.drift import DriftMap
 from urn.errors import StartupError
-from urn.http import TableReceiver
+from urn.http import TableReceiver, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import ResolverMetrics, TableCollector
 from urn.runtime import cancel_and_wait
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["SERVICE", "TRANSPORTS", "ResolverService", "make_app"]
 
 GIL_SWITCH_INTERVAL = 0.0005
+EXPLAIN_TIMEOUT = 1.0  # seconds an explanation waits for an aggregator's per-checker view
 
 log = get_logger("resolver")
 TRANSPORTS = ("udp", "tcp", "doh", "json")
@@ -112,6 +114,7 @@ class ResolverService:
         self.state = "no table yet"
         self.configured: SlotArray | None = None
         self.drift = DriftMap()
+        self.table_as_read: SlotArray | None = None  # the held table, changed slots unknown
         self.receiver: TableReceiver | None = None
         self.dns: DnsServer | None = None
         self.tallies: dict[str, dict[tuple[int, int], int]] = {t: {} for t in TRANSPORTS}
@@ -121,7 +124,7 @@ class ResolverService:
         self._init_labels()
         self.registry.register(
             TableCollector(
-                table=lambda: self.table.array if self.table is not None else None,
+                table=lambda: self.table_as_read,
                 age=self.table_age,
                 configured=lambda: self.configured,
             )
@@ -198,7 +201,10 @@ class ResolverService:
             responder.down = unknown_view(document.capacity)
         else:
             state = "fresh"
-            responder.down = down_view(self.table.array, self.drift.changed(self.table.digest))
+            changed = self.drift.changed(self.table.digest)
+            responder.down = down_view(self.table.array, changed)
+            array = self.table.array
+            self.table_as_read = array if changed is None else np.where(changed, 0, array)
         if state != self.state:
             log.info(
                 "table_state",
@@ -241,6 +247,62 @@ class ResolverService:
             self.table_facts(),
             None if self.table is None else self.drift.changed(self.table.digest),
         )
+
+    async def explain_with_checkers(self, name: str, qtype: int | None) -> dict[str, Any]:
+        """`explain`, plus each answer's per-checker verdicts from the aggregators' /v1/slots.
+
+        Asks every aggregator at once, each bounded by EXPLAIN_TIMEOUT, and shows the view
+        of the one whose table is in force (else the first that answers): "why is this
+        down" names the checkers. An aggregator that cannot answer is named, not fatal.
+        """
+        result = self.explain(name, qtype)
+        slots = sorted(
+            {
+                answer["slot"]
+                for record in result.get("records", ())
+                for answer in record["answers"]
+                if answer["slot"] is not None
+            }
+        )
+        if not slots or self.document is None or not self.document.aggregators:
+            return result
+        in_force = self.table.sender if self.table is not None else None
+        tls = self.document.tls
+        context = client_ssl_context(tls) if tls.ca is not None or tls.client_cert else None
+        timeout = aiohttp.ClientTimeout(total=EXPLAIN_TIMEOUT)
+        views: dict[int, dict[str, Any]] = {}
+        unreachable: list[str] = []
+        async with aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(ssl=context or True)
+        ) as session:
+
+            async def ask(base: str, slot: int) -> tuple[str, int, dict[str, Any] | None]:
+                try:
+                    async with session.get(f"{base}/v1/slots/{slot}") as response:
+                        body: dict[str, Any] = await response.json()
+                        return base, slot, body if response.status == 200 else None
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    return base, slot, None
+
+            answers = await asyncio.gather(
+                *(ask(base, slot) for base in self.document.aggregators for slot in slots)
+            )
+        for base, slot, body in answers:
+            if body is None:
+                unreachable.append(base)
+                continue
+            if slot not in views or body.get("aggregator") == in_force:
+                views[slot] = body
+        for record in result.get("records", ()):
+            for answer in record["answers"]:
+                view = views.get(answer["slot"]) if answer["slot"] is not None else None
+                if view is not None:
+                    answer["aggregator"] = view.get("aggregator")
+                    answer["checkers"] = view.get("checkers", [])
+                    answer["quorum"] = view.get("quorum")
+        if unreachable:
+            result["aggregators_unreachable"] = sorted(set(unreachable))
+        return result
 
     # --- metrics -------------------------------------------------------------------
 

@@ -101,8 +101,7 @@ class TableReceiver:
     async def _read_bounded(self, request: web.Request, limit: int) -> bytes:
         declared = request.content_length
         if declared is not None and declared > limit:
-            other = (declared - encoded_size(0, self._kind)) // slot_bytes(1, self._kind)
-            hint = f" (a capacity-{other} table? compare capacity)" if other <= MAX_CAPACITY else ""
+            hint = _size_hint(declared)
             raise Oversized(f"Content-Length {declared}, a table is {limit} bytes{hint}")
         chunks: list[bytes] = []
         size = 0
@@ -122,6 +121,17 @@ class TableReceiver:
             # The sender hung up mid-body: count it like any short body, never a 500.
             raise Truncated(f"connection lost after {size} bytes") from None
         return b"".join(chunks)
+
+
+def _size_hint(declared: int) -> str:
+    """What a body of `declared` bytes could be, to say in an oversized refusal."""
+    fits = []
+    for kind in TableKind:
+        rest = declared - encoded_size(0, kind)
+        width = slot_bytes(1, kind)
+        if rest > 0 and rest % width == 0 and rest // width <= MAX_CAPACITY:
+            fits.append(f"a capacity-{rest // width} {kind.name.lower()} table")
+    return f" ({' or '.join(fits)}? compare kind and capacity)" if fits else ""
 
 
 class HeaderDeadline:

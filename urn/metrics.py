@@ -42,6 +42,11 @@ class CommonMetrics:
 
     component = "urn"
 
+    def config_in_force(self, digest: bytes) -> None:
+        """Label `urn_config_digest_info` with the digest now in force, and only it."""
+        self.config_digest.clear()
+        self.config_digest.labels(digest.hex()[:16]).set(1)
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         info = Gauge(
@@ -62,6 +67,13 @@ class CommonMetrics:
         self.config_last_ok = Gauge(
             "urn_config_last_success_timestamp_seconds",
             "Wall time of the last config pass that applied a good document",
+            registry=registry,
+        )
+        self.config_digest = Gauge(
+            "urn_config_digest_info",
+            "Constant 1, labelled by the first 16 hex digits of the SHA-256 of the config"
+            " document in force (the digest every table carries)",
+            ["digest"],
             registry=registry,
         )
         self.pushes = Counter(

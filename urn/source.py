@@ -153,6 +153,7 @@ class ConfigLoader:
         self.last_error = None
         self._metrics.config_loads.labels("ok").inc()
         self._metrics.config_last_ok.set(self._clock.time())
+        self._metrics.config_in_force(loaded.document.digest)
         return True
 
     async def _parse(self, raw: bytes) -> Document:

@@ -191,6 +191,9 @@ def decode(
 ) -> Envelope:
     """Parse and authenticate a `kind` table; raise the WireError naming the first thing wrong.
 
+    Capacity, version and kind are named before the MAC is checked: they only decide which
+    error a body gets, and a forged one still can never be accepted.
+
     Checks run cheapest first and the MAC before anything is believed, so a forged body
     can only ever produce BadMac or a structural error.
     """
@@ -201,6 +204,9 @@ def decode(
         fields = _head(data) if size >= _HEAD_SIZE else None
         if fields is not None and fields[_CAPACITY] != capacity:
             raise WrongCapacity(f"capacity {fields[_CAPACITY]}, expected {capacity}")
+        sent_kind = None if fields is None else _KINDS.get(fields[_KIND])
+        if sent_kind is not None and sent_kind is not kind:  # a wider kind's table
+            raise WrongKind(f"{sent_kind.name.lower()} table, expected {kind.name.lower()}")
         raise Oversized(f"{size} bytes, a capacity-{capacity} table is {expected}")
     if size < _HEAD_SIZE:
         if size == 0 or data[0] not in _ARRAY_HEADERS:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import msgpack
 
+from urn.table import checker_table
 from urn.wire import Envelope, SequenceGuard, TableKind, decode, encode, encoded_size
 
 if TYPE_CHECKING:
@@ -45,8 +46,8 @@ def measure(fn: Callable[[], object], rounds: int, per_round: int) -> tuple[floa
 
 
 def _baseline(capacity: int) -> tuple[Callable[[], bytes], Callable[[bytes], list[object]]]:
-    slots = bytes(i % 10 for i in range(capacity))
-    fields = [1, 1, b"chk-a1", b"a", 123456789, 1_700_000_000.25, b"\x11" * 32, capacity, slots]
+    slots = checker_table(bytes(i % 10 for i in range(capacity)))
+    fields = [2, 1, b"chk-a1", b"a", 123456789, 1_700_000_000.25, b"\x11" * 32, capacity, slots]
 
     def encode_plain() -> bytes:
         body = msgpack.packb(fields)
@@ -78,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         generated_at=1_700_000_000.25,
         config_digest=b"\x11" * 32,
         capacity=capacity,
-        slots=bytes(i % 10 for i in range(capacity)),
+        slots=checker_table(bytes(i % 10 for i in range(capacity))),
     )
     keys = (KEY,)
     data = encode(envelope, KEY)
-    assert len(data) == encoded_size(capacity)
+    assert len(data) == encoded_size(capacity, TableKind.CHECKER)
     assert decode(data, keys, capacity, TableKind.CHECKER) == envelope
     guard = SequenceGuard(max_skew=30.0)
     now = envelope.generated_at

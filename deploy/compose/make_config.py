@@ -34,8 +34,6 @@ def document() -> dict[str, Any]:
         probe_interval=1.0,
         push_interval=0.5,
         timeout=0.5,
-        failures=3,
-        of_last=6,
         extra={
             "aggregators": ["http://aggregator-1:7101", "http://aggregator-2:7101"],
             "resolvers": ["http://resolver-1:7201", "http://resolver-2:7201"],

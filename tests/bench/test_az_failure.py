@@ -32,8 +32,6 @@ def test_small_az_failure_run_is_correct_in_both_designs(tmp_path):
         "--probe-interval", "1",
         "--push-interval", "0.5",
         "--timeout", "1",
-        "--failures", "3",
-        "--of-last", "3",
         "--aggregators", "2",
         "--qps", "300",
         "--fail-mode", "refuse",

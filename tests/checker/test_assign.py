@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from checker.assign import assigned_checks, shard_owners
+from checker.assign import assigned_checks, check_key, position, shard_owners
+from checker.schedule import spread_phase
 from checker.settings import CheckerSettings, parse_selector
 from urn.config import parse_document
 from urn.errors import ConfigError
@@ -112,3 +113,51 @@ def test_bad_selectors_are_rejected(text: str):
 def test_selector_round_trips_to_text():
     assert str(parse_selector("label=app=shop*")) == "label=app=shop*"
     assert str(parse_selector("name=a=b")) == "name=a=b"
+
+
+def _circular_gaps(phases: list[float]) -> list[float]:
+    ordered = sorted(phases)
+    return [b - a for a, b in zip(ordered, [*ordered[1:], ordered[0] + 1.0], strict=True)]
+
+
+def test_listed_checkers_each_get_their_place_and_an_even_phase():
+    listed = ["c1", "c2", "c3"]
+    document = doc(assignment={"checkers": listed})
+    for check in document.checks:
+        if not check.is_probed:
+            continue
+        places = [position(document, c, check) for c in listed]
+        assert places == [(0, 3), (1, 3), (2, 3)]
+        phases = [spread_phase(check_key(check), *place) for place in places if place]
+        base = phases[0]
+        assert phases[1] == pytest.approx((base + 1 / 3) % 1.0)
+        assert phases[2] == pytest.approx((base + 2 / 3) % 1.0)
+        assert _circular_gaps(phases) == pytest.approx([1 / 3] * 3)
+    # Without sharding every listed checker probes every check.
+    assert all(len(assigned_checks(document, me(c))) == 40 for c in listed)
+
+
+def test_unlisted_checkers_have_no_place_and_keep_hashed_phases():
+    document = doc()
+    assert all(position(document, "chk-0", c) is None for c in document.checks)
+    listed = doc(assignment={"checkers": ["c1", "c2"]})
+    assert all(position(listed, "sidecar-9", c) is None for c in listed.checks)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_shuffle_shard_owners_get_evenly_spread_phases(k: int):
+    document = doc(assignment={"shuffle_shard": k, "checkers": CHECKERS})
+    for check in document.checks:
+        if not check.is_probed:
+            continue
+        owners = shard_owners(check_key(check), CHECKERS, k)
+        places = {c: position(document, c, check) for c in CHECKERS}
+        assert {c for c, place in places.items() if place is not None} == set(owners)
+        assert sorted(place for place in places.values() if place is not None) == [
+            (i, k) for i in range(k)
+        ]
+        # Each owner probes the check, and at its own share of the interval.
+        for owner in owners:
+            assert check.slot in {c.slot for c in assigned_checks(document, me(owner))}
+        phases = [spread_phase(check_key(check), i, k) for i in range(k)]
+        assert _circular_gaps(phases) == pytest.approx([1 / k] * k)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import ssl
 
 import pytest
@@ -192,3 +194,30 @@ def test_head_is_bounded():
 )
 def test_classify_error(exc: BaseException, stage, expected: Reason):
     assert classify_error(exc, stage) == expected
+
+
+@pytest.mark.parametrize(
+    "code", [errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL]
+)
+@pytest.mark.parametrize("stage", ["resolve", "connect", "exchange"])
+def test_the_checkers_own_errors_are_local_never_a_target_failure(code: int, stage):
+    assert classify_error(OSError(code, "ours"), stage) == Reason.LOCAL
+
+
+def test_name_resolution_local_failures_are_local_answers_are_dns():
+    again = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    assert classify_error(again, "resolve") == Reason.LOCAL
+    noname = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert classify_error(noname, "resolve") == Reason.DNS
+    # A gaierror is a name answer whatever stage raised it, never a connect failure.
+    assert classify_error(noname, "connect") == Reason.DNS
+    assert classify_error(socket.gaierror(socket.EAI_AGAIN, "again"), "connect") == Reason.LOCAL
+
+
+def test_target_refusals_and_resets_stay_target_failures():
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    assert classify_error(refused, "connect") == Reason.REFUSED
+    assert classify_error(ConnectionRefusedError(), "connect") == Reason.REFUSED
+    reset = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+    assert classify_error(reset, "exchange") == Reason.RESET
+    assert classify_error(OSError(errno.EHOSTUNREACH, "No route"), "connect") == Reason.ERROR

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from checker.testing import TargetFarm, closed_port
 from urn.http import serve
+from urn.table import CheckerPlanes
 from urn.testing import TEST_PUSH_KEY, document_dict, free_port, wait_until
 from urn.wire import Envelope, TableKind, decode
 
@@ -117,11 +118,10 @@ async def test_checker_process_pushes_tables_and_stops_on_sigterm(tmp_path: Path
     try:
 
         def verdicts() -> bool:
-            return (
-                bool(sink.tables)
-                and sink.tables[-1].slots[2] == 1
-                and (sink.tables[-1].slots[7] == 3)
-            )
+            if not sink.tables:
+                return False
+            last = CheckerPlanes(sink.tables[-1].slots, CAPACITY).last
+            return bool(last[2] == 1 and last[7] == 3)
 
         await wait_until(verdicts, timeout=20, message="tables with both verdicts")
         last = sink.tables[-1]

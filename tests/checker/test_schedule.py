@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from checker.schedule import Schedule, phase
+from checker.schedule import Schedule, phase, spread_phase
 
 
 def entries(checker: str, n: int) -> list[tuple[int, float]]:
@@ -93,3 +93,31 @@ def test_empty_schedule():
 def test_interval_must_be_positive():
     with pytest.raises(ValueError, match="positive"):
         Schedule(0.0, 0.0, [], now=0.0)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_spread_phases_of_one_check_are_evenly_spaced(count: int):
+    for key in ("0/web", "17/db", "9999/x"):
+        base = phase("", key)
+        phases = [spread_phase(key, i, count) for i in range(count)]
+        assert phases[0] == base  # hash + 0
+        for i, value in enumerate(phases):
+            assert 0.0 <= value < 1.0
+            assert value == pytest.approx((base + i / count) % 1.0, abs=1e-12)
+        ordered = sorted(phases)
+        gaps = [b - a for a, b in zip(ordered, [*ordered[1:], ordered[0] + 1.0], strict=True)]
+        assert gaps == pytest.approx([1 / count] * count)
+
+
+def test_three_checkers_phases_are_hash_plus_thirds():
+    key = "4/c4"
+    base = phase("", key)
+    assert spread_phase(key, 0, 3) == base
+    assert spread_phase(key, 1, 3) == pytest.approx((base + 1 / 3) % 1.0)
+    assert spread_phase(key, 2, 3) == pytest.approx((base + 2 / 3) % 1.0)
+
+
+def test_spread_phase_depends_on_the_check_not_on_which_checker_asks():
+    assert spread_phase("1/a", 1, 3) == spread_phase("1/a", 1, 3)
+    bases = {round(spread_phase(f"{slot}/c{slot}", 0, 3), 9) for slot in range(100)}
+    assert len(bases) == 100  # checks are still spread over the interval by their hash

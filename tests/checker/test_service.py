@@ -19,7 +19,7 @@ from urn.clock import FakeClock, SystemClock
 from urn.errors import StartupError
 from urn.http import serve
 from urn.metrics import CheckerMetrics
-from urn.table import Reason
+from urn.table import CheckerPlanes, Reason
 from urn.testing import TEST_PUSH_KEY, MemoryTransport, document_dict, step_until, wait_until
 from urn.wire import Envelope, TableKind, decode, encoded_size
 
@@ -81,6 +81,10 @@ async def running() -> AsyncIterator[Callable[..., Any]]:
         await service.stop()
 
 
+def planes(envelope: Envelope) -> CheckerPlanes:
+    return CheckerPlanes(envelope.slots, envelope.capacity)
+
+
 def tables(transport: MemoryTransport, peer: str = AGGREGATORS[0]) -> list[Envelope]:
     return [
         decode(body, [TEST_PUSH_KEY], 64, TableKind.CHECKER)
@@ -111,9 +115,16 @@ async def test_probes_and_pushes_the_whole_table_to_every_aggregator(tmp_path, f
 
     def settled() -> bool:
         got = tables(transport)
-        return bool(got) and got[-1].slots[:10] == bytes([1, 0, 0, 0, 0, 1, 6, 0, 0, 3])
+        return bool(got) and planes(got[-1]).last[:10].tobytes() == bytes(
+            [1, 0, 0, 0, 0, 1, 6, 0, 0, 3]
+        )
 
     await wait_until(settled, message="table with every verdict")
+    newest = planes(tables(transport)[-1])
+    # Each slot's newest outcome is bit 0 of its history: set for the two failing ones.
+    assert [int(h) & 1 for h in newest.history[:10]] == [0, 0, 0, 0, 0, 0, 1, 0, 0, 1]
+    assert not newest.last[10:].any()
+    assert not newest.history[10:].any()  # unassigned slots: no data, no history
     for peer in AGGREGATORS:
         envelopes = tables(transport, peer)
         assert envelopes, peer
@@ -124,7 +135,8 @@ async def test_probes_and_pushes_the_whole_table_to_every_aggregator(tmp_path, f
         sequences = [e.sequence for e in envelopes]
         assert sequences == sorted(sequences)
         assert len(set(sequences)) == len(sequences)
-    assert {len(body) for _, body in transport.sent} == {encoded_size(64)}
+        assert {len(e.slots) for e in envelopes} == {2 * 64}  # last plane + history plane
+    assert {len(body) for _, body in transport.sent} == {encoded_size(64, TableKind.CHECKER)}
     assert service.table.dtype == np.uint8
     assert len(service.table) == 64
 
@@ -189,7 +201,11 @@ async def test_sidecar_probes_only_selected_checks(tmp_path, farm, running):
     service = await running(config, transport, select=(parse_selector("label=app=shop"),))
     await wait_until(lambda: bool(len(transport.sent) >= 4 and service.table[1] == 1))
     assert service.table[2] == 0
-    assert len(tables(transport)[-1].slots) == 64
+    newest = planes(tables(transport)[-1])  # the whole table goes out, unselected slots too
+    assert len(newest.last) == 64
+    assert newest.last[1] == Reason.HEALTHY
+    assert newest.last[2] == 0
+    assert newest.history[2] == 0
 
 
 async def test_slow_or_dead_aggregator_never_delays_the_others(tmp_path, running):
@@ -237,7 +253,7 @@ async def test_all_blackholed_fleet_keeps_schedule_table_size_and_probe_count(tm
             assert {(started, skipped) for _, started, skipped in log} == {(20, 0)}
         assert farm.accepted > accepted  # the dark targets really were connected to
         assert {len(body) for _, body in transport.sent[sent_before:]} == steady_sizes
-        assert steady_sizes == {encoded_size(64)}
+        assert steady_sizes == {encoded_size(64, TableKind.CHECKER)}
         assert service.metrics.probes_skipped._value.get() == 0
     finally:
         await farm.stop()
@@ -290,11 +306,13 @@ async def test_app_serves_metrics_and_healthz(tmp_path, farm):
         assert 'urn_probes_total{result="healthy"}' in text
         assert "urn_probe_lateness_seconds_bucket" in text
         assert "urn_probe_concurrency_needed" in text
+        assert "urn_probe_local_errors_total 0.0" in text
+        assert "urn_stale_slots 0.0" in text  # a healthy target probed every interval
         assert registry.get_sample_value("urn_checks_assigned") == 1
         assert registry.get_sample_value("urn_tick_cpu_seconds_count") >= 1
         assert registry.get_sample_value(
             "urn_push_bytes_total", {"peer": AGGREGATORS[0]}
-        ) >= encoded_size(64)
+        ) >= encoded_size(64, TableKind.CHECKER)
     finally:
         await runner.cleanup()
     assert service.engine.in_flight == 0

@@ -128,7 +128,7 @@ class ReceiverServer:
 
     @property
     def table_bytes(self) -> int:
-        return encoded_size(self.capacity)
+        return encoded_size(self.capacity, self.kind)
 
     def start(self) -> ReceiverServer:
         self._thread.start()

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from resolver.testing import multivalue_record, running_resolver, tcp_checks, write_config
 from urn.table import Reason, Status, aggregated_byte
 from urn.testing import FakeClock, document_dict, signed_table, wait_until
-from urn.wire import TableKind
+from urn.wire import TableKind, encoded_size
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -96,20 +96,31 @@ async def test_newest_table_across_aggregators_wins(tmp_path: Path) -> None:
 
 
 async def test_rejected_tables_change_nothing(tmp_path: Path) -> None:
+    checker_table = signed_table(slots(range(8)), kind=TableKind.CHECKER)
+    # A checker table carries 2 bytes a slot: whole, it is larger than any aggregate table
+    # of the resolver's capacity; cut to that size its head still names the wrong kind.
+    assert len(checker_table) > encoded_size(CAPACITY, TableKind.AGGREGATE)
     async with running_resolver(config(tmp_path), dns=False, clock=FakeClock()) as resolver:
         async with aiohttp.ClientSession() as session:
-            for body, expected in (
-                (signed_table(slots(range(8)), kind=TableKind.CHECKER), 400),
-                (signed_table(slots(range(8)), kind=TableKind.AGGREGATE, key=b"x" * 32), 401),
-                (signed_table(slots(range(8))[:10], kind=TableKind.AGGREGATE), 400),
-                (b"\x00" * 5000, 413),
+            for body, expected, reason in (
+                (checker_table, 413, "oversized"),
+                (checker_table[: encoded_size(CAPACITY, TableKind.AGGREGATE)], 400, "kind"),
+                (
+                    signed_table(slots(range(8)), kind=TableKind.AGGREGATE, key=b"x" * 32),
+                    401,
+                    "bad_mac",
+                ),
+                (signed_table(slots(range(8))[:10], kind=TableKind.AGGREGATE), 400, "capacity"),
+                (b"\x00" * 5000, 413, "oversized"),
             ):
                 async with session.post(f"{resolver.url}/v1/table", data=body) as response:
-                    assert response.status == expected
+                    assert response.status == expected, reason
+                    assert (await response.json())["error"] == reason
         assert resolver.service.table is None
         assert await resolve_values(resolver.url) == ALL
         registry = resolver.service.registry
         assert registry.get_sample_value("urn_tables_rejected_total", {"reason": "kind"}) == 1
+        assert registry.get_sample_value("urn_tables_rejected_total", {"reason": "oversized"}) == 2
 
 
 async def test_config_pass_recompiles_records(tmp_path: Path) -> None:
@@ -248,3 +259,98 @@ async def test_explain_over_http(tmp_path: Path) -> None:
             "status": "unhealthy",
             "reason": "timeout",
         }
+
+
+def drift_config(tmp_path: Path, slot3_host: str = "127.0.0.1", slot5_failures: int = 1) -> Path:
+    checks = tcp_checks(range(8))
+    checks[3] = {**checks[3], "host": slot3_host}
+    checks[5] = {**checks[5], "failures": slot5_failures, "of_last": 3}
+    document = document_dict(
+        checks=checks,
+        records=[multivalue_record("www.example.com.", 8)],
+        capacity=CAPACITY,
+        max_table_age=60.0,
+    )
+    return write_config(tmp_path / "urn.json", document)
+
+
+async def test_table_from_before_a_target_change_cannot_speak_for_that_slot(
+    tmp_path: Path,
+) -> None:
+    """Slot 3's check gets a new host: a table made under the old config describes the old
+    host, so slot 3 reads unknown (answered) until a table of the current config arrives;
+    every slot whose target did not change keeps the table's verdict."""
+    clock = FakeClock()
+    path = drift_config(tmp_path)
+    sequence = iter(range(1, 100))
+
+    async def push(down: list[int], digest: bytes) -> None:
+        body = signed_table(
+            slots(down),
+            kind=TableKind.AGGREGATE,
+            sender="agg-1",
+            sequence=next(sequence),
+            generated_at=clock.time(),
+            digest=digest,
+        )
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{resolver.url}/v1/table", data=body) as response,
+        ):
+            assert response.status == 200, await response.text()
+
+    async def explained(slot: int) -> dict[str, Any]:
+        status, body = await get_json(f"{resolver.url}/v1/explain", name="www.example.com")
+        assert status == 200
+        (record,) = body["records"]
+        answer: dict[str, Any] = record["answers"][slot]
+        assert answer["slot"] == slot
+        return answer
+
+    async with running_resolver(path, dns=False, clock=clock) as resolver:
+        service = resolver.service
+        assert service.document is not None
+        old = service.document.digest
+        await push([3, 5], old)
+        assert await resolve_values(resolver.url) == [
+            a for a in ALL if a not in ("10.0.0.4", "10.0.0.6")
+        ]
+
+        # Slot 3 now probes another host; slot 5 only changes how many failures count.
+        drift_config(tmp_path, slot3_host="127.0.0.33", slot5_failures=2)
+        assert await service.loader.poll_once()
+        new = service.document.digest
+        assert new != old
+        assert await resolve_values(resolver.url) == [a for a in ALL if a != "10.0.0.6"]
+        three = await explained(3)
+        assert three["status"] == "unknown"
+        assert three["reason"].startswith("config_changed")
+        assert three["counted_as"] == "healthy"
+        five = await explained(5)
+        assert (five["status"], five["reason"], five["counted_as"]) == (
+            "unhealthy",
+            "timeout",
+            "unhealthy",
+        )
+        _, health = await get_json(f"{resolver.url}/healthz")
+        assert health["table"]["digest_matches"] is False
+
+        # A newer table from an aggregator still on the old config changes nothing for 3.
+        await clock.advance(1.0)
+        await push([3, 5], old)
+        assert await resolve_values(resolver.url) == [a for a in ALL if a != "10.0.0.6"]
+        assert (await explained(3))["status"] == "unknown"
+
+        # A table made under the current config speaks for slot 3 again.
+        await clock.advance(1.0)
+        await push([3], new)
+        assert await resolve_values(resolver.url) == [a for a in ALL if a != "10.0.0.4"]
+        three = await explained(3)
+        assert (three["status"], three["reason"], three["counted_as"]) == (
+            "unhealthy",
+            "timeout",
+            "unhealthy",
+        )
+        assert (await explained(5))["status"] == "healthy"
+        _, health = await get_json(f"{resolver.url}/healthz")
+        assert health["table"]["digest_matches"] is True

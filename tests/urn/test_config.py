@@ -20,6 +20,7 @@ from urn.config import (
     Document,
     Intervals,
     Policy,
+    Quorum,
     RecordType,
     parse_document,
     parse_text,
@@ -38,6 +39,7 @@ zones: [Example.COM, internal.]
 aggregators: [http://127.0.0.1:7101, "https://127.0.0.1:7102/"]
 resolvers: [http://127.0.0.1:7201]
 defaults: {failures: 2, of_last: 5, timeout: 0.75}
+quorum: {unhealthy_at: 0.6, min_checkers: 2, cross_az: false}
 assignment: {shuffle_shard: 2, checkers: [chk-a1, chk-b1, chk-c1]}
 push_key: {env: URN_PUSH_KEY}
 previous_push_keys:
@@ -45,7 +47,8 @@ previous_push_keys:
 tls: {cert: /etc/urn/cert.pem, key: /etc/urn/key.pem, ca: /etc/urn/ca.pem}
 checks:
   - {slot: 0, name: web-a1, type: http, host: 10.0.1.10, port: 8080, path: /healthz,
-     timeout: 1.0, search: "ok", failures: 3, of_last: 10, az: a, labels: {tier: web, n: 1}}
+     timeout: 1.0, search: "ok", failures: 3, of_last: 6, az: a, labels: {tier: web, n: 1},
+     quorum: {min_checkers: 3}}
   - {slot: 1, name: db-a1, type: tcp, host: 10.0.1.20, port: 5432}
   - {slot: 7, name: web-b1, type: https, host: web-b1.internal, verify_tls: true}
   - {slot: 9999, name: web-all, type: calculated, children: [0, 7], healthy_if_at_least: 1}
@@ -114,7 +117,8 @@ def test_full_yaml_document_parses() -> None:
     assert (doc.staleness, doc.skew, doc.fail_open, doc.max_table_age) == (4.0, 10.0, False, 60.0)
     assert doc.zones == ("example.com.", "internal.")
     assert doc.aggregators == ("http://127.0.0.1:7101", "https://127.0.0.1:7102")
-    assert doc.defaults == Defaults(failures=2, of_last=5, timeout=0.75)
+    fleet_quorum = Quorum(unhealthy_at=0.6, min_checkers=2, cross_az=False)
+    assert doc.defaults == Defaults(failures=2, of_last=5, timeout=0.75, quorum=fleet_quorum)
     assert doc.assignment.shuffle_shard == 2
     assert doc.push_key.env == "URN_PUSH_KEY"
     assert doc.previous_push_keys[0].file == "/etc/urn/old.key"
@@ -126,8 +130,9 @@ def test_full_yaml_document_parses() -> None:
         name="web-a1",
         type=CheckType.HTTP,
         failures=3,
-        of_last=10,
+        of_last=6,
         timeout=1.0,
+        quorum=Quorum(unhealthy_at=0.6, min_checkers=3, cross_az=False),
         host="10.0.1.10",
         port=8080,
         path="/healthz",
@@ -136,6 +141,7 @@ def test_full_yaml_document_parses() -> None:
         labels=web.labels,
     )
     assert dict(web.labels) == {"tier": "web", "n": "1"}
+    assert doc.checks_by_slot[1].quorum == fleet_quorum
     assert doc.checks_by_slot[7].port == 443
     assert doc.checks_by_slot[7].verify_tls
     calculated = doc.checks_by_slot[9999]
@@ -171,14 +177,17 @@ def test_defaults_are_applied() -> None:
     assert doc.push_key.env == "URN_PUSH_KEY"
     assert doc.previous_push_keys == ()
     assert not doc.tls.serves_https
+    assert doc.defaults == Defaults(failures=1, of_last=1, timeout=1.0, quorum=Quorum())
+    assert Quorum() == Quorum(unhealthy_at=0.51, min_checkers=1, cross_az=True)
     check = doc.checks[0]
     assert (check.name, check.port, check.path, check.failures, check.of_last) == (
         "slot-0",
         80,
         "/",
-        3,
-        10,
+        1,
+        1,
     )
+    assert check.quorum == Quorum()
     assert check.timeout == 1.0
     assert check.search is None
     assert not check.verify_tls
@@ -188,8 +197,43 @@ def test_fleet_defaults_flow_into_checks() -> None:
     doc = parse_document(
         {"defaults": {"failures": 4, "timeout": 2.5}, "checks": [tcp(0), tcp(1, failures=1)]}
     )
-    assert (doc.checks[0].failures, doc.checks[0].of_last, doc.checks[0].timeout) == (4, 10, 2.5)
-    assert doc.checks[1].failures == 1
+    # of_last defaults to at least failures, so a raised failures stays satisfiable.
+    assert (doc.checks[0].failures, doc.checks[0].of_last, doc.checks[0].timeout) == (4, 4, 2.5)
+    assert (doc.checks[1].failures, doc.checks[1].of_last) == (1, 4)
+    doc = parse_document(
+        {"defaults": {"failures": 2, "of_last": 8}, "checks": [tcp(0), tcp(1, failures=8)]}
+    )
+    assert [(c.failures, c.of_last) for c in doc.checks] == [(2, 8), (8, 8)]
+
+
+def test_fleet_quorum_flows_into_checks_and_a_check_overrides_part_of_it() -> None:
+    doc = parse_document(
+        {
+            "quorum": {"unhealthy_at": 0.82, "cross_az": False},
+            "checks": [tcp(0), tcp(1, quorum={"min_checkers": 3}), tcp(2, quorum={})],
+        }
+    )
+    fleet = Quorum(unhealthy_at=0.82, min_checkers=1, cross_az=False)
+    assert doc.defaults.quorum == fleet
+    assert [c.quorum for c in doc.checks] == [
+        fleet,
+        Quorum(unhealthy_at=0.82, min_checkers=3, cross_az=False),
+        fleet,
+    ]
+
+
+def test_unhealthy_at_of_one_is_allowed() -> None:
+    assert parse_document({"quorum": {"unhealthy_at": 1}}).defaults.quorum.unhealthy_at == 1.0
+
+
+def test_check_target_is_what_is_probed() -> None:
+    base = parse_document(document_dict([tcp(0, labels={"a": 1})])).checks[0]
+    relabelled = parse_document(
+        document_dict([tcp(0, labels={"b": 2}, name="renamed", failures=2, quorum={})])
+    ).checks[0]
+    moved = parse_document(document_dict([tcp(0, port=81)])).checks[0]
+    assert base.target == relabelled.target
+    assert base.target != moved.target
 
 
 def test_aggregate_lag_default_follows_push_interval() -> None:
@@ -364,8 +408,63 @@ MISTAKES = [
     ),
     (
         "failures-over-of-last",
-        _set(["checks", 0, "failures"], 11),
-        "checks[0].failures: 11 exceeds of_last 10",
+        _set(["checks", 0, "failures"], 7),
+        "checks[0].failures: 7 exceeds of_last 6",
+    ),
+    (
+        "of-last-over-history",
+        _set(["checks", 0, "of_last"], 9),
+        "checks[0].of_last: 9 must be at most 8",
+    ),
+    (
+        "failures-over-history",
+        _set(["checks", 1, "failures"], 9),
+        "checks[1].failures: 9 must be at most 8",
+    ),
+    (
+        "defaults-of-last-over-history",
+        _set(["defaults", "of_last"], 9),
+        "defaults.of_last: 9 must be at most 8",
+    ),
+    (
+        "quorum-unhealthy-at-zero",
+        _set(["quorum", "unhealthy_at"], 0.0),
+        "quorum.unhealthy_at: 0.0 must be above 0 (0 would call all down)",
+    ),
+    (
+        "quorum-unhealthy-at-over-one",
+        _set(["quorum", "unhealthy_at"], 1.5),
+        "quorum.unhealthy_at: 1.5 must be at most 1.0",
+    ),
+    (
+        "quorum-min-checkers-zero",
+        _set(["quorum", "min_checkers"], 0),
+        "quorum.min_checkers: 0 must be at least 1",
+    ),
+    (
+        "quorum-cross-az-string",
+        _set(["quorum", "cross_az"], "yes"),
+        "quorum.cross_az: 'yes' must be true or false",
+    ),
+    (
+        "quorum-unknown-field",
+        _set(["quorum", "majority"], 0.5),
+        "quorum.majority: 0.5 is not a known field",
+    ),
+    (
+        "check-quorum-min-checkers-zero",
+        _set(["checks", 0, "quorum", "min_checkers"], 0),
+        "checks[0].quorum.min_checkers: 0 must be at least 1",
+    ),
+    (
+        "check-quorum-unknown-field",
+        _set(["checks", 0, "quorum", "x"], 1),
+        "checks[0].quorum.x: 1 is not a known field",
+    ),
+    (
+        "quorum-under-defaults",
+        _set(["defaults", "quorum"], {}),
+        "defaults.quorum: {} is not a known field",
     ),
     (
         "defaults-failures-over-of-last",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import struct
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,6 +17,7 @@ from urn.clock import FakeClock
 from urn.http import TableReceiver, add_observability_routes, parse_listen
 from urn.metrics import AggregatorMetrics
 from urn.push import CONTENT_TYPE, TABLE_PATH
+from urn.table import CheckerPlanes, checker_table
 from urn.testing import TEST_PUSH_KEY, signed_table
 from urn.wire import Envelope, TableKind, encoded_size
 
@@ -22,7 +25,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 CAPACITY = 64
-SLOTS = bytes(i % 10 for i in range(CAPACITY))
+SLOTS = bytes(i % 12 for i in range(CAPACITY))  # the `last` plane of a checker table
+HISTORY = bytes((i * 37) % 256 for i in range(CAPACITY))
 
 
 class App:
@@ -43,6 +47,8 @@ class App:
     def table(self, **fields: Any) -> bytes:
         fields.setdefault("generated_at", self.clock.time())
         slots = fields.pop("slots", SLOTS)
+        if fields.get("kind", TableKind.CHECKER) is TableKind.CHECKER:
+            fields.setdefault("history", HISTORY if slots == SLOTS else None)
         return signed_table(slots, **fields)
 
     async def post(self, body: bytes, **kwargs: Any) -> tuple[int, dict[str, Any]]:
@@ -94,7 +100,10 @@ async def test_accepted_table_is_delivered_and_counted(app: App) -> None:
     status, reply = await app.post(app.table(sequence=5))
     assert (status, reply) == (200, {"accepted": 5})
     [envelope] = app.delivered
-    assert (envelope.sender, envelope.sequence, envelope.slots) == ("chk-a1", 5, SLOTS)
+    assert (envelope.sender, envelope.sequence) == ("chk-a1", 5)
+    assert envelope.slots == checker_table(SLOTS, HISTORY)
+    planes = CheckerPlanes(envelope.slots, CAPACITY)
+    assert (planes.last.tobytes(), planes.history.tobytes()) == (SLOTS, HISTORY)
     assert app.received("chk-a1", "accepted") == 1
     assert app.receiver.guard.last_sequence("chk-a1") == 5
 
@@ -141,6 +150,31 @@ async def test_each_rejection_has_its_status_reason_and_count(app: App, reason: 
     assert app.delivered == []
     assert app.receiver.guard.last_sequence("chk-a1") is None
     # Nothing changed: the next good table from the same sender is accepted.
+    assert (await app.post(app.table(sequence=10)))[0] == 200
+
+
+def _version_1_table(at: float, sequence: int) -> bytes:
+    """A signed version-1 checker table: fixarray of 10, one byte per slot, 153 + C bytes."""
+    head = struct.pack(
+        ">BBBBB BB32s BB16s BQ Bd BB32s BI BI",
+        *(0x9A, 0xCC, 1, 0xCC, int(TableKind.CHECKER)),
+        *(0xC4, 32, b"chk-a1".ljust(32, b"\0"), 0xC4, 16, b"a".ljust(16, b"\0")),
+        *(0xCF, sequence, 0xCB, at, 0xC4, 32, bytes(32)),
+        *(0xCE, CAPACITY, 0xC6, CAPACITY),
+    )
+    signed = head + SLOTS
+    return signed + b"\xc4\x20" + hmac.digest(TEST_PUSH_KEY, signed, "sha256")
+
+
+async def test_version_1_table_is_refused_as_version_and_changes_nothing(app: App) -> None:
+    body = _version_1_table(app.clock.time(), sequence=10)
+    assert len(body) == 153 + CAPACITY < encoded_size(CAPACITY, TableKind.CHECKER)
+    status, reply = await app.post(body)
+    assert (status, reply["error"]) == (400, "version")
+    assert "version 1" in reply["detail"]
+    assert app.rejected("version") == 1
+    assert app.received("unknown", "version") == 1
+    assert (app.delivered, app.receiver.guard.last_sequence("chk-a1")) == ([], None)
     assert (await app.post(app.table(sequence=10)))[0] == 200
 
 
@@ -229,11 +263,14 @@ async def test_bigger_capacity_is_oversized_with_a_hint(app: App) -> None:
     """Refused on Content-Length alone, so it is 413, but the detail names the likely cause."""
     status, reply = await app.post(app.table(slots=bytes(CAPACITY + 36)))
     assert (status, reply["error"]) == (413, "oversized")
-    assert "a capacity-100 table?" in reply["detail"]
+    assert "a capacity-100 checker table" in reply["detail"]
+    assert "a capacity-200 aggregate table" in reply["detail"]
+    assert f"Content-Length {encoded_size(100, TableKind.CHECKER)}, " in reply["detail"]
+    assert f"a table is {encoded_size(CAPACITY, TableKind.CHECKER)} bytes" in reply["detail"]
 
 
 async def test_oversized_chunked_body_is_refused_while_streaming(app: App) -> None:
-    chunk = b"\0" * (encoded_size(CAPACITY) + 100)
+    chunk = b"\0" * (encoded_size(CAPACITY, TableKind.CHECKER) + 100)
     framed = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
     status, body = await raw_request(app, headers(None), framed)
     assert status == 413

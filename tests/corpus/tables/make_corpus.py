@@ -8,6 +8,9 @@ identical bytes (a test checks that). Run from the repository root:
 Every file is decoded with `decode(data, KEYS, CAPACITY, TableKind.CHECKER)`; the outcome
 is "accepted" or the WireError reason. Add each crash reproducer found later as a file
 here (write it from this script) so it stays in the corpus for good.
+
+Wire format version 2: a checker table's slots are two planes of CAPACITY bytes each,
+`last` then `history` (docs/wire.md), so its slots field is 2 x CAPACITY bytes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pathlib import Path
 
 import msgpack
 
-from urn.wire import VERSION, Envelope, TableKind, encode, encoded_size
+from urn.table import checker_table
+from urn.wire import VERSION, Envelope, TableKind, encode, encoded_size, slot_bytes
 
 CAPACITY = 64
 KIND = TableKind.CHECKER
@@ -29,7 +33,26 @@ PREVIOUS_KEY = b"urn-corpus-previous-key-fedcba98"
 KEYS = (KEY, PREVIOUS_KEY)
 UNKNOWN_KEY = b"urn-corpus-unknown-key-000000000"
 AT = 1_700_000_000.0
-HEAD = 119  # bytes before the slots; see docs/wire.md
+HEAD = 124  # bytes before the slots; see docs/wire.md
+SLOTS = slot_bytes(CAPACITY, KIND)  # 2 x CAPACITY: the `last` plane, then `history`
+# Version 1's head: fixarray of 10, no checkers/azs, one byte per slot (119 bytes).
+V1_HEAD = struct.Struct(">BBBBB BB32s BB16s BQ Bd BB32s BI BI")
+
+
+def _last(capacity: int) -> bytes:
+    """A `last` plane using every defined code (0-11) and unknown failure codes (12+)."""
+    return bytes(i % 14 for i in range(capacity))
+
+
+def _history(capacity: int) -> bytes:
+    """A history plane of varied 8-bit patterns (bit 0 the newest probe)."""
+    return bytes((i * 37 + 5) % 256 for i in range(capacity))
+
+
+def _slots(capacity: int, kind: TableKind) -> bytes:
+    if kind is TableKind.CHECKER:
+        return checker_table(_last(capacity), _history(capacity))
+    return bytes(i % 3 for i in range(capacity))  # unknown, healthy, unhealthy bytes
 
 
 def _envelope(
@@ -46,8 +69,38 @@ def _envelope(
         generated_at=AT,
         config_digest=bytes(range(32)),
         capacity=capacity,
-        slots=bytes(i % 10 for i in range(capacity)) if slots is None else slots,
+        slots=_slots(capacity, kind) if slots is None else slots,
     )
+
+
+def _encode_v1(capacity: int = CAPACITY, key: bytes = KEY) -> bytes:
+    """A well-formed, correctly signed version-1 checker table (one byte per slot)."""
+    head = V1_HEAD.pack(
+        0x9A,
+        0xCC,
+        1,
+        0xCC,
+        int(TableKind.CHECKER),
+        0xC4,
+        32,
+        b"chk-a1".ljust(32, b"\0"),
+        0xC4,
+        16,
+        b"a".ljust(16, b"\0"),
+        0xCF,
+        7,
+        0xCB,
+        AT,
+        0xC4,
+        32,
+        bytes(range(32)),
+        0xCE,
+        capacity,
+        0xC6,
+        capacity,
+    )
+    signed = head + _last(capacity)
+    return signed + b"\xc4\x20" + hmac.digest(key, signed, "sha256")
 
 
 def _resign(data: bytes | bytearray, key: bytes = KEY) -> bytes:
@@ -64,27 +117,35 @@ def _patched(offset: int, raw: bytes, sign: bool = True) -> bytes:
 def cases() -> dict[str, tuple[bytes, str]]:
     """File name -> (bytes, expected outcome)."""
     valid = encode(_envelope(), KEY)
-    assert len(valid) == encoded_size(CAPACITY)
+    assert len(valid) == encoded_size(CAPACITY, KIND) == HEAD + SLOTS + 34
+    v1 = _encode_v1()
+    assert len(v1) == V1_HEAD.size + CAPACITY + 34
     flipped_mac = bytearray(valid)
     flipped_mac[-1] ^= 0x80
     flipped_slot = bytearray(valid)
-    flipped_slot[HEAD + 3] ^= 0x01
+    flipped_slot[HEAD + 3] ^= 0x01  # in the `last` plane
+    flipped_history = bytearray(valid)
+    flipped_history[HEAD + CAPACITY + 3] ^= 0x01  # in the `history` plane
+    all_healthy = checker_table(b"\x01" * CAPACITY, bytes(CAPACITY))
     return {
         "valid.bin": (valid, "accepted"),
-        "valid-all-healthy.bin": (encode(_envelope(slots=b"\x01" * CAPACITY), KEY), "accepted"),
+        "valid-all-healthy.bin": (encode(_envelope(slots=all_healthy), KEY), "accepted"),
         "valid-previous-key.bin": (encode(_envelope(), PREVIOUS_KEY), "accepted"),
         "empty.bin": (b"", "undecodable"),
-        "one-byte.bin": (b"\x9a", "truncated"),
+        "one-byte.bin": (b"\x9c", "truncated"),
+        "one-byte-v1.bin": (b"\x9a", "version"),
         "truncated-in-head.bin": (valid[:60], "truncated"),
         "truncated-after-head.bin": (valid[:HEAD], "truncated"),
         "truncated-in-slots.bin": (valid[: HEAD + CAPACITY // 2], "truncated"),
-        "truncated-no-mac.bin": (valid[: HEAD + CAPACITY], "truncated"),
+        "truncated-between-planes.bin": (valid[: HEAD + CAPACITY], "truncated"),
+        "truncated-no-mac.bin": (valid[: HEAD + SLOTS], "truncated"),
         "truncated-one-byte.bin": (valid[:-1], "truncated"),
         "oversized-one-byte.bin": (valid + b"\0", "oversized"),
         "oversized-double.bin": (valid + valid, "oversized"),
         "oversized-zeros.bin": (bytes(4096), "oversized"),
         "bad-mac-flipped.bin": (bytes(flipped_mac), "bad_mac"),
         "bad-mac-slot-changed.bin": (bytes(flipped_slot), "bad_mac"),
+        "bad-mac-history-changed.bin": (bytes(flipped_history), "bad_mac"),
         "bad-mac-unknown-key.bin": (encode(_envelope(), UNKNOWN_KEY), "bad_mac"),
         "bad-mac-zeroed.bin": (valid[:-32] + bytes(32), "bad_mac"),
         "wrong-capacity-bigger.bin": (encode(_envelope(capacity=CAPACITY + 1), KEY), "capacity"),
@@ -92,14 +153,24 @@ def cases() -> dict[str, tuple[bytes, str]]:
         "wrong-capacity-10000.bin": (encode(_envelope(capacity=10_000), KEY), "capacity"),
         "wrong-version-0.bin": (_patched(2, bytes([0])), "version"),
         "wrong-version-next.bin": (_patched(2, bytes([VERSION + 1])), "version"),
+        # A genuine, correctly signed version-1 table: refused as `version`, never misread.
+        "wrong-version-1-envelope.bin": (v1, "version"),
+        "wrong-version-1-envelope-unsigned.bin": (v1[:-32] + bytes(32), "version"),
+        "wrong-version-1-truncated.bin": (v1[:60], "version"),
         "wrong-kind-aggregate.bin": (encode(_envelope(kind=TableKind.AGGREGATE), KEY), "kind"),
+        # Kind is checked before the MAC: a forged aggregate table is still `kind`.
+        "wrong-kind-aggregate-bad-mac.bin": (
+            encode(_envelope(kind=TableKind.AGGREGATE), UNKNOWN_KEY),
+            "kind",
+        ),
         "unknown-kind-9.bin": (_patched(4, bytes([9])), "undecodable"),
+        "unknown-kind-9-unsigned.bin": (_patched(4, bytes([9]), sign=False), "undecodable"),
         "garbage-text.bin": (b"hello, this is not a table\n", "undecodable"),
         "garbage-http.bin": (b"POST /v1/table HTTP/1.1\r\nHost: x\r\n\r\n", "undecodable"),
         "garbage-json.bin": (json.dumps({"slots": [1] * 10}).encode(), "undecodable"),
         "garbage-right-size.bin": (b"\xa5" * len(valid), "undecodable"),
         "garbage-msgpack-other-widths.bin": (
-            # The same ten fields, packed with the smallest widths msgpack would choose.
+            # The same twelve fields, packed with the smallest widths msgpack would choose.
             msgpack.packb(
                 [
                     VERSION,
@@ -110,16 +181,23 @@ def cases() -> dict[str, tuple[bytes, str]]:
                     AT,
                     bytes(range(32)),
                     CAPACITY,
-                    bytes(CAPACITY),
+                    0,
+                    0,
+                    bytes(SLOTS),
                     bytes(32),
                 ]
             ),
             "undecodable",
         ),
         "msgpack-short-array.bin": (msgpack.packb([VERSION, int(KIND), b"c"]), "undecodable"),
-        "mac-marker-wrong.bin": (_patched(HEAD + CAPACITY, b"\xc4\x21"), "undecodable"),
+        "mac-marker-wrong.bin": (_patched(HEAD + SLOTS, b"\xc4\x21"), "undecodable"),
         "slots-length-mismatch.bin": (
-            _patched(HEAD - 4, struct.pack(">I", CAPACITY - 1)),
+            _patched(HEAD - 4, struct.pack(">I", SLOTS - 1)),
+            "undecodable",
+        ),
+        # One byte per slot, as an aggregate table or a version-1 checker table has.
+        "slots-length-one-plane.bin": (
+            _patched(HEAD - 4, struct.pack(">I", CAPACITY)),
             "undecodable",
         ),
         "signed-sender-nul-inside.bin": (_patched(7, b"ab\0cd"), "undecodable"),
