@@ -52,27 +52,14 @@ MAX_OF_LAST = HISTORY_BITS
 _EPSILON = 1e-9
 
 
-def _lookup_tables() -> tuple[npt.NDArray[np.bool_], SlotArray, SlotArray]:
-    codes = np.arange(256)
-    has_verdict = ~np.isin(codes, [int(r) for r in NO_DATA_REASONS])
-    failure_code = np.where(
-        codes < FIRST_FAILURE, 0, np.where(codes <= LAST_REASON, codes, LAST_REASON)
-    )
-    failure_code[[int(r) for r in NO_DATA_REASONS]] = 0
-    popcount = np.array([bin(b).count("1") for b in range(256)])
-    return has_verdict, failure_code.astype(np.uint8), popcount.astype(np.uint8)
-
-
-_HAS_VERDICT, _FAILURE_CODE, _POPCOUNT = _lookup_tables()
-for _table in (_HAS_VERDICT, _FAILURE_CODE, _POPCOUNT):
-    _table.setflags(write=False)
+_NO_DATA = tuple(np.uint8(r) for r in NO_DATA_REASONS)
 
 
 def checker_verdict(last: int, history: int, failures: int, of_last: int) -> Status:
     """One checker's verdict on one slot: what `Conditioner` computes for every slot."""
-    if not _HAS_VERDICT[last]:
+    if last in NO_DATA_REASONS:
         return Status.UNKNOWN
-    failed = int(_POPCOUNT[history & ((1 << of_last) - 1)])
+    failed = (history & ((1 << of_last) - 1)).bit_count()
     return Status.UNHEALTHY if failed >= failures else Status.HEALTHY
 
 
@@ -105,12 +92,16 @@ class Thresholds:
     def probed(self) -> npt.NDArray[np.bool_]:
         return self.history_mask > 0
 
+    def needed(self, slot: int, verdicts: int) -> float:
+        """Unhealthy verdicts that take `slot` down out of `verdicts`: the tick's own test."""
+        return float(self.unhealthy_at[slot]) * verdicts
+
     def rule_of(self, slot: int) -> dict[str, float | int | bool]:
         """The slot's rule as configured, for explanations."""
         return {
             "failures": int(self.failures[slot]),
             "of_last": int(self.history_mask[slot]).bit_length(),
-            "unhealthy_at": round(float(self.unhealthy_at[slot]) / (1 - _EPSILON), 6),
+            "unhealthy_at": float(self.unhealthy_at[slot]) / (1 - _EPSILON),
             "min_checkers": int(self.min_checkers[slot]),
             "cross_az": bool(self.cross_az[slot]),
         }
@@ -201,6 +192,7 @@ class Conditioner:
         self._votes_healthy = np.empty(shape, dtype=np.bool_)
         self._codes = np.empty(shape, dtype=np.uint8)
         self._match = np.empty(shape, dtype=np.bool_)
+        self._flag_rows = np.empty(shape, dtype=np.bool_)
         self._rows = rows
 
     def evaluate(
@@ -223,15 +215,20 @@ class Conditioner:
             observation = observations[index]
             np.copyto(last[row], observation.last)
             np.copyto(history[row], observation.history)
-        np.take(_HAS_VERDICT, last, out=has_verdict)
+        # Ufuncs with `out=` only: a lookup table indexed by bytes would copy the index.
+        flag = self._flag_rows[:count]
+        np.not_equal(last, _NO_DATA[0], out=has_verdict)
+        for no_data in _NO_DATA[1:]:
+            np.not_equal(last, no_data, out=flag)
+            np.logical_and(has_verdict, flag, out=has_verdict)
         for row, index in enumerate(order):
             ignore = observations[index].ignore
-            if ignore is not None:
-                np.logical_and(has_verdict[row], ~ignore, out=has_verdict[row])
+            if ignore is not None:  # verdict, and not ignored
+                np.greater(has_verdict[row], ignore, out=has_verdict[row])
 
         # 1. Every checker's own N-of-M over its probe history.
         failed = np.bitwise_and(history, thresholds.history_mask, out=self._failed[:count])
-        np.take(_POPCOUNT, failed, out=failed)
+        np.bitwise_count(failed, out=failed)
         says_unhealthy = np.greater_equal(
             failed, thresholds.failures, out=self._votes_unhealthy[:count]
         )
@@ -271,7 +268,9 @@ class Conditioner:
         np.greater(unhealthy, vetoed, out=unhealthy)
 
         # Dominant reason: per failure code, how many unhealthy verdicts' last probes carry it.
-        codes = np.take(_FAILURE_CODE, last, out=self._codes[:count])
+        # Codes past ERROR count as ERROR; a checker judging unhealthy has a verdict, so its
+        # last byte is never a no-data code, and a healthy last probe (1) matches no code.
+        codes = np.minimum(last, LAST_REASON, out=self._codes[:count])
         np.multiply(codes, says_unhealthy, out=codes)
         match = self._match[:count]
         best, dominant, better = self._best, self._dominant, self._flag

@@ -117,7 +117,13 @@ def explain_slot(
         checkers.append(row)
     out["checkers"] = checkers
     out["quorum"] = _quorum_outcome(
-        votes, unhealthy, unhealthy_azs, healthy_azs, rule, len(entries)
+        votes,
+        unhealthy,
+        unhealthy_azs,
+        healthy_azs,
+        rule,
+        len(entries),
+        plan.thresholds.needed(slot, votes),
     )
     return out
 
@@ -129,9 +135,9 @@ def _quorum_outcome(
     healthy_azs: set[str],
     rule: dict[str, Any],
     fresh: int,
+    needed: float,
 ) -> dict[str, Any]:
     """How the verdicts combined, in words an operator can check by hand."""
-    needed = rule["unhealthy_at"] * votes
     dissent = sorted(healthy_azs - unhealthy_azs)
     outcome: dict[str, Any] = {
         "fresh_checkers": fresh,
@@ -147,7 +153,7 @@ def _quorum_outcome(
         outcome["outcome"] = (
             f"unknown: {votes} verdicts, fewer than min_checkers {rule['min_checkers']}"
         )
-    elif unhealthy < needed - 1e-9:
+    elif unhealthy < needed:
         outcome["outcome"] = (
             f"healthy: {unhealthy} of {votes} unhealthy, fewer than "
             f"unhealthy_at {rule['unhealthy_at']:g} of them"

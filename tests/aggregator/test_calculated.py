@@ -7,8 +7,9 @@ import pytest
 
 from aggregator.calculated import CalculatedPlan, apply_calculated
 from aggregator.tick import Plan, TickCore
+from aggregator.window import Entry
 from urn.config import parse_document
-from urn.table import Reason, Status, aggregated_byte
+from urn.table import CheckerPlanes, Reason, Status, aggregated_byte, checker_table
 from urn.testing import document_dict
 
 H = int(Status.HEALTHY)
@@ -66,7 +67,11 @@ def test_calculated_children_are_evaluated_first() -> None:
         table = np.zeros(8, np.uint8)
         table[:3] = values
         table[5] = table[7] = 3  # checkers report nothing useful for calculated slots
-        return core.compute([table], plan, out)[[5, 7]].tolist()
+        planes = CheckerPlanes(checker_table(table), 8)  # history: each slot's last probe
+        entry = Entry("chk-1", "a", 1, 0.0, 0.0, planes.last, planes.history)
+        result = core.compute([entry], plan, out)
+        assert (result.checkers, result.azs) == (1, 1)
+        return result.table[[5, 7]].tolist()
 
     assert run(1, 3, 1) == [H, H]
     assert run(3, 3, 1) == [DOWN_REFUSED, DOWN_REFUSED]

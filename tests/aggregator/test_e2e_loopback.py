@@ -97,8 +97,13 @@ class Resolver:
 
 
 async def mini_checker(name: str, az: str, target: Target, aggregator: str) -> None:
-    """Probe the target, push the whole table, every interval, until cancelled."""
+    """Probe the target, push the whole table, every interval, until cancelled.
+
+    Like a real checker, each probe's outcome is shifted into the slot's history byte
+    (bit 0 newest, 1 = failed) beside its `last` reason.
+    """
     sequence = time.time_ns() // 1000
+    history = 0
     deadline = time.monotonic()
     async with aiohttp.ClientSession() as session:
         while True:
@@ -114,10 +119,15 @@ async def mini_checker(name: str, az: str, target: Target, aggregator: str) -> N
                 value = Reason.REFUSED
             except TimeoutError:
                 value = Reason.TIMEOUT
+            history = ((history << 1) | (value >= Reason.TIMEOUT)) & 0xFF
             table = bytearray(CAPACITY)
             table[TARGET_SLOT] = value
+            bits = bytearray(CAPACITY)
+            bits[TARGET_SLOT] = history
             sequence += 1
-            body = signed_table(bytes(table), sender=name, az=az, sequence=sequence)
+            body = signed_table(
+                bytes(table), sender=name, az=az, sequence=sequence, history=bytes(bits)
+            )
             with suppress(aiohttp.ClientError, TimeoutError):
                 async with session.post(
                     aggregator + "/v1/table",
@@ -287,7 +297,8 @@ async def test_a_slot_flips_when_its_target_dies_and_back_when_it_returns(
 
         async def every_checker_seen() -> bool:
             explained = await fleet.explain(TARGET_SLOT)
-            return set(explained["checkers"]) == {name for name, _ in CHECKERS}
+            seen = {(c["checker"], c["az"], c["verdict"]) for c in explained["checkers"]}
+            return seen == {(name, az, "healthy") for name, az in CHECKERS}
 
         await wait_until(every_checker_seen, timeout=20, message="both checkers' tables")
 
@@ -299,7 +310,12 @@ async def test_a_slot_flips_when_its_target_dies_and_back_when_it_returns(
         )
         explained = await fleet.explain(TARGET_SLOT)
         assert explained["verdict"]["reason"] == "refused"
-        assert explained["failures"] >= 2
+        # each checker's own probes say so, in both AZs
+        rows = explained["checkers"]
+        assert {(c["checker"], c["az"]) for c in rows} == set(CHECKERS)
+        assert all(c["verdict"] == "unhealthy" and c["failed_of_last"] >= 2 for c in rows)
+        assert explained["quorum"]["unhealthy_azs"] == ["a", "b"]
+        assert explained["quorum"]["outcome"].startswith("unhealthy:")
 
         await fleet.target.start()
         await wait_until(

@@ -1,9 +1,13 @@
-"""N-of-M over the window, driven by a manual clock: the behaviours an operator relies on.
+"""Per-checker N-of-M over the window, driven by a manual clock: what an operator relies on.
 
-Pure: no event loop, no ports. FakeClock only supplies `now`; nothing sleeps.
+Pure: no event loop, no ports. FakeClock only supplies `now`; nothing sleeps. The fleet
+below simulates checkers the way checker/service.py builds its tables: each probe
+shifts its outcome into the slot's history byte (bit 0 newest) and sets `last`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +23,7 @@ OK, DOWN = int(Reason.HEALTHY), int(Reason.REFUSED)
 UNHEALTHY = aggregated_byte(Status.UNHEALTHY, Reason.REFUSED)
 
 
-def make_plan(**top: object) -> Plan:
+def make_plan(**top: Any) -> Plan:
     checks = [
         {"slot": 0, "type": "tcp", "host": "127.0.0.1", "port": 1, "failures": 3, "of_last": 5},
         {"slot": 1, "type": "tcp", "host": "127.0.0.1", "port": 2, "failures": 1, "of_last": 1},
@@ -31,7 +35,7 @@ def make_plan(**top: object) -> Plan:
 
 
 class Fleet:
-    """Checkers pushing tables into a window; ticks read it at the clock's `now`."""
+    """Checkers probing and pushing tables into a window; ticks read it at `now`."""
 
     def __init__(self, plan: Plan, depth: int = 3, staleness: float = 5.0) -> None:
         self.clock = FakeClock()
@@ -40,18 +44,28 @@ class Fleet:
         self.plan = plan
         self.staleness = staleness
         self.sequence: dict[str, int] = {}
+        self.last: dict[str, np.ndarray] = {}
+        self.history: dict[str, np.ndarray] = {}
+        self.az: dict[str, str] = {}
 
-    def push(self, sender: str, **slots: int) -> None:
-        table = np.zeros(CAPACITY, dtype=np.uint8)
+    def push(self, sender: str, az: str = "a", **slots: int) -> None:
+        """`sender` finishes one probe of each named slot, then pushes its whole table."""
+        last = self.last.setdefault(sender, np.zeros(CAPACITY, np.uint8))
+        history = self.history.setdefault(sender, np.zeros(CAPACITY, np.uint8))
         for name, value in slots.items():
-            table[int(name.removeprefix("s"))] = value
+            slot = int(name.removeprefix("s"))
+            last[slot] = value
+            history[slot] = ((int(history[slot]) << 1) | (value >= 2)) & 0xFF
         sequence = self.sequence.get(sender, 0) + 1
         self.sequence[sender] = sequence
         now = self.clock.monotonic()
-        self.window.add(Entry(sender, "a", sequence, self.clock.time(), now, table))
+        # the pushed planes are copies: the checker goes on writing its own
+        self.window.add(
+            Entry(sender, az, sequence, self.clock.time(), now, last.copy(), history.copy())
+        )
 
     async def round(self, **by_sender: dict[str, int]) -> np.ndarray:
-        """Each named checker pushes once (0.1 s apart), then one tick."""
+        """Each named checker probes and pushes once (0.1 s apart), then one tick."""
         for sender, slots in by_sender.items():
             self.push(sender, **slots)
             await self.clock.advance(0.1)
@@ -60,65 +74,94 @@ class Fleet:
     def tick(self) -> np.ndarray:
         now = self.clock.monotonic()
         self.window.prune(now, self.staleness)
-        return self.core.run(self.window, now, self.staleness, self.plan)
+        return self.core.run(self.window, now, self.staleness, self.plan).table
 
     @property
     def fresh(self) -> list[str]:
         return self.window.fresh_senders(self.clock.monotonic(), self.staleness)
 
 
-async def test_a_flaky_single_checker_does_not_flip_a_slot() -> None:
+async def test_a_single_checker_seeing_failures_does_not_flip_a_slot() -> None:
     fleet = Fleet(make_plan())
     for _ in range(10):
         table = await fleet.round(c1={"s0": DOWN}, c2={"s0": OK}, c3={"s0": OK})
-        # of the 5 newest observations at most 2 come from c1: fewer than N = 3
+        # c1 judges it unhealthy (soon 3 of its 5 last probes), c2 and c3 do not: 1 of 3
         assert table[0] == Status.HEALTHY
         await fleet.clock.advance(0.7)
 
 
+async def test_a_flaky_checker_stays_below_n() -> None:
+    fleet = Fleet(make_plan())
+    for i in range(12):
+        # every checker fails every third probe: never 3 of the last 5
+        value = DOWN if i % 3 == 2 else OK
+        table = await fleet.round(c1={"s0": value}, c2={"s0": value}, c3={"s0": value})
+        assert table[0] == Status.HEALTHY
+    assert int(fleet.history["c1"][0]) & 0b11111 == 0b01001  # bit 0 newest
+
+
 async def test_n_failures_flip_it_and_it_recovers() -> None:
     fleet = Fleet(make_plan())
+    everyone = ("c1", "c2", "c3")
+
+    async def probe(value: int) -> int:
+        return int((await fleet.round(**{c: {"s0": value} for c in everyone}))[0])
+
     for _ in range(3):
-        assert (await fleet.round(c1={"s0": OK}, c2={"s0": OK}, c3={"s0": OK}))[0] == 1
-    table = await fleet.round(c1={"s0": DOWN}, c2={"s0": DOWN})
-    assert table[0] == Status.HEALTHY  # 2 failures among the 5 newest
-    table = await fleet.round(c3={"s0": DOWN})
-    assert table[0] == UNHEALTHY  # 3 of the 5 newest
-    table = await fleet.round(c1={"s0": OK}, c2={"s0": OK})
-    assert table[0] == UNHEALTHY  # newest: ok ok down down down
-    table = await fleet.round(c3={"s0": OK})
-    assert table[0] == Status.HEALTHY  # ok ok ok down down: recovered
+        assert await probe(OK) == Status.HEALTHY
+    assert await probe(DOWN) == Status.HEALTHY
+    assert await probe(DOWN) == Status.HEALTHY  # 2 of each checker's last 5
+    assert await probe(DOWN) == UNHEALTHY  # 3 of the last 5, at every checker
+    # still 3 of the last 5; the newest probes are fine, so no failure to name: ERROR
+    recovering = aggregated_byte(Status.UNHEALTHY, Reason.ERROR)
+    assert await probe(OK) == recovering  # newest: ok down down down ok
+    assert await probe(OK) == recovering  # ok ok down down down
+    assert await probe(OK) == Status.HEALTHY  # ok ok ok down down: recovered
+
+
+async def test_only_each_checkers_newest_table_counts() -> None:
+    fleet = Fleet(make_plan())
+    # c1's history says fail, fail, ok on slot 1 (1 of 1): its older tables said down
+    fleet.push("c1", s1=DOWN)
+    await fleet.clock.advance(0.1)
+    fleet.push("c1", s1=DOWN)
+    await fleet.clock.advance(0.1)
+    assert fleet.tick()[1] == UNHEALTHY
+    fleet.push("c1", s1=OK)
+    await fleet.clock.advance(0.1)
+    assert len(fleet.window.history("c1")) == 3
+    assert fleet.tick()[1] == Status.HEALTHY
 
 
 async def test_stale_checkers_are_excluded() -> None:
-    fleet = Fleet(make_plan(), staleness=5.0)
-    await fleet.round(c1={"s1": DOWN})
-    assert fleet.tick()[1] == UNHEALTHY
-    # c1 goes quiet; c2 keeps pushing healthy. Once c1's table is stale, only c2 counts,
-    # even though c1's failure was pushed after c2's first table.
-    fleet.push("c2", s1=OK)
+    fleet = Fleet(make_plan(quorum={"unhealthy_at": 0.5}), staleness=5.0)
+    await fleet.round(c1={"s1": DOWN}, c2={"s1": OK})
+    assert fleet.tick()[1] == UNHEALTHY  # 1 of 2, at least half
+    # c1 goes quiet; c2 keeps pushing healthy. Once c1's table is stale, only c2 counts.
     await fleet.clock.advance(4.0)
     fleet.push("c2", s1=OK)
-    assert fleet.tick()[1] == Status.HEALTHY  # newest is c2's
+    assert fleet.tick()[1] == UNHEALTHY  # c1's table is 4.2 s old: still fresh
     assert fleet.fresh == ["c1", "c2"]
-    await fleet.clock.advance(1.5)
+    await fleet.clock.advance(1.0)
     assert fleet.fresh == ["c2"]
     assert fleet.window.senders == ["c1", "c2"]
-    fleet.tick()
+    assert fleet.tick()[1] == Status.HEALTHY
     assert fleet.window.senders == ["c2"]  # pruned
 
 
 async def test_checkers_dying_shrink_the_pool() -> None:
     fleet = Fleet(make_plan())
-    for _ in range(2):
+    for _ in range(3):
         await fleet.round(c1={"s0": DOWN}, c2={"s0": DOWN}, c3={"s0": OK})
-    assert fleet.tick()[0] == UNHEALTHY
-    # c1 and c2 die; after staleness only c3's last 3 tables are left to decide.
+    assert fleet.tick()[0] == UNHEALTHY  # 2 of 3 checkers
+    # c1 and c2 die; after staleness only c3's newest table is left to decide.
     for _ in range(60):
         await fleet.round(c3={"s0": OK})
     assert fleet.fresh == ["c3"]
-    entries = fleet.window.fresh(fleet.clock.monotonic(), fleet.staleness)
-    assert [e.sender for e in entries] == ["c3"] * 3  # depth 3: the last three only
+    now = fleet.clock.monotonic()
+    assert [e.sender for e in fleet.window.fresh(now, fleet.staleness)] == ["c3"] * 3
+    newest = fleet.window.newest_fresh(now, fleet.staleness)
+    assert [(e.sender, e.sequence) for e in newest] == [("c3", 63)]
     assert fleet.tick()[0] == Status.HEALTHY
     # and when the last checker dies too, nothing is known
     await fleet.clock.advance(10)
@@ -137,22 +180,33 @@ async def test_unknown_without_observations() -> None:
 
 
 async def test_fleet_defaults_apply() -> None:
-    # defaults: failures 3 of_last 10 (config parser); override to 2 of 2
+    # the parser's defaults: 1 failure of the last 1
+    fleet = Fleet(make_plan())
+    assert (await fleet.round(c1={"s2": DOWN}))[2] == UNHEALTHY
+    assert (await fleet.round(c1={"s2": OK}))[2] == Status.HEALTHY
+    # overridden to 2 of 2
     fleet = Fleet(make_plan(defaults={"failures": 2, "of_last": 2}))
-    table = await fleet.round(c1={"s2": DOWN})
-    assert table[2] == Status.HEALTHY
-    table = await fleet.round(c1={"s2": DOWN})
-    assert table[2] == UNHEALTHY
+    assert (await fleet.round(c1={"s2": DOWN}))[2] == Status.HEALTHY
+    assert (await fleet.round(c1={"s2": DOWN}))[2] == UNHEALTHY
+    # and a fleet quorum: at least two verdicts
+    fleet = Fleet(make_plan(quorum={"min_checkers": 2}))
+    assert (await fleet.round(c1={"s2": DOWN}))[2] == Status.UNKNOWN
+    assert (await fleet.round(c1={"s2": DOWN}, c2={"s2": DOWN}))[2] == UNHEALTHY
+
+
+def entry(sender: str, sequence: int, received_at: float) -> Entry:
+    empty = np.zeros(4, np.uint8)
+    return Entry(sender, "a", sequence, 0.0, received_at, empty, empty)
 
 
 def test_window_keeps_depth_tables_and_resizes() -> None:
     window = Window(depth=2)
     for seq in range(1, 5):
-        window.add(Entry("c1", "a", seq, 0.0, float(seq), np.zeros(4, np.uint8)))
+        window.add(entry("c1", seq, float(seq)))
     assert [e.sequence for e in window.history("c1")] == [3, 4]
     window.resize(1)
     assert [e.sequence for e in window.history("c1")] == [4]
-    window.add(Entry("c1", "a", 5, 0.0, 5.0, np.zeros(4, np.uint8)))
+    window.add(entry("c1", 5, 5.0))
     assert [e.sequence for e in window.history("c1")] == [5]
     with pytest.raises(ValueError, match="at least 1"):
         Window(0)
@@ -162,13 +216,24 @@ def test_window_keeps_depth_tables_and_resizes() -> None:
 
 def test_fresh_order_is_newest_first_with_a_stable_tie_break() -> None:
     window = Window()
-    empty = np.zeros(4, np.uint8)
-    window.add(Entry("b", "a", 1, 0.0, 10.0, empty))
-    window.add(Entry("a", "a", 1, 0.0, 10.0, empty))
-    window.add(Entry("c", "a", 1, 0.0, 11.0, empty))
-    window.add(Entry("a", "a", 2, 0.0, 9.0, empty))  # only its receive time matters
+    window.add(entry("b", 1, 10.0))
+    window.add(entry("a", 1, 10.0))
+    window.add(entry("c", 1, 11.0))
+    window.add(entry("a", 2, 9.0))  # only its receive time matters
     fresh = window.fresh(11.0, 5.0)
     order = [(e.sender, e.sequence) for e in fresh]
     assert [e.age(11.0) for e in fresh] == [0.0, 1.0, 1.0, 2.0]
     assert order == [("c", 1), ("a", 1), ("b", 1), ("a", 2)]
     assert window.fresh(20.0, 5.0) == []
+
+
+def test_newest_fresh_is_one_table_per_fresh_checker_by_name() -> None:
+    window = Window()
+    window.add(entry("b", 1, 10.0))
+    window.add(entry("b", 2, 12.0))
+    window.add(entry("a", 1, 11.0))
+    window.add(entry("c", 1, 5.0))  # stale at 11.5 with staleness 5
+    newest = window.newest_fresh(11.5, 5.0)
+    assert [(e.sender, e.sequence) for e in newest] == [("a", 1), ("b", 2)]
+    assert window.fresh_senders(11.5, 5.0) == ["a", "b"]
+    assert window.newest_fresh(30.0, 5.0) == []

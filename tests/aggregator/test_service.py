@@ -29,7 +29,7 @@ from urn.testing import (
     step_until,
     wait_until,
 )
-from urn.wire import TableKind, decode, encoded_size
+from urn.wire import Envelope, TableKind, decode, encoded_size
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -74,26 +74,48 @@ class Harness:
         async with self.session.post(self.base + "/v1/table", data=body) as response:
             return response.status, await response.json()
 
-    async def push(self, sender: str, **slots: int) -> int:
-        table = bytearray(CAPACITY)
+    async def push(
+        self,
+        sender: str,
+        *,
+        az: str = "a",
+        history: dict[str, int] | None = None,
+        digest: bytes = b"\0" * 32,
+        **slots: int,
+    ) -> int:
+        """A checker table: `last` bytes by slot name; `history` bits (bit 0 newest) by
+        slot name, else each slot's one last probe."""
+        last = bytearray(CAPACITY)
         for name, value in slots.items():
-            table[int(name.removeprefix("s"))] = value
+            last[int(name.removeprefix("s"))] = value
+        bits = bytearray(1 if value >= 2 else 0 for value in last)
+        for name, value in (history or {}).items():
+            bits[int(name.removeprefix("s"))] = value
         self.sequence += 1
         body = signed_table(
-            bytes(table), sender=sender, sequence=self.sequence, generated_at=self.clock.time()
+            bytes(last),
+            sender=sender,
+            az=az,
+            sequence=self.sequence,
+            generated_at=self.clock.time(),
+            digest=digest,
+            history=bytes(bits),
         )
         status, _ = await self.post(body)
         return status
 
     async def tick(self) -> np.ndarray:
         """Advance one push interval and return the table pushed to the first resolver."""
+        return np.frombuffer((await self.tick_envelope()).slots, np.uint8)
+
+    async def tick_envelope(self) -> Envelope:
+        """Advance one push interval and return the envelope pushed to the first resolver."""
         ticks = self.service._ticks
         sent = len(self.transport.sent)
         await step_until(self.clock, lambda: self.service._ticks > ticks, message="a tick")
         await wait_until(lambda: len(self.transport.sent) >= sent + 2, message="a push")
         _, body = self.transport.sent[-2]
-        envelope = decode(body, [TEST_PUSH_KEY], CAPACITY, TableKind.AGGREGATE)
-        return np.frombuffer(envelope.slots, np.uint8)
+        return decode(body, [TEST_PUSH_KEY], CAPACITY, TableKind.AGGREGATE)
 
     async def get(self, path: str) -> tuple[int, Any]:
         async with self.session.get(self.base + path) as response:
@@ -164,11 +186,12 @@ async def test_every_tick_pushes_the_whole_table_to_every_resolver(agg: Harness)
     for _ in range(3):
         await agg.tick()
         sizes.update(len(body) for _, body in agg.transport.sent)
-    assert sizes == {encoded_size(CAPACITY)}
+    assert sizes == {encoded_size(CAPACITY, TableKind.AGGREGATE)}
     urls = [url for url, _ in agg.transport.sent]
     assert urls == [r + "/v1/table" for r in RESOLVERS] * agg.service._ticks
     sequences = [
-        decode(body, [TEST_PUSH_KEY], CAPACITY).sequence for _, body in agg.transport.sent[::2]
+        decode(body, [TEST_PUSH_KEY], CAPACITY, TableKind.AGGREGATE).sequence
+        for _, body in agg.transport.sent[::2]
     ]
     assert sequences == sorted(set(sequences))
     for resolver in RESOLVERS:
@@ -180,7 +203,8 @@ async def test_ticks_come_aggregate_lag_after_the_checkers_push_instants(agg: Ha
     for _ in range(3):
         await agg.tick()
     stamps = [
-        decode(body, [TEST_PUSH_KEY], CAPACITY).generated_at for _, body in agg.transport.sent
+        decode(body, [TEST_PUSH_KEY], CAPACITY, TableKind.AGGREGATE).generated_at
+        for _, body in agg.transport.sent
     ]
     assert agg.service.document.intervals.aggregate_lag == 0.1
     for stamp in stamps:
@@ -189,20 +213,41 @@ async def test_ticks_come_aggregate_lag_after_the_checkers_push_instants(agg: Ha
 
 async def test_slots_flip_and_recover_through_http(agg: Harness) -> None:
     refused = int(Reason.REFUSED)
-    assert await agg.push("c1", s0=1, s1=1) == 200
-    assert await agg.push("c2", s0=1, s1=1) == 200
-    table = await agg.tick()
+    assert await agg.push("c1", az="a", s0=1, s1=1) == 200
+    assert await agg.push("c2", az="b", s0=1, s1=1) == 200
+    envelope = await agg.tick_envelope()
+    table = np.frombuffer(envelope.slots, np.uint8)
     assert table[[0, 1, 5]].tolist() == [1, 1, 1]
-    await agg.push("c1", s0=refused, s1=1)
-    await agg.push("c2", s0=refused, s1=1)
+    assert (envelope.checkers, envelope.azs) == (2, 2)  # who built it travels with it
+    # one failed probe each: 1 of the last 3, N = 2
+    await agg.push("c1", az="a", s0=refused, s1=1)
+    await agg.push("c2", az="b", s0=refused, s1=1)
+    assert (await agg.tick())[[0, 1, 5]].tolist() == [1, 1, 1]
+    # two of the last three, at both checkers
+    await agg.push("c1", az="a", s0=refused, s1=1, history={"s0": 0b11})
+    await agg.push("c2", az="b", s0=refused, s1=1, history={"s0": 0b11})
     table = await agg.tick()
     down = aggregated_byte(Status.UNHEALTHY, Reason.REFUSED)
     assert table[[0, 1, 5]].tolist() == [down, 1, down]
     assert table[2] == Status.UNKNOWN  # unconfigured
-    await agg.push("c1", s0=1, s1=1)
-    await agg.push("c2", s0=1, s1=1)
+    # recovered: one of the last three
+    await agg.push("c1", az="a", s0=1, s1=1, history={"s0": 0b1000})
+    await agg.push("c2", az="b", s0=1, s1=1, history={"s0": 0b100})
     table = await agg.tick()
     assert table[[0, 1, 5]].tolist() == [1, 1, 1]
+
+
+async def test_one_azs_checkers_alone_do_not_take_a_slot_down(agg: Harness) -> None:
+    refused = int(Reason.REFUSED)
+    for sender, az in (("c1", "a"), ("c2", "a")):
+        await agg.push(sender, az=az, s0=refused, s1=refused, history={"s0": 7, "s1": 7})
+    await agg.push("c3", az="b", s0=1, s1=refused, history={"s1": 7})
+    table = await agg.tick()
+    down = aggregated_byte(Status.UNHEALTHY, Reason.REFUSED)
+    # slot 0: 2 of 3 say down, but all from AZ a while AZ b says healthy
+    assert table[[0, 1]].tolist() == [Status.HEALTHY, down]
+    _, body = await agg.get("/v1/slots/0")
+    assert body["quorum"]["outcome"].startswith("healthy: only AZ a judges it unhealthy")
 
 
 async def test_slot_explanation(agg: Harness) -> None:
@@ -210,9 +255,10 @@ async def test_slot_explanation(agg: Harness) -> None:
     status, body = await agg.get(f"/v1/slots/{CAPACITY}")
     assert status == 404
     assert "outside 0..63" in body["detail"]
-    await agg.push("c1", s0=int(Reason.TIMEOUT))
+    timeout = int(Reason.TIMEOUT)
+    await agg.push("c1", az="a", s0=timeout, history={"s0": 0b011})
     await agg.clock.advance(0.25)
-    await agg.push("c2", s0=int(Reason.TIMEOUT))
+    await agg.push("c2", az="b", s0=timeout, history={"s0": 0b110})
     await agg.tick()
     status, body = await agg.get("/v1/slots/0")
     assert status == 200
@@ -221,13 +267,25 @@ async def test_slot_explanation(agg: Harness) -> None:
         "reason": "timeout",
         "byte": aggregated_byte(Status.UNHEALTHY, Reason.TIMEOUT),
     }
-    assert body["rule"] == {"failures": 2, "of_last": 3}
+    assert body["rule"] == {
+        "failures": 2,
+        "of_last": 3,
+        "unhealthy_at": 0.51,
+        "min_checkers": 1,
+        "cross_az": True,
+    }
     assert body["check"] == "web-a"
-    assert [(o["checker"], o["reason"], o["considered"]) for o in body["observations"]] == [
-        ("c2", "timeout", True),
-        ("c1", "timeout", True),
+    assert body["aggregator"] == "agg-1"
+    rows = body["checkers"]
+    assert [
+        (r["checker"], r["az"], r["verdict"], r["last"], r["history"], r["failed_of_last"])
+        for r in rows
+    ] == [
+        ("c1", "a", "unhealthy", "timeout", "00000011", 2),
+        ("c2", "b", "unhealthy", "timeout", "00000110", 2),
     ]
-    assert body["observations"][1]["age"] > body["observations"][0]["age"]
+    assert rows[0]["age"] > rows[1]["age"]
+    assert body["quorum"]["outcome"] == "unhealthy: 2 of 2 checkers judge it unhealthy"
     status, body = await agg.get("/v1/slots/5")
     assert body["rule"] == {"healthy_if_at_least": 2}
     assert [c["status"] for c in body["children"]] == ["unhealthy", "unknown"]
@@ -237,7 +295,8 @@ async def test_slot_explanation(agg: Harness) -> None:
 
 
 async def test_healthz_and_metrics(agg: Harness) -> None:
-    await agg.push("c1", s0=1, s1=int(Reason.RESET))
+    reset = int(Reason.RESET)
+    await agg.push("c1", s0=1, s1=reset)
     await agg.tick()
     status, body = await agg.get("/healthz")
     assert status == 200
@@ -246,10 +305,10 @@ async def test_healthz_and_metrics(agg: Harness) -> None:
     assert body["last_tick_age"] == 0
     status, text = await agg.get("/metrics")
     assert status == 200
-    # web-b has 1 failure where N = 2: healthy, and so is web-all
+    # web-b's checker saw 1 failure where N = 2: healthy, and so is web-all
     assert 'urn_slots{status="healthy"} 3.0' in text
     assert 'urn_slots{status="unknown"} 0.0' in text
-    await agg.push("c1", s0=1, s1=int(Reason.RESET))
+    await agg.push("c1", s0=1, s1=reset, history={"s1": 0b11})
     await agg.tick()
     _, text = await agg.get("/metrics")
     assert 'urn_slots{status="unhealthy"} 2.0' in text
@@ -258,16 +317,31 @@ async def test_healthz_and_metrics(agg: Harness) -> None:
     assert agg.sample("urn_tick_cpu_seconds_count") == agg.service._ticks
 
 
+async def test_fresh_checkers_and_azs_metrics(agg: Harness) -> None:
+    await agg.push("c1", az="a", s0=1)
+    await agg.push("c2", az="b", s0=1)
+    await agg.push("c3", az="b", s0=1)
+    await agg.tick()
+    assert agg.sample("urn_fresh_checkers") == 3
+    assert agg.sample("urn_fresh_azs") == 2
+    envelope = await agg.tick_envelope()
+    assert (envelope.checkers, envelope.azs) == (3, 2)
+
+
+async def reload(agg: Harness, checks: list[dict[str, Any]]) -> None:
+    """Write a new config and tick until the aggregator has loaded it."""
+    loads = agg.sample("urn_config_loads_total", result="ok") or 0
+    write_config(agg.config, checks)
+    for _ in range(5):  # a config pass comes every 5 s, its first at a random point
+        await agg.tick()
+    await wait_until(lambda: (agg.sample("urn_config_loads_total", result="ok") or 0) > loads)
+
+
 async def test_config_is_reapplied_whole(agg: Harness) -> None:
     refused = int(Reason.REFUSED)
     await agg.push("c1", s0=refused)
     assert (await agg.tick())[0] == Status.HEALTHY  # 1 failure, N = 2
-    changed = [dict(CHECKS[0], failures=1, of_last=1), *CHECKS[1:]]
-    loads = agg.sample("urn_config_loads_total", result="ok") or 0
-    write_config(agg.config, changed)
-    for _ in range(5):  # a config pass comes every 5 s, its first at a random point
-        await agg.tick()
-    await wait_until(lambda: (agg.sample("urn_config_loads_total", result="ok") or 0) > loads)
+    await reload(agg, [dict(CHECKS[0], failures=1, of_last=1), *CHECKS[1:]])
     await agg.push("c1", s0=refused)
     assert (await agg.tick())[0] == aggregated_byte(Status.UNHEALTHY, Reason.REFUSED)
     # a broken document keeps the last good one
@@ -281,16 +355,40 @@ async def test_config_is_reapplied_whole(agg: Harness) -> None:
     assert "not valid YAML" in health["config_error"]
 
 
+async def test_a_table_made_before_a_target_changed_does_not_speak_for_it(
+    agg: Harness,
+) -> None:
+    refused = int(Reason.REFUSED)
+    down = aggregated_byte(Status.UNHEALTHY, Reason.REFUSED)
+    old = agg.service.document.digest
+    failing = {"s0": 0b111, "s1": 0b111}
+    await agg.push("c1", s0=refused, s1=refused, history=failing, digest=old)
+    assert (await agg.tick())[[0, 1]].tolist() == [down, down]
+    # web-a now probes another port; web-b is unchanged
+    await reload(agg, [dict(CHECKS[0], port=9), *CHECKS[1:]])
+    new = agg.service.document.digest
+    assert new != old
+    await agg.push("c1", s0=refused, s1=refused, history=failing, digest=old)
+    assert (await agg.tick())[[0, 1]].tolist() == [Status.UNKNOWN, down]
+    _, body = await agg.get("/v1/slots/0")
+    assert body["checkers"][0]["verdict"] == "unknown"
+    assert "another target" in body["checkers"][0]["why_no_verdict"]
+    # once the checker's tables are made under the new config they count again
+    await agg.push("c1", s0=refused, s1=refused, history=failing, digest=new)
+    assert (await agg.tick())[[0, 1]].tolist() == [down, down]
+
+
 async def test_a_new_replica_pushes_only_once_its_window_can_be_full(tmp_path: Path) -> None:
+    refused = int(Reason.REFUSED)
     async with running(tmp_path, warm_up=None) as agg:
         assert agg.service.warm_up == 3.0  # 3 tables per checker x 1 s, under staleness 5 s
-        for _ in range(2):
-            await agg.push("c1", s0=int(Reason.REFUSED))
+        for history in (0b1, 0b11):
+            await agg.push("c1", s0=refused, history={"s0": history})
             ticks = agg.service._ticks
             await step_until(agg.clock, lambda: agg.service._ticks > ticks)  # noqa: B023
         assert agg.transport.sent == []
         assert (await agg.get("/healthz"))[1]["warming_up"] is True
-        await agg.push("c1", s0=int(Reason.REFUSED))
+        await agg.push("c1", s0=refused, history={"s0": 0b111})
         table = await agg.tick()
         assert table[0] == aggregated_byte(Status.UNHEALTHY, Reason.REFUSED)
         assert len(agg.transport.sent) == len(RESOLVERS)
