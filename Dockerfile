@@ -6,6 +6,7 @@ COPY urn ./urn
 COPY checker ./checker
 COPY aggregator ./aggregator
 COPY resolver ./resolver
+COPY sim ./sim
 COPY bench ./bench
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

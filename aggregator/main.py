@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from aggregator.service import Aggregator, make_app
 from aggregator.settings import DEFAULT_LISTEN, AggregatorSettings
 from aggregator.window import DEFAULT_DEPTH
-from urn.cli import add_role_arguments
 from urn.errors import StartupError
 from urn.http import serve, server_ssl_context
 from urn.logs import get_logger
+from urn.role import add_role_arguments
 from urn.runtime import run_main
 
 if TYPE_CHECKING:

@@ -28,9 +28,9 @@ import numpy as np
 
 from aggregator.tick import Plan, TickCore
 from aggregator.window import Entry, Window
+from sim.testing import document_dict
 from urn.config import parse_document
 from urn.table import Reason, SlotArray, statuses_of
-from urn.testing import document_dict
 
 STALENESS = 5.0
 PUSH = 1.0

@@ -1,13 +1,13 @@
 """`urn bench az-failure`: a real fleet loses one AZ at once; urn vs an edge-triggered design.
 
 For each design in turn, against one simulated target farm: start the fleet as separate
-processes (`bench.fleet`), a UDP DNS load generator as another (`bench.loadgen`), and
+processes (`sim.fleet`), a UDP DNS load generator as another (`sim.loadgen`), and
 run three phases: steady, one AZ failing at once (farm control API), recovery. Every
 half second it scrapes each process's /metrics and reads its CPU from /proc. Figures per
 phase and design: CPU per tick and per push interval of checkers and aggregators, CPU
 per query of resolvers, bytes pushed per interval by every sender, latency percentiles;
 per run: detection and recovery of every affected queried name and the correctness
-counters (judged by `bench.verdict`, the same judge as the demo and the e2e test).
+counters (judged by `sim.verdict`, the same judge as the demo and the e2e test).
 Writes report.json, report.md and PNG plots to --out, ends with one JSON line.
 """
 
@@ -29,16 +29,16 @@ import aiohttp
 import numpy as np
 
 from bench.detection_model import expected_detection
-from bench.farm_layout import layout
-from bench.fleet import Fleet, Member
-from bench.loadgen import load_records
 from bench.measure import MemberSample, Phase, Sample, latency, phase_work, ratios, work_series
-from bench.observe import Observation
-from bench.scenario import AZS, FleetPlan, attribute, build_document
-from bench.verdict import Verdict, judge
+from sim.farm_layout import layout
+from sim.fleet import Fleet, Member
+from sim.loadgen import load_records
+from sim.observe import Observation
+from sim.scenario import AZS, FleetPlan, attribute, build_document
+from sim.testing import free_port
+from sim.verdict import Verdict, judge
 from urn.config import Defaults
 from urn.runtime import run_main
-from urn.testing import free_port
 
 if TYPE_CHECKING:
     import argparse
@@ -216,8 +216,8 @@ class AzFailure:
         self.out: Path = args.out or Path(tempfile.mkdtemp(prefix="urn-bench-"))
         self.out.mkdir(parents=True, exist_ok=True)
         self.azs = AZS[: args.azs]
-        self.per_az = max(1, args.checks // args.azs)
-        self.checkers = args.azs * args.checkers_per_az
+        self.per_az: int = max(1, int(args.checks) // int(args.azs))
+        self.checkers: int = int(args.azs) * int(args.checkers_per_az)
         shipped = Defaults()
         self.failures = args.failures or shipped.failures
         self.of_last = args.of_last or max(shipped.of_last, self.failures)
@@ -235,7 +235,8 @@ class AzFailure:
         a = self.args
         if a.farm_processes is not None:
             return int(a.farm_processes)
-        probes_per_s = self.checkers * self.per_az * len(self.azs) / a.probe_interval
+        probe: float = a.probe_interval
+        probes_per_s = self.checkers * self.per_az * len(self.azs) / probe
         wanted = math.ceil(probes_per_s / FARM_PROBES_PER_PROCESS)
         return max(1, min(wanted, self.cores // 4, self.per_az))
 
@@ -467,7 +468,7 @@ class AzFailure:
     def _until_phase(self, phase: float | None) -> float:
         """Seconds until the wall clock is `phase` of the way through a push interval
         (random when None), at least a tenth of a second from now."""
-        push = self.args.push_interval
+        push = float(self.args.push_interval)
         target = secrets.randbelow(1000) / 1000 if phase is None else phase
         wait = (target * push - time.time() % push) % push
         return wait if wait >= 0.1 else wait + push
@@ -661,6 +662,21 @@ class AzFailure:
 
     # --- figures ---------------------------------------------------------------------
 
+    def model(self, phase: float | None = None) -> dict[str, float]:
+        """What the intervals promise for detection (bench/detection_model.py)."""
+        a = self.args
+        return expected_detection(
+            probe=a.probe_interval,
+            push=a.push_interval,
+            timeout=a.timeout,
+            lag=round(0.1 * a.push_interval, 6),
+            checkers=self.checkers,
+            unhealthy_at=self.unhealthy_at,
+            failures=self.failures,
+            mode=a.fail_mode,
+            phase=phase if phase is not None and math.isfinite(phase) else None,
+        )
+
     def report(self, results: Mapping[str, Any], budget: Mapping[str, float]) -> dict[str, Any]:
         a = self.args
         out: dict[str, Any] = {
@@ -682,16 +698,7 @@ class AzFailure:
                 "of_last": self.of_last,
                 "unhealthy_at": self.unhealthy_at,
                 "detection_bound_s": self.bound,
-                "detection_model_s": expected_detection(
-                    probe=a.probe_interval,
-                    push=a.push_interval,
-                    timeout=a.timeout,
-                    lag=round(0.1 * a.push_interval, 6),
-                    checkers=self.checkers,
-                    unhealthy_at=self.unhealthy_at,
-                    failures=self.failures,
-                    mode=a.fail_mode,
-                ),
+                "detection_model_s": self.model(),
                 "farm_processes": len(self.controls),
                 "farm_nice": a.farm_nice,
             },
@@ -700,6 +707,8 @@ class AzFailure:
         }
         for design, result in results.items():
             out["designs"][design] = design_report(result, a.push_interval, self.cores)
+            model = self.model(result["failure_phase"])
+            out["designs"][design]["correctness"]["detection_model_s"] = model
             for phase, data in out["designs"][design]["phases"].items():
                 data["loadavg_1m_at_start"] = self.loadavg.get((design, phase), math.nan)
         return out
@@ -945,7 +954,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         ("of them timed (dead value in every answer before)", lambda x: x["timed_names"]),
         ("detection min / median / max (s)", lambda x: _spread(x["detection_s"])),
         (
-            "detection the intervals give: median / max (s)",
+            "detection the intervals give at this phase: median / max (s)",
+            lambda x: _model(x.get("detection_model_s")),
+        ),
+        (
+            "detection the intervals give over every phase: median / max (s)",
             lambda _: _model(c.get("detection_model_s")),
         ),
         ("recovery min / median / max (s)", lambda x: _spread(x["recovery_s"])),
@@ -1009,6 +1022,8 @@ def summary_figures(report: Mapping[str, Any]) -> dict[str, Any]:
         corr = data["correctness"]
         for key in ("min", "median", "max"):
             f[f"detection_s.{key}"] = corr["detection_s"].get(key, math.nan)
+            if key in ("median", "max"):
+                f[f"detection_model_s.{key}"] = corr.get("detection_model_s", {}).get(key)
             f[f"recovery_s.{key}"] = corr["recovery_s"].get(key, math.nan)
         f["dead_answers_after_bound"] = corr["dead_answers_after_bound"]
         f["healthy_answers_dropped"] = corr["healthy_answers_dropped"]

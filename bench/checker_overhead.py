@@ -54,9 +54,9 @@ async def _urn(path: str, spec: dict[str, Any]) -> dict[str, Any]:
 
     from checker.service import CheckerService
     from checker.settings import CheckerSettings
+    from sim.testing import MemoryTransport
     from urn.clock import SystemClock
     from urn.metrics import CheckerMetrics
-    from urn.testing import MemoryTransport
 
     service = CheckerService(
         CheckerSettings(id="chk-bench", az="a", config=path),

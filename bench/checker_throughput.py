@@ -63,7 +63,7 @@ def farm_main(mode: str, count: int, delay: float, cpu: int | None) -> None:
     """Serve `count` targets in `mode` until stdin closes; print the ports first."""
     import uvloop
 
-    from checker.testing import TargetFarm
+    from sim.testing.targets import TargetFarm
     from urn.runtime import raise_fd_limit
 
     _pin(cpu)
@@ -134,7 +134,7 @@ def checker_config(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """A bench checker's config written to a temp file: `spec["checks"]` HTTP checks spread
     over `spec["ports"]` on `spec.get("host")`, at `spec["interval"]` and `spec["timeout"]`.
     Returns the file's path and the checks."""
-    from urn.testing import document_dict
+    from sim.testing import document_dict
 
     ports: list[int] = spec["ports"]
     n = spec["checks"]
@@ -167,9 +167,9 @@ def checker_main(spec: dict[str, Any]) -> None:
 
     from checker.service import CheckerService
     from checker.settings import CheckerSettings
+    from sim.testing import MemoryTransport
     from urn.clock import SystemClock
     from urn.metrics import CheckerMetrics
-    from urn.testing import MemoryTransport
 
     _pin(spec.get("cpu"))
     path, checks = checker_config(spec)
@@ -411,7 +411,7 @@ REFUSING_HOST = "127.0.99.1"  # a loopback address nobody else binds: its free p
 
 
 def closed_ports(count: int) -> list[int]:
-    from checker.testing import closed_port
+    from sim.testing.targets import closed_port
 
     return [closed_port(REFUSING_HOST) for _ in range(count)]
 
@@ -473,7 +473,7 @@ def scenario(
 
 def sustained(result: dict[str, Any]) -> bool:
     """Kept up: nothing skipped, >= 98% of the offered rate done, p99 late < 10% interval."""
-    return (
+    return bool(
         result["skipped"] == 0
         and result["completed_per_s"] >= 0.98 * result["offered_per_s"]
         and result["lateness_p99_ms"] < 100 * result["interval"]

@@ -23,7 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "resolve": ("bench.micro.resolve", "one resolve, no sockets: healthy vs unhealthy"),
     "farm-cost": ("bench.farm_cost", "CPU per probe served by the target farm"),
     "soak": ("bench.soak", "a fleet under load and random kill -9s; memory and wrong answers"),
-    "loadgen": ("bench.loadgen", "UDP DNS load generator (used by az-failure)"),
+    "loadgen": ("sim.loadgen", "UDP DNS load generator (used by az-failure)"),
     "edge-checker": ("bench.edge.checker", "edge-triggered design: checker process"),
     "edge-aggregator": ("bench.edge.aggregator", "edge-triggered design: aggregator process"),
     "edge-resolver": ("bench.edge.resolver", "edge-triggered design: resolver process"),

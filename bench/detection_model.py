@@ -9,8 +9,9 @@ away once q = ceil(unhealthy_at x k) checkers each hold `failures` failed probes
   it fails at once (refused) or after the timeout (blackholed);
   the checker's table goes out at the next push instant (the fleet's wall-clock grid);
   the aggregator ticks `aggregate_lag` later and the resolver has the table at once.
-Never: measures anything; the failure's phase in the push grid is drawn uniformly by a
-seeded generator, so the same arguments always give the same figures.
+Never: measures anything; the failure's phase in the push grid (unless given) and the
+checkers' offset are drawn by a seeded generator, so the same arguments always give the
+same figures.
 Cost: `samples` draws of O(1) arithmetic.
 """
 
@@ -35,16 +36,20 @@ def expected_detection(
     unhealthy_at: float,
     failures: int,
     mode: Literal["refuse", "blackhole", "slow"],
+    phase: float | None = None,
     samples: int = 20_000,
     seed: int = 7,
 ) -> dict[str, float]:
-    """Median and worst case (seconds) of failure-to-answer time, and the worst case's formula."""
+    """Median and worst case (seconds) of failure-to-answer time over names.
+
+    Over every failure phase in the push grid, or at `phase` (0 = a push instant) alone.
+    """
     needed = max(1, math.ceil(unhealthy_at * checkers - 1e-9))
     delay = 0.0 if mode == "refuse" else timeout
     rng = random.Random(seed)
     times = []
     for _ in range(samples):
-        failed_at = rng.random() * push  # phase of the failure in the push grid
+        failed_at = (rng.random() if phase is None else phase) * push
         offset = rng.random() * probe / checkers
         reported = failed_at + offset + (needed - 1) * probe / checkers
         reported += (failures - 1) * probe + delay
@@ -54,6 +59,6 @@ def expected_detection(
     worst = needed * probe / checkers + (failures - 1) * probe + delay + push + lag
     return {
         "median": round(times[len(times) // 2], 3),
-        "max": round(worst, 3),
+        "max": round(worst if phase is None else times[-1], 3),
         "checkers_needed": needed,
     }

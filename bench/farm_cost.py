@@ -132,7 +132,7 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 
 
 async def _run(args: argparse.Namespace) -> dict[str, float]:
-    from urn.testing import free_port
+    from sim.testing import free_port
 
     farm, line = await _start(
         "-m", "urn", "targets", "serve", "--azs", "3", "--per-az", str(args.per_az),

@@ -2,7 +2,7 @@
 
 Pure. Owns: per-phase deltas (CPU per tick, CPU per interval, bytes per interval and per push,
 CPU per query), their peaks over sample windows, latency percentiles, and failure/steady
-ratios. Detection, recovery and the correctness counters are `bench.verdict`'s.
+ratios. Detection, recovery and the correctness counters are `sim.verdict`'s.
 """
 
 # urn: pure

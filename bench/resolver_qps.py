@@ -34,9 +34,9 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from resolver.testing import TEST_ENVIRON, free_dns_port, multivalue_record, tcp_checks
+from sim.testing import document_dict, free_port, signed_table
+from sim.testing.resolver import TEST_ENVIRON, free_dns_port, multivalue_record, tcp_checks
 from urn.table import Reason, Status, aggregated_byte
-from urn.testing import document_dict, free_port, signed_table
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
@@ -372,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                             f"{cost:7.2f} us CPU/query  {latency_name} latency ms {latency}"
                         )
                 qps = {k: statistics.median(r.qps for r, _ in v) for k, v in results.items()}
-                cost = {k: statistics.median(c for _, c in v) for k, v in results.items()}
-                ratio = cost["unhealthy"] / cost["healthy"]
+                costs = {k: statistics.median(c for _, c in v) for k, v in results.items()}
+                ratio = costs["unhealthy"] / costs["healthy"]
                 print(
                     f"{transport:4} median: healthy {qps['healthy']:,.0f} qps, unhealthy "
                     f"{qps['unhealthy']:,.0f} qps, baseline {qps['baseline']:,.0f} qps; "
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for kind, runs in results.items():
                     figures[f"{transport}_qps_{kind}"] = round(qps[kind])
-                    figures[f"{transport}_cpu_us_per_query_{kind}"] = round(cost[kind], 3)
+                    figures[f"{transport}_cpu_us_per_query_{kind}"] = round(costs[kind], 3)
                     latencies = [r.latency_ms for r, _ in runs if r.latency_ms is not None]
                     if latencies:
                         figures[f"{transport}_{latency_name}_latency_ms_{kind}"] = round(
@@ -389,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
                         )
                 # What one core would serve if it did nothing else: the figure that survives
                 # a busy machine best, since CPU per query moves less than qps does.
-                figures[f"{transport}_qps_ceiling_one_core_healthy"] = round(1e6 / cost["healthy"])
+                figures[f"{transport}_qps_ceiling_one_core_healthy"] = round(1e6 / costs["healthy"])
                 print(
-                    f"{transport:4} CPU/query healthy {cost['healthy']:.2f} us, baseline "
-                    f"{cost['baseline']:.2f} us: one busy core would serve "
-                    f"{1e6 / cost['healthy']:,.0f} qps"
+                    f"{transport:4} CPU/query healthy {costs['healthy']:.2f} us, baseline "
+                    f"{costs['baseline']:.2f} us: one busy core would serve "
+                    f"{1e6 / costs['healthy']:,.0f} qps"
                 )
                 figures[f"{transport}_cpu_ratio_unhealthy_vs_healthy"] = round(ratio, 3)
                 figures[f"{transport}_qps_vs_baseline"] = round(qps["healthy"] / qps["baseline"], 3)

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.chaos import LiveFleet, fast_plan, live_fleet, right_answer
-from bench.observe import DnsWatcher
+from sim.chaos import LiveFleet, fast_plan, live_fleet, right_answer
+from sim.observe import DnsWatcher
 
 __all__ = ["main", "soak"]
 
@@ -137,7 +137,9 @@ async def soak(
                 if now >= next_flap:
                     dead = timeline.dead[-1][1]
                     await live.set_mode("b", "healthy" if dead else "refuse")
-                    timeline.dead.append((time.monotonic(), frozenset() if dead else {"b"}))
+                    timeline.dead.append(
+                        (time.monotonic(), frozenset() if dead else frozenset("b"))
+                    )
                     next_flap = time.monotonic() + flap_every
                 await asyncio.sleep(0.2)  # the soak's own pace; every fault is on a deadline
             for member, value in live.rss().items():

@@ -9,11 +9,11 @@ from prometheus_client import CollectorRegistry
 
 from checker.service import APP_SERVICE, make_app
 from checker.settings import DEFAULT_LISTEN, CheckerSettings, parse_selector
-from urn.cli import add_role_arguments
 from urn.clock import SystemClock
 from urn.errors import StartupError
 from urn.http import parse_listen, server_ssl_context, start_runner
 from urn.logs import get_logger
+from urn.role import add_role_arguments
 from urn.runtime import run_main
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
     .venv/bin/python docs/wire_layout.py
 
-tests/urn/test_wire_doc.py checks that docs/wire.md holds exactly this output.
+tests/unit/urn/test_wire_doc.py checks that docs/wire.md holds exactly this output.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from resolver.answer import qtype_of
-from resolver.records import canonical_name
+from urn.names import canonical_name
 
 if TYPE_CHECKING:
     from resolver.answer import Responder

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from resolver.service import SERVICE, make_app
+from resolver.app import SERVICE, make_app
 from resolver.settings import DEFAULT_DNS, DEFAULT_LISTEN, ResolverSettings
-from urn.cli import add_role_arguments
 from urn.errors import StartupError
 from urn.http import server_ssl_context, start_runner
 from urn.logs import get_logger
+from urn.role import add_role_arguments
 from urn.runtime import raise_fd_limit, run_main
 
 if TYPE_CHECKING:

@@ -24,12 +24,11 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Sequence
 
-    from resolver.records import Entry
-
 __all__ = [
     "CHOOSERS",
     "MULTIVALUE_MAX",
     "PERMUTATION_ROWS",
+    "Choices",
     "Chooser",
     "balanced_permutations",
     "failover",
@@ -44,20 +43,35 @@ PERMUTATION_ROWS = 256  # about this many precomputed orders per answer count
 T = TypeVar("T")
 
 
+class Choices(Protocol):
+    """What a policy reads of a compiled record (`resolver.records.Entry` is one)."""
+
+    @property
+    def order(self) -> tuple[int, ...]: ...
+    @property
+    def perms(self) -> tuple[tuple[int, ...], ...]: ...
+    @property
+    def weights(self) -> tuple[int, ...]: ...
+    @property
+    def primary(self) -> int: ...
+    @property
+    def secondary(self) -> int: ...
+
+
 class Chooser(Protocol):
     def __call__(
-        self, entry: Entry, down: Sequence[int], rng: random.Random, items: Sequence[T], /
+        self, entry: Choices, down: Sequence[int], rng: random.Random, items: Sequence[T], /
     ) -> list[T]:
-        """The chosen items (parallel to `entry.candidates`), in answer order."""
+        """The chosen items (parallel to the record's candidates), in answer order."""
 
 
-def simple(entry: Entry, down: Sequence[int], rng: random.Random, items: Sequence[T]) -> list[T]:
+def simple(entry: Choices, down: Sequence[int], rng: random.Random, items: Sequence[T]) -> list[T]:
     """Every healthy answer, in configured order."""
     return [items[i] for i in entry.order if not down[i]]
 
 
 def multivalue(
-    entry: Entry, down: Sequence[int], rng: random.Random, items: Sequence[T]
+    entry: Choices, down: Sequence[int], rng: random.Random, items: Sequence[T]
 ) -> list[T]:
     """Up to 8 healthy answers in random order.
 
@@ -70,7 +84,9 @@ def multivalue(
     return [items[i] for i in order if not down[i]][:MULTIVALUE_MAX]
 
 
-def weighted(entry: Entry, down: Sequence[int], rng: random.Random, items: Sequence[T]) -> list[T]:
+def weighted(
+    entry: Choices, down: Sequence[int], rng: random.Random, items: Sequence[T]
+) -> list[T]:
     """One healthy answer chosen by weight; weight-0 answers only when no weight > 0 one is up."""
     total = 0
     cumulative: list[int] = []
@@ -89,7 +105,9 @@ def weighted(entry: Entry, down: Sequence[int], rng: random.Random, items: Seque
     return []
 
 
-def failover(entry: Entry, down: Sequence[int], rng: random.Random, items: Sequence[T]) -> list[T]:
+def failover(
+    entry: Choices, down: Sequence[int], rng: random.Random, items: Sequence[T]
+) -> list[T]:
     """The primary while it is healthy, else the secondary while it is, else nothing."""
     primary, secondary = entry.primary, entry.secondary
     if not down[primary]:

@@ -41,7 +41,6 @@ __all__ = [
     "Entry",
     "Node",
     "Zone",
-    "canonical_name",
     "compile_records",
     "name_to_wire",
     "qtype_label",
@@ -165,29 +164,6 @@ def wire_to_text(wire: bytes) -> str:
     import dns.name
 
     return dns.name.from_wire(wire, 0)[0].to_text()
-
-
-def canonical_name(text: str) -> str:
-    """A query name from the HTTP API, lower-cased and absolute; ValueError says what is wrong."""
-    name = text.strip().lower()
-    if not name:
-        raise ValueError("name is empty")
-    if name == ".":
-        return name
-    if not name.endswith("."):
-        name += "."
-    if len(name) > 254:
-        raise ValueError("name is longer than 253 characters")
-    if not name.isascii():
-        raise ValueError("name must be ASCII (use punycode for international names)")
-    for label in name[:-1].split("."):
-        if not label:
-            raise ValueError("name has an empty label")
-        if len(label) > 63:
-            raise ValueError("name has a label longer than 63 characters")
-        if not label.isprintable() or " " in label or '"' in label or "\\" in label:
-            raise ValueError("name holds a space, quote, backslash or control character")
-    return name
 
 
 def _rdata(rtype: RecordType | int, value: str) -> dns.rdata.Rdata:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import numpy as np
-from aiohttp import web
 
 from resolver.answer import NO_QUESTION, Responder, down_view, explain, unknown_view
 from resolver.dnsmsg import RCODES
@@ -37,7 +36,7 @@ from urn.ticker import run_every
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import Mapping
 
     from prometheus_client import CollectorRegistry
 
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     from urn.table import SlotArray
     from urn.wire import Envelope
 
-__all__ = ["SERVICE", "TRANSPORTS", "ResolverService", "make_app"]
+__all__ = ["TRANSPORTS", "ResolverService"]
 
 GIL_SWITCH_INTERVAL = 0.0005
 EXPLAIN_TIMEOUT = 1.0  # seconds an explanation waits for an aggregator's per-checker view
@@ -435,31 +434,3 @@ class ResolverService:
             "dns_port": None if self.dns is None else self.dns.port,
             "config_error": self.loader.last_error,
         }
-
-
-SERVICE = web.AppKey("resolver_service", ResolverService)
-
-
-def make_app(
-    settings: ResolverSettings,
-    *,
-    clock: Clock | None = None,
-    registry: CollectorRegistry | None = None,
-    rng: random.Random | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> web.Application:
-    """The resolver's aiohttp app; starting it loads the config and opens the DNS port."""
-    from resolver.api import add_routes
-
-    service = ResolverService(settings, clock=clock, registry=registry, rng=rng, environ=environ)
-    app = web.Application(client_max_size=64 * 1024)
-    app[SERVICE] = service
-    add_routes(app, service)
-
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        await service.start()
-        yield
-        await service.stop()
-
-    app.cleanup_ctx.append(lifecycle)
-    return app

@@ -1,15 +1,16 @@
 """The one console script: `urn checker|aggregator|resolver|demo|targets|bench|validate`.
 
 Each subcommand's module owns its arguments (`add_arguments(parser)`) and its entry
-point (`run(args) -> int`); modules are imported only when their command runs.
+point (`run(args) -> int`); modules are imported only when their command runs. This is
+the composition root: the one product module that reaches `sim/` (demo, targets) and
+`bench/`, and only from inside the command that needs them (tests/unit/test_imports.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from urn import __version__
 from urn.logs import setup_logging
@@ -17,31 +18,62 @@ from urn.logs import setup_logging
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "add_role_arguments", "main"]
+__all__ = ["COMMANDS", "Command", "main"]
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "checker": ("checker.main", "probe assigned checks every interval, push whole tables"),
-    "aggregator": ("aggregator.main", "N-of-M over checker tables, push the health table"),
-    "resolver": ("resolver.main", "answer DNS-style queries over HTTP JSON, DoH and DNS"),
-    "demo": ("bench.demo", "a whole local fleet in three AZs that loses one AZ and recovers"),
-    "targets": ("bench.targets", "simulated HTTP/TCP target farms, switchable per target or AZ"),
-    "bench": ("bench.cli", "benchmarks: az-failure and the micro benches"),
-    "validate": ("urn.validate", "validate a config document and print what is wrong"),
+
+class Command(Protocol):
+    """What a subcommand module provides."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _load(name: str) -> Command:
+    """The module of command `name`, imported now (ordinary imports, checked by mypy)."""
+    if name == "checker":
+        from checker import main as checker
+
+        return checker
+    if name == "aggregator":
+        from aggregator import main as aggregator
+
+        return aggregator
+    if name == "resolver":
+        from resolver import main as resolver
+
+        return resolver
+    if name == "demo":
+        from sim import demo
+
+        return demo
+    if name == "targets":
+        from sim import targets
+
+        return targets
+    if name == "bench":
+        from bench import cli as bench
+
+        return bench
+    from urn import validate
+
+    return validate
+
+
+COMMANDS: dict[str, str] = {
+    "checker": "probe assigned checks every interval, push whole tables",
+    "aggregator": "judge per checker, then by quorum; push the health table",
+    "resolver": "answer DNS-style queries over HTTP JSON, DoH and DNS",
+    "demo": "a whole local fleet in three AZs that loses one AZ and recovers",
+    "targets": "simulated HTTP/TCP target farms, switchable per target or AZ",
+    "bench": "benchmarks: az-failure and the micro benches",
+    "validate": "validate a config document and print what is wrong",
 }
-
-
-def add_role_arguments(parser: argparse.ArgumentParser, default_listen: str) -> None:
-    """The flags every long-running role shares."""
-    parser.add_argument("--config", required=True, metavar="SRC", help="file path or http(s) URL")
-    parser.add_argument("--id", required=True, help="this process's id (at most 32 bytes)")
-    parser.add_argument(
-        "--listen", default=default_listen, metavar="HOST:PORT", help="HTTP listen address"
-    )
 
 
 def _usage() -> str:
     lines = [f"urn {__version__}: constant-work health checks and DNS failover", "", "commands:"]
-    lines += [f"  {name:<11} {text}" for name, (_, text) in COMMANDS.items()]
+    lines += [f"  {name:<11} {text}" for name, text in COMMANDS.items()]
     lines += ["", "run `urn COMMAND --help` for a command's options"]
     return "\n".join(lines)
 
@@ -58,8 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"urn: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"urn {name}", description=COMMANDS[name][1])
+    module = _load(name)
+    parser = argparse.ArgumentParser(prog=f"urn {name}", description=COMMANDS[name])
     module.add_arguments(parser)
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]

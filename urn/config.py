@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from urn.errors import ConfigError
+from urn.errors import BadName, ConfigError
+from urn.names import canonical_name
 from urn.table import HISTORY_BITS
 
 __all__ = [
@@ -356,15 +357,15 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
 
 
 def normalize_name(value: object, path: str) -> str:
-    """A DNS name in lower case with its trailing dot; rejects what DNS cannot carry."""
-    if not isinstance(value, str) or not value.strip(". "):
+    """A DNS name from the document (urn.names), or ConfigError naming the field."""
+    if not isinstance(value, str):
         raise ConfigError(path, value, "is not a DNS name")
-    name = value.strip().lower().rstrip(".") + "."
-    labels = name[:-1].split(".")
-    if len(name) > 254 or any(not 0 < len(label.encode()) <= 63 for label in labels):
-        raise ConfigError(path, value, "is not a DNS name (labels 1-63 bytes, 253 in all)")
-    if any(not label.isascii() or " " in label for label in labels):
-        raise ConfigError(path, value, "must be ASCII without spaces (use punycode)")
+    try:
+        name = canonical_name(value)
+    except BadName as exc:
+        raise ConfigError(path, value, f"is not a DNS name: {exc}") from None
+    if name == ".":
+        raise ConfigError(path, value, "is not a DNS name: the root holds no records here")
     return name
 
 

@@ -4,6 +4,7 @@
      +-- ConfigError            a document field is wrong; carries field_path and value
      |    +-- ConfigFetchError  the source could not be read at all (file, http)
      +-- StartupError           a process cannot start (never had a good config, ...)
+     +-- BadName                not a DNS name urn can hold (urn.names); also a ValueError
      +-- WireError              a pushed table is refused; `reason` is the metric label
           +-- Oversized         413  body longer than a table of this capacity can be
           +-- Truncated         400  body shorter than its own layout says
@@ -14,6 +15,12 @@
           +-- BadMac            401  HMAC-SHA256 matches no accepted push key
           +-- Replayed          409  sequence not newer than the last accepted from that sender
           +-- Skewed            400  generation time too far from our clock
+     +-- MessageError           a DNS message not answered normally (resolver.dnsmsg);
+          |                     `reason` is the metric label
+          +-- Dropped           no answer: shorter than a header, or itself a response
+          +-- FormErr           FORMERR from the question alone
+          +-- NotImplementedOpcode  NOTIMP: an opcode other than QUERY
+          +-- BadVersion        BADVERS: an EDNS version other than 0
 
 A receiver that catches a WireError has changed no state: decoding is pure and
 acceptance is committed only after every check passed.
@@ -26,6 +33,7 @@ from typing import Any, ClassVar
 __all__ = [
     "WIRE_ERRORS",
     "BadMac",
+    "BadName",
     "ConfigError",
     "ConfigFetchError",
     "Oversized",
@@ -66,6 +74,10 @@ class ConfigFetchError(ConfigError):
 
 class StartupError(UrnError):
     """A process cannot start; the message says what to fix."""
+
+
+class BadName(UrnError, ValueError):
+    """A string that is not a DNS name urn can hold; the message says why."""
 
 
 class WireError(UrnError):

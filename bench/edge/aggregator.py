@@ -22,10 +22,10 @@ from prometheus_client import CollectorRegistry
 from bench.edge.common import EventReceiver, send_batches
 from bench.edge.events import EVENTS_PATH, Outbox
 from bench.edge.state import EdgeAggregate
-from urn.cli import add_role_arguments
 from urn.clock import SystemClock
 from urn.http import add_observability_routes, parse_listen, serve
 from urn.metrics import AggregatorMetrics, TableCollector
+from urn.role import add_role_arguments
 from urn.runtime import cancel_and_wait, run_main
 from urn.source import ConfigLoader, Loaded
 from urn.ticker import run_every

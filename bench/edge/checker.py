@@ -21,10 +21,10 @@ from bench.edge.common import send_batches
 from bench.edge.events import Outbox
 from bench.edge.probe import make_engine
 from bench.edge.schedule import buckets_for
-from urn.cli import add_role_arguments
 from urn.clock import SystemClock
 from urn.http import add_observability_routes, parse_listen, serve
 from urn.metrics import CheckerMetrics
+from urn.role import add_role_arguments
 from urn.runtime import cancel_and_wait, raise_fd_limit, run_main
 from urn.source import ConfigLoader, Loaded
 from urn.table import Reason

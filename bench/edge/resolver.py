@@ -18,8 +18,9 @@ from aiohttp import web
 from bench.edge.common import EventReceiver
 from bench.edge.events import EVENTS_PATH
 from resolver.answer import unknown_view
+from resolver.app import SERVICE
 from resolver.main import add_arguments as _resolver_arguments
-from resolver.service import SERVICE, ResolverService
+from resolver.service import ResolverService
 from resolver.settings import ResolverSettings
 from urn.logs import get_logger
 from urn.runtime import raise_fd_limit, run_main

@@ -50,7 +50,7 @@ def _baseline(capacity: int) -> tuple[Callable[[], bytes], Callable[[bytes], lis
     fields = [2, 1, b"chk-a1", b"a", 123456789, 1_700_000_000.25, b"\x11" * 32, capacity, slots]
 
     def encode_plain() -> bytes:
-        body = msgpack.packb(fields)
+        body: bytes = msgpack.packb(fields)
         return body + hmac.digest(KEY, body, "sha256")
 
     def decode_plain(data: bytes) -> list[object]:

@@ -26,11 +26,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from resolver.answer import Responder, down_view
 from resolver.dnsserver import _Udp
 from resolver.records import compile_records
-from resolver.testing import multivalue_record, tcp_checks
+from sim.testing import document_dict
+from sim.testing.resolver import multivalue_record, tcp_checks
 from urn.config import parse_document
 from urn.metrics import QUERY_BUCKETS
 from urn.table import Reason, Status, aggregated_byte
-from urn.testing import document_dict
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from bench.farm_layout import layout
-from bench.scenario import FleetPlan, build_document
+from sim.farm_layout import layout
+from sim.scenario import FleetPlan, build_document
 
 AZS = ("a", "b", "c")
 PER_AZ = 20

@@ -18,13 +18,13 @@ import aiohttp
 import pytest
 import yaml
 
-from bench.chaos import fast_plan
-from bench.farm_layout import layout
-from bench.fleet import Fleet
-from bench.observe import DnsWatcher, JsonWatcher
-from bench.scenario import FleetPlan, attribute, build_document
-from bench.verdict import judge
-from urn.testing import free_port, wait_until
+from sim.chaos import fast_plan
+from sim.farm_layout import layout
+from sim.fleet import Fleet
+from sim.observe import DnsWatcher, JsonWatcher
+from sim.scenario import FleetPlan, attribute, build_document
+from sim.testing import free_port, wait_until
+from sim.verdict import judge
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -143,6 +143,6 @@ async def test_an_az_fails_and_recovers_without_dead_or_dropped_answers(
         assert verdict.healthy_dropped == 0, (transport, verdict.dropped_examples)
         if transport == "udp":
             # Every affected name is judged; those whose every answer held the dead value
-            # also get a detection time (see bench.verdict).
+            # also get a detection time (see sim.verdict).
             assert set(verdict.detection) | set(verdict.unmeasured) == set(affected)
             assert verdict.detection

@@ -23,11 +23,11 @@ import trustme
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from sim.testing import TEST_PUSH_KEY, signed_table
 from urn.clock import SystemClock
 from urn.config import Tls
 from urn.http import TableReceiver, add_observability_routes, serve, server_ssl_context
 from urn.metrics import AggregatorMetrics, ResolverMetrics
-from urn.testing import TEST_PUSH_KEY, signed_table
 from urn.wire import TableKind, encoded_size
 
 if TYPE_CHECKING:
@@ -63,8 +63,7 @@ class Certs:
         )
 
 
-def _write_certs(directory: Path) -> Certs:
-    ca = trustme.CA()
+def _write_certs(directory: Path, ca: trustme.CA) -> Certs:
     other = trustme.CA()
     server = ca.issue_cert("127.0.0.1", "localhost")
     client = ca.issue_cert("checker-a1.urn.test")
@@ -88,8 +87,8 @@ def _write_certs(directory: Path) -> Certs:
 
 
 @pytest.fixture(scope="session")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return _write_certs(tmp_path_factory.mktemp("certs"))
+def certs(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Certs:
+    return _write_certs(tmp_path_factory.mktemp("certs"), ca)
 
 
 @dataclass

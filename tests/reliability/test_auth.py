@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from sim.testing import TEST_PUSH_KEY, document_dict, signed_table
 from urn.clock import SystemClock
 from urn.metrics import AggregatorMetrics
 from urn.source import ConfigLoader, Loaded
-from urn.testing import TEST_PUSH_KEY, document_dict, signed_table
 from urn.wire import MAC_BYTES
 
 if TYPE_CHECKING:

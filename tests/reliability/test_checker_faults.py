@@ -9,7 +9,7 @@ one AZ's checkers alone never take a healthy target down, even with one more che
 dead, while a real failure during the fault is still detected within the bound. Also:
 the dying AZ takes its checkers with it (kill -9 and blackhole in the same instant).
 
-Queries go over UDP DNS the whole time and every answer is judged (bench.verdict).
+Queries go over UDP DNS the whole time and every answer is judged (sim.verdict).
 Skips only where a mount namespace cannot be made (not root, no unshare).
 """
 
@@ -26,19 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bench.chaos import LiveFleet, fast_plan, live_fleet, right_answer
-from bench.observe import DnsWatcher, metric
-from bench.scenario import attribute
-from bench.verdict import judge
+from sim.chaos import LiveFleet, fast_plan, live_fleet, right_answer
+from sim.observe import DnsWatcher, metric
+from sim.scenario import attribute
+from sim.testing import free_port, wait_until
+from sim.verdict import judge
 from urn.config import parse_document
-from urn.testing import free_port, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
     from pathlib import Path
 
-    from bench.farm_layout import TargetSpec
-    from bench.scenario import FleetPlan
+    from sim.farm_layout import TargetSpec
+    from sim.scenario import FleetPlan
 
 pytestmark = pytest.mark.e2e
 

@@ -23,11 +23,11 @@ import dns.rdatatype
 import pytest
 from aiohttp import web
 
-from bench.chaos import LiveFleet, fast_plan, listen_port, live_fleet
-from bench.fleet import Fleet
-from bench.observe import metric
+from sim.chaos import LiveFleet, fast_plan, listen_port, live_fleet
+from sim.fleet import Fleet
+from sim.observe import metric
+from sim.testing import document_dict, free_port, wait_until
 from urn.http import serve
-from urn.testing import document_dict, free_port, wait_until
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,8 +12,8 @@ import time
 import aiohttp
 from aiohttp import web
 
+from sim.testing import wait_until
 from urn.http import HeaderDeadline, start_runner
-from urn.testing import wait_until
 
 
 async def _ok(_: web.Request) -> web.Response:

@@ -32,8 +32,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.fleet import _die_with_parent
-from urn.testing import document_dict, free_port
+from sim.fleet import _die_with_parent
+from sim.testing import document_dict, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

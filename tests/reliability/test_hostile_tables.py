@@ -27,8 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sim.testing import signed_table, wait_until
 from urn.errors import WIRE_ERRORS
-from urn.testing import signed_table, wait_until
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
@@ -338,7 +338,7 @@ def test_memory_stays_bounded_under_many_hostile_pushes(
 
 
 def wait_until_sync(condition: Callable[[], bool], message: str, timeout: float = 10.0) -> None:
-    """`urn.testing.wait_until` for synchronous tests (the receiver runs in its own thread)."""
+    """`sim.testing.wait_until` for synchronous tests (the receiver runs in its own thread)."""
     asyncio.run(wait_until(condition, timeout=timeout, message=message))
 
 

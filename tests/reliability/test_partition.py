@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bench.chaos import fast_plan, live_fleet
-from bench.farm_layout import TargetSpec
-from bench.fleet import _die_with_parent
-from bench.observe import DnsWatcher, metric
-from bench.scenario import attribute
-from bench.verdict import judge
-from urn.testing import free_port, wait_until
+from sim.chaos import fast_plan, live_fleet
+from sim.farm_layout import TargetSpec
+from sim.fleet import _die_with_parent
+from sim.observe import DnsWatcher, metric
+from sim.scenario import attribute
+from sim.testing import free_port, wait_until
+from sim.verdict import judge
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

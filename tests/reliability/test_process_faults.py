@@ -1,6 +1,6 @@
 """Process faults in a real fleet: kill -9 and restart each role while queries flow.
 
-Every component is its own `python -m urn ROLE` process (bench.fleet); the target farm
+Every component is its own `python -m urn ROLE` process (sim.fleet); the target farm
 is `urn targets serve`; queries go over UDP DNS. Checked: the others keep serving, no
 wrong answer is served while a member is down, restarted senders' tables are accepted
 (sequences seeded from wall time outrun the ones sent before the crash), and a resolver
@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bench.chaos import LiveFleet, fast_plan, live_fleet, right_answer
-from bench.observe import DnsWatcher, metric
-from urn.testing import wait_until
+from sim.chaos import LiveFleet, fast_plan, live_fleet, right_answer
+from sim.observe import DnsWatcher, metric
+from sim.testing import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Collection
     from pathlib import Path
 
-    from bench.scenario import FleetPlan
+    from sim.scenario import FleetPlan
 
 pytestmark = pytest.mark.e2e
 

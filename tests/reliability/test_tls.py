@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 
+from sim.testing import document_dict
 from urn.config import Tls, parse_document
 from urn.http import client_ssl_context, server_ssl_context
 from urn.push import AiohttpTransport, push_all
-from urn.testing import document_dict
 
 if TYPE_CHECKING:
     from collections.abc import Callable

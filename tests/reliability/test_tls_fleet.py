@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bench.chaos import fast_plan, live_fleet
-from bench.observe import metric
+from sim.chaos import fast_plan, live_fleet
+from sim.observe import metric
+from sim.testing import signed_table, wait_until
 from urn.config import Tls
 from urn.http import client_ssl_context
 from urn.push import AiohttpTransport, push_all
-from urn.testing import signed_table, wait_until
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -1,0 +1,372 @@
+"""Faults for a live local fleet: start one, query it, kill, pause, restart, read its health.
+
+Used by the reliability tests (tests/reliability) and by `bench/soak.py`. A `LiveFleet`
+is the target farm (`urn targets serve`) plus the processes a `FleetPlan` describes,
+every one a real `python -m urn ROLE` process supervised by `sim.fleet.Fleet`, so
+nothing outlives the `async with`. `right_answer` is the pure judgement of one answer
+set against which AZs are known dead, the same rules the resolver must follow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import secrets
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rdatatype
+
+from sim.farm_layout import layout
+from sim.fleet import Fleet
+from sim.observe import Samples, metric, scrape
+from sim.scenario import FleetPlan, attribute, build_document
+from sim.testing import free_port, wait_until
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+
+    from sim.farm_layout import TargetSpec
+
+__all__ = [
+    "FAST_FLEET",
+    "LiveFleet",
+    "expected_answers",
+    "fast_plan",
+    "live_fleet",
+    "plan_with_ports",
+    "right_answer",
+]
+
+MULTIVALUE_MAX = 8
+
+
+def listen_port() -> int:
+    """A port free now on 127.0.0.1 (TCP and UDP), below the ephemeral range.
+
+    A killed member is restarted on its own port. A port from the ephemeral range can
+    meanwhile become the source port of some client connection (any process's), and the
+    restart then fails with EADDRINUSE; ports below the range are never handed out so.
+    """
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    for _ in range(500):
+        port = random.randrange(10_000, max(10_001, ephemeral))
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+            ):
+                tcp.bind(("127.0.0.1", port))
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    return free_port()
+
+
+def plan_with_ports(**kwargs: Any) -> FleetPlan:
+    """A FleetPlan with free loopback ports (below the ephemeral range) for every process."""
+    resolvers = kwargs.get("resolvers", 1)
+    aggregators = kwargs.get("aggregators", 2)
+    azs = kwargs.get("azs", ("a", "b", "c"))
+    checkers = len(azs) * kwargs.get("checkers_per_az", 1)
+    ports: set[int] = set()
+
+    def fresh() -> int:
+        while (port := listen_port()) in ports:
+            pass
+        ports.add(port)
+        return port
+
+    return FleetPlan(
+        aggregator_ports=tuple(fresh() for _ in range(aggregators)),
+        resolver_ports=tuple((fresh(), fresh()) for _ in range(resolvers)),
+        checker_ports=tuple(fresh() for _ in range(checkers)),
+        **kwargs,
+    )
+
+
+# The quick fleet the reliability tests and the soak run: detection within about a second
+# on loopback, urn's shipped verdict rule, config re-read every 2 s.
+FAST_FLEET: dict[str, Any] = {
+    "probe_interval": 0.5,
+    "push_interval": 0.25,
+    "config_interval": 2.0,
+    "timeout": 0.25,
+    "capacity": 256,
+}
+
+
+def fast_plan(**overrides: Any) -> FleetPlan:
+    """`plan_with_ports` with the FAST_FLEET timings, then `overrides`."""
+    return plan_with_ports(**{**FAST_FLEET, **overrides})
+
+
+def _az(value: str) -> str | None:
+    where = attribute(value)
+    return where[0] if where else None
+
+
+def expected_answers(record: Mapping[str, Any], dead: Collection[str]) -> list[frozenset[str]]:
+    """Every answer set a correct resolver may give for `record` with AZs `dead` down."""
+    answers = list(record["answers"])
+    healthy = [a for a in answers if _az(a["value"]) not in dead]
+    policy = record["policy"]
+    if not healthy:  # fail open: answer as if every answer were healthy
+        healthy = answers
+    values = [str(a["value"]) for a in healthy]
+    if policy in ("simple",) or (policy == "multivalue" and len(values) <= MULTIVALUE_MAX):
+        return [frozenset(values)]
+    if policy == "multivalue":
+        return []  # any 8 of them; judged by right_answer
+    if policy == "weighted":
+        weighted = [str(a["value"]) for a in healthy if a.get("weight", 1) > 0]
+        return [frozenset({v}) for v in (weighted or values)]
+    # failover
+    by_role = {a.get("role"): str(a["value"]) for a in healthy}
+    if "primary" in by_role:
+        return [frozenset({by_role["primary"]})]
+    return [frozenset({by_role.get("secondary", values[0])})]
+
+
+def right_answer(
+    record: Mapping[str, Any], answers: frozenset[str], rcode: int, dead: Collection[str]
+) -> bool:
+    """Whether a NOERROR answer set is one the rules allow with AZs `dead` down."""
+    if rcode != 0:
+        return False
+    allowed = expected_answers(record, dead)
+    if allowed:
+        return answers in allowed
+    healthy = {str(a["value"]) for a in record["answers"] if _az(a["value"]) not in dead}
+    return len(answers) == MULTIVALUE_MAX and answers <= healthy
+
+
+@dataclass
+class LiveFleet:
+    """A running fleet and the ways to poke at it."""
+
+    fleet: Fleet
+    plan: FleetPlan
+    document: dict[str, Any]
+    config: Path
+    control: str | None
+    session: aiohttp.ClientSession
+    paused: set[str] = field(default_factory=set)
+    urls: dict[str, str] = field(default_factory=dict)  # member -> base URL (http or https)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return list(self.document["records"])
+
+    @property
+    def names(self) -> list[str]:
+        return [r["name"] for r in self.records]
+
+    def record(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.records if r["name"] == name)
+
+    def url(self, member: str) -> str:
+        return self.urls[member]
+
+    async def wait_up(self, members: Collection[str], timeout: float = 30.0) -> None:
+        """Wait until each member's /healthz answers through this fleet's own session."""
+        for member in members:
+
+            async def up(member: str = member) -> bool:
+                if not self.fleet.members[member].alive:
+                    raise RuntimeError(f"{member} exited:\n{self.fleet.tail(member)}")
+                try:
+                    await self.healthz(member)
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    return False
+                return True
+
+            await wait_until(up, timeout, message=f"{member} serving /healthz")
+
+    def dns_address(self, resolver: int = 0) -> tuple[str, int]:
+        return "127.0.0.1", self.plan.resolver_ports[resolver][1]
+
+    async def healthz(self, member: str) -> dict[str, Any]:
+        async with self.session.get(f"{self.url(member)}/healthz") as response:
+            body: dict[str, Any] = await response.json(content_type=None)
+            return body
+
+    async def metrics(self, member: str) -> Samples:
+        return await scrape(self.session, f"{self.url(member)}/metrics")
+
+    async def query(
+        self, name: str, resolver: int = 0, timeout: float = 1.0
+    ) -> tuple[int, frozenset[str]] | None:
+        """One UDP DNS query: (rcode, answer values), or None when nothing came back."""
+        query = dns.message.make_query(name, dns.rdatatype.A)
+        host, port = self.dns_address(resolver)
+        try:
+            reply = await dns.asyncquery.udp(query, host, port=port, timeout=timeout)
+        except (dns.exception.Timeout, OSError):
+            return None
+        values = frozenset(rdata.to_text() for rrset in reply.answer for rdata in rrset)
+        return reply.rcode(), values
+
+    async def wait_answers(
+        self,
+        dead: Collection[str],
+        resolver: int = 0,
+        timeout: float = 20.0,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        """Wait until every name (or `names`) answers right for `dead` on one resolver."""
+        wanted = list(names or self.names)
+
+        async def all_right() -> bool:
+            for name in wanted:
+                got = await self.query(name, resolver)
+                if got is None or not right_answer(self.record(name), got[1], got[0], dead):
+                    return False
+            return True
+
+        await wait_until(
+            all_right, timeout, message=f"resolver {resolver} answering for dead={sorted(dead)}"
+        )
+
+    async def wait_aggregators(self, dead: Collection[str], timeout: float = 20.0) -> None:
+        """Wait until every running aggregator's table marks exactly the `dead` AZs' slots.
+
+        Replicas see checker tables at different moments, so one may lag a tick behind
+        the resolvers' answers; a test that then silences them must wait for all.
+        """
+        expected = sum(1 for check in self.document["checks"] if check.get("az") in dead)
+        members = [n for n, m in self.fleet.members.items() if n.startswith("aggregator")]
+
+        async def agreed() -> bool:
+            for member in members:
+                if not self.fleet.members[member].alive:
+                    continue
+                samples = await self.metrics(member)
+                if metric(samples, "urn_slots", status="unhealthy") != expected:
+                    return False
+            return True
+
+        await wait_until(agreed, timeout, message=f"aggregators marking {sorted(dead)} dead")
+
+    async def set_mode(self, az: str, mode: str) -> None:
+        assert self.control is not None, "this fleet has no target farm"
+        async with self.session.post(
+            f"{self.control}/v1/mode", json={"az": az, "mode": mode}
+        ) as response:
+            assert response.status == 200, await response.text()
+
+    def pause(self, member: str) -> None:
+        """SIGSTOP: the process stays, silent (no pushes, no answers)."""
+        self.fleet.kill(member, signal.SIGSTOP)
+        self.paused.add(member)
+
+    def resume(self, member: str) -> None:
+        self.fleet.kill(member, signal.SIGCONT)
+        self.paused.discard(member)
+
+    async def kill9(self, member: str) -> int:
+        self.fleet.kill(member, signal.SIGKILL)
+        return await self.fleet.wait_exit(member)
+
+    async def restart(self, member: str, *, wait: bool = True) -> None:
+        """Start a killed member again with its own command line."""
+        old = self.fleet.members[member]
+        if old.alive:
+            await self.kill9(member)
+        await self.fleet.start(member, old.args, old.health_url, prefix=old.prefix)
+        if wait:
+            await self.wait_up([member])
+
+    def rss(self) -> dict[str, int]:
+        return {n: m.rss_bytes() for n, m in self.fleet.members.items() if m.alive}
+
+    def rewrite_config(self, text: str) -> None:
+        """Replace the config file atomically (readers see the old or the new, whole)."""
+        temporary = self.config.with_suffix(".tmp")
+        temporary.write_text(text)
+        temporary.replace(self.config)
+
+
+def farm_args(azs: int, per_az: int, base_port: int, control_port: int) -> list[str]:
+    return [
+        "targets",
+        "serve",
+        "--azs",
+        str(azs),
+        "--per-az",
+        str(per_az),
+        "--base-port",
+        str(base_port),
+        "--control",
+        f"127.0.0.1:{control_port}",
+    ]
+
+
+@contextlib.asynccontextmanager
+async def live_fleet(
+    run_dir: Path,
+    plan: FleetPlan,
+    *,
+    per_az: int = 4,
+    retarget: Callable[[TargetSpec], TargetSpec] | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    client_ssl: ssl.SSLContext | None = None,
+    wrap: Callable[[str], Sequence[str]] | None = None,
+) -> AsyncIterator[LiveFleet]:
+    """Start the farm and the plan's processes; stop every one of them afterwards.
+
+    `retarget` may point some checks elsewhere (a target outside the farm); `edit` may
+    change the generated document before it is written. With `client_ssl`, the roles
+    serve HTTPS (the document's `tls` says how) and are reached with that context.
+    `wrap(member)` gives a command prefix a member runs under (a mount namespace with
+    its own view of the world, say).
+    """
+    base_port = free_port()
+    control_port = free_port()
+    specs = layout(plan.azs, per_az, base_port)
+    if retarget is not None:
+        specs = tuple(retarget(spec) for spec in specs)
+    document = build_document(specs, plan)
+    if edit is not None:
+        edit(document)
+    config = run_dir / "urn.json"  # JSON is YAML; json also writes StrEnum kinds as text
+    config.write_text(json.dumps(document, indent=1))
+    env = {"URN_PUSH_KEY": secrets.token_hex(32)}
+    timeout = aiohttp.ClientTimeout(total=5)
+    connector = aiohttp.TCPConnector(ssl=client_ssl if client_ssl is not None else True)
+    async with (
+        Fleet(run_dir, env=env) as fleet,
+        aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
+    ):
+        control = f"http://127.0.0.1:{control_port}"
+        args = farm_args(len(plan.azs), per_az, base_port, control_port)
+        await fleet.start("targets", args, f"{control}/healthz")
+        live = LiveFleet(fleet, plan, document, config, control, session)
+        started = []
+        for name, args, health in plan.processes(str(config)):
+            assert health is not None
+            base = health.removesuffix("/healthz")
+            live.urls[name] = base.replace("http://", "https://") if client_ssl else base
+            await fleet.start(name, args, None, prefix=wrap(name) if wrap is not None else ())
+            started.append(name)
+        try:
+            await fleet.wait_healthy(["targets"], timeout=30)
+            await live.wait_up(started)
+            yield live
+        finally:
+            for member in list(live.paused):
+                with contextlib.suppress(ProcessLookupError, KeyError):
+                    live.resume(member)
