@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from urn.table import Reason, SlotArray, Status
+from urn.table import (
+    STATUS_MASK,
+    Reason,
+    SlotArray,
+    Status,
+    pack_aggregated,
+    reasons_of,
+    statuses_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -35,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CalculatedPlan", "Level", "apply_calculated"]
 
-_PAD = 0b11  # status bits no real slot has: neither healthy, unknown nor unhealthy
+_PAD = STATUS_MASK  # status bits no real slot has: neither healthy, unknown nor unhealthy
 _CODES = np.arange(int(Reason.TIMEOUT), int(Reason.ERROR) + 1, dtype=np.uint8)
 
 
@@ -119,19 +127,23 @@ def apply_calculated(table: SlotArray, plan: CalculatedPlan, scratch: SlotArray)
     scratch[capacity] = _PAD
     for level in plan.levels:
         child_bytes = scratch[level.children]
-        statuses = child_bytes & 0b11
+        statuses = statuses_of(child_bytes)
         healthy = np.count_nonzero(statuses == Status.HEALTHY, axis=1)
         unknown = np.count_nonzero(statuses == Status.UNKNOWN, axis=1)
         is_healthy = healthy >= level.at_least
         is_unhealthy = healthy + unknown < level.at_least
         down = statuses == Status.UNHEALTHY
-        reasons = child_bytes >> 2
+        reasons = reasons_of(child_bytes)
         counts = np.count_nonzero((reasons[:, :, None] == _CODES) & down[:, :, None], axis=1)
         dominant = _CODES[np.argmax(counts, axis=1)]  # first maximum: the lower code
         result = np.where(
             is_healthy,
             np.uint8(Status.HEALTHY),
-            np.where(is_unhealthy, np.uint8(Status.UNHEALTHY) | (dominant << 2), 0),
+            np.where(
+                is_unhealthy,
+                pack_aggregated(np.full_like(dominant, Status.UNHEALTHY), dominant),
+                0,
+            ),
         ).astype(np.uint8)
         scratch[level.slots] = result
         table[level.slots] = result

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from urn.table import HISTORY_BITS, NO_DATA_REASONS, Reason, SlotArray, Status
+from urn.table import HISTORY_BITS, NO_DATA_REASONS, REASON_SHIFT, Reason, SlotArray, Status
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -287,7 +287,7 @@ class Conditioner:
         # status: 0 below min_checkers, else 1 + unhealthy; reason << 2 on unhealthy only.
         np.add(unhealthy, Status.HEALTHY, out=result, dtype=np.uint8, casting="unsafe")
         np.multiply(result, known, out=result, casting="unsafe")
-        np.left_shift(dominant, 2, out=dominant)
+        np.left_shift(dominant, REASON_SHIFT, out=dominant)
         np.multiply(dominant, unhealthy, out=dominant, casting="unsafe")
         np.bitwise_or(result, dominant, out=result)
         np.copyto(out, result)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aggregator.condition import checker_verdict
-from urn.table import Reason, Status, reason_of_byte, status_of_byte
+from urn.table import REASON_SHIFT, Reason, Status, status_of_byte
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -37,7 +37,8 @@ def value_label(value: int) -> str:
 
 def _verdict(byte: int) -> dict[str, Any]:
     status = status_of_byte(byte)
-    reason = reason_of_byte(byte) if byte >> 2 <= int(Reason.ERROR) else Reason.ERROR
+    raw = byte >> REASON_SHIFT
+    reason = Reason(raw) if raw <= int(Reason.ERROR) else Reason.ERROR
     return {"status": status.label, "reason": reason.label if reason else None, "byte": byte}
 
 

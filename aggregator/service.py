@@ -8,7 +8,6 @@ not. Decisions live in the pure modules (window, condition, calculated, explain)
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,18 +20,18 @@ from aggregator.tick import Plan, TickCore, TickResult
 from aggregator.window import Entry, Window
 from urn.clock import SystemClock
 from urn.drift import DriftMap
-from urn.http import TableReceiver, add_observability_routes, client_ssl_context
+from urn.http import TableReceiver, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import AggregatorMetrics, TableCollector
-from urn.push import AiohttpTransport, push_all
-from urn.runtime import cancel_and_wait
+from urn.push import AiohttpTransport, push_all, push_timeout
+from urn.signer import TableSigner
 from urn.source import ConfigLoader, Loaded
 from urn.table import CheckerPlanes
 from urn.ticker import run_aligned
-from urn.wire import MAX_AZS, MAX_CHECKERS, Envelope, TableKind, encode
+from urn.wire import Envelope, TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import Mapping
 
     from aggregator.settings import AggregatorSettings
     from urn.clock import Clock
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from urn.push import PushOutcome, Transport
     from urn.table import SlotArray
 
-__all__ = ["SERVICE", "Aggregator", "make_app"]
+__all__ = ["Aggregator"]
 
 log = get_logger("aggregator")
 
@@ -78,8 +77,7 @@ class Aggregator:
         self._ticks = 0
         self._started_at: float | None = None  # monotonic, at the first good config
         self._blind_at: float | None = None  # monotonic, last tick with an untrustworthy window
-        # Seeded from wall time so a restarted aggregator's tables are newer to resolvers.
-        self._sequence = int(self.clock.time() * 1000)
+        self.signer = TableSigner(TableKind.AGGREGATE, settings.id, self.clock)
         self.last_push: list[PushOutcome] = []
         self.registry.register(
             TableCollector(
@@ -164,11 +162,6 @@ class Aggregator:
             )
         )
 
-    async def handle_table(self, request: web.Request) -> web.Response:
-        if self.receiver is None:
-            return web.json_response({"error": "starting", "detail": "no config yet"}, status=503)
-        return await self.receiver.handle(request)
-
     # --- tick --------------------------------------------------------------------
 
     def compute(self) -> SlotArray:
@@ -203,22 +196,11 @@ class Aggregator:
         return table
 
     def encode_table(self, table: SlotArray) -> bytes:
-        document = self.document
-        self._sequence += 1
-        envelope = Envelope(
-            kind=TableKind.AGGREGATE,
-            sender=self.settings.id,
-            az="",
-            sequence=self._sequence,
-            generated_at=self.clock.time(),
-            config_digest=document.digest,
-            capacity=document.capacity,
-            slots=table.tobytes(),
-            checkers=min(self._built_by[0], MAX_CHECKERS),
-            azs=min(self._built_by[1], MAX_AZS),
-        )
-        assert self._loaded is not None
-        return encode(envelope, self._loaded.keys.signing)
+        """The signed envelope of `table`, with the fresh checkers and AZs behind it."""
+        if self._loaded is None:
+            raise RuntimeError("no config applied yet")
+        checkers, azs = self._built_by
+        return self.signer.sign(self._loaded, table.tobytes(), checkers=checkers, azs=azs)
 
     @property
     def warm_up(self) -> float:
@@ -253,7 +235,7 @@ class Aggregator:
             body = self.encode_table(table)
             document = self.document
             assert self._transport is not None
-            timeout = document.intervals.push * self.settings.push_timeout_share
+            timeout = push_timeout(document.intervals.push)
             self.last_push = await push_all(
                 self._transport, document.resolvers, body, timeout, self.metrics
             )
@@ -331,29 +313,3 @@ class Aggregator:
 
 def _error(status: int, error: str, detail: str) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
-
-
-SERVICE = web.AppKey("aggregator", Aggregator)
-
-
-def make_app(service: Aggregator) -> web.Application:
-    """Routes plus a lifecycle that loads config, then runs the ticker and config loop."""
-    app = web.Application()
-    app[SERVICE] = service
-    app.router.add_post("/v1/table", service.handle_table)
-    app.router.add_get("/v1/slots/{slot}", service.handle_slot)
-    add_observability_routes(app, service.registry, service.health)
-    app.cleanup_ctx.append(_lifecycle)
-    return app
-
-
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    service = app[SERVICE]
-    await service.start()
-    tasks = [
-        asyncio.create_task(service.loader.run(), name="config"),
-        asyncio.create_task(service.run_ticks(), name="ticks"),
-    ]
-    yield
-    await cancel_and_wait(tasks)
-    await service.close()

@@ -10,29 +10,27 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aggregator.window import DEFAULT_DEPTH
-from urn.http import parse_listen
+from urn.errors import StartupError
+from urn.role import address_flag
 from urn.wire import SENDER_BYTES
 
 if TYPE_CHECKING:
     import argparse
+    from typing import Self
 
 __all__ = ["DEFAULT_LISTEN", "DEFAULT_PORT", "AggregatorSettings"]
 
 DEFAULT_PORT = 7101
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
-# A push to one resolver may take this share of the push interval before it counts
-# as a timeout, so a tick's pushes are done before the next tick is due.
-PUSH_TIMEOUT_SHARE = 0.8
 
 
 @dataclass(frozen=True, slots=True)
 class AggregatorSettings:
     id: str
-    config: str
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
+    config: str  # file path or http(s) URL of the document
+    listen_host: str = "127.0.0.1"
+    listen_port: int = DEFAULT_PORT
     window: int = DEFAULT_DEPTH  # tables kept per checker
-    push_timeout_share: float = PUSH_TIMEOUT_SHARE
     # Seconds after start before the first push; None: long enough to fill the window
     # (window x push interval, at most staleness). See Aggregator.warm_up.
     warm_up: float | None = None
@@ -45,10 +43,18 @@ class AggregatorSettings:
             raise ValueError(f"--window {self.window}: must be 1-255 tables per checker")
         if self.warm_up is not None and self.warm_up < 0:
             raise ValueError(f"warm_up {self.warm_up}: must not be negative")
-        if not 0 < self.push_timeout_share <= 1:
-            raise ValueError("push_timeout_share must be in (0, 1]")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> AggregatorSettings:
-        host, port = parse_listen(args.listen, DEFAULT_PORT)
-        return cls(id=args.id, config=args.config, host=host, port=port, window=args.window)
+    def from_args(cls, args: argparse.Namespace) -> Self:
+        """Validated settings from `urn aggregator` flags; StartupError naming the bad flag."""
+        host, port = address_flag("--listen", args.listen, DEFAULT_PORT)
+        try:
+            return cls(
+                id=args.id,
+                config=args.config,
+                listen_host=host,
+                listen_port=port,
+                window=args.window,
+            )
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None

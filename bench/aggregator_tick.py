@@ -30,7 +30,7 @@ from aggregator.tick import Plan, TickCore
 from aggregator.window import Entry, Window
 from sim.testing import document_dict
 from urn.config import parse_document
-from urn.table import Reason, SlotArray, statuses_of
+from urn.table import Reason, SlotArray, pack_aggregated, statuses_of
 
 STALENESS = 5.0
 PUSH = 1.0
@@ -92,7 +92,7 @@ def plain_numpy(
     counts = np.stack([(codes == r).sum(axis=0) for r in range(2, 10)])
     dominant = np.argmax(counts, axis=0) + 2
     status = np.where(votes > 0, 1 + down, 0)
-    return (status | np.where(down, dominant << 2, 0)).astype(np.uint8)
+    return pack_aggregated(status.astype(np.uint8), np.where(down, dominant, 0).astype(np.uint8))
 
 
 def percentile(values: list[int], q: float) -> float:

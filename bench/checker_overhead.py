@@ -52,14 +52,17 @@ HOG = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() <
 async def _urn(path: str, spec: dict[str, Any]) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
+    from checker.app import TUNING
     from checker.service import CheckerService
     from checker.settings import CheckerSettings
     from sim.testing import MemoryTransport
     from urn.clock import SystemClock
     from urn.metrics import CheckerMetrics
+    from urn.runtime import tune_process
 
+    fd_limit = tune_process(TUNING)  # as `urn checker` tunes its process
     service = CheckerService(
-        CheckerSettings(id="chk-bench", az="a", config=path),
+        CheckerSettings(id="chk-bench", az="a", config=path, fd_limit=fd_limit),
         SystemClock(),
         CheckerMetrics(CollectorRegistry()),
         MemoryTransport(),
@@ -172,10 +175,10 @@ def child_main(spec: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
 
 
-def one(args: argparse.Namespace, design: str, ports: list[int]) -> dict[str, Any]:
+def one(args: argparse.Namespace, design: str, targets: list[tuple[int, str]]) -> dict[str, Any]:
     spec = {
         "design": design,
-        "ports": ports,
+        "targets": targets,
         "checks": args.checks,
         "interval": args.checks / args.rate,
         "timeout": args.timeout,
@@ -234,14 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         f" {args.timeout}s, checker on CPU {args.checker_cpu}, farm on CPU {args.farm_cpu}"
         + (", a CPU hog shares the checker CPU" if args.hog else "")
     )
-    farm, ports = _start_farm("healthy", args.targets, 0.0, args.farm_cpu)
+    farm, targets = _start_farm("healthy", args.targets, 0.0, args.farm_cpu)
     runs: dict[str, list[dict[str, Any]]] = {d: [] for d in DESIGNS}
     try:
         for round_ in range(args.rounds):
             order = DESIGNS if round_ % 2 == 0 else DESIGNS[::-1]
             print(f"round {round_ + 1} of {args.rounds}")
             for design in order:
-                runs[design].append(one(args, design, ports))
+                runs[design].append(one(args, design, targets))
     finally:
         _stop_farm(farm)
     figures: dict[str, Any] = {

@@ -2,9 +2,10 @@
 ratio all-dead/all-healthy for refused, blackholed and slow targets.
 
 Every scenario runs a fresh checker process (the real `CheckerService`, SystemClock,
-pushes into memory) pinned to CPU 0 against a lean target farm process pinned to CPU 1,
-so each gets one core of a 2-core machine. CPU is the checker process's own
-(`time.process_time`, threads included) over the measured window, after a warm-up.
+pushes into memory) pinned to CPU 0 against the simulated target farm (`sim.farm`) in a
+process pinned to CPU 1, so each gets one core of a 2-core machine. CPU is the checker
+process's own (`time.process_time`, threads included) over the measured window, after a
+warm-up.
 The same run also measures an aiohttp-client prober at the same offered load, side by
 side, so the choice of prober is a measured one, and the floor of this machine: the
 leanest connection-per-probe HTTP loop (no schedule, no deadlines, no table) flat out
@@ -60,22 +61,22 @@ def _schedstat() -> tuple[float, float]:
 
 
 def farm_main(mode: str, count: int, delay: float, cpu: int | None) -> None:
-    """Serve `count` targets in `mode` until stdin closes; print the ports first."""
+    """Serve `count` targets in `mode` until stdin closes; print their ports and paths first."""
     import uvloop
 
-    from sim.testing.targets import TargetFarm
+    from sim.testing.targets import loopback_farm
     from urn.runtime import raise_fd_limit
 
     _pin(cpu)
     raise_fd_limit()
 
     async def serve() -> None:
-        farm = TargetFarm(count, mode=mode, delay=delay)
-        ports = await farm.start()
-        print(json.dumps({"ports": ports}), flush=True)
+        farm = await loopback_farm(count, mode, slow_delay=delay, backlog=4096)
+        targets = [(spec.port, spec.path) for spec in farm.specs]
+        print(json.dumps({"targets": targets}), flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)
-        await farm.stop()
+        await farm.close()
 
     uvloop.run(serve())
 
@@ -132,11 +133,12 @@ class AiohttpEngine:
 
 def checker_config(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """A bench checker's config written to a temp file: `spec["checks"]` HTTP checks spread
-    over `spec["ports"]` on `spec.get("host")`, at `spec["interval"]` and `spec["timeout"]`.
+    over `spec["targets"]` (port, path) on `spec.get("host")`, at `spec["interval"]` and
+    `spec["timeout"]`.
     Returns the file's path and the checks."""
     from sim.testing import document_dict
 
-    ports: list[int] = spec["ports"]
+    targets: list[tuple[int, str]] = spec["targets"]
     n = spec["checks"]
     checks = [
         {
@@ -144,7 +146,8 @@ def checker_config(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             "name": f"t{i}",
             "type": "http",
             "host": spec.get("host", "127.0.0.1"),
-            "port": ports[i % len(ports)],
+            "port": targets[i % len(targets)][0],
+            "path": targets[i % len(targets)][1],
             "timeout": spec["timeout"],
         }
         for i in range(n)
@@ -165,18 +168,21 @@ def checker_main(spec: dict[str, Any]) -> None:
     import uvloop
     from prometheus_client import CollectorRegistry
 
+    from checker.app import TUNING
     from checker.service import CheckerService
     from checker.settings import CheckerSettings
     from sim.testing import MemoryTransport
     from urn.clock import SystemClock
     from urn.metrics import CheckerMetrics
+    from urn.runtime import tune_process
 
     _pin(spec.get("cpu"))
     path, checks = checker_config(spec)
-    urls = {c["slot"]: f"http://{c['host']}:{c['port']}/" for c in checks}
+    urls = {c["slot"]: f"http://{c['host']}:{c['port']}{c['path']}" for c in checks}
 
     async def run() -> dict[str, Any]:
-        settings = CheckerSettings(id="chk-bench", az="a", config=path)
+        fd_limit = tune_process(TUNING)  # as `urn checker` tunes its process
+        settings = CheckerSettings(id="chk-bench", az="a", config=path, fd_limit=fd_limit)
         service = CheckerService(
             settings,
             SystemClock(),
@@ -263,7 +269,8 @@ def checker_main(spec: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
 
 
-FLOOR_REQUEST = b"GET / HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n"
+def floor_request(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".encode()
 
 
 def floor_main(spec: dict[str, Any]) -> None:
@@ -277,16 +284,17 @@ def floor_main(spec: dict[str, Any]) -> None:
     import uvloop
 
     _pin(spec.get("cpu"))
-    ports: list[int] = spec["ports"]
+    targets = [(port, floor_request(path)) for port, path in spec["targets"]]
 
     class Once(asyncio.Protocol):
-        def __init__(self, done: asyncio.Future[bool]) -> None:
+        def __init__(self, done: asyncio.Future[bool], request: bytes) -> None:
             self.done = done
+            self.request = request
             self.transport: asyncio.Transport | None = None
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport  # type: ignore[assignment]
-            self.transport.write(FLOOR_REQUEST)  # type: ignore[union-attr]
+            self.transport.write(self.request)  # type: ignore[union-attr]
 
         def data_received(self, data: bytes) -> None:
             if not self.done.done():
@@ -307,9 +315,11 @@ def floor_main(spec: dict[str, Any]) -> None:
             index = offset
             while running[0]:
                 done: asyncio.Future[bool] = loop.create_future()
-                port = ports[index % len(ports)]
+                port, request = targets[index % len(targets)]
                 index += spec["concurrency"]
-                await loop.create_connection(functools.partial(Once, done), "127.0.0.1", port)
+                await loop.create_connection(
+                    functools.partial(Once, done, request), "127.0.0.1", port
+                )
                 counts[0 if await done else 1] += 1
 
         workers = [asyncio.create_task(worker(i)) for i in range(spec["concurrency"])]
@@ -347,9 +357,9 @@ def _run_child(flag: str, spec: dict[str, Any], timeout: float) -> dict[str, Any
 
 
 def floor(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
-    farm, ports = _start_farm("healthy", args.targets, args.slow_delay, args.farm_cpu)
+    farm, targets = _start_farm("healthy", args.targets, args.slow_delay, args.farm_cpu)
     spec = {
-        "ports": ports,
+        "targets": targets,
         "concurrency": concurrency,
         "warmup": args.warmup,
         "duration": args.duration,
@@ -375,7 +385,9 @@ def floor(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
 # --- orchestration ---------------------------------------------------------------------
 
 
-def _start_farm(mode: str, count: int, delay: float, cpu: int | None) -> tuple[Any, list[int]]:
+def _start_farm(
+    mode: str, count: int, delay: float, cpu: int | None
+) -> tuple[Any, list[tuple[int, str]]]:
     command = [
         sys.executable,
         "-m",
@@ -394,7 +406,7 @@ def _start_farm(mode: str, count: int, delay: float, cpu: int | None) -> tuple[A
     if not line:
         process.kill()
         raise RuntimeError("target farm did not start")
-    return process, json.loads(line)["ports"]
+    return process, [(port, path) for port, path in json.loads(line)["targets"]]
 
 
 def _stop_farm(process: Any) -> None:
@@ -410,12 +422,6 @@ def _stop_farm(process: Any) -> None:
 REFUSING_HOST = "127.0.99.1"  # a loopback address nobody else binds: its free ports stay free
 
 
-def closed_ports(count: int) -> list[int]:
-    from sim.testing.targets import closed_port
-
-    return [closed_port(REFUSING_HOST) for _ in range(count)]
-
-
 def scenario(
     args: argparse.Namespace,
     *,
@@ -428,12 +434,15 @@ def scenario(
     farm = None
     host = "127.0.0.1"
     if mode == "refused":
-        host, ports = REFUSING_HOST, closed_ports(args.targets)
+        from sim.testing import free_port
+
+        host = REFUSING_HOST
+        targets = [(free_port(REFUSING_HOST), "/") for _ in range(args.targets)]
     else:
-        farm, ports = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
+        farm, targets = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
     spec = {
         "host": host,
-        "ports": ports,
+        "targets": targets,
         "checks": checks,
         "interval": interval,
         "timeout": timeout,
@@ -460,7 +469,7 @@ def scenario(
     result["cpu_us_per_probe"] = result["cpu_s"] / max(done * result["wall_s"], 1) * 1e6
     offered = checks / interval
     print(
-        f"  {prober:8} {mode:8} {checks:6} checks @ {interval:5.2f}s  offered {offered:7.0f}/s"
+        f"  {prober:8} {mode:9} {checks:6} checks @ {interval:5.2f}s  offered {offered:7.0f}/s"
         f"  done {done:7.0f}/s  cpu {result['cpu_util'] * 100:5.1f}%"
         f"  {result['cpu_us_per_probe']:6.1f} us/probe"
         f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)"
@@ -552,7 +561,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     modes = (
         ("healthy", "healthy"),
         ("refused", "refused"),
-        ("hold", "blackholed"),
+        ("blackhole", "blackholed"),
         ("slow", "slow"),
     )
     runs: dict[str, list[dict[str, Any]]] = {name: [] for _, name in modes}

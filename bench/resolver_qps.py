@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sim.testing import document_dict, free_port, signed_table
-from sim.testing.resolver import TEST_ENVIRON, free_dns_port, multivalue_record, tcp_checks
+from sim.testing.resolver import TEST_ENVIRON, multivalue_record, tcp_checks
 from urn.table import Reason, Status, aggregated_byte
 from urn.wire import TableKind
 
@@ -109,7 +109,7 @@ class Baseline:
 
     def __init__(self, names: list[str], cpu: int | None) -> None:
         self.names = names
-        self.dns_port = free_dns_port()
+        self.dns_port = free_port(udp=True)
         self.http_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.udp = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(self.dns_port)])
@@ -142,7 +142,7 @@ class Resolver:
         config.write_text(json.dumps(document))
         self.names = [f"n{i}.example.com." for i in range(names)]
         self.http_port = free_port()
-        self.dns_port = free_dns_port()
+        self.dns_port = free_port(udp=True)
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.process = subprocess.Popen(
             [

@@ -1,26 +1,21 @@
-"""`urn checker`: command-line flags -> CheckerSettings -> the service on a listener."""
+"""`urn checker`: command-line flags -> CheckerSettings -> the checker app on a listener."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry
-
-from checker.service import APP_SERVICE, make_app
-from checker.settings import DEFAULT_LISTEN, CheckerSettings, parse_selector
-from urn.clock import SystemClock
-from urn.errors import StartupError
-from urn.http import parse_listen, server_ssl_context, start_runner
+from checker.app import SERVICE, TUNING, make_app
+from checker.settings import DEFAULT_LISTEN, CheckerSettings
 from urn.logs import get_logger
-from urn.role import add_role_arguments
-from urn.runtime import run_main
+from urn.role import add_role_arguments, serve_role
+from urn.runtime import run_main, tune_process
 
 if TYPE_CHECKING:
     import argparse
     import asyncio
 
-__all__ = ["add_arguments", "run", "settings_from_args"]
+__all__ = ["add_arguments", "run"]
 
 log = get_logger("checker")
 
@@ -48,53 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def settings_from_args(args: argparse.Namespace) -> CheckerSettings:
-    """Validated settings; StartupError naming the bad flag otherwise."""
-    try:
-        host, port = parse_listen(args.listen, 7301)
-        select = tuple(parse_selector(text) for text in args.select)
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
-    if args.max_concurrency is not None and args.max_concurrency < 1:
-        raise StartupError(f"--max-concurrency {args.max_concurrency}: must be at least 1")
-    try:
-        return CheckerSettings(
-            id=args.id,
-            az=args.az,
-            config=args.config,
-            listen_host=host,
-            listen_port=port,
-            select=select,
-            probe_ca=args.probe_ca,
-            max_concurrency=args.max_concurrency,
-        )
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
-
-
 def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
-        settings = settings_from_args(args)
-        app = make_app(settings, SystemClock(), CollectorRegistry())
-        runner = await start_runner(app)  # loads the first config (StartupError if none)
-        # HTTPS when the document's tls block names a certificate, like every listener.
-        ssl_context = server_ssl_context(app[APP_SERVICE].document.tls)
-        site = web.TCPSite(
-            runner,
-            settings.listen_host,
-            settings.listen_port,
-            ssl_context=ssl_context,
-            reuse_address=True,
-        )
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        port = sockets[0].getsockname()[1] if sockets else settings.listen_port
-        log.info("listening", host=settings.listen_host, port=port, https=ssl_context is not None)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-        log.info("checker_stopped", id=settings.id)
-        return 0
+        settings = CheckerSettings.from_args(args)
+        # The checker sizes its probe concurrency by the fd limit the tuning leaves.
+        settings = replace(settings, fd_limit=tune_process(TUNING))
+        app = make_app(settings)
+        return await serve_role(app, app[SERVICE], stop, log=log, tuning=TUNING)
 
     return run_main(main, args.loop)

@@ -18,7 +18,6 @@ loop wakes on a fixed grid (`TICK`), so its own cost per second is fixed too.
 from __future__ import annotations
 
 import asyncio
-import gc
 import math
 import time
 from array import array
@@ -26,33 +25,33 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from aiohttp import web
 
 from checker.assign import assigned_checks, check_key, position
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
 from checker.schedule import Schedule, phase, spread_phase
-from urn.http import add_observability_routes, client_ssl_context
+from urn.http import client_ssl_context
 from urn.logs import get_logger
-from urn.metrics import CheckerMetrics
-from urn.push import AiohttpTransport, push_all
-from urn.runtime import cancel_and_wait, raise_fd_limit
+from urn.push import AiohttpTransport, push_all, push_timeout
+from urn.runtime import cancel_and_wait, current_fd_limit
+from urn.signer import TableSigner
 from urn.source import ConfigLoader, Loaded
 from urn.table import Reason
 from urn.ticker import run_aligned
-from urn.wire import Envelope, TableKind, encode
+from urn.wire import TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import Mapping
 
-    from prometheus_client import CollectorRegistry, Histogram
+    from prometheus_client import Histogram
 
     from checker.settings import CheckerSettings
     from urn.clock import Clock
     from urn.config import Check, Document
+    from urn.metrics import CheckerMetrics
     from urn.push import PushOutcome, Transport
     from urn.table import SlotArray
 
-__all__ = ["APP_SERVICE", "CheckerService", "make_app", "observe_many"]
+__all__ = ["CheckerService", "observe_many"]
 
 log = get_logger("checker")
 
@@ -67,14 +66,6 @@ SWEEP_SLACK = 2 * TICK  # a probe may outlive its timeout by up to this much (tw
 # (CPU starved, or busy with its own work) and every probe in flight gets that much more
 # time, so our own stall is never judged as a target timeout.
 STALL_GRACE = 0.002
-PUSH_TIMEOUT_SHARE = 0.9  # of the push interval: a push ends before the next starts
-# Every probe allocates a dozen objects the cyclic collector tracks (task, coroutine,
-# transport, futures), and in-flight ones survive into older generations. At the
-# default thresholds (700, 10, 10) collections ran hundreds of times a second and full
-# ones every half second over every check's objects: at 14,000 probes/s offered the
-# checker fell behind (9,300 done, 107 us each); at these it keeps up (14,000 done,
-# 67 us each). Garbage cycles live a little longer; refcounting frees the rest at once.
-GC_THRESHOLDS = (20_000, 20, 100)
 _LOCAL = int(Reason.LOCAL)
 _HEALTHY = int(Reason.HEALTHY)
 _STALE = np.uint8(Reason.STALE)
@@ -144,8 +135,8 @@ class CheckerService:
         self._pending: deque[tuple[int, float]] = deque()
         self._queued = bytearray()
         self._limit = 1
-        self._fd = raise_fd_limit()
-        self._sequence = int(clock.time() * 1e9)  # wall-time seed: restarts keep increasing
+        self._fd = current_fd_limit() if settings.fd_limit is None else settings.fd_limit
+        self.signer = TableSigner(TableKind.CHECKER, settings.id, clock, az=settings.az)
         # Per-probe facts, folded into metrics once per push interval.
         self._counts = [0] * (max(Reason) + 1)
         self._durations: list[float] = []
@@ -385,20 +376,7 @@ class CheckerService:
 
     def encode_table(self) -> bytes:
         """The signed envelope of the whole table as it is now."""
-        loaded = self.loader.current
-        document = loaded.document
-        self._sequence += 1
-        envelope = Envelope(
-            kind=TableKind.CHECKER,
-            sender=self.settings.id,
-            az=self.settings.az,
-            sequence=self._sequence,
-            generated_at=self.clock.time(),
-            config_digest=document.digest,
-            capacity=document.capacity,
-            slots=self.table_bytes(),
-        )
-        return encode(envelope, loaded.keys.signing)
+        return self.signer.sign(self.loader.current, self.table_bytes())
 
     def table_bytes(self) -> bytes:
         """Both planes as they go out: a slot nobody has vouched for lately is STALE."""
@@ -418,7 +396,7 @@ class CheckerService:
         body = self.encode_table()
         self.metrics.tables_pushed_bytes.set(len(body))
         self.metrics.stale_slots.set(self.stale_count)
-        timeout = document.intervals.push * PUSH_TIMEOUT_SHARE
+        timeout = push_timeout(document.intervals.push)
         assert self._transport is not None, "start() sets the transport"
         outcomes = await push_all(
             self._transport, document.aggregators, body, timeout, self.metrics
@@ -472,7 +450,6 @@ class CheckerService:
     async def start(self) -> None:
         """Load the first config (StartupError if none) and start the loops."""
         await self.loader.load_first()
-        gc.set_threshold(*GC_THRESHOLDS)
         if self._transport is None:
             self._transport = AiohttpTransport(client_ssl_context(self.document.tls))
         log.info(
@@ -508,29 +485,3 @@ class CheckerService:
             "last_push": {o.peer: o.result for o in self.last_push},
             "config_error": self.loader.last_error,
         }
-
-
-APP_SERVICE = web.AppKey("checker_service", CheckerService)
-
-
-def make_app(
-    settings: CheckerSettings,
-    clock: Clock,
-    registry: CollectorRegistry,
-    transport: Transport | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> web.Application:
-    """The checker as an aiohttp app: /metrics, /healthz; loops run inside cleanup_ctx."""
-    metrics = CheckerMetrics(registry)
-    service = CheckerService(settings, clock, metrics, transport, environ)
-    app = web.Application()
-    app[APP_SERVICE] = service
-    add_observability_routes(app, registry, service.health)
-
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        await service.start()
-        yield
-        await service.stop()
-
-    app.cleanup_ctx.append(lifecycle)
-    return app

@@ -1,8 +1,9 @@
 """CheckerSettings: everything a checker takes from its command line, in one frozen place.
 
-Owns: the checker's identity (id, AZ), where it listens, its sidecar selection and the
-probe CA bundle. Everything else (checks, intervals, peers) comes from the document on
-every config pass. Never: reads the document; the service combines the two.
+Owns: the checker's identity (id, AZ), where it listens, its sidecar selection, the
+probe CA bundle and the file-descriptor limit it may size itself by. Everything else
+(checks, intervals, peers) comes from the document on every config pass. Never: reads
+the document; the service combines the two.
 """
 
 from __future__ import annotations
@@ -11,12 +12,19 @@ import fnmatch
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from urn.errors import StartupError
+from urn.role import address_flag
+
 if TYPE_CHECKING:
+    import argparse
+    from typing import Self
+
     from urn.config import Check
 
-__all__ = ["DEFAULT_LISTEN", "CheckerSettings", "Selector", "parse_selector"]
+__all__ = ["DEFAULT_LISTEN", "DEFAULT_PORT", "CheckerSettings", "Selector", "parse_selector"]
 
-DEFAULT_LISTEN = "127.0.0.1:7301"
+DEFAULT_PORT = 7301
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +70,44 @@ class CheckerSettings:
     az: str
     config: str = ""  # file path or http(s) URL of the document
     listen_host: str = "127.0.0.1"
-    listen_port: int = 7301
+    listen_port: int = DEFAULT_PORT
     select: tuple[Selector, ...] = ()  # sidecar: probe only checks matching ANY selector
     probe_ca: str | None = None  # CA bundle for checks with verify_tls (default: system store)
     max_concurrency: int | None = None  # cap on probes in flight (default: from the config)
     fd_reserve: int = 256  # descriptors kept back for listeners, pushes and config reads
+    # (soft, hard) descriptor limit the process runs under, as `urn.runtime.tune_process`
+    # left it; None: the limit in force when the service is built.
+    fd_limit: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for name, value, width in (("id", self.id, 32), ("az", self.az, 16)):
             raw = value.encode()
             if not raw or len(raw) > width or b"\0" in raw:
                 raise ValueError(f"--{name} {value!r}: must be 1-{width} UTF-8 bytes without NUL")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Self:
+        """Validated settings from `urn checker` flags; StartupError naming the bad flag."""
+        host, port = address_flag("--listen", args.listen, DEFAULT_PORT)
+        try:
+            select = tuple(parse_selector(text) for text in args.select)
+        except ValueError as exc:
+            raise StartupError(f"--select: {exc}") from None
+        if args.max_concurrency is not None and args.max_concurrency < 1:
+            raise StartupError(f"--max-concurrency {args.max_concurrency}: must be at least 1")
+        try:
+            return cls(
+                id=args.id,
+                az=args.az,
+                config=args.config,
+                listen_host=host,
+                listen_port=port,
+                select=select,
+                probe_ca=args.probe_ca,
+                max_concurrency=args.max_concurrency,
+            )
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
 
     def selects(self, check: Check) -> bool:
         """True when no selector is given or any selector matches."""

@@ -1,10 +1,11 @@
-"""HTTP interfaces: DoH-JSON `/v1/resolve`, RFC 8484 `/dns-query`, `/v1/explain`, tables in.
+"""HTTP interfaces: DoH-JSON `/v1/resolve`, RFC 8484 `/dns-query`, `/v1/explain`.
 
 Handlers validate input (a bad name, type or message is a 400 with a JSON `error` that
 says what is wrong, and changes nothing) and hand the rest to `answer.Responder`.
 Routes: GET /v1/resolve?name=&type=, GET /v1/explain?name=[&type=],
 GET /dns-query?dns=<base64url>, POST /dns-query (application/dns-message),
-POST /v1/table (aggregated tables), GET /healthz, GET /metrics.
+GET /healthz, GET /metrics. Tables come in on POST /v1/table, as in every role
+(`urn.http.add_table_route`, wired in `resolver.app`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _bad(message: str, status: int = 400) -> web.Response:
 
 
 def add_routes(app: web.Application, service: ResolverService) -> None:
-    """Register every resolver route on `app`."""
+    """Register the resolver's query, explain and observability routes on `app`."""
     json_tally = service.tallies["json"]
     doh_tally = service.tallies["doh"]
     observe_json = service.metrics.query_duration.labels("json").observe
@@ -139,11 +140,6 @@ def add_routes(app: web.Application, service: ResolverService) -> None:
             return _bad(f"body not complete within {READ_TIMEOUT:g}s", status=408)
         return doh_answer(b"".join(chunks))
 
-    async def table(request: web.Request) -> web.Response:
-        if service.receiver is None:
-            return _bad("not started", status=503)
-        return await service.receiver.handle(request)
-
     metrics_handler = make_aiohttp_handler(service.registry)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
@@ -162,6 +158,5 @@ def add_routes(app: web.Application, service: ResolverService) -> None:
     app.router.add_get("/v1/explain", explain)
     app.router.add_get("/dns-query", doh_get)
     app.router.add_post("/dns-query", doh_post)
-    app.router.add_post("/v1/table", table)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -11,9 +11,7 @@ yet, and queries read an all-unknown view (unknown counts as healthy: fail open)
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TRANSPORTS", "ResolverService"]
 
-GIL_SWITCH_INTERVAL = 0.0005
 EXPLAIN_TIMEOUT = 1.0  # seconds an explanation waits for an aggregator's per-checker view
 
 log = get_logger("resolver")
@@ -347,11 +344,6 @@ class ResolverService:
 
     async def start(self) -> None:
         """Load the first config (or raise StartupError), then start loops and DNS."""
-        # Each config pass compiles every record in a worker thread. Whenever it holds
-        # the GIL, a query waits for the switch interval (5 ms by default) before the
-        # loop gets it back: at 0.5 ms a pass costs queries well under a millisecond.
-        # With one thread running the interval costs nothing.
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         await self.loader.load_first()
         document = self.document
         assert document is not None
@@ -392,10 +384,6 @@ class ResolverService:
                 raise StartupError(
                     f"cannot listen for DNS on {settings.dns_host}:{settings.dns_port}: {exc}"
                 ) from None
-        # Everything allocated so far (modules, compiled records) lives as long as the process:
-        # move it out of the collector's sight, so the young-generation collections that the
-        # per-query tuples trigger stay short.
-        gc.freeze()
         log.info(
             "resolver_started",
             id=settings.id,

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from urn.http import parse_listen
+from urn.errors import StartupError
+from urn.role import address_flag
 
-__all__ = ["DEFAULT_DNS", "DEFAULT_LISTEN", "ResolverSettings"]
+if TYPE_CHECKING:
+    import argparse
+    from typing import Self
 
-DEFAULT_LISTEN = "127.0.0.1:7201"
-DEFAULT_DNS = "127.0.0.1:5353"
+__all__ = ["DEFAULT_DNS", "DEFAULT_DNS_PORT", "DEFAULT_LISTEN", "DEFAULT_PORT", "ResolverSettings"]
+
+DEFAULT_PORT = 7201
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_DNS_PORT = 5353
+DEFAULT_DNS = f"127.0.0.1:{DEFAULT_DNS_PORT}"
+NO_DNS = ("none", "off", "")  # `--dns` values that mean no classic DNS listeners
 
 
 @dataclass(frozen=True, slots=True)
 class ResolverSettings:
     id: str
     config: str  # file path or http(s) URL of the document
-    http_host: str = "127.0.0.1"
-    http_port: int = 7201
+    listen_host: str = "127.0.0.1"  # HTTP: DoH, JSON, tables in, /healthz, /metrics
+    listen_port: int = DEFAULT_PORT
     dns_host: str | None = "127.0.0.1"  # None: no classic DNS listeners
-    dns_port: int = 5353  # UDP and TCP share it; 0 picks a free one
+    dns_port: int = DEFAULT_DNS_PORT  # UDP and TCP share it; 0 picks a free one
     tcp_idle_timeout: float = 10.0  # RFC 7766: close idle DNS/TCP connections
     max_tcp_connections: int = 1024
     latency_sample: int = 16  # time one query in this many (a power of two)
@@ -32,19 +41,22 @@ class ResolverSettings:
             raise ValueError(f"--id {self.id!r} must be 1-32 bytes")
 
     @classmethod
-    def from_flags(cls, *, id: str, config: str, listen: str, dns: str) -> ResolverSettings:
-        """Settings from CLI flags; `dns` may be 'none' to run without DNS listeners."""
-        http_host, http_port = parse_listen(listen, 7201)
-        if dns.strip().lower() in ("none", "off", ""):
+    def from_args(cls, args: argparse.Namespace) -> Self:
+        """Validated settings from `urn resolver` flags (`--dns none`: no DNS listeners);
+        StartupError naming the bad flag."""
+        host, port = address_flag("--listen", args.listen, DEFAULT_PORT)
+        dns_host: str | None = None
+        dns_port = DEFAULT_DNS_PORT
+        if args.dns.strip().lower() not in NO_DNS:
+            dns_host, dns_port = address_flag("--dns", args.dns, DEFAULT_DNS_PORT)
+        try:
             return cls(
-                id=id, config=config, http_host=http_host, http_port=http_port, dns_host=None
+                id=args.id,
+                config=args.config,
+                listen_host=host,
+                listen_port=port,
+                dns_host=dns_host,
+                dns_port=dns_port,
             )
-        dns_host, dns_port = parse_listen(dns, 5353)
-        return cls(
-            id=id,
-            config=config,
-            http_host=http_host,
-            http_port=http_port,
-            dns_host=dns_host,
-            dns_port=dns_port,
-        )
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None

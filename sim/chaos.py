@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import secrets
 import signal
-import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -34,6 +31,7 @@ from sim.testing import free_port, wait_until
 if TYPE_CHECKING:
     import ssl
     from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+    from pathlib import Path
 
     from sim.farm_layout import TargetSpec
 
@@ -50,32 +48,6 @@ __all__ = [
 MULTIVALUE_MAX = 8
 
 
-def listen_port() -> int:
-    """A port free now on 127.0.0.1 (TCP and UDP), below the ephemeral range.
-
-    A killed member is restarted on its own port. A port from the ephemeral range can
-    meanwhile become the source port of some client connection (any process's), and the
-    restart then fails with EADDRINUSE; ports below the range are never handed out so.
-    """
-    try:
-        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral = 32768
-    for _ in range(500):
-        port = random.randrange(10_000, max(10_001, ephemeral))
-        try:
-            with (
-                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
-            ):
-                tcp.bind(("127.0.0.1", port))
-                udp.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-    return free_port()
-
-
 def plan_with_ports(**kwargs: Any) -> FleetPlan:
     """A FleetPlan with free loopback ports (below the ephemeral range) for every process."""
     resolvers = kwargs.get("resolvers", 1)
@@ -85,7 +57,7 @@ def plan_with_ports(**kwargs: Any) -> FleetPlan:
     ports: set[int] = set()
 
     def fresh() -> int:
-        while (port := listen_port()) in ports:
+        while (port := free_port(udp=True, stable=True)) in ports:
             pass
         ports.add(port)
         return port

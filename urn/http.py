@@ -1,4 +1,5 @@
-"""HTTP pieces every role shares: the table receiver, /healthz, /metrics, TLS, serving.
+"""HTTP pieces every role shares: the table receiver and its route, /healthz, /metrics, TLS,
+serving.
 
 The receiver bounds what it reads before decoding (size cap from Content-Length and
 while streaming; a read deadline against slow-loris pushes), rejects with 400/401/
@@ -19,6 +20,7 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from urn.errors import Oversized, Truncated, WireError
+from urn.push import TABLE_PATH
 from urn.wire import (
     MAX_CAPACITY,
     Envelope,
@@ -43,7 +45,9 @@ __all__ = [
     "HeaderDeadline",
     "TableReceiver",
     "add_observability_routes",
+    "add_table_route",
     "client_ssl_context",
+    "open_site",
     "serve",
     "server_ssl_context",
     "start_runner",
@@ -121,6 +125,21 @@ class TableReceiver:
             # The sender hung up mid-body: count it like any short body, never a 500.
             raise Truncated(f"connection lost after {size} bytes") from None
         return b"".join(chunks)
+
+
+def add_table_route(app: web.Application, receiver: Callable[[], TableReceiver | None]) -> None:
+    """`POST /v1/table` into `receiver()`, the one the service makes when it starts.
+
+    Before that (no config yet) a push is refused with 503 and changes nothing.
+    """
+
+    async def table(request: web.Request) -> web.Response:
+        current = receiver()
+        if current is None:
+            return web.json_response({"error": "starting", "detail": "no config yet"}, status=503)
+        return await current.handle(request)
+
+    app.router.add_post(TABLE_PATH, table)
 
 
 def _size_hint(declared: int) -> str:
@@ -259,12 +278,21 @@ async def serve(
 ) -> tuple[web.AppRunner, int]:
     """Start `app` on host:port (0 picks a free port); return the runner and bound port."""
     runner = await start_runner(app)
+    return runner, await open_site(runner, host, port, ssl_context)
+
+
+async def open_site(
+    runner: web.AppRunner, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> int:
+    """Listen on host:port (0 picks a free port) for a set-up runner; the bound port.
+
+    OSError when the address cannot be had (taken, not ours).
+    """
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
+    sockets = getattr(site._server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
-    return runner, int(bound)
+    return int(bound)
 
 
 def parse_listen(value: str, default_port: int) -> tuple[str, int]:

@@ -21,9 +21,23 @@ if TYPE_CHECKING:
 
     from urn.metrics import CommonMetrics
 
-__all__ = ["AiohttpTransport", "PushOutcome", "Transport", "push_all"]
+__all__ = [
+    "PUSH_TIMEOUT_SHARE",
+    "AiohttpTransport",
+    "PushOutcome",
+    "Transport",
+    "push_all",
+    "push_timeout",
+]
 
 TABLE_PATH = "/v1/table"
+# A push may take this share of the push interval before it counts as a timeout, in
+# checkers and aggregators alike. Every push round runs inside one interval after the
+# sender's own work (an aggregator computes its table first, a checker encodes its
+# own): 0.8 leaves a fifth of the interval for that work and a late wake, so one dead
+# peer never makes the sender miss its next instant. A peer slower than that is
+# failing its pushes anyway.
+PUSH_TIMEOUT_SHARE = 0.8
 CONTENT_TYPE = "application/msgpack"
 PushResult = Literal["ok", "timeout", "error", "rejected"]
 
@@ -68,6 +82,11 @@ class AiohttpTransport:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def push_timeout(push_interval: float) -> float:
+    """Seconds one push may take: PUSH_TIMEOUT_SHARE of the push interval."""
+    return push_interval * PUSH_TIMEOUT_SHARE
 
 
 async def push_all(

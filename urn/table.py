@@ -29,6 +29,8 @@ __all__ = [
     "FAILURE_REASONS",
     "HISTORY_BITS",
     "NO_DATA_REASONS",
+    "REASON_SHIFT",
+    "STATUS_MASK",
     "CheckerPlanes",
     "Reason",
     "SlotArray",
@@ -37,6 +39,7 @@ __all__ = [
     "checker_table",
     "empty_table",
     "is_failure",
+    "pack_aggregated",
     "reason_of_byte",
     "reasons_of",
     "status_of_byte",
@@ -108,13 +111,20 @@ class Status(IntEnum):
         return self.name.lower()
 
 
-_STATUS_MASK = 0b11
-_REASON_SHIFT = 2
+STATUS_MASK = 0b11  # aggregated byte: bits 0-1 the Status ...
+REASON_SHIFT = 2  # ... bits 2-7 the dominant Reason
+_STATUS_MASK, _REASON_SHIFT = STATUS_MASK, REASON_SHIFT
 
 
 def aggregated_byte(status: Status, reason: Reason = Reason.NO_DATA) -> int:
     """One aggregated slot byte from its status and dominant reason."""
     return int(status) | (int(reason) << _REASON_SHIFT)
+
+
+def pack_aggregated(statuses: SlotArray, reasons: SlotArray) -> SlotArray:
+    """Aggregated bytes from per-slot statuses and dominant reasons (arrays alike)."""
+    packed: SlotArray = (statuses | (reasons << np.uint8(_REASON_SHIFT))).astype(np.uint8)
+    return packed
 
 
 def statuses_of(table: SlotArray) -> SlotArray:

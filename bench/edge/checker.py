@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from bench.edge.common import send_batches
 from bench.edge.events import Outbox
-from bench.edge.probe import make_engine
 from bench.edge.schedule import buckets_for
+from checker.probers import ProbeEngine, compile_target, tls_contexts
 from urn.clock import SystemClock
 from urn.http import add_observability_routes, parse_listen, serve
 from urn.metrics import CheckerMetrics
@@ -46,7 +46,9 @@ class EdgeChecker:
         self.az = az
         self.clock = SystemClock()
         self.metrics = CheckerMetrics(registry)
-        self.engine, self._compile = make_engine(time.monotonic, self._record)
+        # urn's own prober: both designs probe identically, only propagation differs.
+        self.engine = ProbeEngine(time.monotonic, self._record)
+        self._tls = tls_contexts()
         self.document: Document | None = None
         self.key = b""
         self.targets: dict[int, Any] = {}
@@ -60,7 +62,10 @@ class EdgeChecker:
         document = loaded.document
         self.document = document
         self.key = loaded.keys.signing
-        self.targets = {c.slot: self._compile(c) for c in document.checks if c.is_probed}
+        lax, strict = self._tls
+        self.targets = {
+            c.slot: compile_target(c, lax, strict) for c in document.checks if c.is_probed
+        }
         count = max(1, round(document.intervals.probe / BUCKET_SECONDS))
         self.buckets = buckets_for(self.id, sorted(self.targets), count)
         self.metrics.checks_assigned.set(len(self.targets))

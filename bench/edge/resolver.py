@@ -18,25 +18,30 @@ from aiohttp import web
 from bench.edge.common import EventReceiver
 from bench.edge.events import EVENTS_PATH
 from resolver.answer import unknown_view
-from resolver.app import SERVICE
+from resolver.app import TUNING, app_for
 from resolver.main import add_arguments as _resolver_arguments
 from resolver.service import ResolverService
 from resolver.settings import ResolverSettings
+from urn.http import open_site
 from urn.logs import get_logger
-from urn.runtime import raise_fd_limit, run_main
-from urn.table import Status
+from urn.runtime import run_main, settle_process, tune_process
+from urn.table import Status, status_of_byte
 
 if TYPE_CHECKING:
     import argparse
     import asyncio
-    from collections.abc import AsyncIterator, Iterable
+    import random
+    from collections.abc import Iterable, Mapping
+
+    from prometheus_client import CollectorRegistry
 
     from bench.edge.events import Batch
+    from urn.clock import Clock
+    from urn.push import Transport
 
 __all__ = ["EdgeResolverService", "PatchedView", "add_arguments", "run"]
 
 log = get_logger("edge-resolver")
-_UNHEALTHY = int(Status.UNHEALTHY)
 
 
 class PatchedView:
@@ -55,14 +60,22 @@ class PatchedView:
         table, down = self.table, self.down
         for slot, value in events:
             table[slot] = value
-            down[slot] = (value & 0b11) == _UNHEALTHY
+            down[slot] = status_of_byte(value) is Status.UNHEALTHY
 
 
 class EdgeResolverService(ResolverService):
     """urn's resolver service fed by deltas instead of whole tables."""
 
-    def __init__(self, settings: ResolverSettings) -> None:
-        super().__init__(settings)
+    def __init__(
+        self,
+        settings: ResolverSettings,
+        *,
+        clock: Clock | None = None,
+        registry: CollectorRegistry | None = None,
+        rng: random.Random | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(settings, clock=clock, registry=registry, rng=rng, environ=environ)
         self.views: dict[str, PatchedView] = {}
         self.events = EventReceiver(
             lambda: self._document().capacity,
@@ -103,21 +116,23 @@ class EdgeResolverService(ResolverService):
         self._cpu_mark = cpu
 
 
-def make_app(settings: ResolverSettings) -> web.Application:
-    from resolver.api import add_routes
-
-    service = EdgeResolverService(settings)
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[SERVICE] = service
-    add_routes(app, service)
+def make_app(
+    settings: ResolverSettings,
+    *,
+    clock: Clock | None = None,
+    registry: CollectorRegistry | None = None,
+    environ: Mapping[str, str] | None = None,
+    transport: Transport | None = None,
+    rng: random.Random | None = None,
+) -> web.Application:
+    """urn's resolver app (`resolver.app.make_app`'s shape) around the edge service,
+    with `/v1/events` added."""
+    del transport  # the resolver pushes nothing
+    service = EdgeResolverService(
+        settings, clock=clock, registry=registry, rng=rng, environ=environ
+    )
+    app = app_for(service, client_max_size=64 * 1024 * 1024)
     app.router.add_post(EVENTS_PATH, service.events.handle)
-
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        await service.start()
-        yield
-        await service.stop()
-
-    app.cleanup_ctx.append(lifecycle)
     return app
 
 
@@ -126,20 +141,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = ResolverSettings.from_flags(
-        id=args.id, config=args.config, listen=args.listen, dns=args.dns
-    )
-    return run_main(lambda stop: _main(settings, stop), args.loop)
+    return run_main(lambda stop: _main(ResolverSettings.from_args(args), stop), args.loop)
 
 
 async def _main(settings: ResolverSettings, stop: asyncio.Event) -> int:
-    raise_fd_limit()
+    # The same process tuning as urn's resolver, so only health propagation differs.
+    # Served without urn.role.serve_role's head deadline: event batches may be further
+    # apart than it allows a keep-alive connection to idle.
+    tune_process(TUNING)
     app = make_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
-        await site.start()
+        settle_process(TUNING)
+        await open_site(runner, settings.listen_host, settings.listen_port)
         await stop.wait()
     finally:
         await runner.cleanup()

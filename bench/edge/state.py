@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from urn.config import CheckType
-from urn.table import Reason, Status, aggregated_byte
+from urn.table import Reason, Status, aggregated_byte, status_of_byte
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -118,7 +118,9 @@ class EdgeAggregate:
     def _decide(self, slot: int, changed: set[int]) -> None:
         if slot in self.children:
             kids, at_least = self.children[slot]
-            healthy = sum(1 for k in kids if self.verdict[k] & 0b11 != Status.UNHEALTHY)
+            healthy = sum(
+                1 for k in kids if status_of_byte(self.verdict[k]) is not Status.UNHEALTHY
+            )
             new = _HEALTHY if healthy >= at_least else _CALC_UNHEALTHY
         else:
             observers = self.observers[slot]

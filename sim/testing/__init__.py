@@ -8,8 +8,10 @@ sleeping and hoping.
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from urn.clock import FakeClock
@@ -51,12 +53,50 @@ class MemoryTransport:
         return self.status.get(url, 200), ""
 
 
-def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
-    """A port free on `host` right now (for processes that need it on the command line)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(host: str = "127.0.0.1", *, udp: bool = False, stable: bool = False) -> int:
+    """A port free on `host` right now, for a process that must be told its port up front.
+
+    Nothing listens on it once this returns, so it also serves as a port that refuses
+    connections; one meant to stay refusing for long should be on a loopback address of
+    its own (127.0.99.1, say), as any process may soon take a port just released on
+    127.0.0.1. `udp`: free for UDP as well (a DNS server binds both). `stable`: from
+    below the ephemeral range, for a member that is killed and restarted on its own port;
+    an ephemeral port can meanwhile become the source port of any process's client
+    connection, and the restart then fails with EADDRINUSE.
+    """
+    candidates = [0] * 50  # 0: the kernel picks a free ephemeral port
+    if stable:
+        ceiling = max(_STABLE_FLOOR + 1, _ephemeral_start())
+        candidates[:0] = [random.randrange(_STABLE_FLOOR, ceiling) for _ in range(500)]
+    error: OSError | None = None
+    for candidate in candidates:
+        try:
+            return _claim(host, candidate, udp)
+        except OSError as exc:
+            error = exc
+    raise OSError(f"no port free on {host}{' for TCP and UDP' if udp else ''}: {error}")
+
+
+_STABLE_FLOOR = 10_000  # below it: well-known and commonly configured ports
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _claim(host: str, port: int, udp: bool) -> int:
+    """Bind TCP `port` (0: any) on `host`, and UDP on the same port if `udp`; the port
+    bound. OSError if a bind fails. Released again on return."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind((host, port))
+        bound: int = tcp.getsockname()[1]
+        if udp:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dgram:
+                dgram.bind((host, bound))
+        return bound
 
 
 def document_dict(

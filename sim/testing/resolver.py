@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,6 @@ __all__ = [
     "TEST_ENVIRON",
     "RunningResolver",
     "check_outcome",
-    "free_dns_port",
     "multivalue_record",
     "running_resolver",
     "tcp_checks",
@@ -96,8 +94,8 @@ async def running_resolver(
     settings = ResolverSettings(
         id=resolver_id,
         config=str(config),
-        http_host="127.0.0.1",
-        http_port=0,
+        listen_host="127.0.0.1",
+        listen_port=0,
         dns_host="127.0.0.1" if dns else None,
         dns_port=0,
     )
@@ -177,18 +175,3 @@ def check_outcome(query: bytes, response: bytes | None, outcome: str) -> str | N
     if outcome in ("formerr", "notimp") and qdcount != 0:
         return f"{outcome} must be built from the header alone (qdcount {qdcount})"
     return None
-
-
-def free_dns_port(host: str = "127.0.0.1", attempts: int = 50) -> int:
-    """A port free right now for both TCP and UDP on `host` (DNS listens on both)."""
-    for _ in range(attempts):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise OSError("no port free for both TCP and UDP")

@@ -2,9 +2,11 @@
 
 Real sockets only, on 127.0.0.1 and port 0: an aiohttp target app with healthy, failing
 and chunked paths, a raw asyncio server with hostile behaviours (hold, reset, close
-mid-response, garbage), a closed port, `probe_once` to run one probe end to end, and
-`ThreadedTarget`, a healthy target in threads of its own that keeps answering while the
-test blocks the event loop (as a CPU-starved checker would be blocked).
+mid-response, garbage), `loopback_farm` (many targets of the simulated farm, switchable
+at once), `probe_once` to run one probe end to end, and `ThreadedTarget`, a healthy
+target in threads of its own that keeps answering while the test blocks the event loop
+(as a CPU-starved checker would be blocked). A port that refuses connections is
+`sim.testing.free_port()`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from checker.probers import ProbeEngine
+from sim.farm import DEFAULT_SLOW_DELAY, TargetFarm
+from sim.farm_layout import Mode, layout
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -30,9 +34,8 @@ __all__ = [
     "BODY",
     "RAW_BEHAVIOURS",
     "RawServer",
-    "TargetFarm",
     "ThreadedTarget",
-    "closed_port",
+    "loopback_farm",
     "make_target_app",
     "probe_once",
 ]
@@ -143,18 +146,6 @@ class RawServer:
             await self._server.wait_closed()
 
 
-def closed_port(host: str = "127.0.0.1") -> int:
-    """A port on loopback `host` with nothing listening (bound, then released).
-
-    Long runs should use a loopback address of their own (127.0.99.1, say): a port just
-    released on 127.0.0.1 may soon be taken by any other process on the machine.
-    """
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def probe_once(target: Target, sweep_every: float = 0.005) -> int:
     """Run one probe through a real ProbeEngine, sweeping deadlines; return its verdict."""
     loop = asyncio.get_running_loop()
@@ -171,78 +162,29 @@ async def probe_once(target: Target, sweep_every: float = 0.005) -> int:
     return results[0]
 
 
-_OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nhealthy"
+async def loopback_farm(
+    count: int,
+    mode: Mode | str = Mode.HEALTHY,
+    *,
+    slow_delay: float = DEFAULT_SLOW_DELAY,
+    backlog: int = 1024,
+) -> TargetFarm:
+    """A started `sim.farm.TargetFarm` of `count` HTTP targets in `mode`, all in AZ `a`.
 
-
-class _FarmProtocol(asyncio.Protocol):
-    """Answers one request per connection the way its farm's current mode says."""
-
-    __slots__ = ("farm", "transport")
-
-    def __init__(self, farm: TargetFarm) -> None:
-        self.farm = farm
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.farm.accepted += 1
-        self.farm.live.add(self)
-
-    def data_received(self, data: bytes) -> None:
-        mode = self.farm.mode
-        transport = self.transport
-        if transport is None or mode == "hold":
-            return
-        if mode == "slow":
-            asyncio.get_running_loop().call_later(self.farm.delay, self._answer)
-        else:
-            self._answer()
-
-    def _answer(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(_OK_RESPONSE)
-            self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self.farm.live.discard(self)
-
-
-class TargetFarm:
-    """`count` lean HTTP targets on 127.0.0.1 ports; `mode` switches them all at once.
-
-    Modes: "healthy" (200 at once), "slow" (200 after `delay` s), "hold" (accept and never
-    answer: a blackholed target).
+    Every target listens on 127.0.0.1, on an ephemeral port of its own; probe it at its
+    spec's port and path (`farm.specs`), switch it with `set_mode(..., az="a")`, and
+    `close()` the farm when done.
     """
+    farm = TargetFarm(
+        layout(["a"], count, 0, host="127.0.0.1"), slow_delay=slow_delay, backlog=backlog
+    )
+    await farm.start()
+    if mode != Mode.HEALTHY:
+        await farm.set_mode(mode, az="a")
+    return farm
 
-    def __init__(self, count: int, mode: str = "healthy", delay: float = 0.05) -> None:
-        self.count = count
-        self.mode = mode
-        self.delay = delay
-        self.accepted = 0
-        self.live: set[_FarmProtocol] = set()
-        self.ports: list[int] = []
-        self._servers: list[asyncio.Server] = []
 
-    async def start(self) -> list[int]:
-        loop = asyncio.get_running_loop()
-        for _ in range(self.count):
-            server = await loop.create_server(
-                lambda: _FarmProtocol(self), "127.0.0.1", 0, backlog=4096
-            )
-            self._servers.append(server)
-            self.ports.append(int(server.sockets[0].getsockname()[1]))
-        return self.ports
-
-    async def stop(self) -> None:
-        for server in self._servers:
-            server.close()
-        for protocol in list(self.live):
-            if protocol.transport is not None:
-                protocol.transport.abort()
-        for server in self._servers:
-            await server.wait_closed()
-        self._servers = []
+_OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nhealthy"
 
 
 class ThreadedTarget:

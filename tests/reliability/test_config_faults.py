@@ -23,7 +23,7 @@ import dns.rdatatype
 import pytest
 from aiohttp import web
 
-from sim.chaos import LiveFleet, fast_plan, listen_port, live_fleet
+from sim.chaos import LiveFleet, fast_plan, live_fleet
 from sim.fleet import Fleet
 from sim.observe import metric
 from sim.testing import document_dict, free_port, wait_until
@@ -124,7 +124,7 @@ async def test_bad_config_reads_keep_the_last_good_config_and_a_good_read_heals(
 
 async def test_an_unreachable_config_url_keeps_the_last_good_config(tmp_path: Path) -> None:
     """A resolver reading its config over HTTP: 503, then nothing listening, then healed."""
-    port = listen_port()  # the source restarts on this port: keep it off the ephemeral range
+    port = free_port(stable=True)  # the source restarts on this port
     state: dict[str, Any] = {
         "status": 200,
         "document": document_dict(

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from aggregator.service import Aggregator, make_app
+from aggregator.app import SERVICE, make_app
 from aggregator.settings import AggregatorSettings
 from sim.testing import (
     TEST_PUSH_KEY,
@@ -34,6 +34,8 @@ from urn.wire import Envelope, TableKind, decode, encoded_size
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
+
+    from aggregator.service import Aggregator
 
 CAPACITY = 64
 RESOLVERS = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
@@ -133,9 +135,10 @@ async def running(tmp_path: Path, warm_up: float | None = 0.0) -> AsyncIterator[
     clock = FakeClock()
     transport = MemoryTransport()
     registry = CollectorRegistry()
-    settings = AggregatorSettings(id="agg-1", config=str(config), port=0, warm_up=warm_up)
-    service = Aggregator(settings, clock=clock, registry=registry, transport=transport, environ=ENV)
-    runner, port = await serve(make_app(service), "127.0.0.1", 0)
+    settings = AggregatorSettings(id="agg-1", config=str(config), listen_port=0, warm_up=warm_up)
+    app = make_app(settings, clock=clock, registry=registry, environ=ENV, transport=transport)
+    service = app[SERVICE]
+    runner, port = await serve(app, "127.0.0.1", 0)
     try:
         async with aiohttp.ClientSession() as session:
             harness = Harness(

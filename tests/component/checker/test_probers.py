@@ -13,8 +13,8 @@ import time
 import pytest
 
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
-from sim.testing import wait_until
-from sim.testing.targets import ThreadedTarget, closed_port, probe_once
+from sim.testing import free_port, wait_until
+from sim.testing.targets import ThreadedTarget, probe_once
 from urn.config import Check, CheckType
 from urn.table import Reason
 
@@ -74,7 +74,7 @@ async def test_http_verdicts(http_port: int, path: str, search: str | None, expe
 
 
 async def test_http_refused():
-    verdict = await probe_once(target(check(CheckType.HTTP, closed_port())))
+    verdict = await probe_once(target(check(CheckType.HTTP, free_port())))
     assert verdict == Reason.REFUSED
 
 
@@ -159,7 +159,7 @@ async def test_tcp_healthy_when_accepted(raw_server):
 
 
 async def test_tcp_refused():
-    assert await probe_once(target(check(CheckType.TCP, closed_port()))) == Reason.REFUSED
+    assert await probe_once(target(check(CheckType.TCP, free_port()))) == Reason.REFUSED
 
 
 async def test_tcp_dns_failure():

@@ -12,10 +12,18 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from checker.service import APP_SERVICE, CheckerService, make_app, observe_many
+from checker.app import SERVICE, make_app
+from checker.service import CheckerService, observe_many
 from checker.settings import CheckerSettings, parse_selector
-from sim.testing import TEST_PUSH_KEY, MemoryTransport, document_dict, step_until, wait_until
-from sim.testing.targets import TargetFarm, ThreadedTarget, closed_port
+from sim.testing import (
+    TEST_PUSH_KEY,
+    MemoryTransport,
+    document_dict,
+    free_port,
+    step_until,
+    wait_until,
+)
+from sim.testing.targets import ThreadedTarget, loopback_farm
 from urn.clock import FakeClock, SystemClock
 from urn.errors import StartupError
 from urn.http import serve
@@ -26,6 +34,9 @@ from urn.wire import Envelope, TableKind, decode, encoded_size
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
+
+    from sim.farm import TargetFarm
+    from sim.farm_layout import TargetSpec
 
 ENV = {"URN_PUSH_KEY": TEST_PUSH_KEY.decode()}
 AGGREGATORS = ["http://agg-a.test", "http://agg-b.test"]
@@ -51,12 +62,15 @@ def http_check(slot: int, port: int, **extra: Any) -> dict[str, Any]:
     }
 
 
+def farm_check(slot: int, target: TargetSpec, **extra: Any) -> dict[str, Any]:
+    return http_check(slot, target.port, path=target.path, **extra)
+
+
 @pytest.fixture
 async def farm() -> AsyncIterator[TargetFarm]:
-    farm = TargetFarm(4)
-    await farm.start()
+    farm = await loopback_farm(4)
     yield farm
-    await farm.stop()
+    await farm.close()
 
 
 @pytest.fixture
@@ -97,15 +111,15 @@ async def test_probes_and_pushes_the_whole_table_to_every_aggregator(tmp_path, f
     config = write_config(
         tmp_path / "c.json",
         [
-            http_check(0, farm.ports[0]),
-            http_check(5, farm.ports[1], search="healthy"),
-            http_check(6, farm.ports[2], search="absent"),
+            farm_check(0, farm.specs[0]),
+            farm_check(5, farm.specs[1], search="ok"),
+            farm_check(6, farm.specs[2], search="absent"),
             {
                 "slot": 9,
                 "name": "tcp",
                 "type": "tcp",
                 "host": "127.0.0.1",
-                "port": closed_port(),
+                "port": free_port(),
                 "timeout": 0.15,
             },
         ],
@@ -151,13 +165,13 @@ async def test_sequence_is_seeded_from_wall_time(tmp_path, running):
 
 async def test_config_pass_adds_and_removes_checks_without_moving_others(tmp_path, farm, running):
     path = tmp_path / "c.json"
-    keep = http_check(1, farm.ports[0])
-    config = write_config(path, [keep, http_check(2, farm.ports[1])])
+    keep = farm_check(1, farm.specs[0])
+    config = write_config(path, [keep, farm_check(2, farm.specs[1])])
     transport = MemoryTransport()
     service = await running(config, transport)
     await wait_until(lambda: bool(service.table[1] == 1 and service.table[2] == 1))
     before = dict(zip(service.schedule.slots, service.schedule.offsets, strict=True))
-    write_config(path, [keep, http_check(3, farm.ports[2])])
+    write_config(path, [keep, farm_check(3, farm.specs[2])])
     assert await service.loader.poll_once()
     assert service.table[2] == 0  # removed: back to no data at once
     after = dict(zip(service.schedule.slots, service.schedule.offsets, strict=True))
@@ -169,14 +183,14 @@ async def test_config_pass_adds_and_removes_checks_without_moving_others(tmp_pat
 
 async def test_bad_document_keeps_the_last_good_one(tmp_path, farm, running):
     path = tmp_path / "c.json"
-    config = write_config(path, [http_check(1, farm.ports[0])])
+    config = write_config(path, [farm_check(1, farm.specs[0])])
     service = await running(config, MemoryTransport())
     path.write_text("{not json")
     assert not await service.loader.poll_once()
     assert list(service._checks) == [1]
     write_config(
         path,
-        [http_check(1, farm.ports[0])],
+        [farm_check(1, farm.specs[0])],
         assignment={"shuffle_shard": 1, "checkers": ["someone-else"]},
     )
     assert not await service.loader.poll_once()  # this checker is not listed: rejected whole
@@ -195,7 +209,7 @@ async def test_unlisted_checker_under_sharding_cannot_start(tmp_path, running):
 async def test_sidecar_probes_only_selected_checks(tmp_path, farm, running):
     config = write_config(
         tmp_path / "c.json",
-        [http_check(1, farm.ports[0], labels={"app": "shop"}), http_check(2, farm.ports[1])],
+        [farm_check(1, farm.specs[0], labels={"app": "shop"}), farm_check(2, farm.specs[1])],
     )
     transport = MemoryTransport()
     service = await running(config, transport, select=(parse_selector("label=app=shop"),))
@@ -221,11 +235,10 @@ async def test_slow_or_dead_aggregator_never_delays_the_others(tmp_path, running
 
 async def test_all_blackholed_fleet_keeps_schedule_table_size_and_probe_count(tmp_path, running):
     """Constant work: every interval still probes each check once and pushes the same bytes."""
-    farm = TargetFarm(20)
-    await farm.start()
+    farm = await loopback_farm(20)
     try:
         # Interval 0.4 s: only a stall of a whole interval (skipping) could fail this test.
-        checks = [http_check(slot, port, timeout=0.2) for slot, port in enumerate(farm.ports)]
+        checks = [farm_check(slot, t, timeout=0.2) for slot, t in enumerate(farm.specs)]
         config = write_config(
             tmp_path / "c.json", checks, intervals={"probe": 0.4, "push": 0.4, "config": 60}
         )
@@ -240,9 +253,8 @@ async def test_all_blackholed_fleet_keeps_schedule_table_size_and_probe_count(tm
         await wait_until(lambda: bool(np.all(service.table[:20] == Reason.HEALTHY)))
         steady = await cycles(4)
         steady_sizes = {len(body) for _, body in transport.sent}
-        accepted = farm.accepted
 
-        farm.mode = "hold"
+        await farm.set_mode("blackhole", az="a")
         await wait_until(lambda: bool(np.all(service.table[:20] == Reason.TIMEOUT)), timeout=30)
         sent_before = len(transport.sent)
         dark = await cycles(4)
@@ -251,21 +263,20 @@ async def test_all_blackholed_fleet_keeps_schedule_table_size_and_probe_count(tm
             numbers = [cycle for cycle, _, _ in log]
             assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # none missed
             assert {(started, skipped) for _, started, skipped in log} == {(20, 0)}
-        assert farm.accepted > accepted  # the dark targets really were connected to
+        assert farm.served["a"]["blackhole"] > 0  # the dark targets really were connected to
         assert {len(body) for _, body in transport.sent[sent_before:]} == steady_sizes
         assert steady_sizes == {encoded_size(64, TableKind.CHECKER)}
         assert service.metrics.probes_skipped._value.get() == 0
     finally:
-        await farm.stop()
+        await farm.close()
 
 
 async def test_too_little_concurrency_is_said_and_late_probes_are_not_failures(
     tmp_path, running, caplog
 ):
-    farm = TargetFarm(10, mode="hold")
-    await farm.start()
+    farm = await loopback_farm(10, "blackhole")
     try:
-        checks = [http_check(slot, port) for slot, port in enumerate(farm.ports)]
+        checks = [farm_check(slot, t) for slot, t in enumerate(farm.specs)]
         config = write_config(tmp_path / "c.json", checks)
         service = await running(config, MemoryTransport(), max_concurrency=2)
         metrics = service.metrics
@@ -280,19 +291,22 @@ async def test_too_little_concurrency_is_said_and_late_probes_are_not_failures(
         assert failures is not None
         assert failures <= service.probes_started  # only probes that ran can fail
     finally:
-        await farm.stop()
+        await farm.close()
 
 
 async def test_app_serves_metrics_and_healthz(tmp_path, farm):
-    config = write_config(tmp_path / "c.json", [http_check(4, farm.ports[0])])
+    config = write_config(tmp_path / "c.json", [farm_check(4, farm.specs[0])])
     registry = CollectorRegistry()
     transport = MemoryTransport()
     app = make_app(
-        CheckerSettings(id="chk-m", az="b", config=config), SystemClock(), registry, transport, ENV
+        CheckerSettings(id="chk-m", az="b", config=config),
+        registry=registry,
+        environ=ENV,
+        transport=transport,
     )
     runner, port = await serve(app, "127.0.0.1", 0)
     try:
-        service = app[APP_SERVICE]
+        service = app[SERVICE]
         await wait_until(lambda: bool(service.pushes >= 3 and service.table[4] == 1))
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
@@ -393,7 +407,7 @@ async def test_pushes_land_on_the_fleet_wide_wall_clock_instants(tmp_path):
     aggregators can tick just after (intervals.aggregate_lag)."""
     config = write_config(
         tmp_path / "c.json",
-        [http_check(0, closed_port())],
+        [http_check(0, free_port())],
         intervals={"probe": 1.0, "push": 0.25, "config": 60},
     )
     clock = FakeClock(start=500.0, wall_offset=1_000.137)  # wall 1500.137: off the grid

@@ -24,8 +24,8 @@ from checker.assign import check_key, position
 from checker.schedule import spread_phase
 from checker.service import CheckerService, stale_after
 from checker.settings import CheckerSettings
-from sim.testing import TEST_PUSH_KEY, MemoryTransport, document_dict
-from sim.testing.targets import TargetFarm, closed_port
+from sim.testing import TEST_PUSH_KEY, MemoryTransport, document_dict, free_port
+from sim.testing.targets import loopback_farm
 from urn.clock import FakeClock
 from urn.config import parse_document
 from urn.metrics import CheckerMetrics
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from checker.probers import Target
+    from sim.farm import TargetFarm
 
 ENV = {"URN_PUSH_KEY": TEST_PUSH_KEY.decode()}
 CAPACITY = 64
@@ -232,10 +233,9 @@ async def healthy_server() -> AsyncIterator[Toggle]:
 
 @pytest.fixture
 async def farm() -> AsyncIterator[TargetFarm]:
-    farm = TargetFarm(2)
-    await farm.start()
+    farm = await loopback_farm(2)
     yield farm
-    await farm.stop()
+    await farm.close()
 
 
 def sample(service: CheckerService, name: str, labels: dict[str, str] | None = None) -> float:
@@ -318,18 +318,20 @@ async def test_slots_no_probe_vouched_for_lately_go_out_stale(
     """Concurrency 1 and 10 hanging targets: about 3 probes of 10 run per interval, the
     rest are skipped, so most slots' newest result is older than stale_after. Each pushed
     table must say STALE for exactly those slots, and their result for the others."""
-    farm = TargetFarm(10, mode="hold")
-    await farm.start()
+    farm = await loopback_farm(10, "blackhole")
     try:
         timeout = 0.3
-        checks = [check(slot, port, timeout=timeout) for slot, port in enumerate(farm.ports)]
+        checks = [
+            check(slot, t.port, path=t.path, timeout=timeout) for slot, t in enumerate(farm.specs)
+        ]
         run: Checker = await checker(write_config(tmp_path / "c.json", checks), max_concurrency=1)
         limit = stale_after(1.0, timeout)
         assert limit == pytest.approx(2.25)
         await run.step_until(lambda: run.clock.monotonic() > 1_020.0, limit=25.0)
         run.service.flush_metrics()
+        await run.service.stop()  # first: the farm's close would end the probe in flight
     finally:
-        await farm.stop()
+        await farm.close()
 
     latest: dict[int, Finish] = {}
     stale_seen = fresh_seen = 0
@@ -381,19 +383,21 @@ async def test_a_target_that_times_out_every_probe_is_never_stale(
 ) -> None:
     """timeout == interval: each probe's result lands just after the next probe starts,
     so a slot's newest result is up to two intervals old, and still not STALE."""
-    farm = TargetFarm(8, mode="hold")
-    await farm.start()
+    farm = await loopback_farm(8, "blackhole")
     try:
         interval = 0.5
-        checks = [check(slot, port, timeout=interval) for slot, port in enumerate(farm.ports)]
+        checks = [
+            check(slot, t.port, path=t.path, timeout=interval) for slot, t in enumerate(farm.specs)
+        ]
         config = write_config(tmp_path / "c.json", checks, probe=interval, push=0.02)
         run: Checker = await checker(config)
         await run.step_until(lambda: {f.slot for f in run.finishes} == set(range(8)))
         first = len(run.events)
         await run.step_until(lambda: run.clock.monotonic() > 1_012.0, limit=20.0)
         run.service.flush_metrics()
+        await run.service.stop()  # first: the farm's close would end the probes in flight
     finally:
-        await farm.stop()
+        await farm.close()
     assert len(run.finishes) >= 8 * 20
     assert {f.verdict for f in run.finishes} == {Reason.TIMEOUT}
     latest: dict[int, float] = {}
@@ -437,7 +441,7 @@ async def test_a_new_target_starts_from_no_data_other_edits_keep_the_slot(
 ) -> None:
     healthy = healthy_server.port
     # Refused first: on a closed port, or at an address where the healthy port is not.
-    before = check(3, closed_port(HEALTHY_HOST), kind="tcp", host=HEALTHY_HOST)
+    before = check(3, free_port(HEALTHY_HOST), kind="tcp", host=HEALTHY_HOST)
     if "host" in change:
         before = check(3, healthy, kind="tcp", host=EMPTY_HOST)
     path = tmp_path / "c.json"
@@ -480,7 +484,8 @@ async def test_the_old_targets_probe_in_flight_never_lands_on_the_new_target(
     await run.step_until(lambda: run.service.probes_started > started)
     assert run.service.engine.in_flight == 1  # the old target's third probe hangs
 
-    write_config(path, [check(2, farm.ports[0])])
+    target = farm.specs[0]
+    write_config(path, [check(2, target.port, path=target.path)])
     assert await run.service.loader.poll_once()
     assert (run.planes().last[2], run.planes().history[2]) == (0, 0)
     mark = len(run.events)

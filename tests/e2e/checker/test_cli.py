@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from sim.testing import TEST_PUSH_KEY, document_dict, free_port, wait_until
-from sim.testing.targets import TargetFarm, closed_port
+from sim.testing.targets import loopback_farm
 from urn.http import serve
 from urn.table import CheckerPlanes
 from urn.wire import Envelope, TableKind, decode
@@ -81,8 +81,8 @@ async def finish(process: asyncio.subprocess.Process) -> tuple[int, str]:
 
 async def test_checker_process_pushes_tables_and_stops_on_sigterm(tmp_path: Path, receiver):
     sink, sink_port = receiver
-    farm = TargetFarm(1)
-    await farm.start()
+    farm = await loopback_farm(1)
+    target = farm.specs[0]
     listen = free_port()
     config = tmp_path / "urn.json"
     config.write_text(
@@ -94,7 +94,8 @@ async def test_checker_process_pushes_tables_and_stops_on_sigterm(tmp_path: Path
                         "name": "web",
                         "type": "http",
                         "host": "127.0.0.1",
-                        "port": farm.ports[0],
+                        "port": target.port,
+                        "path": target.path,
                         "timeout": 0.3,
                     },
                     {
@@ -102,7 +103,7 @@ async def test_checker_process_pushes_tables_and_stops_on_sigterm(tmp_path: Path
                         "name": "db",
                         "type": "tcp",
                         "host": "127.0.0.1",
-                        "port": closed_port(),
+                        "port": free_port(),
                         "timeout": 0.3,
                     },
                 ],
@@ -136,11 +137,11 @@ async def test_checker_process_pushes_tables_and_stops_on_sigterm(tmp_path: Path
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         code, err = await finish(process)
-        await farm.stop()
+        await farm.close()
     assert code == 0, err
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert "checker_started" in events
-    assert "checker_stopped" in events
+    assert "stopped" in events
 
 
 async def test_checker_process_refuses_to_start_without_a_place_in_the_shard(tmp_path: Path):

@@ -3,6 +3,7 @@ JSON, dig, the hostile corpus over UDP and TCP, and the `urn resolver` process i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -20,21 +21,24 @@ import dns.query
 import dns.rcode
 import pytest
 
+from resolver.main import add_arguments
 from resolver.settings import ResolverSettings
 from sim.testing import document_dict, free_port, signed_table, wait_until
 from sim.testing.resolver import (
     TEST_ENVIRON,
     check_outcome,
-    free_dns_port,
     multivalue_record,
     running_resolver,
     tcp_checks,
     write_config,
 )
+from urn.errors import StartupError
 from urn.table import Reason, Status, aggregated_byte
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
+    import trustme
+
     from sim.testing.resolver import RunningResolver
 
 CORPUS = Path(__file__).parents[2] / "corpus" / "dns"
@@ -254,14 +258,19 @@ async def test_idle_tcp_connections_are_closed(tmp_path: Path) -> None:
 
 
 def test_settings_from_flags() -> None:
-    settings = ResolverSettings.from_flags(
-        id="r1", config="c.yaml", listen="127.0.0.1:8000", dns="none"
-    )
-    assert (settings.http_port, settings.dns_host) == (8000, None)
-    settings = ResolverSettings.from_flags(
-        id="r1", config="c.yaml", listen=":9", dns="127.0.0.2:53"
-    )
+    def flags(*argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        return parser.parse_args(["--id", "r1", "--config", "c.yaml", *argv])
+
+    settings = ResolverSettings.from_args(flags("--listen", "127.0.0.1:8000", "--dns", "none"))
+    assert (settings.listen_port, settings.dns_host) == (8000, None)
+    settings = ResolverSettings.from_args(flags("--listen", ":9", "--dns", "127.0.0.2:53"))
     assert (settings.dns_host, settings.dns_port) == ("127.0.0.2", 53)
+    with pytest.raises(StartupError, match="--dns"):
+        ResolverSettings.from_args(flags("--dns", "127.0.0.1:domain"))
+    with pytest.raises(StartupError, match="--id"):
+        ResolverSettings.from_args(flags("--id", "x" * 40))
     with pytest.raises(ValueError):
         ResolverSettings(id="x" * 40, config="c")
 
@@ -269,7 +278,7 @@ def test_settings_from_flags() -> None:
 async def test_cli_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     path = write_config(tmp_path / "urn.json", document())
     http_port = free_port()
-    dns_port = free_dns_port()
+    dns_port = free_port(udp=True)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -346,12 +355,11 @@ async def test_cli_refuses_to_start_without_a_good_config(tmp_path: Path) -> Non
     assert b"capacity" in err
 
 
-async def test_cli_serves_https_when_the_config_names_a_certificate(tmp_path: Path) -> None:
+async def test_cli_serves_https_when_the_config_names_a_certificate(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
     import ssl
 
-    import trustme
-
-    ca = trustme.CA()
     issued = ca.issue_cert("127.0.0.1")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     issued.cert_chain_pems[0].write_to_path(str(cert))

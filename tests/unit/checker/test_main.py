@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from checker.main import add_arguments, settings_from_args
-from checker.settings import Selector
+from checker.main import add_arguments
+from checker.settings import CheckerSettings, Selector
 from urn.errors import StartupError
 
 
@@ -18,14 +18,14 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_defaults_listen_on_7301():
-    settings = settings_from_args(parse())
+    settings = CheckerSettings.from_args(parse())
     assert (settings.listen_host, settings.listen_port) == ("127.0.0.1", 7301)
     assert (settings.id, settings.az, settings.config) == ("chk-a1", "a", "c.yaml")
     assert settings.select == ()
 
 
 def test_sidecar_selectors_and_limits():
-    settings = settings_from_args(
+    settings = CheckerSettings.from_args(
         parse(
             "--select",
             "name=web-*",
@@ -57,4 +57,4 @@ def test_sidecar_selectors_and_limits():
 )
 def test_bad_flags_are_startup_errors(argv: list[str], message: str):
     with pytest.raises(StartupError, match=message):
-        settings_from_args(parse(*argv))
+        CheckerSettings.from_args(parse(*argv))

@@ -1,310 +1,52 @@
-"""The configuration document: parsed and validated whole, into frozen dataclasses.
+"""Section validation: a loaded mapping becomes a Document, or the first bad field is named.
 
-Owns: every rule about what a valid document is, and the field path of every error
-(`checks[3].slot: 12000 is outside capacity 10000`).
-Never: reads files, URLs, environment variables or clocks; `urn.source` does the
-fetching, and key material is resolved by the services.
+Owns: every rule about what a valid document is and between fields (slots inside
+capacity, children without cycles, records inside a zone, failover roles) and the field
+path of every error (`checks[3].slot: 12000 is outside capacity 10000`).
+Never: reads files, URLs, environment variables or clocks, or parses text (`urn.source`
+fetches, `urn.config.load` parses); key material is resolved by the services.
 Cost: O(size of document); runs once per config pass, never on a hot path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import json
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from urn.config.fields import Fields, as_mapping, unique
+from urn.config.load import digest
+from urn.config.model import (
+    Answer,
+    Assignment,
+    Check,
+    CheckType,
+    Defaults,
+    Document,
+    Intervals,
+    KeySource,
+    Policy,
+    Quorum,
+    Record,
+    RecordType,
+    Role,
+    Tls,
+    in_zone,
+)
 from urn.errors import BadName, ConfigError
 from urn.names import canonical_name
 from urn.table import HISTORY_BITS
 
-__all__ = [
-    "Answer",
-    "Assignment",
-    "Check",
-    "CheckType",
-    "Defaults",
-    "Document",
-    "Intervals",
-    "KeySource",
-    "Policy",
-    "Quorum",
-    "Record",
-    "RecordType",
-    "Tls",
-    "normalize_name",
-    "parse_document",
-    "parse_text",
-]
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
-T = TypeVar("T")
-
-
-class CheckType(StrEnum):
-    HTTP = "http"
-    HTTPS = "https"
-    TCP = "tcp"
-    CALCULATED = "calculated"
-
-
-class Policy(StrEnum):
-    SIMPLE = "simple"
-    MULTIVALUE = "multivalue"
-    WEIGHTED = "weighted"
-    FAILOVER = "failover"
-
-
-class RecordType(StrEnum):
-    A = "A"
-    AAAA = "AAAA"
-    CNAME = "CNAME"
-    TXT = "TXT"
-
-
-Role = Literal["primary", "secondary"]
-
-
-@dataclass(frozen=True, slots=True)
-class Intervals:
-    probe: float = 1.0
-    push: float = 1.0
-    config: float = 5.0
-    # Checkers push on the wall-clock instants k * push; aggregators tick this long
-    # after each, once that round's tables have arrived.
-    aggregate_lag: float = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class Quorum:
-    """How the fresh checkers' verdicts on a slot become the fleet's (docs/verdicts.md).
-
-    Unhealthy when at least `unhealthy_at` of the checkers with a verdict judge it
-    unhealthy, with at least `min_checkers` verdicts (fewer: unknown) and, with
-    `cross_az`, never on one AZ's word while another AZ's checkers judge it healthy.
-    Route 53's "healthy while more than 18 % of checkers say healthy" is 0.82.
-    """
-
-    unhealthy_at: float = 0.51  # a strict majority
-    min_checkers: int = 1
-    cross_az: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Defaults:
-    """Fleet-wide values a check inherits unless it sets its own.
-
-    One failed probe is enough for a checker's own verdict: the quorum across checkers,
-    whose probes of a check are spread evenly over the interval, is what rides out a
-    single bad probe, and it detects within a fraction of the interval (docs/verdicts.md).
-    """
-
-    failures: int = 1
-    of_last: int = 1
-    timeout: float = 1.0
-    quorum: Quorum = Quorum()
-
-
-@dataclass(frozen=True, slots=True)
-class KeySource:
-    """Where a push key comes from: an environment variable or a file."""
-
-    env: str | None = None
-    file: str | None = None
-
-    def describe(self) -> str:
-        return f"env {self.env}" if self.env else f"file {self.file}"
-
-
-@dataclass(frozen=True, slots=True)
-class Tls:
-    """Certificate paths for HTTPS listeners and for pushing over HTTPS."""
-
-    cert: str | None = None  # serve HTTPS with this chain ...
-    key: str | None = None  # ... and this key
-    ca: str | None = None  # verify peers (pushed-to servers, or client certs) against this
-    client_cert: str | None = None  # present this when pushing (mTLS)
-    client_key: str | None = None
-    require_client_cert: bool = False  # listeners demand a client certificate signed by `ca`
-
-    @property
-    def serves_https(self) -> bool:
-        return self.cert is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    """Which checkers probe which checks: all of them, or k by shuffle sharding."""
-
-    shuffle_shard: int | None = None
-    checkers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    slot: int
-    name: str
-    type: CheckType
-    failures: int
-    of_last: int
-    timeout: float
-    quorum: Quorum = Quorum()
-    host: str = ""
-    port: int = 0
-    path: str = "/"
-    search: str | None = None
-    verify_tls: bool = False
-    az: str | None = None
-    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    children: tuple[int, ...] = ()
-    healthy_if_at_least: int = 1
-
-    @property
-    def is_probed(self) -> bool:
-        return self.type is not CheckType.CALCULATED
-
-    @property
-    def target(self) -> tuple[object, ...]:
-        """What is probed: when this changes, the slot's old health means nothing."""
-        return (
-            self.type,
-            self.host,
-            self.port,
-            self.path,
-            self.search,
-            self.verify_tls,
-            self.children,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    value: str
-    check: int | None = None  # slot of the check guarding this answer; None: always healthy
-    weight: int = 1
-    role: Role | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    name: str  # lower case, absolute (trailing dot)
-    type: RecordType
-    ttl: int
-    policy: Policy
-    answers: tuple[Answer, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    capacity: int
-    intervals: Intervals
-    staleness: float
-    skew: float
-    fail_open: bool
-    max_table_age: float
-    zones: tuple[str, ...]
-    aggregators: tuple[str, ...]
-    resolvers: tuple[str, ...]
-    defaults: Defaults
-    assignment: Assignment
-    push_key: KeySource
-    previous_push_keys: tuple[KeySource, ...]
-    tls: Tls
-    checks: tuple[Check, ...]
-    records: tuple[Record, ...]
-    digest: bytes  # SHA-256 of the canonical document; travels in every table
-
-    @property
-    def checks_by_slot(self) -> Mapping[int, Check]:
-        return {check.slot: check for check in self.checks}
-
-
-def parse_text(text: str | bytes, origin: str = "config") -> Document:
-    """Parse a YAML or JSON document and validate it.
-
-    A JSON document takes the C JSON parser (a 10,000-check document in tens of ms);
-    anything else takes libyaml when present. A key repeated in one mapping is an error
-    in both, never a silent last-wins.
-    """
-    try:
-        raw = _load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(
-            "", origin, f"{origin} is not valid YAML/JSON{where}: {problem}"
-        ) from None
-    except _JsonDuplicateKey as exc:
-        raise ConfigError("", origin, f"{origin} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ConfigError("", origin, f"{origin} is nested too deeply") from None
-    if not isinstance(raw, Mapping):
-        raise ConfigError("", origin, f"{origin} must hold a mapping at the top level")
-    return parse_document(raw)
-
-
-class _JsonDuplicateKey(ValueError):
-    pass
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _JsonDuplicateKey(f"key {key!r} appears twice in one object")
-        result[key] = value
-    return result
-
-
-_YamlBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_YamlBase):  # type: ignore[valid-type,misc]
-    """Safe YAML loading (libyaml when built in) that refuses a key repeated in a mapping."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:
-                continue  # unhashable: the base class reports it with its mark
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
-
-
-def _load(text: str | bytes) -> Any:
-    stripped = text.lstrip()
-    if stripped[:1] in ("{", b"{"):
-        try:
-            return json.loads(text, object_pairs_hook=_json_object)
-        except _JsonDuplicateKey:
-            raise
-        except ValueError:
-            pass  # not JSON after all (YAML flow style starts with "{" too): YAML judges it
-    return yaml.load(text, Loader=_UniqueKeyLoader)
+__all__ = ["normalize_name", "parse_document"]
 
 
 def parse_document(raw: Mapping[str, Any]) -> Document:
     """Validate a parsed document; raise ConfigError naming the first bad field."""
-    top = _Fields(raw, "")
+    top = Fields(raw, "")
     capacity = top.integer("capacity", 10_000, low=1, high=1_000_000)
     intervals = _intervals(top.mapping("intervals"))
     defaults = _defaults(top.mapping("defaults"), top.mapping("quorum"))
@@ -313,7 +55,7 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
     fail_open = top.boolean("fail_open", True)
     max_table_age = top.number("max_table_age", max(30.0, 10 * intervals.push), low=0.001)
     zones = tuple(normalize_name(z, f"zones[{i}]") for i, z in enumerate(top.strings("zones", ())))
-    _unique(zones, "zones")
+    unique(zones, "zones")
     aggregators = tuple(
         _url(u, f"aggregators[{i}]") for i, u in enumerate(top.strings("aggregators", ()))
     )
@@ -324,7 +66,7 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
     push_key = _key_source(top.mapping("push_key", {"env": "URN_PUSH_KEY"}), "push_key")
     previous = tuple(
         _key_source(
-            _Fields(_as_mapping(item, f"previous_push_keys[{i}]"), f"previous_push_keys[{i}]"),
+            Fields(as_mapping(item, f"previous_push_keys[{i}]"), f"previous_push_keys[{i}]"),
             f"previous_push_keys[{i}]",
         )
         for i, item in enumerate(top.sequence("previous_push_keys"))
@@ -352,7 +94,7 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
         tls=tls,
         checks=checks,
         records=records,
-        digest=_digest(raw),
+        digest=digest(raw),
     )
 
 
@@ -369,14 +111,10 @@ def normalize_name(value: object, path: str) -> str:
     return name
 
 
-def in_zone(name: str, zone: str) -> bool:
-    return name == zone or name.endswith("." + zone)
-
-
 # --- sections ------------------------------------------------------------------------
 
 
-def _intervals(fields: _Fields) -> Intervals:
+def _intervals(fields: Fields) -> Intervals:
     probe = fields.number("probe", 1.0, low=0.01)
     push = fields.number("push", 1.0, low=0.01)
     config = fields.number("config", 5.0, low=0.05)
@@ -387,7 +125,7 @@ def _intervals(fields: _Fields) -> Intervals:
     return Intervals(probe=probe, push=push, config=config, aggregate_lag=lag)
 
 
-def _defaults(fields: _Fields, quorum: _Fields) -> Defaults:
+def _defaults(fields: Fields, quorum: Fields) -> Defaults:
     base = Defaults()
     failures = fields.integer("failures", base.failures, low=1, high=HISTORY_BITS)
     of_last = fields.integer("of_last", max(base.of_last, failures), low=1, high=HISTORY_BITS)
@@ -400,7 +138,7 @@ def _defaults(fields: _Fields, quorum: _Fields) -> Defaults:
     )
 
 
-def _quorum(fields: _Fields, base: Quorum) -> Quorum:
+def _quorum(fields: Fields, base: Quorum) -> Quorum:
     unhealthy_at = fields.number("unhealthy_at", base.unhealthy_at, low=0.0, high=1.0)
     if unhealthy_at <= 0:
         raise ConfigError(
@@ -412,10 +150,10 @@ def _quorum(fields: _Fields, base: Quorum) -> Quorum:
     return Quorum(unhealthy_at=unhealthy_at, min_checkers=min_checkers, cross_az=cross_az)
 
 
-def _assignment(fields: _Fields) -> Assignment:
+def _assignment(fields: Fields) -> Assignment:
     shard = fields.optional_integer("shuffle_shard", low=1)
     checkers = tuple(fields.strings("checkers", ()))
-    _unique(checkers, fields.path("checkers"))
+    unique(checkers, fields.path("checkers"))
     if shard is not None and shard > len(checkers):
         raise ConfigError(
             fields.path("shuffle_shard"),
@@ -426,7 +164,7 @@ def _assignment(fields: _Fields) -> Assignment:
     return Assignment(shuffle_shard=shard, checkers=checkers)
 
 
-def _key_source(fields: _Fields, path: str) -> KeySource:
+def _key_source(fields: Fields, path: str) -> KeySource:
     env = fields.optional_string("env")
     file = fields.optional_string("file")
     if (env is None) == (file is None):
@@ -435,7 +173,7 @@ def _key_source(fields: _Fields, path: str) -> KeySource:
     return KeySource(env=env, file=file)
 
 
-def _tls(fields: _Fields) -> Tls:
+def _tls(fields: Fields) -> Tls:
     tls = Tls(
         cert=fields.optional_string("cert"),
         key=fields.optional_string("key"),
@@ -464,7 +202,7 @@ def _checks(items: Sequence[Any], capacity: int, defaults: Defaults) -> tuple[Ch
     seen_names: dict[str, int] = {}
     for i, item in enumerate(items):
         path = f"checks[{i}]"
-        fields = _Fields(_as_mapping(item, path), path)
+        fields = Fields(as_mapping(item, path), path)
         check = _check(fields, capacity, defaults)
         if check.slot in seen_slots:
             raise ConfigError(
@@ -485,7 +223,7 @@ def _checks(items: Sequence[Any], capacity: int, defaults: Defaults) -> tuple[Ch
     return tuple(checks)
 
 
-def _check(fields: _Fields, capacity: int, defaults: Defaults) -> Check:
+def _check(fields: Fields, capacity: int, defaults: Defaults) -> Check:
     slot = fields.integer("slot", None, low=0)
     if slot >= capacity:
         raise ConfigError(fields.path("slot"), slot, f"is outside capacity {capacity}")
@@ -517,7 +255,7 @@ def _check(fields: _Fields, capacity: int, defaults: Defaults) -> Check:
         children = tuple(fields.integers("children"))
         if not children:
             raise ConfigError(fields.path("children"), [], "must name at least one child slot")
-        _unique(children, fields.path("children"))
+        unique(children, fields.path("children"))
         at_least = fields.integer("healthy_if_at_least", 1, low=0, high=len(children))
         fields.done()
         return Check(
@@ -593,7 +331,7 @@ def _records(
     types_at: dict[str, set[RecordType]] = {}
     for i, item in enumerate(items):
         path = f"records[{i}]"
-        fields = _Fields(_as_mapping(item, path), path)
+        fields = Fields(as_mapping(item, path), path)
         record = _record(fields, zones, slots, by_name)
         key = (record.name, record.type)
         if key in seen:
@@ -616,7 +354,7 @@ def _records(
 
 
 def _record(
-    fields: _Fields, zones: tuple[str, ...], slots: set[int], by_name: Mapping[str, int]
+    fields: Fields, zones: tuple[str, ...], slots: set[int], by_name: Mapping[str, int]
 ) -> Record:
     name = normalize_name(fields.string("name", None), fields.path("name"))
     if not any(in_zone(name, zone) for zone in zones):
@@ -629,7 +367,7 @@ def _record(
         raise ConfigError(fields.path("answers"), [], "must hold at least one answer")
     answers = tuple(
         _answer(
-            _Fields(_as_mapping(a, fields.path(f"answers[{j}]")), fields.path(f"answers[{j}]")),
+            Fields(as_mapping(a, fields.path(f"answers[{j}]")), fields.path(f"answers[{j}]")),
             rtype,
             policy,
             slots,
@@ -659,7 +397,7 @@ def _record(
 
 
 def _answer(
-    fields: _Fields,
+    fields: Fields,
     rtype: RecordType,
     policy: Policy,
     slots: set[int],
@@ -727,153 +465,3 @@ def _url(value: str, path: str) -> str:
     except ValueError:
         raise ConfigError(path, value, "has an invalid port") from None
     return value.rstrip("/")
-
-
-def _unique(values: Sequence[object], path: str) -> None:
-    seen: set[object] = set()
-    for i, value in enumerate(values):
-        if value in seen:
-            raise ConfigError(f"{path}[{i}]", value, "is a duplicate")
-        seen.add(value)
-
-
-def _digest(raw: Mapping[str, Any]) -> bytes:
-    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).digest()
-
-
-def _as_mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(path, value, "must be a mapping")
-    return value
-
-
-# --- field reader --------------------------------------------------------------------
-
-_MISSING = object()
-
-
-class _Fields:
-    """Typed reads from one mapping, each error carrying its full field path.
-
-    `done()` rejects fields nobody read, so a misspelt key is an error, not a silent default.
-    """
-
-    def __init__(self, raw: Mapping[str, Any], prefix: str) -> None:
-        self.raw = raw
-        self.prefix = prefix
-        self.seen: set[str] = set()
-
-    def path(self, key: str) -> str:
-        if key.startswith("["):
-            return f"{self.prefix}{key}"
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def _get(self, key: str, default: Any) -> Any:
-        self.seen.add(key)
-        value = self.raw.get(key, _MISSING)
-        if value is _MISSING or value is None:
-            if default is None:
-                raise ConfigError(self.path(key), None, "is required")
-            return default
-        return value
-
-    def integer(
-        self, key: str, default: int | None, low: int | None = None, high: int | None = None
-    ) -> int:
-        value = self._get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.path(key), value, "must be an integer")
-        _bounds(self.path(key), value, low, high)
-        return value
-
-    def optional_integer(self, key: str, low: int | None = None) -> int | None:
-        if self.raw.get(key) is None:
-            self.seen.add(key)
-            return None
-        return self.integer(key, 0, low=low)
-
-    def number(
-        self, key: str, default: float | None, low: float | None = None, high: float | None = None
-    ) -> float:
-        value = self._get(key, default)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise ConfigError(self.path(key), value, "must be a number")
-        _bounds(self.path(key), value, low, high)
-        return float(value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        self.seen.add(key)
-        value = self.raw.get(key, default)
-        if not isinstance(value, bool):
-            raise ConfigError(self.path(key), value, "must be true or false")
-        return value
-
-    def string(self, key: str, default: str | None) -> str:
-        value = self._get(key, default)
-        if not isinstance(value, str):
-            raise ConfigError(self.path(key), value, "must be a string")
-        return value
-
-    def optional_string(self, key: str) -> str | None:
-        self.seen.add(key)
-        value = self.raw.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(self.path(key), value, "must be a string")
-        return value
-
-    def choice(self, key: str, enum: Callable[[str], T], default: T | None) -> T:
-        value = self._get(key, default)
-        try:
-            return enum(value)
-        except ValueError:
-            allowed = ", ".join(str(m) for m in enum)  # type: ignore[attr-defined]
-            raise ConfigError(self.path(key), value, f"must be one of {allowed}") from None
-
-    def mapping(self, key: str, default: Mapping[str, Any] | None = None) -> _Fields:
-        self.seen.add(key)
-        value = self.raw.get(key)
-        if value is None:
-            value = default if default is not None else {}
-        return _Fields(_as_mapping(value, self.path(key)), self.path(key))
-
-    def sequence(self, key: str) -> Sequence[Any]:
-        self.seen.add(key)
-        value = self.raw.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list | tuple):
-            raise ConfigError(self.path(key), value, "must be a list")
-        return value
-
-    def strings(self, key: str, default: Sequence[str]) -> Iterator[str]:
-        items = self.sequence(key) or default
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                raise ConfigError(self.path(f"{key}[{i}]"), item, "must be a string")
-            yield item
-
-    def integers(self, key: str) -> Iterator[int]:
-        for i, item in enumerate(self.sequence(key)):
-            if isinstance(item, bool) or not isinstance(item, int):
-                raise ConfigError(self.path(f"{key}[{i}]"), item, "must be an integer")
-            yield item
-
-    def consume_all(self) -> None:
-        self.seen.update(self.raw)
-
-    def done(self) -> None:
-        for key in self.raw:
-            if key not in self.seen:
-                raise ConfigError(self.path(str(key)), self.raw[key], "is not a known field")
-
-
-def _bounds(path: str, value: float, low: float | None, high: float | None) -> None:
-    if low is not None and value < low:
-        raise ConfigError(path, value, f"must be at least {low}")
-    if high is not None and value > high:
-        raise ConfigError(path, value, f"must be at most {high}")

@@ -1,0 +1,119 @@
+"""serve_role and the shared table route, over loopback; services never tune the process."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import io
+import json
+import logging
+import socket
+import sys
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from aggregator.app import SERVICE, TUNING, make_app
+from aggregator.settings import AggregatorSettings
+from checker.app import make_app as make_checker_app
+from checker.settings import CheckerSettings
+from sim.testing import TEST_PUSH_KEY, MemoryTransport, document_dict, signed_table, wait_until
+from sim.testing.resolver import running_resolver
+from urn.errors import StartupError
+from urn.http import TableReceiver, add_table_route, serve
+from urn.logs import get_logger, setup_logging
+from urn.push import TABLE_PATH
+from urn.role import serve_role
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+ENV = {"URN_PUSH_KEY": TEST_PUSH_KEY.decode()}
+
+
+@pytest.fixture
+def events() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    logger = logging.getLogger("urn")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    setup_logging("info", out)
+    yield out
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def logged(out: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def aggregator_settings(tmp_path: Path, port: int = 0) -> AggregatorSettings:
+    config = tmp_path / "urn.json"
+    config.write_text(json.dumps(document_dict(resolvers=[])))
+    return AggregatorSettings(id="agg-1", config=str(config), listen_port=port, warm_up=0.0)
+
+
+async def test_serve_role_listens_logs_once_and_stops(tmp_path: Path, events: io.StringIO):
+    app = make_app(aggregator_settings(tmp_path), environ=ENV, transport=MemoryTransport())
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        serve_role(app, app[SERVICE], stop, log=get_logger("aggregator"), tuning=TUNING)
+    )
+    await wait_until(lambda: any(e["event"] == "listening" for e in logged(events)))
+    (listening,) = [e for e in logged(events) if e["event"] == "listening"]
+    assert listening["component"] == "urn.aggregator"
+    assert (listening["id"], listening["host"], listening["https"]) == ("agg-1", "127.0.0.1", False)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{listening['port']}/healthz") as response,
+    ):
+        assert response.status == 200
+    stop.set()
+    assert await asyncio.wait_for(serving, 10) == 0
+    assert logged(events)[-1]["event"] == "stopped"
+
+
+async def test_serve_role_names_a_taken_port(tmp_path: Path, events: io.StringIO):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = make_app(aggregator_settings(tmp_path, port), environ=ENV)
+        with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await serve_role(
+                app, app[SERVICE], asyncio.Event(), log=get_logger("aggregator"), tuning=TUNING
+            )
+    assert not any(e["event"] in ("listening", "stopped") for e in logged(events))
+
+
+async def test_the_table_route_refuses_pushes_until_the_receiver_exists():
+    receiver: list[TableReceiver] = []
+    app = web.Application()
+    add_table_route(app, lambda: receiver[0] if receiver else None)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post(TABLE_PATH, data=signed_table(bytes(64)))
+        assert response.status == 503
+        assert await response.json() == {"error": "starting", "detail": "no config yet"}
+
+
+async def test_building_and_starting_a_role_leaves_the_process_alone(tmp_path: Path):
+    """Tuning belongs to `urn ROLE` at process start, never to a service."""
+    before = (gc.get_threshold(), sys.getswitchinterval(), gc.get_freeze_count())
+    config = tmp_path / "urn.json"
+    config.write_text(json.dumps(document_dict(aggregators=[], resolvers=[])))
+    checker = make_checker_app(
+        CheckerSettings(id="chk-a1", az="a", config=str(config)),
+        environ=ENV,
+        transport=MemoryTransport(),
+    )
+    aggregator = make_app(aggregator_settings(tmp_path), environ=ENV, transport=MemoryTransport())
+    runners = [(await serve(app, "127.0.0.1", 0))[0] for app in (checker, aggregator)]
+    try:
+        async with running_resolver(config, dns=False):
+            after = (gc.get_threshold(), sys.getswitchinterval(), gc.get_freeze_count())
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+    assert after == before

@@ -1,0 +1,59 @@
+"""The configuration document: parsed and validated whole, into frozen dataclasses.
+
+One way in: `parse_text` (YAML or JSON text to a Document) is `load` then `validate`;
+`parse_document` validates an already-loaded mapping. `model` holds the dataclasses,
+`fields` the typed field reader, `load` the parsers, `validate` the document's rules.
+Never: reads files, URLs, environment variables or clocks; `urn.source` does the
+fetching, and key material is resolved by the services.
+Cost: O(size of document); runs once per config pass, never on a hot path.
+"""
+
+from __future__ import annotations
+
+from urn.config.load import load_text
+from urn.config.model import (
+    Answer,
+    Assignment,
+    Check,
+    CheckType,
+    Defaults,
+    Document,
+    Intervals,
+    KeySource,
+    Policy,
+    Quorum,
+    Record,
+    RecordType,
+    Tls,
+    in_zone,
+)
+from urn.config.validate import normalize_name, parse_document
+
+__all__ = [
+    "Answer",
+    "Assignment",
+    "Check",
+    "CheckType",
+    "Defaults",
+    "Document",
+    "Intervals",
+    "KeySource",
+    "Policy",
+    "Quorum",
+    "Record",
+    "RecordType",
+    "Tls",
+    "in_zone",
+    "normalize_name",
+    "parse_document",
+    "parse_text",
+]
+
+
+def parse_text(text: str | bytes, origin: str = "config") -> Document:
+    """Parse a YAML or JSON document and validate it; ConfigError names what is wrong.
+
+    A key repeated in one mapping is an error in YAML and JSON alike, never a silent
+    last-wins (urn.config.load).
+    """
+    return parse_document(load_text(text, origin))

@@ -1,0 +1,219 @@
+"""The configuration document's shape: frozen dataclasses and enums, nothing else.
+
+Owns: what a validated document holds (checks, records, answers, intervals, quorum,
+TLS and key sources) and its defaults, plus `in_zone`, the one name-in-zone relation.
+Never: validates, parses or reads anything; every instance here is already valid
+because `urn.config.validate` is the only code that builds one from a document.
+Cost: nothing at run time beyond the objects themselves (slotted, immutable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "Answer",
+    "Assignment",
+    "Check",
+    "CheckType",
+    "Defaults",
+    "Document",
+    "Intervals",
+    "KeySource",
+    "Policy",
+    "Quorum",
+    "Record",
+    "RecordType",
+    "Role",
+    "Tls",
+    "in_zone",
+]
+
+
+class CheckType(StrEnum):
+    HTTP = "http"
+    HTTPS = "https"
+    TCP = "tcp"
+    CALCULATED = "calculated"
+
+
+class Policy(StrEnum):
+    SIMPLE = "simple"
+    MULTIVALUE = "multivalue"
+    WEIGHTED = "weighted"
+    FAILOVER = "failover"
+
+
+class RecordType(StrEnum):
+    A = "A"
+    AAAA = "AAAA"
+    CNAME = "CNAME"
+    TXT = "TXT"
+
+
+Role = Literal["primary", "secondary"]
+
+
+@dataclass(frozen=True, slots=True)
+class Intervals:
+    probe: float = 1.0
+    push: float = 1.0
+    config: float = 5.0
+    # Checkers push on the wall-clock instants k * push; aggregators tick this long
+    # after each, once that round's tables have arrived.
+    aggregate_lag: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Quorum:
+    """How the fresh checkers' verdicts on a slot become the fleet's (docs/verdicts.md).
+
+    Unhealthy when at least `unhealthy_at` of the checkers with a verdict judge it
+    unhealthy, with at least `min_checkers` verdicts (fewer: unknown) and, with
+    `cross_az`, never on one AZ's word while another AZ's checkers judge it healthy.
+    Route 53's "healthy while more than 18 % of checkers say healthy" is 0.82.
+    """
+
+    unhealthy_at: float = 0.51  # a strict majority
+    min_checkers: int = 1
+    cross_az: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """Fleet-wide values a check inherits unless it sets its own.
+
+    One failed probe is enough for a checker's own verdict: the quorum across checkers,
+    whose probes of a check are spread evenly over the interval, is what rides out a
+    single bad probe, and it detects within a fraction of the interval (docs/verdicts.md).
+    """
+
+    failures: int = 1
+    of_last: int = 1
+    timeout: float = 1.0
+    quorum: Quorum = Quorum()
+
+
+@dataclass(frozen=True, slots=True)
+class KeySource:
+    """Where a push key comes from: an environment variable or a file."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"env {self.env}" if self.env else f"file {self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """Certificate paths for HTTPS listeners and for pushing over HTTPS."""
+
+    cert: str | None = None  # serve HTTPS with this chain ...
+    key: str | None = None  # ... and this key
+    ca: str | None = None  # verify peers (pushed-to servers, or client certs) against this
+    client_cert: str | None = None  # present this when pushing (mTLS)
+    client_key: str | None = None
+    require_client_cert: bool = False  # listeners demand a client certificate signed by `ca`
+
+    @property
+    def serves_https(self) -> bool:
+        return self.cert is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Which checkers probe which checks: all of them, or k by shuffle sharding."""
+
+    shuffle_shard: int | None = None
+    checkers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    slot: int
+    name: str
+    type: CheckType
+    failures: int
+    of_last: int
+    timeout: float
+    quorum: Quorum = Quorum()
+    host: str = ""
+    port: int = 0
+    path: str = "/"
+    search: str | None = None
+    verify_tls: bool = False
+    az: str | None = None
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    children: tuple[int, ...] = ()
+    healthy_if_at_least: int = 1
+
+    @property
+    def is_probed(self) -> bool:
+        return self.type is not CheckType.CALCULATED
+
+    @property
+    def target(self) -> tuple[object, ...]:
+        """What is probed: when this changes, the slot's old health means nothing."""
+        return (
+            self.type,
+            self.host,
+            self.port,
+            self.path,
+            self.search,
+            self.verify_tls,
+            self.children,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    value: str
+    check: int | None = None  # slot of the check guarding this answer; None: always healthy
+    weight: int = 1
+    role: Role | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    name: str  # lower case, absolute (trailing dot)
+    type: RecordType
+    ttl: int
+    policy: Policy
+    answers: tuple[Answer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    capacity: int
+    intervals: Intervals
+    staleness: float
+    skew: float
+    fail_open: bool
+    max_table_age: float
+    zones: tuple[str, ...]
+    aggregators: tuple[str, ...]
+    resolvers: tuple[str, ...]
+    defaults: Defaults
+    assignment: Assignment
+    push_key: KeySource
+    previous_push_keys: tuple[KeySource, ...]
+    tls: Tls
+    checks: tuple[Check, ...]
+    records: tuple[Record, ...]
+    digest: bytes  # SHA-256 of the canonical document; travels in every table
+
+    @property
+    def checks_by_slot(self) -> Mapping[int, Check]:
+        return {check.slot: check for check in self.checks}
+
+
+def in_zone(name: str, zone: str) -> bool:
+    """Whether the absolute name `name` is `zone` itself or lies under it."""
+    return name == zone or name.endswith("." + zone)
