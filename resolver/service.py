@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ import numpy as np
 from resolver.answer import NO_QUESTION, Responder, down_view, explain, unknown_view
 from resolver.dnsmsg import RCODES
 from resolver.dnsserver import DnsServer
+from resolver.health import FRESH, HealthView, freshness
 from resolver.records import QTYPES, compile_records, qtype_label
 from urn.clock import SystemClock
 from urn.drift import DriftMap
@@ -34,10 +36,11 @@ from urn.ticker import run_every
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from prometheus_client import CollectorRegistry
 
+    from resolver.health import HealthSource
     from resolver.settings import ResolverSettings
     from urn.clock import Clock
     from urn.config import Document
@@ -94,7 +97,9 @@ class ResolverService:
         registry: CollectorRegistry | None = None,
         rng: random.Random | None = None,
         environ: Mapping[str, str] | None = None,
+        source: Callable[[ResolverService], HealthSource] | None = None,
     ) -> None:
+        """`source` builds the health source answers read (default: the held table)."""
         from prometheus_client import CollectorRegistry
 
         self.settings = settings
@@ -117,6 +122,8 @@ class ResolverService:
         self._fail_open_flushed = 0
         self._malformed_flushed: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._cpu_mark = time.process_time()
+        self.source: HealthSource = self if source is None else source(self)
         self._init_labels()
         self.registry.register(
             TableCollector(
@@ -183,33 +190,31 @@ class ResolverService:
             return None
         return max(0.0, self.clock.time() - self.table.generated_at)
 
+    def current(self, document: Document, now: float) -> HealthView:
+        """The held table as a HealthSource: fresh, stale or none (resolver.health)."""
+        table = self.table
+        age = None if table is None else max(0.0, now - table.generated_at)
+        state = freshness(age, document.max_table_age)
+        detail = {
+            "age": None if age is None else round(age, 3),
+            "aggregator": None if table is None else table.sender,
+        }
+        if table is None or state != FRESH:
+            return HealthView(state, unknown_view(document.capacity), detail)
+        changed = self.drift.changed(table.digest)
+        self.table_as_read = table.array if changed is None else np.where(changed, 0, table.array)
+        return HealthView(state, down_view(table.array, changed), detail)
+
     def refresh(self) -> None:
-        """Judge the table's age and install the view queries read."""
+        """Ask the health source for the view queries read, and install it."""
         document, responder = self.document, self.responder
         if document is None or responder is None:
             return
-        age = self.table_age()
-        if self.table is None or age is None:
-            state = "no table yet"
-            responder.down = unknown_view(document.capacity)
-        elif age > document.max_table_age:
-            state = "stale"
-            responder.down = unknown_view(document.capacity)
-        else:
-            state = "fresh"
-            changed = self.drift.changed(self.table.digest)
-            responder.down = down_view(self.table.array, changed)
-            array = self.table.array
-            self.table_as_read = array if changed is None else np.where(changed, 0, array)
-        if state != self.state:
-            log.info(
-                "table_state",
-                state=state,
-                was=self.state,
-                age=None if age is None else round(age, 3),
-                aggregator=None if self.table is None else self.table.sender,
-            )
-            self.state = state
+        view = self.source.current(document, self.clock.time())
+        responder.down = view.down
+        if view.state != self.state:
+            log.info("table_state", state=view.state, was=self.state, **view.detail)
+            self.state = view.state
 
     def table_facts(self) -> dict[str, Any]:
         age = self.table_age()
@@ -395,6 +400,9 @@ class ResolverService:
     async def _tick(self) -> None:
         self.refresh()
         self.flush_metrics()
+        cpu = time.process_time()
+        self.metrics.tick_cpu.observe(cpu - self._cpu_mark)
+        self._cpu_mark = cpu
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)

@@ -1,7 +1,8 @@
-"""Edge resolver: urn's resolver with table ingestion replaced by delta application.
+"""Edge resolver: urn's resolver with its health source replaced by delta application.
 
 Everything that answers (records, policies, DNS/DoH/JSON listeners, metrics) is urn's
-`ResolverService`, so only health propagation differs between the designs. Instead of
+`ResolverService`, given this design's `resolver.health.HealthSource`, so only health
+propagation differs between the designs. Instead of
 whole tables on `/v1/table`, it takes event batches on `/v1/events`: one table per
 aggregator stream, patched event by event, with the answer path's down view (1 per
 unhealthy slot) patched in place alongside. Queries read the view of the first fresh
@@ -19,6 +20,7 @@ from bench.edge.common import EventReceiver
 from bench.edge.events import EVENTS_PATH
 from resolver.answer import unknown_view
 from resolver.app import TUNING, app_for
+from resolver.health import FRESH, NO_TABLE, HealthView
 from resolver.main import add_arguments as _resolver_arguments
 from resolver.service import ResolverService
 from resolver.settings import ResolverSettings
@@ -37,9 +39,11 @@ if TYPE_CHECKING:
 
     from bench.edge.events import Batch
     from urn.clock import Clock
+    from urn.config import Document
+    from urn.keys import Keyring
     from urn.push import Transport
 
-__all__ = ["EdgeResolverService", "PatchedView", "add_arguments", "run"]
+__all__ = ["PatchedSource", "PatchedView", "add_arguments", "make_app", "run"]
 
 log = get_logger("edge-resolver")
 
@@ -63,57 +67,52 @@ class PatchedView:
             down[slot] = status_of_byte(value) is Status.UNHEALTHY
 
 
-class EdgeResolverService(ResolverService):
-    """urn's resolver service fed by deltas instead of whole tables."""
+class PatchedSource:
+    """A `resolver.health.HealthSource` fed by event batches instead of whole tables.
 
-    def __init__(
-        self,
-        settings: ResolverSettings,
-        *,
-        clock: Clock | None = None,
-        registry: CollectorRegistry | None = None,
-        rng: random.Random | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(settings, clock=clock, registry=registry, rng=rng, environ=environ)
+    One patched view per aggregator stream; queries read the view of the first fresh
+    stream by sender id, or, with none fresh, every slot unknown (answered as healthy).
+    """
+
+    def __init__(self, service: ResolverService) -> None:
+        self.service = service
         self.views: dict[str, PatchedView] = {}
         self.events = EventReceiver(
             lambda: self._document().capacity,
             lambda: self._keys().accepted,
-            self.metrics,
+            service.metrics,
             self._apply_batch,
         )
-        self._cpu_mark = time.process_time()
+
+    def _document(self) -> Document:
+        document = self.service.document
+        if document is None:
+            raise RuntimeError("no config applied yet")
+        return document
+
+    def _keys(self) -> Keyring:
+        keys = self.service.keys
+        if keys is None:
+            raise RuntimeError("no config applied yet")
+        return keys
 
     def _apply_batch(self, batch: Batch) -> None:
         view = self.views.get(batch.sender)
         if view is None:
             view = self.views[batch.sender] = PatchedView(self._document().capacity)
         view.apply(batch.events, batch.snapshot)
-        self.refresh()
+        self.service.refresh()
 
-    def refresh(self) -> None:
-        document, responder = self.document, self.responder
-        if document is None or responder is None:
-            return
+    def current(self, document: Document, now: float) -> HealthView:
         streams = self.events.streams
         for sender in streams.stale_senders(time.monotonic(), document.staleness):
             streams.forget(sender)
             self.views.pop(sender, None)
         fresh = sorted(s for s in streams.streams if s in self.views)
-        state = "fresh" if fresh else "no table yet"
+        if not fresh:
+            return HealthView(NO_TABLE, unknown_view(document.capacity))
         # The answer path only indexes `down`, so the patched bytearray serves as it is.
-        view = self.views[fresh[0]].down if fresh else unknown_view(document.capacity)
-        responder.down = cast("bytes", view)
-        if state != self.state:
-            log.info("table_state", state=state, was=self.state)
-            self.state = state
-
-    async def _tick(self) -> None:
-        await super()._tick()
-        cpu = time.process_time()
-        self.metrics.tick_cpu.observe(cpu - self._cpu_mark)
-        self._cpu_mark = cpu
+        return HealthView(FRESH, cast("bytes", self.views[fresh[0]].down), {"stream": fresh[0]})
 
 
 def make_app(
@@ -128,11 +127,13 @@ def make_app(
     """urn's resolver app (`resolver.app.make_app`'s shape) around the edge service,
     with `/v1/events` added."""
     del transport  # the resolver pushes nothing
-    service = EdgeResolverService(
-        settings, clock=clock, registry=registry, rng=rng, environ=environ
+    service = ResolverService(
+        settings, clock=clock, registry=registry, rng=rng, environ=environ, source=PatchedSource
     )
+    source = service.source
+    assert isinstance(source, PatchedSource)
     app = app_for(service, client_max_size=64 * 1024 * 1024)
-    app.router.add_post(EVENTS_PATH, service.events.handle)
+    app.router.add_post(EVENTS_PATH, source.events.handle)
     return app
 
 
