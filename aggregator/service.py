@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from aggregator.explain import explain_slot
 from aggregator.tick import Plan, TickCore, TickResult
+from aggregator.warmup import is_blind, warm_up_seconds, warming_up
 from aggregator.window import Entry, Window
 from urn.clock import SystemClock
 from urn.drift import DriftMap
@@ -175,12 +176,8 @@ class Aggregator:
         staleness = self.document.staleness
         self.window.prune(now, staleness)
         entries = self.window.newest_fresh(now, staleness)
-        if not entries or (self._tick_at is not None and now - self._tick_at > staleness):
-            # Blind (no fresh checker table), or back from a stall longer than staleness (a
-            # freeze, a long pause): the window cannot be trusted until it refills, so warm
-            # up again instead of pushing UNKNOWN or one-observation verdicts over the
-            # tables peers and resolvers hold. Resolvers keep their last table meanwhile.
-            self._blind_at = now
+        if is_blind(len(entries), now, self._tick_at, staleness):
+            self._blind_at = now  # warm up again (aggregator/warmup.py)
         result: TickResult = self._core.compute(
             entries, self._plan, np.empty(self._plan.capacity, np.uint8)
         )
@@ -204,27 +201,18 @@ class Aggregator:
 
     @property
     def warm_up(self) -> float:
-        """Seconds after start during which ticks compute but do not push.
-
-        A replica that has just started holds few or no checker tables: its table
-        would say "unknown" (which resolvers answer as healthy) or "healthy" on one
-        observation for slots its peers know to be dead, and a resolver takes the
-        newest table from any aggregator. So it pushes only once its window has had
-        time to fill: `window` push intervals, at most `staleness`. The same holds after
-        a tick that found the window blind or came after a stall (see `compute`).
-        """
-        if self.settings.warm_up is not None:
-            return self.settings.warm_up
+        """Seconds after start, or after going blind, that ticks compute but do not push."""
         document = self.document
-        return min(self.settings.window * document.intervals.push, document.staleness)
+        return warm_up_seconds(
+            self.settings.window,
+            document.intervals.push,
+            document.staleness,
+            self.settings.warm_up,
+        )
 
     @property
     def warming_up(self) -> bool:
-        started = self._started_at
-        if started is None:
-            return True
-        since = started if self._blind_at is None else max(started, self._blind_at)
-        return self.clock.monotonic() - since < self.warm_up
+        return warming_up(self.clock.monotonic(), self._started_at, self._blind_at, self.warm_up)
 
     async def tick(self) -> None:
         """Compute and push to every resolver, whatever changed; never raises."""
