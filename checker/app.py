@@ -15,10 +15,11 @@ from checker.service import CheckerService
 from urn.clock import SystemClock
 from urn.http import add_observability_routes
 from urn.metrics import CheckerMetrics
+from urn.role import start_with_app
 from urn.runtime import Tuning
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import Mapping
 
     from checker.settings import CheckerSettings
     from urn.clock import Clock
@@ -27,11 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["GC_THRESHOLDS", "SERVICE", "TUNING", "make_app"]
 
 # Every probe allocates a dozen objects the cyclic collector tracks (task, coroutine,
-# transport, futures), and in-flight ones survive into older generations. At the
-# default thresholds (700, 10, 10) collections ran hundreds of times a second and full
-# ones every half second over every check's objects: at 14,000 probes/s offered the
-# checker fell behind (9,300 done, 107 us each); at these it keeps up (14,000 done,
-# 67 us each). Garbage cycles live a little longer; refcounting frees the rest at once.
+# transport, futures), and in-flight ones survive into older generations, so at the
+# default thresholds the collector, not the probes, bounds the probe rate (the figures
+# are in docs/checker.md). Garbage cycles live a little longer; refcounting frees the
+# rest at once.
 GC_THRESHOLDS = (20_000, 20, 100)
 # Every probe in flight holds a socket: the soft fd limit, raised to the hard one, sizes
 # how many may run at once (CheckerSettings.fd_limit carries it to the service).
@@ -56,11 +56,5 @@ def make_app(
     app = web.Application()
     app[SERVICE] = service
     add_observability_routes(app, registry, service.health)
-
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        await service.start()
-        yield
-        await service.stop()
-
-    app.cleanup_ctx.append(lifecycle)
+    start_with_app(app, service)
     return app

@@ -146,9 +146,8 @@ class ResolverService:
         document = loaded.document
         if self.responder is not None and document is self.document:
             # Identical bytes: the loader hands back the very Document it validated last
-            # pass, so the records in force are already its compilation. Compiling
-            # 10,000 answers again cost 150-250 ms of CPU every pass, and on a busy host
-            # that CPU came out of query latency (p99 spikes every pass).
+            # pass, so the records in force are already its compilation, and compiling
+            # again would spend, every pass, CPU that comes out of query latency.
             self.keys = loaded.keys
             self.refresh()
             return
