@@ -1,9 +1,13 @@
 """Answering: compiled records + the health table in force -> DNS, DoH-JSON and explain answers.
 
-Owns: the per-query path. Every query reads the table byte of EVERY candidate of the
-name (one C-level itemgetter over the down view), even when the first is healthy, then
-hands the policy's chooser that vector, or an all-healthy one when every candidate is down
-and fail_open is on. Unknown status and answers without a check count as healthy.
+Owns: the per-query path. `lookup` makes every decision of a query, for every transport:
+which node, NXDOMAIN or REFUSED by zone, the entry for the type or the CNAME, RFC 8482 for
+ANY, zone transfers refused, the SOA in authority for NXDOMAIN and NODATA; `Responder`
+only renders its result as wire bytes or a DoH-JSON body, and counts. Every query reads
+the table byte of EVERY candidate of the name (one C-level itemgetter over the down view),
+even when the first is healthy, then hands the policy's chooser that vector, or an
+all-healthy one when every candidate is down and fail_open is on. Unknown status and
+answers without a check count as healthy.
 Never: caches a health decision between queries, touches sockets or clocks, or uses
 dnspython per query (answer bytes are pre-encoded by `records`).
 Cost: O(question name + candidates) per query, the same whatever the health of the world.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +56,7 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Sequence
 
-    from resolver.records import Compiled, Entry
+    from resolver.records import Compiled, Entry, Node
     from urn.table import SlotArray
 
 __all__ = [
@@ -60,6 +64,7 @@ __all__ = [
     "Responder",
     "down_view",
     "explain",
+    "lookup",
     "qtype_label",
     "qtype_of",
     "resolve",
@@ -67,13 +72,23 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+if TYPE_CHECKING:
+    # What `lookup` decides, answers and authority in the form of the name asked; a plain
+    # tuple, not a class, because the hot path builds one per query:
+    # (rcode, authoritative, node or None, answers, authority SOA or None, failed open).
+    Lookup: TypeAlias = tuple[int, bool, Node | None, Sequence[T], T | None, bool]
+
 NO_QUESTION = -1  # tally key qtype for messages answered without a usable question
 _IN = 1
+_QR_AA = QR | AA
+_RD_CD = RD | CD  # the query flags a response copies
 _REST = struct.Struct(">HHHHH")  # flags, qd, an, ns, ar (after the id)
 _OPT_PLAIN = opt_record(0)
 _OPT_DO = opt_record(0x80)
-_ZONE_TRANSFERS = (251, 252)  # IXFR, AXFR
+_ZONE_TRANSFERS = frozenset((251, 252))  # IXFR, AXFR
 _HINFO_JSON = json.dumps(HINFO_ANY_TEXT)
+_RCODE_LABELS = {NOERROR: "noerror", NXDOMAIN: "nxdomain", REFUSED: "refused"}
+_REFUSED: Lookup[Any] = (REFUSED, False, None, (), None, False)  # no zone of ours, or not IN
 
 
 def resolve(
@@ -81,9 +96,77 @@ def resolve(
 ) -> tuple[list[T], bool]:
     """The chosen items (parallel to the entry's candidates) and whether fail-open applied."""
     status = entry.read(down)
-    if fail_open and sum(status) == entry.width:
+    if fail_open and status == entry.all_down:
         return entry.choose(entry, entry.zeros, rng, items), True
     return entry.choose(entry, status, rng, items), False
+
+
+@overload
+def lookup(
+    compiled: Compiled,
+    name: bytes,
+    qtype: int,
+    down: bytes,
+    rng: random.Random,
+    fail_open: bool,
+) -> Lookup[bytes]: ...
+@overload
+def lookup(
+    compiled: Compiled,
+    name: str,
+    qtype: int,
+    down: bytes,
+    rng: random.Random,
+    fail_open: bool,
+) -> Lookup[str]: ...
+def lookup(
+    compiled: Compiled,
+    name: bytes | str,
+    qtype: int,
+    down: bytes,
+    rng: random.Random,
+    fail_open: bool,
+) -> Lookup[Any]:
+    """Everything a class-IN query decides: `(rcode, authoritative, node, answers,
+    authority, failed_open)`, the one ladder behind every transport.
+
+    `name` is lower-case wire form (bytes) or canonical text (str); the answer records and
+    the authority record (the zone's SOA for NXDOMAIN and NODATA, which have no answers;
+    else None) come back in the same form: wire RRs or DoH-JSON fragments. `node` is the
+    name's node, None when the name does not exist. Pure but for the draws from `rng`:
+    callers count and render.
+    """
+    if isinstance(name, bytes):
+        node = compiled.by_wire.get(name)
+        if node is None:
+            zone = compiled.zone_for_wire(name)
+            return _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.soa_wire, False)
+        wire = True
+    else:
+        node = compiled.by_text.get(name)
+        if node is None:
+            zone = compiled.zone_for_text(name)
+            return _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.soa_json, False)
+        wire = False
+    entry = node.by_type.get(qtype) or node.cname
+    if entry is not None:
+        # `resolve`, inlined (one Python call less per query); test_lookup holds them equal.
+        items: Sequence[Any] = entry.wires if wire else entry.jsons
+        status = entry.read(down)
+        if fail_open and status == entry.all_down:
+            return NOERROR, True, node, entry.choose(entry, entry.zeros, rng, items), None, True
+        return NOERROR, True, node, entry.choose(entry, status, rng, items), None, False
+    if qtype == ANY:
+        hinfo = HINFO_ANY if wire else _hinfo_json(node)
+        return NOERROR, True, node, (hinfo,), None, False
+    if qtype in _ZONE_TRANSFERS:
+        return REFUSED, False, node, (), None, False
+    soa = node.zone.soa_wire if wire else node.zone.soa_json
+    return NOERROR, True, node, (), soa, False  # NODATA
+
+
+def _hinfo_json(node: Node) -> str:
+    return f'{{"name":{node.name_json},"type":13,"TTL":3600,"data":{_HINFO_JSON}}}'
 
 
 def down_view(table: SlotArray, changed: npt.NDArray[np.bool_] | None = None) -> bytes:
@@ -130,43 +213,23 @@ class Responder:
             name_end, qtype, qclass, edns, do_bit = parse_query(msg)
         except MessageError as exc:
             return self._refuse(msg, exc, tally)
-        compiled = self.compiled
-        node = compiled.by_wire.get(msg[12:name_end].lower())
-        flags = QR | AA | ((msg[2] << 8 | msg[3]) & (RD | CD))
-        answers = b""
-        ancount = nscount = 0
-        rcode = NOERROR
-        if qclass != _IN:
-            rcode = REFUSED
-            flags &= ~AA
-        elif node is None:
-            zone = compiled.zone_for_wire(msg[12:name_end].lower())
-            if zone is None:
-                rcode = REFUSED
-                flags &= ~AA
-            else:
-                rcode = NXDOMAIN
-                answers = zone.soa_wire
-                nscount = 1
+        if qclass == _IN:  # another class is refused before any lookup
+            rcode, authoritative, _, chosen, authority, failed_open = lookup(
+                self.compiled, msg[12:name_end].lower(), qtype, self.down, self.rng, self.fail_open
+            )
+            if failed_open:
+                self.fail_open_answers += 1
         else:
-            entry = node.by_type.get(qtype) or node.cname
-            if entry is not None:
-                chosen, failed_open = resolve(
-                    entry, self.down, self.rng, self.fail_open, entry.wires
-                )
-                if failed_open:
-                    self.fail_open_answers += 1
-                ancount = len(chosen)
-                answers = b"".join(chosen)
-            elif qtype == ANY:
-                answers = HINFO_ANY
-                ancount = 1
-            elif qtype in _ZONE_TRANSFERS:
-                rcode = REFUSED
-                flags &= ~AA
-            else:
-                answers = node.zone.soa_wire
-                nscount = 1
+            rcode, authoritative, _, chosen, authority, _ = _REFUSED
+        flags = (_QR_AA if authoritative else QR) | ((msg[2] << 8 | msg[3]) & _RD_CD)
+        if authority is None:
+            answers = b"".join(chosen)
+            ancount = len(chosen)
+            nscount = 0
+        else:  # NXDOMAIN or NODATA: the zone's SOA alone
+            answers = authority
+            ancount = 0
+            nscount = 1
         opt = (_OPT_DO if do_bit else _OPT_PLAIN) if edns else b""
         qend = name_end + 4
         if udp and qend + len(answers) + len(opt) > (min(edns, MAX_UDP_PAYLOAD) if edns else 512):
@@ -221,40 +284,22 @@ class Responder:
 
     def json(self, name: str, qtype: int, tally: dict[tuple[int, int], int]) -> str:
         """The DoH-JSON body for a canonical (lower-case, absolute) name and a type."""
-        node = self.compiled.by_text.get(name)
-        extra = ""
-        answers = ""
-        authority = ""
-        rcode = NOERROR
-        if node is None:
-            zone = self.compiled.zone_for_text(name)
-            if zone is None:
-                rcode = REFUSED
-            else:
-                rcode = NXDOMAIN
-                authority = zone.soa_json
-            name_json = json.dumps(name)
+        rcode, _, node, chosen, authority, failed_open = lookup(
+            self.compiled, name, qtype, self.down, self.rng, self.fail_open
+        )
+        name_json = json.dumps(name) if node is None else node.name_json
+        if authority is not None:  # NXDOMAIN or NODATA: the zone's SOA alone
+            answers = ""
+            extra = f',"Authority":[{authority}]'
+        elif failed_open:
+            self.fail_open_answers += 1
+            answers = ",".join(chosen)
+            extra = ',"fail_open":true'
         else:
-            name_json = node.name_json
-            entry = node.by_type.get(qtype) or node.cname
-            if entry is not None:
-                chosen, failed_open = resolve(
-                    entry, self.down, self.rng, self.fail_open, entry.jsons
-                )
-                if failed_open:
-                    self.fail_open_answers += 1
-                    extra = ',"fail_open":true'
-                answers = ",".join(chosen)
-            elif qtype == ANY:
-                answers = f'{{"name":{name_json},"type":13,"TTL":3600,"data":{_HINFO_JSON}}}'
-            elif qtype in _ZONE_TRANSFERS:
-                rcode = REFUSED
-            else:
-                authority = node.zone.soa_json
+            answers = ",".join(chosen)
+            extra = ""
         key = (qtype, rcode)
         tally[key] = tally.get(key, 0) + 1
-        if authority:
-            extra = f',"Authority":[{authority}]{extra}'
         return (
             f'{{"Status":{rcode},"TC":false,"RD":false,"RA":false,"AD":false,"CD":false,'
             f'"Question":[{{"name":{name_json},"type":{qtype}}}],"Answer":[{answers}]{extra}}}'
@@ -280,9 +325,8 @@ def explain(
     """
     node = compiled.by_text.get(name)
     result: dict[str, Any] = {"name": name, "table": table, "fail_open_config": fail_open}
-    if node is None:
-        zone = compiled.zone_for_text(name)
-        result["rcode"] = "nxdomain" if zone is not None else "refused"
+    if node is None:  # NXDOMAIN or REFUSED as a query decides it; it draws nothing from rng
+        result["rcode"] = _RCODE_LABELS[lookup(compiled, name, qtype or 0, down, rng, fail_open)[0]]
         result["records"] = []
         return result
     result["rcode"] = "noerror"

@@ -86,8 +86,8 @@ class Entry:
     policy: Policy
     candidates: tuple[Candidate, ...]
     read: Callable[[bytes], tuple[int, ...]]  # every candidate's byte of the down view
-    width: int  # len(read(view)); all down when sum(read(view)) == width
-    zeros: tuple[int, ...]  # an all-healthy vector of that width, for fail-open
+    all_down: tuple[int, ...]  # what `read` returns when every candidate is down
+    zeros: tuple[int, ...]  # the all-healthy vector, as long, for fail-open
     wires: tuple[bytes, ...]
     jsons: tuple[str, ...]
     order: tuple[int, ...]
@@ -240,7 +240,7 @@ def _make_entry(
         policy=policy,
         candidates=candidates,
         read=read,
-        width=width,
+        all_down=(1,) * width,
         zeros=(0,) * width,
         wires=tuple(c.wire for c in candidates),
         jsons=tuple(c.json for c in candidates),
