@@ -5,9 +5,9 @@ Owns: simple, multivalue, weighted and failover selection, and the shape of fail
 weighted picks by weight among weight > 0 answers (weight 0 ones only when every weight > 0
 answer is down, or all of them when every weight is 0).
 Never: reads clocks, tables or sockets, or keeps state between queries. Randomness comes
-from the `rng` passed in. Fail-open itself is decided by `answer.lookup` (and `answer.resolve`
-for explanations, by the same rule), which hands a
-chooser an all-healthy status vector, so the same code path runs either way.
+from the `rng` passed in. Fail-open itself is decided by `answer.lookup` (and, by the same
+rule, `answer.resolve` for explanations), which hands a chooser an all-healthy status
+vector, so the same code path runs either way.
 Cost: O(candidates) per call, whatever their health; choosers see a `down` vector (1 for
 unhealthy, 0 otherwise) already read from the table for every candidate.
 """
