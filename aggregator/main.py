@@ -8,12 +8,10 @@ from aggregator.app import SERVICE, TUNING, make_app
 from aggregator.settings import DEFAULT_LISTEN, AggregatorSettings
 from aggregator.window import DEFAULT_DEPTH
 from urn.logs import get_logger
-from urn.role import add_role_arguments, serve_role
-from urn.runtime import run_main, tune_process
+from urn.role import add_role_arguments, run_role
 
 if TYPE_CHECKING:
     import argparse
-    import asyncio
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,10 +30,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    async def main(stop: asyncio.Event) -> int:
-        settings = AggregatorSettings.from_args(args)
-        tune_process(TUNING)
-        app = make_app(settings)
-        return await serve_role(app, app[SERVICE], stop, log=log, tuning=TUNING)
-
-    return run_main(main, args.loop)
+    return run_role(args, AggregatorSettings.from_args, make_app, SERVICE, tuning=TUNING, log=log)

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aggregator.window import DEFAULT_DEPTH
-from urn.errors import StartupError
-from urn.role import address_flag
+from urn.role import role_fields, validated
 from urn.wire import SENDER_BYTES
 
 if TYPE_CHECKING:
@@ -47,14 +46,5 @@ class AggregatorSettings:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Self:
         """Validated settings from `urn aggregator` flags; StartupError naming the bad flag."""
-        host, port = address_flag("--listen", args.listen, DEFAULT_PORT)
-        try:
-            return cls(
-                id=args.id,
-                config=args.config,
-                listen_host=host,
-                listen_port=port,
-                window=args.window,
-            )
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
+        shared = role_fields(args, DEFAULT_PORT)
+        return validated(lambda: cls(**shared, window=args.window))

@@ -356,19 +356,23 @@ def _run_child(flag: str, spec: dict[str, Any], timeout: float) -> dict[str, Any
     return result
 
 
+def _measured_child(
+    flag: str, spec: dict[str, Any], args: argparse.Namespace, farm: Any, *, slack: float
+) -> dict[str, Any]:
+    """`_run_child` with the run's warm-up, duration and CPU added to `spec`, given
+    `slack` seconds past them; the target farm (if any) is stopped afterwards."""
+    spec = {**spec, "warmup": args.warmup, "duration": args.duration, "cpu": args.checker_cpu}
+    try:
+        return _run_child(flag, spec, timeout=args.warmup + args.duration + slack)
+    finally:
+        if farm is not None:
+            _stop_farm(farm)
+
+
 def floor(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
     farm, targets = _start_farm("healthy", args.targets, args.slow_delay, args.farm_cpu)
-    spec = {
-        "targets": targets,
-        "concurrency": concurrency,
-        "warmup": args.warmup,
-        "duration": args.duration,
-        "cpu": args.checker_cpu,
-    }
-    try:
-        result = _run_child("--floor", spec, timeout=args.warmup + args.duration + 60)
-    finally:
-        _stop_farm(farm)
+    spec = {"targets": targets, "concurrency": concurrency}
+    result = _measured_child("--floor", spec, args, farm, slack=60)
     done = result["completed_per_s"]
     result["cpu_util"] = result["cpu_s"] / result["wall_s"]
     result["cpu_us_per_probe"] = result["cpu_s"] / max(done * result["wall_s"], 1) * 1e6
@@ -447,15 +451,8 @@ def scenario(
         "interval": interval,
         "timeout": timeout,
         "prober": prober,
-        "warmup": args.warmup,
-        "duration": args.duration,
-        "cpu": args.checker_cpu,
     }
-    try:
-        result = _run_child("--checker", spec, timeout=args.warmup + args.duration + 120)
-    finally:
-        if farm is not None:
-            _stop_farm(farm)
+    result = _measured_child("--checker", spec, args, farm, slack=120)
     result.update(
         mode=mode,
         checks=checks,

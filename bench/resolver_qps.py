@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -208,7 +209,9 @@ def run_dnsperf(
 
 def run_wrk(resolver: Resolver | Baseline, seconds: float, cpu: int | None) -> Run:
     url = f"{resolver.url}/v1/resolve?name={resolver.names[0]}&type=A"
-    command = ["wrk", "-t", "1", "-c", "32", "-d", f"{seconds:g}s", "--latency", url]
+    # wrk takes whole seconds only (it refuses "0.3s" with its usage text).
+    duration = f"{max(1, math.ceil(seconds))}s"
+    command = ["wrk", "-t", "1", "-c", "32", "-d", duration, "--latency", url]
     out = subprocess.run(
         _pinned(command, cpu), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout

@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING
 from checker.app import SERVICE, TUNING, make_app
 from checker.settings import DEFAULT_LISTEN, CheckerSettings
 from urn.logs import get_logger
-from urn.role import add_role_arguments, serve_role
-from urn.runtime import run_main, tune_process
+from urn.role import add_role_arguments, run_role
 
 if TYPE_CHECKING:
     import argparse
-    import asyncio
 
 __all__ = ["add_arguments", "run"]
 
@@ -44,11 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    async def main(stop: asyncio.Event) -> int:
-        settings = CheckerSettings.from_args(args)
-        # The checker sizes its probe concurrency by the fd limit the tuning leaves.
-        settings = replace(settings, fd_limit=tune_process(TUNING))
-        app = make_app(settings)
-        return await serve_role(app, app[SERVICE], stop, log=log, tuning=TUNING)
+    return run_role(
+        args,
+        CheckerSettings.from_args,
+        make_app,
+        SERVICE,
+        tuning=TUNING,
+        log=log,
+        fit_to_process=_with_fd_limit,
+    )
 
-    return run_main(main, args.loop)
+
+def _with_fd_limit(settings: CheckerSettings, fd_limit: tuple[int, int]) -> CheckerSettings:
+    # The checker sizes its probe concurrency by the fd limit the tuning leaves.
+    return replace(settings, fd_limit=fd_limit)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from urn.errors import StartupError
-from urn.role import address_flag
+from urn.role import role_fields, validated
 
 if TYPE_CHECKING:
     import argparse
@@ -88,26 +88,22 @@ class CheckerSettings:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Self:
         """Validated settings from `urn checker` flags; StartupError naming the bad flag."""
-        host, port = address_flag("--listen", args.listen, DEFAULT_PORT)
+        shared = role_fields(args, DEFAULT_PORT)
         try:
             select = tuple(parse_selector(text) for text in args.select)
         except ValueError as exc:
             raise StartupError(f"--select: {exc}") from None
         if args.max_concurrency is not None and args.max_concurrency < 1:
             raise StartupError(f"--max-concurrency {args.max_concurrency}: must be at least 1")
-        try:
-            return cls(
-                id=args.id,
+        return validated(
+            lambda: cls(
+                **shared,
                 az=args.az,
-                config=args.config,
-                listen_host=host,
-                listen_port=port,
                 select=select,
                 probe_ca=args.probe_ca,
                 max_concurrency=args.max_concurrency,
             )
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
+        )
 
     def selects(self, check: Check) -> bool:
         """True when no selector is given or any selector matches."""

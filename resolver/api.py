@@ -24,6 +24,8 @@ from resolver.answer import qtype_of
 from urn.names import canonical_name
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from resolver.answer import Responder
     from resolver.service import ResolverService
 
@@ -33,6 +35,19 @@ DNS_MESSAGE = "application/dns-message"
 MAX_DNS_MESSAGE = 65535
 _MAX_DNS_PARAM = (MAX_DNS_MESSAGE * 4 + 2) // 3 + 4
 READ_TIMEOUT = 5.0
+_TYPE_A = qtype_of("A")  # what /v1/resolve asks for when the query names no type
+
+
+def _question(query: Mapping[str, str]) -> tuple[str, int | None]:
+    """The canonical name a query string asks about, and its type (None: it names none).
+
+    ValueError saying what is wrong: no name, a bad name, or a bad type.
+    """
+    name = query.get("name")
+    if name is None:
+        raise ValueError("missing query parameter 'name'")
+    qtype = query.get("type")
+    return canonical_name(name), None if qtype is None else qtype_of(qtype)
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
@@ -56,15 +71,12 @@ def add_routes(app: web.Application, service: ResolverService) -> None:
         return service.responder
 
     async def resolve(request: web.Request) -> web.Response:
-        query = request.query
-        name = query.get("name")
-        if name is None:
-            return _bad("missing query parameter 'name'")
         try:
-            canonical = canonical_name(name)
-            qtype = qtype_of(query.get("type", "A"))
+            canonical, qtype = _question(request.query)
         except ValueError as exc:
             return _bad(str(exc))
+        if qtype is None:
+            qtype = _TYPE_A
         counter[0] += 1
         if counter[0] & mask:
             body = responder().json(canonical, qtype, json_tally)
@@ -75,13 +87,8 @@ def add_routes(app: web.Application, service: ResolverService) -> None:
         return web.Response(text=body, content_type="application/json")
 
     async def explain(request: web.Request) -> web.Response:
-        query = request.query
-        name = query.get("name")
-        if name is None:
-            return _bad("missing query parameter 'name'")
         try:
-            canonical = canonical_name(name)
-            qtype = qtype_of(query["type"]) if "type" in query else None
+            canonical, qtype = _question(request.query)
         except ValueError as exc:
             return _bad(str(exc))
         responder()

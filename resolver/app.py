@@ -13,11 +13,12 @@ from aiohttp import web
 from resolver.api import add_routes
 from resolver.service import ResolverService
 from urn.http import add_table_route
+from urn.role import start_with_app
 from urn.runtime import Tuning
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import Mapping
 
     from prometheus_client import CollectorRegistry
 
@@ -67,11 +68,5 @@ def app_for(service: ResolverService, *, client_max_size: int = 64 * 1024) -> we
     app[SERVICE] = service
     add_routes(app, service)
     add_table_route(app, lambda: service.receiver)
-
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        await service.start()
-        yield
-        await service.stop()
-
-    app.cleanup_ctx.append(lifecycle)
+    start_with_app(app, service)
     return app

@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING
 from resolver.app import SERVICE, TUNING, make_app
 from resolver.settings import DEFAULT_DNS, DEFAULT_LISTEN, ResolverSettings
 from urn.logs import get_logger
-from urn.role import add_role_arguments, serve_role
-from urn.runtime import run_main, tune_process
+from urn.role import add_role_arguments, run_role
 
 if TYPE_CHECKING:
     import argparse
-    import asyncio
 
 __all__ = ["add_arguments", "run"]
 
@@ -30,10 +28,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    async def main(stop: asyncio.Event) -> int:
-        settings = ResolverSettings.from_args(args)
-        tune_process(TUNING)
-        app = make_app(settings)
-        return await serve_role(app, app[SERVICE], stop, log=log, tuning=TUNING)
-
-    return run_main(main, args.loop)
+    return run_role(args, ResolverSettings.from_args, make_app, SERVICE, tuning=TUNING, log=log)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from urn.errors import StartupError
-from urn.role import address_flag
+from urn.role import address_flag, role_fields, validated
 
 if TYPE_CHECKING:
     import argparse
@@ -44,19 +43,9 @@ class ResolverSettings:
     def from_args(cls, args: argparse.Namespace) -> Self:
         """Validated settings from `urn resolver` flags (`--dns none`: no DNS listeners);
         StartupError naming the bad flag."""
-        host, port = address_flag("--listen", args.listen, DEFAULT_PORT)
+        shared = role_fields(args, DEFAULT_PORT)
         dns_host: str | None = None
         dns_port = DEFAULT_DNS_PORT
         if args.dns.strip().lower() not in NO_DNS:
             dns_host, dns_port = address_flag("--dns", args.dns, DEFAULT_DNS_PORT)
-        try:
-            return cls(
-                id=args.id,
-                config=args.config,
-                listen_host=host,
-                listen_port=port,
-                dns_host=dns_host,
-                dns_port=dns_port,
-            )
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
+        return validated(lambda: cls(**shared, dns_host=dns_host, dns_port=dns_port))

@@ -27,6 +27,7 @@ from sim.fleet import Fleet
 from sim.observe import Samples, metric, scrape
 from sim.scenario import FleetPlan, attribute, build_document
 from sim.testing import free_port, wait_until
+from sim.verdict import judge
 
 if TYPE_CHECKING:
     import ssl
@@ -34,12 +35,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sim.farm_layout import TargetSpec
+    from sim.verdict import Seen, Verdict
 
 __all__ = [
     "FAST_FLEET",
     "LiveFleet",
+    "detection_bound",
     "expected_answers",
     "fast_plan",
+    "judge_outage",
     "live_fleet",
     "plan_with_ports",
     "right_answer",
@@ -84,6 +88,34 @@ FAST_FLEET: dict[str, Any] = {
 def fast_plan(**overrides: Any) -> FleetPlan:
     """`plan_with_ports` with the FAST_FLEET timings, then `overrides`."""
     return plan_with_ports(**{**FAST_FLEET, **overrides})
+
+
+def detection_bound(plan: FleetPlan) -> float:
+    """Seconds after an AZ fails by which the fault tests hold `plan`'s fleet to serving
+    none of its answers: two probe intervals, a probe timeout and two pushes."""
+    return plan.probe_interval + plan.timeout + 2 * plan.push_interval + plan.probe_interval
+
+
+def judge_outage(
+    records: Sequence[Mapping[str, Any]],
+    history: Mapping[str, Sequence[Seen]],
+    plan: FleetPlan,
+    dead_az: str,
+    outage: tuple[float, float],
+) -> Verdict:
+    """`sim.verdict.judge` of `dead_az` down over `outage` (failed at, restored at), held
+    to `detection_bound(plan)` both for turning away and for settling after the restore."""
+    failed_at, restored_at = outage
+    bound = detection_bound(plan)
+    return judge(
+        records,
+        history,
+        dead_az=dead_az,
+        failed_at=failed_at,
+        restored_at=restored_at,
+        bound=bound,
+        settle=bound,
+    )
 
 
 def _az(value: str) -> str | None:

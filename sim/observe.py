@@ -21,7 +21,7 @@ import dns.rdatatype
 from prometheus_client.parser import text_string_to_metric_families
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 
 __all__ = ["DnsWatcher", "JsonWatcher", "Observation", "metric", "scrape"]
@@ -61,6 +61,28 @@ class Observation:
     latency: float
 
 
+async def _paced(stop: asyncio.Event, rate: float) -> AsyncIterator[int]:
+    """0, 1, 2, ... at `rate` per second until `stop` is set.
+
+    Behind schedule, the next comes at once (after one pass of the loop, so answers
+    already in are read) and the schedule restarts from now rather than bursting.
+    """
+    period = 1.0 / rate
+    deadline = time.monotonic()
+    i = 0
+    while not stop.is_set():
+        yield i
+        i += 1
+        deadline += period
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        else:
+            deadline = time.monotonic()
+            await asyncio.sleep(0)
+
+
 @dataclass
 class DnsWatcher:
     """Queries every name in turn over UDP at `rate` per second; keeps every answer."""
@@ -82,25 +104,13 @@ class DnsWatcher:
         try:
             order = list(self.names)
             random.shuffle(order)
-            period = 1.0 / self.rate
-            deadline = time.monotonic()
-            i = 0
-            while not stop.is_set():
+            async for i in _paced(stop, self.rate):
                 name = order[i % len(order)]
-                i += 1
                 query = queries[name]
                 query.id = random.getrandbits(16)
                 self._expire()
                 self._wires[query.id] = (name, time.monotonic())
                 transport.sendto(query.to_wire())
-                deadline += period
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
-                else:
-                    deadline = time.monotonic()
-                    await asyncio.sleep(0)
         finally:
             transport.close()
 
@@ -150,14 +160,10 @@ class JsonWatcher:
     lost: int = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        period = 1.0 / self.rate
         client_timeout = aiohttp.ClientTimeout(total=self.timeout)
         async with aiohttp.ClientSession(timeout=client_timeout) as session:
-            deadline = time.monotonic()
-            i = 0
-            while not stop.is_set():
+            async for i in _paced(stop, self.rate):
                 name = self.names[i % len(self.names)]
-                i += 1
                 sent = time.monotonic()
                 try:
                     async with session.get(
@@ -172,13 +178,6 @@ class JsonWatcher:
                     self.history.setdefault(name, []).append(
                         Observation(now, answers, int(body.get("Status", -1)), now - sent)
                     )
-                deadline += period
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
-                else:
-                    deadline = time.monotonic()
 
 
 class _Receiver(asyncio.DatagramProtocol):

@@ -1,4 +1,5 @@
-"""Fixtures every tier shares: a fresh metrics registry, a FakeClock, a throwaway CA.
+"""Fixtures every tier shares: a fresh metrics registry, a FakeClock, a throwaway CA,
+urn's log lines captured.
 
 Tiers (each mirrors the package layout inside it):
   unit/       pure cores and static checks of the tree: no event loop where possible, no ports
@@ -11,11 +12,19 @@ Test helpers live in `sim/testing/`, importable by benchmarks and the demo too.
 
 from __future__ import annotations
 
+import io
+import logging
+from typing import TYPE_CHECKING
+
 import pytest
 import trustme
 from prometheus_client import CollectorRegistry
 
 from urn.clock import FakeClock
+from urn.logs import setup_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @pytest.fixture
@@ -33,3 +42,15 @@ def fake_clock() -> FakeClock:
 def ca() -> trustme.CA:
     """One certificate authority for the whole run; tests issue what they need from it."""
     return trustme.CA()
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """urn's JSON log lines at info into a buffer (read them with `log_events`); the
+    "urn" logger is put back as it was afterwards."""
+    out = io.StringIO()
+    logger = logging.getLogger("urn")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    setup_logging("info", out)
+    yield out
+    logger.handlers[:], logger.level, logger.propagate = saved

@@ -20,7 +20,7 @@ from urn.errors import WIRE_ERRORS
 from urn.table import FAILURE_REASONS, Reason, SlotArray, Status, reasons_of, statuses_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 __all__ = [
     "AggregatorMetrics",
@@ -37,6 +37,24 @@ TABLE_RESULTS = ("accepted", *(e.reason for e in WIRE_ERRORS))
 PUSH_RESULTS = ("ok", "timeout", "error", "rejected")
 
 
+class _Declare:
+    """Metric constructors bound to one registry: a declaration names only what it owns."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, documentation, labels, registry=self._registry)
+
+    def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self._registry)
+
+    def histogram(
+        self, name: str, documentation: str, labels: Sequence[str] = (), *, buckets: Sequence[float]
+    ) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self._registry)
+
+
 class CommonMetrics:
     """What every process exports: config loads, pushes, tick cost, build."""
 
@@ -49,57 +67,46 @@ class CommonMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        info = Gauge(
-            "urn_build_info",
-            "Constant 1, labelled by version and role",
-            ["version", "role"],
-            registry=registry,
+        declare = _Declare(registry)
+        info = declare.gauge(
+            "urn_build_info", "Constant 1, labelled by version and role", ["version", "role"]
         )
         info.labels(__version__, self.component).set(1)
-        self.config_loads = Counter(
-            "urn_config_loads",
-            "Config passes by result (ok, error)",
-            ["result"],
-            registry=registry,
+        self.config_loads = declare.counter(
+            "urn_config_loads", "Config passes by result (ok, error)", ["result"]
         )
         for result in ("ok", "error"):
             self.config_loads.labels(result)
-        self.config_last_ok = Gauge(
+        self.config_last_ok = declare.gauge(
             "urn_config_last_success_timestamp_seconds",
             "Wall time of the last config pass that applied a good document",
-            registry=registry,
         )
-        self.config_digest = Gauge(
+        self.config_digest = declare.gauge(
             "urn_config_digest_info",
             "Constant 1, labelled by the first 16 hex digits of the SHA-256 of the config"
             " document in force (the digest every table carries)",
             ["digest"],
-            registry=registry,
         )
-        self.pushes = Counter(
-            "urn_pushes", "Table pushes by peer and result", ["peer", "result"], registry=registry
+        self.pushes = declare.counter(
+            "urn_pushes", "Table pushes by peer and result", ["peer", "result"]
         )
-        self.push_bytes = Counter(
-            "urn_push_bytes", "Bytes of tables pushed, by peer", ["peer"], registry=registry
+        self.push_bytes = declare.counter(
+            "urn_push_bytes", "Bytes of tables pushed, by peer", ["peer"]
         )
-        self.push_duration = Histogram(
+        self.push_duration = declare.histogram(
             "urn_push_duration_seconds",
             "Time to push one table to one peer",
             ["peer"],
             buckets=PROBE_BUCKETS,
-            registry=registry,
         )
-        self.tick_cpu = Histogram(
+        self.tick_cpu = declare.histogram(
             "urn_tick_cpu_seconds",
             "CPU seconds spent by one tick (checker: the process over a push interval;"
             " aggregator: the loop thread computing the table)",
             buckets=TICK_BUCKETS,
-            registry=registry,
         )
-        self.ticks_late = Counter(
-            "urn_ticks_late",
-            "Ticks that started after their deadline had passed",
-            registry=registry,
+        self.ticks_late = declare.counter(
+            "urn_ticks_late", "Ticks that started after their deadline had passed"
         )
 
     def peers(self, urls: Iterable[str]) -> None:
@@ -113,14 +120,14 @@ class CommonMetrics:
 class _ReceivesTables(CommonMetrics):
     def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__(registry)
-        self.tables_received = Counter(
+        declare = _Declare(registry)
+        self.tables_received = declare.counter(
             "urn_tables_received",
             "Tables received by sender and result (accepted or reason)",
             ["sender", "result"],
-            registry=registry,
         )
-        self.tables_rejected = Counter(
-            "urn_tables_rejected", "Tables rejected, by reason", ["reason"], registry=registry
+        self.tables_rejected = declare.counter(
+            "urn_tables_rejected", "Tables rejected, by reason", ["reason"]
         )
         for result in TABLE_RESULTS[1:]:
             self.tables_rejected.labels(result)
@@ -136,67 +143,51 @@ class CheckerMetrics(CommonMetrics):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__(registry)
-        self.probes = Counter(
-            "urn_probes",
-            "Probes by result (healthy or failure reason)",
-            ["result"],
-            registry=registry,
+        declare = _Declare(registry)
+        self.probes = declare.counter(
+            "urn_probes", "Probes by result (healthy or failure reason)", ["result"]
         )
         for reason in (Reason.HEALTHY, *FAILURE_REASONS, Reason.LOCAL):
             self.probes.labels(reason.label)
-        self.local_errors = Counter(
+        self.local_errors = declare.counter(
             "urn_probe_local_errors",
             "Probes that failed on this checker's own side (EMFILE, ENOBUFS, its resolver):"
             " reported as no data, never as a target failure",
-            registry=registry,
         )
-        self.stale_slots = Gauge(
+        self.stale_slots = declare.gauge(
             "urn_stale_slots",
             "Assigned slots pushed as no data at the last push because no probe of theirs"
             " finished recently enough (skipped or stalled probes)",
-            registry=registry,
         )
-        self.probe_duration = Histogram(
-            "urn_probe_duration_seconds",
-            "Probe start to verdict",
-            buckets=PROBE_BUCKETS,
-            registry=registry,
+        self.probe_duration = declare.histogram(
+            "urn_probe_duration_seconds", "Probe start to verdict", buckets=PROBE_BUCKETS
         )
-        self.probe_lateness = Histogram(
+        self.probe_lateness = declare.histogram(
             "urn_probe_lateness_seconds",
             "How late a probe started against its schedule",
             buckets=PROBE_BUCKETS,
-            registry=registry,
         )
-        self.checks_assigned = Gauge(
-            "urn_checks_assigned", "Checks this checker probes", registry=registry
+        self.checks_assigned = declare.gauge("urn_checks_assigned", "Checks this checker probes")
+        self.concurrency_limit = declare.gauge(
+            "urn_probe_concurrency_limit", "Most probes allowed in flight at once"
         )
-        self.concurrency_limit = Gauge(
-            "urn_probe_concurrency_limit",
-            "Most probes allowed in flight at once",
-            registry=registry,
-        )
-        self.concurrency_needed = Gauge(
+        self.concurrency_needed = declare.gauge(
             "urn_probe_concurrency_needed",
             "In-flight probes the config can need (probes/s x timeout) when every target hangs",
-            registry=registry,
         )
-        self.fd_limit = Gauge(
-            "urn_fd_limit",
-            "Soft file-descriptor limit after raising it to the hard limit",
-            registry=registry,
+        self.fd_limit = declare.gauge(
+            "urn_fd_limit", "Soft file-descriptor limit after raising it to the hard limit"
         )
-        self.tables_pushed_bytes = Gauge(
-            "urn_table_bytes", "Encoded size of one pushed table", registry=registry
+        self.tables_pushed_bytes = declare.gauge(
+            "urn_table_bytes", "Encoded size of one pushed table"
         )
-        self.probes_skipped = Counter(
+        self.probes_skipped = declare.counter(
             "urn_probes_skipped",
             "Probes not started because this checker fell over one interval behind (never"
             " reported as target failures)",
-            registry=registry,
         )
-        self.probes_in_flight = Gauge(
-            "urn_probes_in_flight", "Probes open at the last push tick", registry=registry
+        self.probes_in_flight = declare.gauge(
+            "urn_probes_in_flight", "Probes open at the last push tick"
         )
 
 
@@ -205,14 +196,11 @@ class AggregatorMetrics(_ReceivesTables):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__(registry)
-        self.fresh_checkers = Gauge(
-            "urn_fresh_checkers",
-            "Checkers with at least one table within staleness",
-            registry=registry,
+        declare = _Declare(registry)
+        self.fresh_checkers = declare.gauge(
+            "urn_fresh_checkers", "Checkers with at least one table within staleness"
         )
-        self.fresh_azs = Gauge(
-            "urn_fresh_azs", "Distinct AZs among the fresh checkers", registry=registry
-        )
+        self.fresh_azs = declare.gauge("urn_fresh_azs", "Distinct AZs among the fresh checkers")
 
 
 class ResolverMetrics(_ReceivesTables):
@@ -220,29 +208,21 @@ class ResolverMetrics(_ReceivesTables):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__(registry)
-        self.queries = Counter(
-            "urn_queries",
-            "Queries by transport, type and rcode",
-            ["transport", "qtype", "rcode"],
-            registry=registry,
+        declare = _Declare(registry)
+        self.queries = declare.counter(
+            "urn_queries", "Queries by transport, type and rcode", ["transport", "qtype", "rcode"]
         )
-        self.query_duration = Histogram(
+        self.query_duration = declare.histogram(
             "urn_query_duration_seconds",
             "Time to answer one query, by transport",
             ["transport"],
             buckets=QUERY_BUCKETS,
-            registry=registry,
         )
-        self.fail_open_answers = Counter(
-            "urn_fail_open_answers",
-            "Answers given as if healthy because every answer was down",
-            registry=registry,
+        self.fail_open_answers = declare.counter(
+            "urn_fail_open_answers", "Answers given as if healthy because every answer was down"
         )
-        self.malformed = Counter(
-            "urn_dns_malformed",
-            "DNS messages refused before answering, by reason",
-            ["reason"],
-            registry=registry,
+        self.malformed = declare.counter(
+            "urn_dns_malformed", "DNS messages refused before answering, by reason", ["reason"]
         )
 
 

@@ -10,16 +10,15 @@ interval: receiving, applying, expiring and sending.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 import numpy as np
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from bench.edge.common import EventReceiver, send_batches
+from bench.edge.common import EventReceiver, edge_health, push_at_interval, send_batches
 from bench.edge.events import EVENTS_PATH, Outbox
 from bench.edge.state import EdgeAggregate
 from urn.clock import SystemClock
@@ -28,7 +27,6 @@ from urn.metrics import AggregatorMetrics, TableCollector
 from urn.role import add_role_arguments
 from urn.runtime import cancel_and_wait, run_main
 from urn.source import ConfigLoader, Loaded
-from urn.ticker import run_every
 
 if TYPE_CHECKING:
     import argparse
@@ -141,23 +139,13 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event) -> int:
     await loader.load_first()
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post(EVENTS_PATH, service.receiver.handle)
-
-    async def health() -> tuple[bool, dict[str, Any]]:
-        return True, {"id": args.id, "design": "edge", "pid": os.getpid()}
-
-    add_observability_routes(app, registry, health)
+    add_observability_routes(app, registry, edge_health(args.id))
     host, port = parse_listen(args.listen, 7400)
     runner, _ = await serve(app, host, port)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         tasks = [
             asyncio.create_task(loader.run()),
-            asyncio.create_task(
-                run_every(
-                    service.clock,
-                    lambda: service.document.intervals.push if service.document else 1.0,
-                    lambda: service.push_tick(session),
-                )
-            ),
+            asyncio.create_task(push_at_interval(service, session)),
         ]
         await stop.wait()
         await cancel_and_wait(tasks)

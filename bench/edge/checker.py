@@ -9,7 +9,6 @@ sending alike.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from bench.edge.common import send_batches
+from bench.edge.common import edge_health, push_at_interval, send_batches
 from bench.edge.events import Outbox
 from bench.edge.schedule import buckets_for
 from checker.probers import ProbeEngine, compile_target, tls_contexts
@@ -28,7 +27,6 @@ from urn.role import add_role_arguments
 from urn.runtime import cancel_and_wait, raise_fd_limit, run_main
 from urn.source import ConfigLoader, Loaded
 from urn.table import Reason
-from urn.ticker import run_every
 
 if TYPE_CHECKING:
     import argparse
@@ -140,11 +138,7 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event) -> int:
     soft, _ = raise_fd_limit()
     service.metrics.fd_limit.set(soft)
     app = web.Application()
-
-    async def health() -> tuple[bool, dict[str, Any]]:
-        return True, {"id": args.id, "design": "edge", "pid": os.getpid()}
-
-    add_observability_routes(app, registry, health)
+    add_observability_routes(app, registry, edge_health(args.id))
     host, port = parse_listen(args.listen, 7300)
     runner, _ = await serve(app, host, port)
     connector = aiohttp.TCPConnector(limit=0)
@@ -153,13 +147,7 @@ async def _main(args: argparse.Namespace, stop: asyncio.Event) -> int:
         tasks = [
             asyncio.create_task(loader.run()),
             asyncio.create_task(service.probe_loop()),
-            asyncio.create_task(
-                run_every(
-                    service.clock,
-                    lambda: service.document.intervals.push if service.document else 1.0,
-                    lambda: service.push_tick(session),
-                )
-            ),
+            asyncio.create_task(push_at_interval(service, session)),
         ]
         await stop.wait()
         await cancel_and_wait(tasks)

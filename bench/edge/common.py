@@ -1,10 +1,12 @@
-"""I/O shared by the edge roles: the event receiver and the per-peer batch sender."""
+"""I/O shared by the edge roles: the event receiver, the per-peer batch sender, the push
+loop and the health page."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -20,14 +22,45 @@ from bench.edge.events import (
     max_batch_bytes,
 )
 from urn.push import CONTENT_TYPE
+from urn.ticker import run_every
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from bench.edge.events import Batch
+    from urn.clock import Clock
+    from urn.config import Document
     from urn.metrics import CommonMetrics, _ReceivesTables
 
-__all__ = ["EventReceiver", "send_batches"]
+__all__ = ["EventReceiver", "edge_health", "push_at_interval", "send_batches"]
+
+
+class _Pushes(Protocol):
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def document(self) -> Document | None: ...
+
+    async def push_tick(self, session: aiohttp.ClientSession) -> None: ...
+
+
+async def push_at_interval(service: _Pushes, session: aiohttp.ClientSession) -> None:
+    """`service.push_tick` at its config's push interval (each second until one loads)."""
+    await run_every(
+        service.clock,
+        lambda: service.document.intervals.push if service.document else 1.0,
+        lambda: service.push_tick(session),
+    )
+
+
+def edge_health(process_id: str) -> Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]:
+    """The /healthz check of an edge process: always healthy, naming itself."""
+
+    async def health() -> tuple[bool, dict[str, Any]]:
+        return True, {"id": process_id, "design": "edge", "pid": os.getpid()}
+
+    return health
 
 
 class EventReceiver:

@@ -1,15 +1,18 @@
 """Fakes and builders for tests, benchmarks and the demo (importable, not under tests/).
 
 FakeClock, an in-memory push transport, free loopback ports, config builders, signed
-tables, and `wait_until`, which polls a condition against a deadline instead of
-sleeping and hoping.
+tables, captured log lines as events, the `urn` command run as a child, and
+`wait_until`, which polls a condition against a deadline instead of sleeping and hoping.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +22,7 @@ from urn.table import checker_table
 from urn.wire import Envelope, TableKind, encode
 
 if TYPE_CHECKING:
+    import io
     from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 __all__ = [
@@ -27,6 +31,8 @@ __all__ = [
     "MemoryTransport",
     "document_dict",
     "free_port",
+    "log_events",
+    "run_urn",
     "signed_table",
     "step_until",
     "wait_until",
@@ -97,6 +103,26 @@ def _claim(host: str, port: int, udp: bool) -> int:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dgram:
                 dgram.bind((host, bound))
         return bound
+
+
+def log_events(stream: io.StringIO) -> list[dict[str, Any]]:
+    """The JSON log lines written to `stream` so far, as dicts (see the log_stream fixture)."""
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def run_urn(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m urn ARGS` run to its end (a minute at most), output captured as text.
+
+    `env` is the child's whole environment; None passes on this process's.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "urn", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
 
 
 def document_dict(

@@ -31,6 +31,7 @@ __all__ = [
     "TEST_ENVIRON",
     "RunningResolver",
     "check_outcome",
+    "failover_record",
     "multivalue_record",
     "running_resolver",
     "tcp_checks",
@@ -124,6 +125,21 @@ def tcp_checks(slots: range | list[int]) -> list[dict[str, Any]]:
         {"slot": slot, "name": f"check-{slot}", "type": "tcp", "host": "127.0.0.1", "port": 9}
         for slot in slots
     ]
+
+
+def failover_record(
+    name: str, primary: tuple[str, int], secondary: tuple[str, int]
+) -> dict[str, Any]:
+    """A failover A record: `primary` and `secondary` are each (value, guarding slot)."""
+    return {
+        "name": name,
+        "type": "A",
+        "policy": "failover",
+        "answers": [
+            {"value": primary[0], "check": primary[1], "role": "primary"},
+            {"value": secondary[0], "check": secondary[1], "role": "secondary"},
+        ],
+    }
 
 
 def multivalue_record(name: str, count: int, first_slot: int = 0) -> dict[str, Any]:

@@ -18,13 +18,12 @@ import aiohttp
 import pytest
 import yaml
 
-from sim.chaos import fast_plan
+from sim.chaos import fast_plan, judge_outage
 from sim.farm_layout import layout
 from sim.fleet import Fleet
 from sim.observe import DnsWatcher, JsonWatcher
 from sim.scenario import FleetPlan, attribute, build_document
 from sim.testing import free_port, wait_until
-from sim.verdict import judge
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -123,17 +122,8 @@ async def test_an_az_fails_and_recovers_without_dead_or_dropped_answers(
             stop.set()
             await asyncio.gather(*tasks)
 
-    bound = plan.probe_interval + plan.timeout + 2 * plan.push_interval + plan.probe_interval
     for transport, watcher in (("udp", dns_watch), ("http", json_watch)):
-        verdict = judge(
-            records,
-            watcher.history,
-            dead_az="b",
-            failed_at=failed_at,
-            restored_at=restored_at,
-            bound=bound,
-            settle=bound,
-        )
+        verdict = judge_outage(records, watcher.history, plan, "b", (failed_at, restored_at))
         affected = [
             r["name"] for r in records if any(attribute(a["value"])[0] == "b" for a in r["answers"])
         ]  # type: ignore[index]

@@ -62,6 +62,17 @@ class Certs:
             require_client_cert=require_client_cert,
         )
 
+    def mtls_block(self) -> dict[str, Any]:
+        """The config's `tls` block for a fleet that speaks mutual TLS on every hop."""
+        return {
+            "cert": self.server_cert,
+            "key": self.server_key,
+            "ca": self.ca,
+            "client_cert": self.client_cert,
+            "client_key": self.client_key,
+            "require_client_cert": True,
+        }
+
 
 def _write_certs(directory: Path, ca: trustme.CA) -> Certs:
     other = trustme.CA()

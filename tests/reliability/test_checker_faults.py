@@ -26,11 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sim.chaos import LiveFleet, fast_plan, live_fleet, right_answer
+from sim.chaos import (
+    LiveFleet,
+    detection_bound,
+    fast_plan,
+    judge_outage,
+    live_fleet,
+    right_answer,
+)
 from sim.observe import DnsWatcher, metric
 from sim.scenario import attribute
 from sim.testing import free_port, wait_until
-from sim.verdict import judge
 from urn.config import parse_document
 
 if TYPE_CHECKING:
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 
     from sim.farm_layout import TargetSpec
     from sim.scenario import FleetPlan
+    from sim.verdict import Verdict
 
 pytestmark = pytest.mark.e2e
 
@@ -48,23 +55,17 @@ PER_AZ = 4
 BIND_HOSTS = 'mount --bind "$0" /etc/hosts && exec "$@"'
 
 
+def _with_hosts_file(hosts: str) -> tuple[str, ...]:
+    """The command prefix that runs the rest in a mount namespace seeing `hosts` as /etc/hosts."""
+    return ("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", BIND_HOSTS, hosts)
+
+
 def _namespace_problem() -> str | None:
     """Why a process cannot get its own /etc/hosts here, or None when it can."""
     if shutil.which("unshare") is None:
         return "unshare (util-linux) is not installed"
     probe = subprocess.run(
-        [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sh",
-            "-c",
-            BIND_HOSTS,
-            "/etc/hosts",
-            "true",
-        ],
+        [*_with_hosts_file("/etc/hosts"), "true"],
         capture_output=True,
         text=True,
         timeout=10,
@@ -107,26 +108,25 @@ class Views:
             return ()
         az = member.removeprefix("checker-")[0]
         hosts = self.hosts_file(blind_to=("b", "c") if az == "a" else ())
-        return (
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sh",
-            "-c",
-            BIND_HOSTS,
-            str(hosts),
-        )
+        return _with_hosts_file(str(hosts))
 
 
 def _plan(checkers_per_az: int) -> FleetPlan:
     return fast_plan(azs=("a", "b", "c"), checkers_per_az=checkers_per_az, aggregators=2)
 
 
-def _bound(plan: FleetPlan) -> float:
-    """The detection bound the other fault tests hold the fleet to."""
-    return plan.probe_interval + plan.timeout + 2 * plan.push_interval + plan.probe_interval
+def _turned_away_in_time(
+    live: LiveFleet, watcher: DnsWatcher, plan: FleetPlan, outage: tuple[float, float]
+) -> Verdict:
+    """AZ b's outage judged; every affected name was timed, and turned away from AZ b
+    within the detection bound, never served a dead answer after it."""
+    bound = detection_bound(plan)
+    verdict = judge_outage(live.records, watcher.history, plan, "b", outage)
+    assert verdict.detection, "no affected name was timed"
+    assert verdict.never_turned == []
+    assert max(verdict.detection.values()) <= bound, verdict.detection
+    assert verdict.dead_after_bound == 0
+    return verdict
 
 
 def _wrong(
@@ -224,20 +224,7 @@ async def test_one_azs_checkers_seeing_wrongly_drop_no_healthy_answer(
     assert sum(1 for _ in watcher.observations(started)) > 50 * watch_s
     calm = _wrong(watcher, live, started, calm_until, dead=())
     assert calm == [], calm[:5]
-    bound = _bound(plan)
-    verdict = judge(
-        live.records,
-        watcher.history,
-        dead_az="b",
-        failed_at=failed_at,
-        restored_at=restored_at,
-        bound=bound,
-        settle=bound,
-    )
-    assert verdict.detection, "no affected name was timed"
-    assert verdict.never_turned == []
-    assert max(verdict.detection.values()) <= bound, verdict.detection
-    assert verdict.dead_after_bound == 0
+    verdict = _turned_away_in_time(live, watcher, plan, (failed_at, restored_at))
     # AZ a's checkers call AZ c down too: AZ c must never be dropped.
     assert verdict.healthy_dropped == 0, verdict.dropped_examples
 
@@ -264,20 +251,7 @@ async def test_an_az_dying_with_its_checkers_is_detected_and_drops_nothing_else(
             stop.set()
             await task
         restored_at = time.monotonic()  # judged up to here; the return is not this test's
-    bound = _bound(plan)
-    verdict = judge(
-        live.records,
-        watcher.history,
-        dead_az="b",
-        failed_at=failed_at,
-        restored_at=restored_at,
-        bound=bound,
-        settle=bound,
-    )
-    assert verdict.detection
-    assert verdict.never_turned == []
-    assert max(verdict.detection.values()) <= bound, verdict.detection
-    assert verdict.dead_after_bound == 0
+    verdict = _turned_away_in_time(live, watcher, plan, (failed_at, restored_at))
     assert verdict.healthy_dropped == 0, verdict.dropped_examples
 
 

@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sim.chaos import fast_plan, live_fleet
+from sim.chaos import detection_bound, fast_plan, judge_outage, live_fleet
 from sim.farm_layout import TargetSpec
 from sim.fleet import _die_with_parent
 from sim.observe import DnsWatcher, metric
 from sim.scenario import attribute
 from sim.testing import free_port, wait_until
-from sim.verdict import judge
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -183,16 +182,8 @@ async def test_an_az_cut_off_by_a_downed_link_is_detected_within_the_bound(
             targets.kill()
         await targets.wait()
     records = live.records
-    bound = plan.probe_interval + plan.timeout + 2 * plan.push_interval + plan.probe_interval
-    verdict = judge(
-        records,
-        watcher.history,
-        dead_az="b",
-        failed_at=failed_at,
-        restored_at=restored_at,
-        bound=bound,
-        settle=bound,
-    )
+    bound = detection_bound(plan)
+    verdict = judge_outage(records, watcher.history, plan, "b", (failed_at, restored_at))
     affected = {
         r["name"] for r in records if any(attribute(a["value"])[0] == "b" for a in r["answers"])
     }

@@ -78,23 +78,25 @@ async def test_plain_http_to_an_https_listener_delivers_nothing(
     assert server.delivered == []
 
 
-async def test_mtls_listener_rejects_a_push_without_a_client_certificate(
-    certs: Certs, make_receiver: Callable[..., ReceiverServer]
+@pytest.mark.parametrize(
+    "client",
+    [
+        pytest.param(lambda c: Tls(ca=c.ca), id="without-a-client-certificate"),
+        pytest.param(
+            lambda c: Tls(ca=c.ca, client_cert=c.rogue_client_cert, client_key=c.rogue_client_key),
+            id="with-a-client-certificate-from-another-ca",
+        ),
+    ],
+)
+async def test_mtls_listener_rejects_a_push(
+    certs: Certs,
+    make_receiver: Callable[..., ReceiverServer],
+    client: Callable[[Certs], Tls],
 ) -> None:
     server = make_receiver(tls=certs.server_tls(require_client_cert=True))
     result, _ = await _push(
-        Tls(ca=certs.ca), f"https://127.0.0.1:{server.port}", server.table(sequence=1)
+        client(certs), f"https://127.0.0.1:{server.port}", server.table(sequence=1)
     )
-    assert result == "error"
-    assert server.delivered == []
-
-
-async def test_mtls_listener_rejects_a_client_certificate_from_another_ca(
-    certs: Certs, make_receiver: Callable[..., ReceiverServer]
-) -> None:
-    server = make_receiver(tls=certs.server_tls(require_client_cert=True))
-    tls = Tls(ca=certs.ca, client_cert=certs.rogue_client_cert, client_key=certs.rogue_client_key)
-    result, _ = await _push(tls, f"https://127.0.0.1:{server.port}", server.table(sequence=1))
     assert result == "error"
     assert server.delivered == []
 
@@ -111,18 +113,7 @@ async def test_mtls_listener_accepts_a_push_with_a_client_certificate(
 
 def test_tls_section_of_the_config_builds_the_same_contexts(certs: Certs) -> None:
     """The document's `tls` block is what the contexts are built from, paths and all."""
-    document = parse_document(
-        document_dict(
-            tls={
-                "cert": certs.server_cert,
-                "key": certs.server_key,
-                "ca": certs.ca,
-                "client_cert": certs.client_cert,
-                "client_key": certs.client_key,
-                "require_client_cert": True,
-            }
-        )
-    )
+    document = parse_document(document_dict(tls=certs.mtls_block()))
     server = server_ssl_context(document.tls)
     assert server is not None
     assert server.verify_mode is ssl.CERT_REQUIRED

@@ -37,14 +37,7 @@ async def test_a_fleet_over_mutual_tls_serves_and_detects(tmp_path: Path, certs:
             u.replace("http://", "https://") for u in document["aggregators"]
         ]
         document["resolvers"] = [u.replace("http://", "https://") for u in document["resolvers"]]
-        document["tls"] = {
-            "cert": certs.server_cert,
-            "key": certs.server_key,
-            "ca": certs.ca,
-            "client_cert": certs.client_cert,
-            "client_key": certs.client_key,
-            "require_client_cert": True,
-        }
+        document["tls"] = certs.mtls_block()
 
     client = client_ssl_context(
         Tls(ca=certs.ca, client_cert=certs.client_cert, client_key=certs.client_key)

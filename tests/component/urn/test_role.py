@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import io
 import json
-import logging
 import socket
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
@@ -20,33 +18,26 @@ from aggregator.app import SERVICE, TUNING, make_app
 from aggregator.settings import AggregatorSettings
 from checker.app import make_app as make_checker_app
 from checker.settings import CheckerSettings
-from sim.testing import TEST_PUSH_KEY, MemoryTransport, document_dict, signed_table, wait_until
+from sim.testing import (
+    TEST_PUSH_KEY,
+    MemoryTransport,
+    document_dict,
+    log_events,
+    signed_table,
+    wait_until,
+)
 from sim.testing.resolver import running_resolver
 from urn.errors import StartupError
 from urn.http import TableReceiver, add_table_route, serve
-from urn.logs import get_logger, setup_logging
+from urn.logs import get_logger
 from urn.push import TABLE_PATH
 from urn.role import serve_role
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import io
     from pathlib import Path
 
 ENV = {"URN_PUSH_KEY": TEST_PUSH_KEY.decode()}
-
-
-@pytest.fixture
-def events() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    logger = logging.getLogger("urn")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    setup_logging("info", out)
-    yield out
-    logger.handlers[:], logger.level, logger.propagate = saved
-
-
-def logged(out: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
 def aggregator_settings(tmp_path: Path, port: int = 0) -> AggregatorSettings:
@@ -55,14 +46,14 @@ def aggregator_settings(tmp_path: Path, port: int = 0) -> AggregatorSettings:
     return AggregatorSettings(id="agg-1", config=str(config), listen_port=port, warm_up=0.0)
 
 
-async def test_serve_role_listens_logs_once_and_stops(tmp_path: Path, events: io.StringIO):
+async def test_serve_role_listens_logs_once_and_stops(tmp_path: Path, log_stream: io.StringIO):
     app = make_app(aggregator_settings(tmp_path), environ=ENV, transport=MemoryTransport())
     stop = asyncio.Event()
     serving = asyncio.create_task(
         serve_role(app, app[SERVICE], stop, log=get_logger("aggregator"), tuning=TUNING)
     )
-    await wait_until(lambda: any(e["event"] == "listening" for e in logged(events)))
-    (listening,) = [e for e in logged(events) if e["event"] == "listening"]
+    await wait_until(lambda: any(e["event"] == "listening" for e in log_events(log_stream)))
+    (listening,) = [e for e in log_events(log_stream) if e["event"] == "listening"]
     assert listening["component"] == "urn.aggregator"
     assert (listening["id"], listening["host"], listening["https"]) == ("agg-1", "127.0.0.1", False)
     async with (
@@ -72,10 +63,10 @@ async def test_serve_role_listens_logs_once_and_stops(tmp_path: Path, events: io
         assert response.status == 200
     stop.set()
     assert await asyncio.wait_for(serving, 10) == 0
-    assert logged(events)[-1]["event"] == "stopped"
+    assert log_events(log_stream)[-1]["event"] == "stopped"
 
 
-async def test_serve_role_names_a_taken_port(tmp_path: Path, events: io.StringIO):
+async def test_serve_role_names_a_taken_port(tmp_path: Path, log_stream: io.StringIO):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -85,7 +76,7 @@ async def test_serve_role_names_a_taken_port(tmp_path: Path, events: io.StringIO
             await serve_role(
                 app, app[SERVICE], asyncio.Event(), log=get_logger("aggregator"), tuning=TUNING
             )
-    assert not any(e["event"] in ("listening", "stopped") for e in logged(events))
+    assert not any(e["event"] in ("listening", "stopped") for e in log_events(log_stream))
 
 
 async def test_the_table_route_refuses_pushes_until_the_receiver_exists():

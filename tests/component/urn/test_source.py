@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import logging
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from sim.testing import TEST_PUSH_KEY, document_dict, wait_until
+from sim.testing import TEST_PUSH_KEY, document_dict, log_events, wait_until
 from urn.clock import FakeClock
 from urn.errors import StartupError
 from urn.http import serve
-from urn.logs import setup_logging
 from urn.metrics import CommonMetrics
 from urn.source import ConfigLoader, Loaded
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    import io
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
 ENV = {"URN_PUSH_KEY": TEST_PUSH_KEY.decode()}
@@ -57,6 +55,13 @@ class Harness:
     def passes(self) -> float:
         return self.loads("ok") + self.loads("error")
 
+    async def start(self, running: list[asyncio.Task[None]]) -> Loaded:
+        """Load the first config, then run the loop (into `running`) until it sleeps."""
+        first = await self.loader.load_first()
+        running.append(asyncio.create_task(self.loader.run()))
+        await wait_until(lambda: self.clock.sleepers == 1, message="the loop to sleep")
+        return first
+
     async def next_pass(self) -> None:
         """Advance virtual time by one interval and wait for that pass to finish."""
         before = self.passes()
@@ -66,26 +71,13 @@ class Harness:
 
 
 @pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    logger = logging.getLogger("urn")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    setup_logging("info", stream)
-    yield stream
-    logger.handlers[:], logger.level, logger.propagate = saved
-
-
-def events(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[list[asyncio.Task[None]]]:
-    tasks: list[asyncio.Task[None]] = []
-    yield tasks
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+async def looping(tmp_path: Path, running: list[asyncio.Task[None]]) -> Harness:
+    """A harness on a good config file, started, its loop asleep until the next pass."""
+    path = tmp_path / "urn.json"
+    path.write_text(good())
+    h = Harness(str(path))
+    await h.start(running)
+    return h
 
 
 # --- file source -------------------------------------------------------------------------
@@ -108,14 +100,12 @@ async def test_first_load_applies_and_counts(tmp_path: Path) -> None:
 
 
 async def test_corrupt_file_mid_run_keeps_last_good_then_heals(
-    tmp_path: Path, log_lines: io.StringIO, running: list[asyncio.Task[None]]
+    tmp_path: Path, log_stream: io.StringIO, running: list[asyncio.Task[None]]
 ) -> None:
     path = tmp_path / "urn.yaml"
     path.write_text(good(port=80))
     h = Harness(str(path))
-    first = await h.loader.load_first()
-    running.append(asyncio.create_task(h.loader.run()))
-    await wait_until(lambda: h.clock.sleepers == 1, message="the loop to sleep")
+    first = await h.start(running)
 
     path.write_text("capacity: 64\nchecks: [{slot: 0, type: tcp, host: h, port: 1}\n")
     await h.next_pass()
@@ -124,7 +114,7 @@ async def test_corrupt_file_mid_run_keeps_last_good_then_heals(
     assert h.loads("error") == 1
     assert h.loader.last_error is not None
     assert "is not valid YAML/JSON at line 3" in h.loader.last_error
-    [event] = [e for e in events(log_lines) if e["event"] == "config_rejected"]
+    [event] = [e for e in log_events(log_stream) if e["event"] == "config_rejected"]
     assert event["level"] == "error"
     assert event["component"] == "urn.config"
     assert event["source"] == str(path)
@@ -135,7 +125,7 @@ async def test_corrupt_file_mid_run_keeps_last_good_then_heals(
     await h.next_pass()
     assert h.applied == [first]
     assert h.loads("error") == 2
-    assert events(log_lines)[-1]["field"] == "checks[0].slot"
+    assert log_events(log_stream)[-1]["field"] == "checks[0].slot"
 
     path.write_text(good(port=8080))
     await h.next_pass()
@@ -145,15 +135,8 @@ async def test_corrupt_file_mid_run_keeps_last_good_then_heals(
     assert h.loads("ok") == 2
 
 
-async def test_unchanged_document_is_reapplied_every_pass(
-    tmp_path: Path, running: list[asyncio.Task[None]]
-) -> None:
-    path = tmp_path / "urn.json"
-    path.write_text(good())
-    h = Harness(str(path))
-    await h.loader.load_first()
-    running.append(asyncio.create_task(h.loader.run()))
-    await wait_until(lambda: h.clock.sleepers == 1, message="the loop to sleep")
+async def test_unchanged_document_is_reapplied_every_pass(looping: Harness) -> None:
+    h = looping
     for _ in range(4):
         await h.next_pass()
     assert len(h.applied) == 5
@@ -161,15 +144,8 @@ async def test_unchanged_document_is_reapplied_every_pass(
     assert h.loads("ok") == 5
 
 
-async def test_interval_follows_the_current_document(
-    tmp_path: Path, running: list[asyncio.Task[None]]
-) -> None:
-    path = tmp_path / "urn.json"
-    path.write_text(good())
-    h = Harness(str(path))
-    await h.loader.load_first()
-    running.append(asyncio.create_task(h.loader.run()))
-    await wait_until(lambda: h.clock.sleepers == 1, message="the loop to sleep")
+async def test_interval_follows_the_current_document(looping: Harness) -> None:
+    h = looping
     await h.clock.advance(INTERVAL - 0.01)
     assert len(h.applied) == 1
     await h.clock.advance(0.01)
@@ -185,9 +161,7 @@ async def test_first_pass_comes_at_its_share_of_the_interval(
     path.write_text(good())
     h = Harness(str(path))
     h.loader.first_pass = 0.3
-    await h.loader.load_first()
-    running.append(asyncio.create_task(h.loader.run()))
-    await wait_until(lambda: h.clock.sleepers == 1, message="the loop to sleep")
+    await h.start(running)
     await h.clock.advance(0.3 * INTERVAL - 0.01)
     assert len(h.applied) == 1
     await h.clock.advance(0.02)
@@ -224,7 +198,7 @@ async def test_missing_file_is_a_startup_error(tmp_path: Path) -> None:
     assert "No such file" in str(caught.value)
 
 
-async def test_capacity_change_is_refused(tmp_path: Path, log_lines: io.StringIO) -> None:
+async def test_capacity_change_is_refused(tmp_path: Path, log_stream: io.StringIO) -> None:
     path = tmp_path / "urn.json"
     path.write_text(good(capacity=64))
     h = Harness(str(path))
@@ -234,7 +208,7 @@ async def test_capacity_change_is_refused(tmp_path: Path, log_lines: io.StringIO
     assert h.applied == [first]
     assert h.loader.last_error is not None
     assert h.loader.last_error.startswith("capacity: 128 differs from the running 64")
-    assert events(log_lines)[-1]["field"] == "capacity"
+    assert log_events(log_stream)[-1]["field"] == "capacity"
 
 
 async def test_missing_push_key_is_a_config_error(tmp_path: Path) -> None:
@@ -307,12 +281,10 @@ async def config_server() -> AsyncIterator[ConfigServer]:
 
 
 async def test_http_source_keeps_last_good_through_500_and_outage(
-    config_server: ConfigServer, log_lines: io.StringIO, running: list[asyncio.Task[None]]
+    config_server: ConfigServer, log_stream: io.StringIO, running: list[asyncio.Task[None]]
 ) -> None:
     h = Harness(config_server.url)
-    first = await h.loader.load_first()
-    running.append(asyncio.create_task(h.loader.run()))
-    await wait_until(lambda: h.clock.sleepers == 1, message="the loop to sleep")
+    first = await h.start(running)
 
     config_server.status = 500
     await h.next_pass()
@@ -334,7 +306,7 @@ async def test_http_source_keeps_last_good_through_500_and_outage(
     assert h.loads("error") == 3
     assert h.loads("ok") == 2
     assert "ClientConnectorError" in (h.loader.last_error or "")
-    rejected = [e for e in events(log_lines) if e["event"] == "config_rejected"]
+    rejected = [e for e in log_events(log_stream) if e["event"] == "config_rejected"]
     assert [e["kept"] for e in rejected] == ["last good"] * 3
 
 

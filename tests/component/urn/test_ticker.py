@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import pytest
 
 from sim.testing import wait_until
 from urn.clock import FakeClock
 from urn.ticker import next_aligned, run_aligned, run_every
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
 
 
 class Ticks:
@@ -33,34 +29,25 @@ class Ticks:
             await self.clock.sleep_until(started + spent)
 
 
-@pytest.fixture
-async def tasks() -> AsyncIterator[list[asyncio.Task[None]]]:
-    started: list[asyncio.Task[None]] = []
-    yield started
-    for task in started:
-        task.cancel()
-    await asyncio.gather(*started, return_exceptions=True)
-
-
 async def step(clock: FakeClock, seconds: float, times: int) -> None:
     for _ in range(times):
         await clock.advance(seconds)
 
 
-async def test_ticks_on_absolute_deadlines_with_offset(tasks: list[asyncio.Task[None]]) -> None:
+async def test_ticks_on_absolute_deadlines_with_offset(running: list[asyncio.Task[None]]) -> None:
     clock = FakeClock(start=100.0)
     ticks = Ticks(clock)
-    tasks.append(asyncio.create_task(run_every(clock, lambda: 1.0, ticks.tick, offset=0.25)))
+    running.append(asyncio.create_task(run_every(clock, lambda: 1.0, ticks.tick, offset=0.25)))
     await wait_until(lambda: clock.sleepers == 1, message="the ticker to sleep")
     await step(clock, 0.5, 10)
     assert ticks.at == [100.25, 101.25, 102.25, 103.25, 104.25]
 
 
-async def test_no_drift_when_each_tick_takes_time(tasks: list[asyncio.Task[None]]) -> None:
+async def test_no_drift_when_each_tick_takes_time(running: list[asyncio.Task[None]]) -> None:
     """A tick costing 0.3 s still starts every 1.0 s: deadlines are start + k * interval."""
     clock = FakeClock(start=0.0)
     ticks = Ticks(clock, cost=0.3)
-    tasks.append(asyncio.create_task(run_every(clock, lambda: 1.0, ticks.tick)))
+    running.append(asyncio.create_task(run_every(clock, lambda: 1.0, ticks.tick)))
     await wait_until(lambda: bool(ticks.at), message="the first tick")
     await step(clock, 0.1, 1000)
     assert len(ticks.at) >= 100
@@ -68,12 +55,12 @@ async def test_no_drift_when_each_tick_takes_time(tasks: list[asyncio.Task[None]
 
 
 async def test_overrun_skips_missed_deadlines_instead_of_bursting(
-    tasks: list[asyncio.Task[None]],
+    running: list[asyncio.Task[None]],
 ) -> None:
     clock = FakeClock(start=0.0)
     ticks = Ticks(clock)
     lateness: list[float] = []
-    tasks.append(
+    running.append(
         asyncio.create_task(run_every(clock, lambda: 1.0, ticks.tick, on_late=lateness.append))
     )
     await wait_until(lambda: bool(ticks.at), message="the first tick")
@@ -86,12 +73,12 @@ async def test_overrun_skips_missed_deadlines_instead_of_bursting(
 
 
 async def test_interval_change_applies_from_the_next_deadline(
-    tasks: list[asyncio.Task[None]],
+    running: list[asyncio.Task[None]],
 ) -> None:
     clock = FakeClock(start=0.0)
     ticks = Ticks(clock)
     interval = [1.0]
-    tasks.append(asyncio.create_task(run_every(clock, lambda: interval[0], ticks.tick)))
+    running.append(asyncio.create_task(run_every(clock, lambda: interval[0], ticks.tick)))
     await wait_until(lambda: bool(ticks.at), message="the first tick")
     await step(clock, 0.5, 4)  # ticks at 0, 1, 2; the tick at 2 already read 1.0
     interval[0] = 0.5  # read after the tick at 3: next deadlines 3.5, 4.0 ...
@@ -99,11 +86,11 @@ async def test_interval_change_applies_from_the_next_deadline(
     assert ticks.at == [0.0, 1.0, 2.0, 3.0, 3.5, 4.0]
 
 
-async def test_late_start_is_reported(tasks: list[asyncio.Task[None]]) -> None:
+async def test_late_start_is_reported(running: list[asyncio.Task[None]]) -> None:
     clock = FakeClock(start=0.0)
     ticks = Ticks(clock)
     lateness: list[float] = []
-    tasks.append(
+    running.append(
         asyncio.create_task(
             run_every(clock, lambda: 10.0, ticks.tick, offset=1.0, on_late=lateness.append)
         )
@@ -128,14 +115,14 @@ def test_next_aligned_is_strictly_after_and_on_the_grid() -> None:
 
 
 async def test_processes_started_apart_tick_on_the_same_wall_instants(
-    tasks: list[asyncio.Task[None]],
+    running: list[asyncio.Task[None]],
 ) -> None:
     """Two processes (their own monotonic clocks) meet on the shared wall-clock grid."""
     first = FakeClock(start=0.3, wall_offset=1000.0)  # wall 1000.3
     second = FakeClock(start=50.0, wall_offset=950.72)  # wall 1000.72
     first_ticks, second_ticks = Ticks(first), Ticks(second)
-    tasks.append(asyncio.create_task(run_aligned(first, lambda: 1.0, first_ticks.tick)))
-    tasks.append(
+    running.append(asyncio.create_task(run_aligned(first, lambda: 1.0, first_ticks.tick)))
+    running.append(
         asyncio.create_task(run_aligned(second, lambda: 1.0, second_ticks.tick, lag=lambda: 0.1))
     )
     await wait_until(lambda: first.sleepers == 1 and second.sleepers == 1, message="both asleep")
@@ -147,12 +134,12 @@ async def test_processes_started_apart_tick_on_the_same_wall_instants(
 
 
 async def test_aligned_overrun_skips_instants_and_reports_it(
-    tasks: list[asyncio.Task[None]],
+    running: list[asyncio.Task[None]],
 ) -> None:
     clock = FakeClock(start=0.5, wall_offset=0.0)
     ticks = Ticks(clock)
     lateness: list[float] = []
-    tasks.append(
+    running.append(
         asyncio.create_task(run_aligned(clock, lambda: 1.0, ticks.tick, on_late=lateness.append))
     )
     await wait_until(lambda: clock.sleepers == 1, message="the ticker to sleep")
@@ -164,7 +151,7 @@ async def test_aligned_overrun_skips_instants_and_reports_it(
 
 
 async def test_a_wall_clock_stepped_back_never_doubles_a_tick(
-    tasks: list[asyncio.Task[None]],
+    running: list[asyncio.Task[None]],
 ) -> None:
     clock = FakeClock(start=0.0, wall_offset=0.0)
     at: list[float] = []
@@ -174,7 +161,7 @@ async def test_a_wall_clock_stepped_back_never_doubles_a_tick(
         if len(at) == 1:
             clock.step_wall(-0.02)  # NTP steps back during the tick: instant 1.0 comes again
 
-    tasks.append(asyncio.create_task(run_aligned(clock, lambda: 1.0, tick)))
+    running.append(asyncio.create_task(run_aligned(clock, lambda: 1.0, tick)))
     await wait_until(lambda: clock.sleepers == 1, message="the ticker to sleep")
     await step(clock, 0.01, 400)  # to 4.0
     # Not 1.02 (wall 1.0 again): at least half an interval apart, then on the new grid.
@@ -182,11 +169,11 @@ async def test_a_wall_clock_stepped_back_never_doubles_a_tick(
 
 
 async def test_a_wall_clock_step_rephases_from_the_next_tick(
-    tasks: list[asyncio.Task[None]],
+    running: list[asyncio.Task[None]],
 ) -> None:
     clock = FakeClock(start=0.0, wall_offset=0.0)
     ticks = Ticks(clock)
-    tasks.append(asyncio.create_task(run_aligned(clock, lambda: 1.0, ticks.tick)))
+    running.append(asyncio.create_task(run_aligned(clock, lambda: 1.0, ticks.tick)))
     await wait_until(lambda: clock.sleepers == 1, message="the ticker to sleep")
     await step(clock, 0.5, 2)  # tick at 1.0; the next is planned for 2.0
     clock.step_wall(-0.9)  # from here wall k.0 is monotonic k.9

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 from bench.aggregator_tick import run as run_bench
+from sim.testing import run_urn as urn
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-def urn(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "urn", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 def test_without_a_usable_config_it_refuses_to_start(tmp_path: Path) -> None:

@@ -284,14 +284,14 @@ async def test_a_slot_flips_when_its_target_dies_and_back_when_it_returns(
     fleet: Fleet, senders: Callable[[Fleet], AbstractAsyncContextManager[None]]
 ) -> None:
     resolver = fleet.resolver
+
+    def both_slots(byte: int) -> Callable[[], bool]:
+        """The target's slot and the calculated slot over it both read `byte` at the resolver."""
+        return lambda: resolver.slot(TARGET_SLOT) == byte and resolver.slot(ALL_SLOT) == byte
+
     async with senders(fleet):
         await wait_until(
-            lambda: (
-                resolver.slot(TARGET_SLOT) == Status.HEALTHY
-                and resolver.slot(ALL_SLOT) == Status.HEALTHY
-            ),
-            timeout=20,
-            message="slot healthy at the resolver",
+            both_slots(Status.HEALTHY), timeout=20, message="slot healthy at the resolver"
         )
         assert resolver.senders == {"agg-1"}
 
@@ -304,9 +304,7 @@ async def test_a_slot_flips_when_its_target_dies_and_back_when_it_returns(
 
         await fleet.target.stop()
         await wait_until(
-            lambda: resolver.slot(TARGET_SLOT) == DOWN and resolver.slot(ALL_SLOT) == DOWN,
-            timeout=20,
-            message="slot unhealthy (refused) at the resolver",
+            both_slots(DOWN), timeout=20, message="slot unhealthy (refused) at the resolver"
         )
         explained = await fleet.explain(TARGET_SLOT)
         assert explained["verdict"]["reason"] == "refused"
@@ -319,10 +317,5 @@ async def test_a_slot_flips_when_its_target_dies_and_back_when_it_returns(
 
         await fleet.target.start()
         await wait_until(
-            lambda: (
-                resolver.slot(TARGET_SLOT) == Status.HEALTHY
-                and resolver.slot(ALL_SLOT) == Status.HEALTHY
-            ),
-            timeout=20,
-            message="slot healthy again at the resolver",
+            both_slots(Status.HEALTHY), timeout=20, message="slot healthy again at the resolver"
         )

@@ -275,33 +275,47 @@ def test_settings_from_flags() -> None:
         ResolverSettings(id="x" * 40, config="c")
 
 
-async def test_cli_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    path = write_config(tmp_path / "urn.json", document())
-    http_port = free_port()
-    dns_port = free_port(udp=True)
-    process = await asyncio.create_subprocess_exec(
+async def _resolver_process(*flags: str) -> asyncio.subprocess.Process:
+    """`urn resolver FLAGS` as a child holding the test keys, its stderr piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "urn",
         "resolver",
-        "--config",
-        str(path),
-        "--id",
-        "res-cli",
-        "--listen",
-        f"127.0.0.1:{http_port}",
-        "--dns",
-        f"127.0.0.1:{dns_port}",
+        *flags,
         env={**os.environ, **TEST_ENVIRON},
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def _fail_if_exited(process: asyncio.subprocess.Process) -> None:
+    """AssertionError carrying its stderr once `process` has exited."""
+    if process.returncode is not None:
+        assert process.stderr is not None
+        raise AssertionError((await process.stderr.read()).decode())
+
+
+async def _stopped(process: asyncio.subprocess.Process) -> bytes:
+    """SIGTERM to `process` unless it has exited; its stderr once it has."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    return err
+
+
+async def test_cli_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "urn.json", document())
+    http_port = free_port()
+    dns_port = free_port(udp=True)
+    process = await _resolver_process(
+        "--config", str(path), "--id", "res-cli",
+        "--listen", f"127.0.0.1:{http_port}", "--dns", f"127.0.0.1:{dns_port}",
+    )  # fmt: skip
     url = f"http://127.0.0.1:{http_port}"
     try:
 
         async def healthy() -> bool:
-            if process.returncode is not None:
-                assert process.stderr is not None
-                raise AssertionError((await process.stderr.read()).decode())
+            await _fail_if_exited(process)
             try:
                 async with (
                     aiohttp.ClientSession() as session,
@@ -324,9 +338,7 @@ async def test_cli_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -
         reply = await dns.asyncquery.udp(query, "127.0.0.1", port=dns_port, timeout=5)
         assert addresses(reply) == LIVE_AFTER_UPDATE
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(process.communicate(), 30)
+        err = await _stopped(process)
     assert process.returncode == 0, err.decode()
     assert b'"event": "stopped"' in err
 
@@ -334,21 +346,8 @@ async def test_cli_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -
 async def test_cli_refuses_to_start_without_a_good_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("capacity: -1\n")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "urn",
-        "resolver",
-        "--config",
-        str(bad),
-        "--id",
-        "r",
-        "--listen",
-        "127.0.0.1:0",
-        "--dns",
-        "none",
-        env={**os.environ, **TEST_ENVIRON},
-        stderr=asyncio.subprocess.PIPE,
+    process = await _resolver_process(
+        "--config", str(bad), "--id", "r", "--listen", "127.0.0.1:0", "--dns", "none"
     )
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
@@ -368,11 +367,9 @@ async def test_cli_serves_https_when_the_config_names_a_certificate(
     doc["tls"] = {"cert": str(cert), "key": str(key)}
     path = write_config(tmp_path / "urn.json", doc)
     http_port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "urn", "resolver", "--config", str(path), "--id", "res-tls",
+    process = await _resolver_process(
+        "--config", str(path), "--id", "res-tls",
         "--listen", f"127.0.0.1:{http_port}", "--dns", "none",
-        env={**os.environ, **TEST_ENVIRON},
-        stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     context = ssl.create_default_context()
     ca.configure_trust(context)
@@ -380,9 +377,7 @@ async def test_cli_serves_https_when_the_config_names_a_certificate(
     try:
 
         async def answered() -> bool:
-            if process.returncode is not None:
-                assert process.stderr is not None
-                raise AssertionError((await process.stderr.read()).decode())
+            await _fail_if_exited(process)
             try:
                 async with (
                     aiohttp.ClientSession() as session,
@@ -399,9 +394,7 @@ async def test_cli_serves_https_when_the_config_names_a_certificate(
 
         await wait_until(answered, timeout=30, message="HTTPS answer")
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.communicate(), 30)
+        await _stopped(process)
     assert process.returncode == 0
 
 

@@ -439,19 +439,23 @@ async def test_start_fails_clearly_when_a_port_is_taken() -> None:
 # --- the CLI ---------------------------------------------------------------------------
 
 
-async def _urn(*args: str) -> tuple[int, str, str]:
+async def _python_m(module: str, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """`python -m MODULE ARGS` run to its end: exit code, stdout, stderr."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "urn",
-        "targets",
+        module,
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def _urn(*args: str) -> tuple[int, str, str]:
+    return await _python_m("urn", "targets", *args)
 
 
 async def test_cli_serve_set_stats_and_sigterm() -> None:
@@ -545,22 +549,11 @@ async def test_cli_checks_and_bad_arguments() -> None:
 
 
 async def test_farm_cost_bench_runs_and_ends_with_a_json_line() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.farm_cost",
-        "--seconds",
-        "0.2",
-        "--per-az",
-        "2",
-        "--concurrency",
-        "2",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, err = await _python_m(
+        "bench.farm_cost", "--seconds", "0.2", "--per-az", "2", "--concurrency", "2", timeout=120
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, err.decode()
-    last = json.loads(out.decode().strip().splitlines()[-1])
+    assert code == 0, err
+    last = json.loads(out.strip().splitlines()[-1])
     assert last["bench"] == "farm_cost"
     assert last["figures"]["farm_probes"] > 0
     assert last["figures"]["farm_failed"] == last["figures"]["aiohttp_failed"] == 0

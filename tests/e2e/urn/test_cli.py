@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
 from sim.testing import TEST_PUSH_KEY, document_dict
+from sim.testing import run_urn as urn
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-def urn(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "urn", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
 
 
 def test_help_lists_every_command() -> None:

@@ -11,7 +11,7 @@ import pytest
 from resolver.answer import Responder, down_view, explain, qtype_of
 from resolver.records import compile_records, name_to_wire, wire_to_text
 from sim.testing import document_dict
-from sim.testing.resolver import multivalue_record, tcp_checks
+from sim.testing.resolver import failover_record, multivalue_record, tcp_checks
 from urn.config import parse_document
 from urn.names import canonical_name
 from urn.table import Reason, Status, aggregated_byte
@@ -25,15 +25,7 @@ def compiled():
             checks=tcp_checks(range(8)),
             records=[
                 multivalue_record("www.example.com.", 4),
-                {
-                    "name": "api.example.com.",
-                    "type": "A",
-                    "policy": "failover",
-                    "answers": [
-                        {"value": "10.1.0.1", "check": 4, "role": "primary"},
-                        {"value": "10.1.0.2", "check": 5, "role": "secondary"},
-                    ],
-                },
+                failover_record("api.example.com.", ("10.1.0.1", 4), ("10.1.0.2", 5)),
                 {"name": "api.example.com.", "type": "TXT", "answers": [{"value": 'say "hi"'}]},
             ],
             capacity=CAPACITY,

@@ -18,7 +18,7 @@ from resolver.answer import Responder, down_view, lookup, resolve, unknown_view
 from resolver.dnsmsg import NOERROR, NXDOMAIN, REFUSED
 from resolver.records import HINFO_ANY, Compiled, compile_records, name_to_wire
 from sim.testing import document_dict
-from sim.testing.resolver import multivalue_record, tcp_checks
+from sim.testing.resolver import failover_record, multivalue_record, tcp_checks
 from urn.config import parse_document
 from urn.table import Reason, Status, aggregated_byte
 
@@ -34,15 +34,7 @@ def compiled() -> Compiled:
             checks=tcp_checks(range(12)),
             records=[
                 multivalue_record("www.example.com.", 4),
-                {
-                    "name": "api.example.com.",
-                    "type": "A",
-                    "policy": "failover",
-                    "answers": [
-                        {"value": "10.1.0.1", "check": 4, "role": "primary"},
-                        {"value": "10.1.0.2", "check": 5, "role": "secondary"},
-                    ],
-                },
+                failover_record("api.example.com.", ("10.1.0.1", 4), ("10.1.0.2", 5)),
                 {
                     "name": "api.example.com.",
                     "type": "AAAA",

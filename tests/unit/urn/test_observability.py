@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pytest
 from prometheus_client import CollectorRegistry
 
 from urn.errors import StartupError
-from urn.logs import get_logger, setup_logging
+from urn.logs import get_logger
 from urn.metrics import (
     AggregatorMetrics,
     CheckerMetrics,
@@ -24,7 +21,9 @@ from urn.table import FAILURE_REASONS, Reason, Status, aggregated_byte, empty_ta
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Iterator
+    import io
+
+    import pytest
 
 
 def test_each_component_registers_in_its_own_registry() -> None:
@@ -83,22 +82,12 @@ def test_table_collector_counts_statuses_and_reasons_at_scrape_time() -> None:
     assert value("urn_unhealthy_slots", reason="dns") == 0
 
 
-@pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    logger = logging.getLogger("urn")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    setup_logging("info", out)
-    yield out
-    logger.handlers[:], logger.level, logger.propagate = saved
-
-
-def test_log_events_are_one_json_object_per_line(stream: io.StringIO) -> None:
+def test_log_events_are_one_json_object_per_line(log_stream: io.StringIO) -> None:
     log = get_logger("test")
     log.info("table_rejected", reason="bad_mac", sender="c1", count=3)
     log.debug("not_shown")
     log.error("odd\nevent", detail="multi\nline")
-    lines = stream.getvalue().splitlines()
+    lines = log_stream.getvalue().splitlines()
     assert len(lines) == 2
     first, second = (json.loads(line) for line in lines)
     assert first["event"] == "table_rejected"
@@ -110,7 +99,7 @@ def test_log_events_are_one_json_object_per_line(stream: io.StringIO) -> None:
 
 
 def test_run_main_returns_main_code_and_maps_startup_error_to_2(
-    capsys: pytest.CaptureFixture[str], stream: io.StringIO
+    capsys: pytest.CaptureFixture[str], log_stream: io.StringIO
 ) -> None:
     async def ok(stop: asyncio.Event) -> int:
         return 0 if not stop.is_set() else 1
@@ -124,4 +113,4 @@ def test_run_main_returns_main_code_and_maps_startup_error_to_2(
     assert (
         capsys.readouterr().err == "urn: cannot start: no usable config at x.yaml: it is missing\n"
     )
-    assert json.loads(stream.getvalue().splitlines()[-1])["event"] == "startup_failed"
+    assert json.loads(log_stream.getvalue().splitlines()[-1])["event"] == "startup_failed"

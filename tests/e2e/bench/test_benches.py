@@ -1,6 +1,7 @@
-"""The checker benches as a user runs them, shrunk to seconds: they start a real checker
-and farm, classify every probe of every scenario, and end with their JSON line. Judged on
-what the probes found, never on timings."""
+"""The bench commands as a user runs them, shrunk to seconds, each ending with its JSON
+line. The checker benches start a real checker and farm and classify every probe of
+every scenario; the rest are smoke runs. Judged on what they found, never on timings
+(the az-failure and aggregator-tick benches have tests of their own)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _bench(module: str, *args: str) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     line = json.loads(done.stdout.strip().splitlines()[-1])
-    assert line["bench"] == module.removeprefix("bench.")
+    assert line["bench"] == module.rsplit(".", 1)[-1]
     figures: dict[str, Any] = line["figures"]
     return figures
 
@@ -62,3 +63,19 @@ def test_checker_overhead_runs_both_designs_without_false_timeouts() -> None:
     for design in ("urn", "edge"):
         assert figures[f"{design}_done_per_s"] > 0
         assert figures[f"{design}_timeouts"] == 0  # healthy targets: no probe timed out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["bench.micro.codec", "--rounds", "3", "--per-round", "5"], id="codec"),
+        pytest.param(["bench.micro.resolve", "--rounds", "3", "--per-round", "50"], id="resolve"),
+        pytest.param(
+            ["bench.resolver_qps", "--seconds", "0.3", "--rounds", "1", "--names", "20"],
+            id="resolver-qps",
+        ),
+        pytest.param(["bench.soak", "--minutes", "0.2", "--per-az", "2"], id="soak"),
+    ],
+)
+def test_every_other_bench_runs_and_ends_with_its_json_line(argv: list[str]) -> None:
+    assert _bench(*argv)
