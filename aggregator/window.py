@@ -75,22 +75,6 @@ class Window:
         for sender, history in self._by_sender.items():
             self._by_sender[sender] = deque(history, maxlen=depth)
 
-    def fresh(self, now: float, staleness: float) -> list[Entry]:
-        """Every table received within `staleness` of `now`, newest first.
-
-        Ties in receive time go to the sender name, then the newer sequence, so the
-        order never depends on dict or arrival order.
-        """
-        cutoff = now - staleness
-        entries = [
-            entry
-            for history in self._by_sender.values()
-            for entry in history
-            if entry.received_at >= cutoff
-        ]
-        entries.sort(key=lambda e: (-e.received_at, e.sender, -e.sequence))
-        return entries
-
     def prune(self, now: float, staleness: float) -> None:
         """Forget tables older than `staleness`, and checkers with none left."""
         cutoff = now - staleness

@@ -159,7 +159,8 @@ async def test_checkers_dying_shrink_the_pool() -> None:
         await fleet.round(c3={"s0": OK})
     assert fleet.fresh == ["c3"]
     now = fleet.clock.monotonic()
-    assert [e.sender for e in fleet.window.fresh(now, fleet.staleness)] == ["c3"] * 3
+    assert [e.sender for e in fleet.window.history("c3")] == ["c3"] * 3
+    assert fleet.window.senders == ["c3"]
     newest = fleet.window.newest_fresh(now, fleet.staleness)
     assert [(e.sender, e.sequence) for e in newest] == [("c3", 63)]
     assert fleet.tick()[0] == Status.HEALTHY
@@ -212,19 +213,6 @@ def test_window_keeps_depth_tables_and_resizes() -> None:
         Window(0)
     with pytest.raises(ValueError, match="at least 1"):
         window.resize(0)
-
-
-def test_fresh_order_is_newest_first_with_a_stable_tie_break() -> None:
-    window = Window()
-    window.add(entry("b", 1, 10.0))
-    window.add(entry("a", 1, 10.0))
-    window.add(entry("c", 1, 11.0))
-    window.add(entry("a", 2, 9.0))  # only its receive time matters
-    fresh = window.fresh(11.0, 5.0)
-    order = [(e.sender, e.sequence) for e in fresh]
-    assert [e.age(11.0) for e in fresh] == [0.0, 1.0, 1.0, 2.0]
-    assert order == [("c", 1), ("a", 1), ("b", 1), ("a", 2)]
-    assert window.fresh(20.0, 5.0) == []
 
 
 def test_newest_fresh_is_one_table_per_fresh_checker_by_name() -> None:
