@@ -50,7 +50,7 @@ from resolver.dnsmsg import (
     parse_query,
 )
 from resolver.records import ANY, HINFO_ANY, HINFO_ANY_TEXT, QTYPES, qtype_label
-from urn.table import Reason, Status
+from urn.table import REASON_SHIFT, STATUS_MASK, Reason, Status, statuses_of
 
 if TYPE_CHECKING:
     import random
@@ -175,7 +175,7 @@ def down_view(table: SlotArray, changed: npt.NDArray[np.bool_] | None = None) ->
     `changed` marks slots whose check has another target under our config than under
     the table's: their status describes the old target, so they read as unknown.
     """
-    down = np.bitwise_and(table, np.uint8(3)) == Status.UNHEALTHY
+    down = statuses_of(table) == Status.UNHEALTHY
     if changed is not None:
         down &= ~changed
     view: bytes = down.astype(np.uint8).tobytes()
@@ -371,8 +371,11 @@ def _explain_entry(
             item["reason"] = "config_changed: the table predates this slot's current target"
         else:
             byte = raw[candidate.slot]
-            item["status"] = _label(Status, byte & 3)
-            item["reason"] = _label(Reason, byte >> 2) if byte & 3 == Status.UNHEALTHY else None
+            status = byte & STATUS_MASK
+            item["status"] = _label(Status, status)
+            item["reason"] = (
+                _label(Reason, byte >> REASON_SHIFT) if status == Status.UNHEALTHY else None
+            )
         answers.append(item)
     chosen, failed_open = resolve(entry, down, rng, fail_open, entry.candidates)
     return {
