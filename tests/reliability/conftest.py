@@ -157,6 +157,15 @@ class ReceiverServer:
         context = server_ssl_context(self.tls) if self.tls is not None else None
         return await serve(app, "127.0.0.1", 0, context)
 
+    def settle(self) -> None:
+        """Return once the server's loop has run everything already due on it."""
+
+        async def idle() -> None:
+            for _ in range(3):  # callbacks that the ones before schedule, too
+                await asyncio.sleep(0)
+
+        asyncio.run_coroutine_threadsafe(idle(), self._loop).result(timeout=10)
+
     def stop(self) -> None:
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._cleanup(self._runner), self._loop).result(10)
