@@ -8,30 +8,47 @@ word after their name, `--help` included).
 from __future__ import annotations
 
 import argparse
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bench import (
+    aggregator_tick,
+    az_failure,
+    checker_overhead,
+    checker_throughput,
+    farm_cost,
+    resolver_qps,
+    soak,
+)
+from bench.edge import aggregator as edge_aggregator
+from bench.edge import checker as edge_checker
+from bench.edge import resolver as edge_resolver
+from bench.micro import codec, resolve
+from sim import loadgen
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 __all__ = ["SUBCOMMANDS", "add_arguments", "run"]
 
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "az-failure": ("bench.az_failure", "mass AZ failure: urn vs an edge-triggered design"),
-    "checker-throughput": ("bench.checker_throughput", "probes per second of one checker"),
-    "checker-overhead": ("bench.checker_overhead", "CPU per probe: urn's checker vs the edge one"),
-    "aggregator-tick": ("bench.aggregator_tick", "CPU of one aggregator tick"),
-    "resolver-qps": ("bench.resolver_qps", "queries per second of one resolver"),
-    "codec": ("bench.micro.codec", "encode/decode of a whole table"),
-    "resolve": ("bench.micro.resolve", "one resolve, no sockets: healthy vs unhealthy"),
-    "farm-cost": ("bench.farm_cost", "CPU per probe served by the target farm"),
-    "soak": ("bench.soak", "a fleet under load and random kill -9s; memory and wrong answers"),
-    "loadgen": ("sim.loadgen", "UDP DNS load generator (used by az-failure)"),
-    "edge-checker": ("bench.edge.checker", "edge-triggered design: checker process"),
-    "edge-aggregator": ("bench.edge.aggregator", "edge-triggered design: aggregator process"),
-    "edge-resolver": ("bench.edge.resolver", "edge-triggered design: resolver process"),
+SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
+    "az-failure": (az_failure, "mass AZ failure: urn vs an edge-triggered design"),
+    "checker-throughput": (checker_throughput, "probes per second of one checker"),
+    "checker-overhead": (checker_overhead, "CPU per probe: urn's checker vs the edge one"),
+    "aggregator-tick": (aggregator_tick, "CPU of one aggregator tick"),
+    "resolver-qps": (resolver_qps, "queries per second of one resolver"),
+    "codec": (codec, "encode/decode of a whole table"),
+    "resolve": (resolve, "one resolve, no sockets: healthy vs unhealthy"),
+    "farm-cost": (farm_cost, "CPU per probe served by the target farm"),
+    "soak": (soak, "a fleet under load and random kill -9s; memory and wrong answers"),
+    "loadgen": (loadgen, "UDP DNS load generator (used by az-failure)"),
+    "edge-checker": (edge_checker, "edge-triggered design: checker process"),
+    "edge-aggregator": (edge_aggregator, "edge-triggered design: aggregator process"),
+    "edge-resolver": (edge_resolver, "edge-triggered design: resolver process"),
 }
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(SUBCOMMANDS[name][0])
+    return SUBCOMMANDS[name][0]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
