@@ -1,28 +1,32 @@
-"""The aggregator as an aiohttp app: the service, its routes and its lifecycle, wired once.
+"""The aggregator as an aiohttp app: its routes and lifecycle, wired once.
 
-Owns: the wiring. Starting the app loads the first config (StartupError without one),
-then runs the config loop and the ticker until the app is cleaned up.
+Owns: the wiring. Starting the app builds the service from the first good config
+(StartupError without one), then runs the config loop and the ticker until the app is
+cleaned up.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from aggregator.service import Aggregator
+from urn.clock import SystemClock
 from urn.http import add_observability_routes, add_table_route
-from urn.runtime import Tuning, cancel_and_wait
+from urn.metrics import AggregatorMetrics
+from urn.role import Running, start_role, wire
+from urn.runtime import Tuning
+from urn.source import ConfigLoader
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
-
-    from prometheus_client import CollectorRegistry
+    from collections.abc import Mapping
 
     from aggregator.settings import AggregatorSettings
     from urn.clock import Clock
     from urn.push import Transport
+    from urn.source import Loaded
 
 __all__ = ["SERVICE", "TUNING", "make_app"]
 
@@ -30,7 +34,7 @@ __all__ = ["SERVICE", "TUNING", "make_app"]
 # holds a few sockets per peer.
 TUNING = Tuning()
 
-SERVICE = web.AppKey("aggregator", Aggregator)
+SERVICE = web.AppKey("aggregator", Running[Aggregator])
 
 
 def make_app(
@@ -41,26 +45,25 @@ def make_app(
     environ: Mapping[str, str] | None = None,
     transport: Transport | None = None,
 ) -> web.Application:
-    """The aggregator's app: tables in, /v1/slots/N, /healthz, /metrics."""
-    service = Aggregator(
-        settings, clock=clock, registry=registry, transport=transport, environ=environ
-    )
+    """The aggregator's app: tables in, /v1/slots/N, /healthz, /readyz, /metrics."""
+    clock = clock or SystemClock()
+    metrics = AggregatorMetrics(registry if registry is not None else CollectorRegistry())
+    loader = ConfigLoader(settings.config, clock, metrics, environ)
+    running: Running[Aggregator] = Running()
+
+    def build(first: Loaded) -> Aggregator:
+        wiring = wire(clock, metrics, loader, transport, first.document.tls)
+        return Aggregator(settings, first, wiring)
+
+    async def slot(request: web.Request) -> web.Response:
+        return await running.service.handle_slot(request)
+
     app = web.Application()
-    app[SERVICE] = service
-    add_table_route(app, lambda: service.receiver)
-    app.router.add_get("/v1/slots/{slot}", service.handle_slot)
-    add_observability_routes(app, service.registry, service.health)
-    app.cleanup_ctx.append(_lifecycle)
+    app[SERVICE] = running
+    add_table_route(app, lambda: running.service.receiver)
+    app.router.add_get("/v1/slots/{slot}", slot)
+    add_observability_routes(
+        app, metrics.registry, lambda: running.service.health(), lambda: running.service.readiness()
+    )
+    start_role(app, running, loader, build)
     return app
-
-
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    service = app[SERVICE]
-    await service.start()
-    tasks = [
-        asyncio.create_task(service.loader.run(), name="config"),
-        asyncio.create_task(service.run_ticks(), name="ticks"),
-    ]
-    yield
-    await cancel_and_wait(tasks)
-    await service.close()

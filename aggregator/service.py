@@ -8,36 +8,36 @@ not. Decisions live in the pure modules (window, condition, calculated, explain)
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from aggregator.explain import explain_slot
 from aggregator.tick import Plan, TickCore, TickResult
 from aggregator.warmup import is_blind, warm_up_seconds, warming_up
 from aggregator.window import Entry, Window
-from urn.clock import SystemClock
 from urn.drift import DriftMap
-from urn.http import TableReceiver, client_ssl_context
+from urn.http import TableReceiver
 from urn.logs import get_logger
-from urn.metrics import AggregatorMetrics, TableCollector
-from urn.push import AiohttpTransport, push_all, push_timeout
+from urn.metrics import TableCollector
+from urn.push import push_all, push_timeout
+from urn.runtime import cancel_and_wait
 from urn.signer import TableSigner
-from urn.source import ConfigLoader, Loaded
-from urn.table import CheckerPlanes
+from urn.table import CheckerPlanes, empty_table
 from urn.ticker import run_aligned
+from urn.trust import receive_policy
 from urn.wire import Envelope, TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from aggregator.settings import AggregatorSettings
-    from urn.clock import Clock
     from urn.config import Check, Document
-    from urn.push import PushOutcome, Transport
+    from urn.metrics import AggregatorMetrics
+    from urn.push import PushOutcome
+    from urn.role import Wiring
+    from urn.source import Loaded
     from urn.table import SlotArray
 
 __all__ = ["Aggregator"]
@@ -46,45 +46,45 @@ log = get_logger("aggregator")
 
 
 class Aggregator:
-    """One aggregator replica's state and its I/O shell."""
+    """One aggregator replica's state and its I/O shell, built from its first good config."""
 
     def __init__(
-        self,
-        settings: AggregatorSettings,
-        *,
-        clock: Clock | None = None,
-        registry: CollectorRegistry | None = None,
-        transport: Transport | None = None,
-        environ: Mapping[str, str] | None = None,
+        self, settings: AggregatorSettings, first: Loaded, wiring: Wiring[AggregatorMetrics]
     ) -> None:
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
-        self.registry = registry if registry is not None else CollectorRegistry()
-        self.metrics = AggregatorMetrics(self.registry)
-        self._transport = transport
-        self._own_transport: AiohttpTransport | None = None
+        self.clock = wiring.clock
+        self.metrics = wiring.metrics
+        self.registry = wiring.metrics.registry
+        self.loader = wiring.loader
+        self._wiring = wiring
         self.window = Window(settings.window)
-        self.loader = ConfigLoader(settings.config, self.clock, self.metrics, self.apply, environ)
-        self.receiver: TableReceiver | None = None
-        self._loaded: Loaded | None = None
-        self._plan: Plan | None = None
-        self._checks: dict[int, Check] = {}
-        self._core: TickCore | None = None
         self._drift = DriftMap()
-        self.table: SlotArray | None = None  # the last aggregated table pushed
+        self.loaded = first
+        self.plan = Plan.from_document(first.document, self._drift)
+        self._checks: dict[int, Check] = dict(first.document.checks_by_slot)
+        self._core = TickCore(first.document.capacity)
+        self.receiver = TableReceiver(
+            policy=receive_policy(first.document, first.keys, TableKind.CHECKER),
+            clock=self.clock,
+            metrics=self.metrics,
+            deliver=self.deliver,
+        )
+        self.table: SlotArray = empty_table(first.document.capacity)  # the last one computed
         self._built_by = (0, 0)  # fresh checkers and AZs behind `table`
         self._entries: list[Entry] = []  # the fresh tables the last tick read
-        self._tick_at: float | None = None  # monotonic
         self._ticks = 0
-        self._started_at: float | None = None  # monotonic, at the first good config
-        self._blind_at: float | None = None  # monotonic, last tick with an untrustworthy window
+        self._started_at = self.clock.monotonic()  # the first good config
+        self._tick_at = self._started_at  # monotonic; the start until the first tick
+        self._blind_at = self._started_at  # the last tick with an untrustworthy window
         self.signer = TableSigner(TableKind.AGGREGATE, settings.id, self.clock)
         self.last_push: list[PushOutcome] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.metrics.peers(first.document.resolvers)
         self.registry.register(
             TableCollector(
-                table=lambda: self.table,
+                table=lambda: self.table if self._ticks else None,
                 age=self._table_age,
-                configured=lambda: None if self._plan is None else self._plan.configured,
+                configured=lambda: self.plan.configured,
             )
         )
 
@@ -92,43 +92,23 @@ class Aggregator:
 
     @property
     def document(self) -> Document:
-        if self._loaded is None:
-            raise RuntimeError("no config applied yet")
-        return self._loaded.document
+        return self.loaded.document
 
     def apply(self, loaded: Loaded) -> None:
         """Apply a whole document: rebuild every per-config array (never per tick)."""
         document = loaded.document
-        plan = Plan.from_document(document, self._drift)
-        if self._core is None:
-            self._core = TickCore(document.capacity)
-        self._plan = plan
+        self.receiver.apply(receive_policy(document, loaded.keys, TableKind.CHECKER))
+        self.plan = Plan.from_document(document, self._drift)
         self._checks = dict(document.checks_by_slot)
-        self._loaded = loaded
+        self.loaded = loaded
         self.metrics.peers(document.resolvers)
 
+    async def reload(self) -> bool:
+        """One config pass now, as the config loop makes them; False if it kept the old."""
+        return await self.loader.poll_once(self.apply)
+
     async def start(self) -> None:
-        """Load the first config (StartupError without one); idempotent."""
-        if self._loaded is not None:
-            return
-        await self.loader.load_first()
-        self._started_at = self.clock.monotonic()
-        self.receiver = TableReceiver(
-            kind=TableKind.CHECKER,
-            capacity=lambda: self.document.capacity,
-            keys=lambda: self._keys(),
-            skew=lambda: self.document.skew,
-            clock=self.clock,
-            metrics=self.metrics,
-            deliver=self.deliver,
-        )
-        if self._transport is None:
-            tls = self.document.tls
-            wants_context = tls.ca is not None or tls.client_cert is not None
-            self._own_transport = AiohttpTransport(
-                client_ssl_context(tls) if wants_context else None
-            )
-            self._transport = self._own_transport
+        """Run the config loop and the ticker."""
         log.info(
             "aggregator_config",
             id=self.settings.id,
@@ -136,14 +116,15 @@ class Aggregator:
             checks=len(self.document.checks),
             resolvers=list(self.document.resolvers),
         )
+        self._tasks = [
+            asyncio.create_task(self.loader.run(self.apply), name="config"),
+            asyncio.create_task(self.run_ticks(), name="ticks"),
+        ]
 
-    def _keys(self) -> tuple[bytes, ...]:
-        assert self._loaded is not None
-        return self._loaded.keys.accepted
-
-    async def close(self) -> None:
-        if self._own_transport is not None:
-            await self._own_transport.close()
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks)
+        self._tasks = []
+        await self._wiring.close()
 
     # --- receive -----------------------------------------------------------------
 
@@ -167,8 +148,6 @@ class Aggregator:
 
     def compute(self) -> SlotArray:
         """The aggregated table from the tables fresh now; records tick CPU time."""
-        assert self._core is not None
-        assert self._plan is not None
         # This thread's CPU only: the tick runs on the loop without yielding, and a config
         # read in a worker thread meanwhile is not the tick's work.
         started = time.thread_time()
@@ -176,10 +155,10 @@ class Aggregator:
         staleness = self.document.staleness
         self.window.prune(now, staleness)
         entries = self.window.newest_fresh(now, staleness)
-        if is_blind(len(entries), now, self._tick_at, staleness):
+        if is_blind(len(entries), now, self._tick_at if self._ticks else None, staleness):
             self._blind_at = now  # warm up again (aggregator/warmup.py)
         result: TickResult = self._core.compute(
-            entries, self._plan, np.empty(self._plan.capacity, np.uint8)
+            entries, self.plan, np.empty(self.plan.capacity, np.uint8)
         )
         table = result.table
         self.metrics.tick_cpu.observe(time.thread_time() - started)
@@ -194,10 +173,8 @@ class Aggregator:
 
     def encode_table(self, table: SlotArray) -> bytes:
         """The signed envelope of `table`, with the fresh checkers and AZs behind it."""
-        if self._loaded is None:
-            raise RuntimeError("no config applied yet")
         checkers, azs = self._built_by
-        return self.signer.sign(self._loaded, table.tobytes(), checkers=checkers, azs=azs)
+        return self.signer.sign(self.loaded, table.tobytes(), checkers=checkers, azs=azs)
 
     @property
     def warm_up(self) -> float:
@@ -222,10 +199,9 @@ class Aggregator:
                 return
             body = self.encode_table(table)
             document = self.document
-            assert self._transport is not None
             timeout = push_timeout(document.intervals.push)
             self.last_push = await push_all(
-                self._transport, document.resolvers, body, timeout, self.metrics
+                self._wiring.transport, document.resolvers, body, timeout, self.metrics
             )
         except Exception as exc:
             log.error("tick_failed", error=f"{type(exc).__name__}: {exc}")
@@ -252,20 +228,17 @@ class Aggregator:
     # --- observability -----------------------------------------------------------
 
     def _table_age(self) -> float | None:
-        return None if self._tick_at is None else self.clock.monotonic() - self._tick_at
+        return self.clock.monotonic() - self._tick_at if self._ticks else None
 
     def explain(self, slot: int) -> dict[str, Any]:
         """The observations behind `slot`'s status in the last tick."""
-        assert self.table is not None
-        assert self._tick_at is not None
-        assert self._plan is not None
         return explain_slot(
             slot,
             check=self._checks.get(slot),
             checks=self._checks,
             table=self.table,
             entries=self._entries,
-            plan=self._plan,
+            plan=self.plan,
             tick_at=self._tick_at,
             now=self.clock.monotonic(),
             staleness=self.document.staleness,
@@ -277,7 +250,7 @@ class Aggregator:
             slot = int(raw)
         except ValueError:
             return _error(400, "bad_slot", f"slot {raw!r} is not an integer")
-        if self._loaded is None or self.table is None:
+        if not self._ticks:
             return _error(503, "no_tick", "no aggregated table computed yet")
         capacity = self.document.capacity
         if not 0 <= slot < capacity:
@@ -285,18 +258,33 @@ class Aggregator:
         return web.json_response({"aggregator": self.settings.id, **self.explain(slot)})
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        ok = self._loaded is not None
-        facts: dict[str, Any] = {"id": self.settings.id, "config": ok}
-        if ok:
-            now = self.clock.monotonic()
-            facts["fresh_checkers"] = self.window.fresh_senders(now, self.document.staleness)
-            facts["ticks"] = self._ticks
-            facts["warming_up"] = self.warming_up
-            age = self._table_age()
-            facts["last_tick_age"] = None if age is None else round(age, 3)
-            facts["config_error"] = self.loader.last_error
-            facts["pushes"] = {o.peer: o.result for o in self.last_push}
-        return ok, facts
+        """Alive while its loops run: the facts of the last tick and pushes."""
+        alive = bool(self._tasks) and not any(t.done() for t in self._tasks)
+        now = self.clock.monotonic()
+        age = self._table_age()
+        return alive, {
+            "id": self.settings.id,
+            "config": True,
+            "fresh_checkers": self.window.fresh_senders(now, self.document.staleness),
+            "ticks": self._ticks,
+            "warming_up": self.warming_up,
+            "last_tick_age": None if age is None else round(age, 3),
+            "config_error": self.loader.last_error,
+            "pushes": {o.peer: o.result for o in self.last_push},
+        }
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready to push tables resolvers may trust: warmed up, with enough fresh checkers."""
+        now = self.clock.monotonic()
+        fresh = len(self.window.fresh_senders(now, self.document.staleness))
+        needed = self.document.defaults.quorum.min_checkers
+        facts: dict[str, Any] = {"id": self.settings.id, "fresh_checkers": fresh}
+        if self.warming_up:
+            return False, {**facts, "reason": "warming up", "warm_up": self.warm_up}
+        if fresh < needed:
+            reason = f"{fresh} fresh checkers, fewer than quorum.min_checkers ({needed})"
+            return False, {**facts, "reason": reason}
+        return True, facts
 
 
 def _error(status: int, error: str, detail: str) -> web.Response:

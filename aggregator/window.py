@@ -8,7 +8,7 @@ Cost: O(checkers x depth) Python work per call, independent of capacity and of w
 the slots hold; the tables themselves are only referenced, never copied.
 
 Time base: the aggregator's own monotonic receive time, not the checker's generation
-time. Checker wall clocks may disagree with ours by up to `skew` (30 s by default),
+time. Checker wall clocks may disagree with ours by up to `skew` (10 s by default),
 which is more than `staleness` (5 s by default): judged by generation time, a checker
 whose clock lags would look stale forever and one whose clock leads would look fresh
 after it died, and the newest-first order across checkers would follow clock error

@@ -295,10 +295,10 @@ class AzFailure:
         a = self.args
         budget = self.budget()
         designs = ["urn", "edge"] if a.design == "both" else a.design.split(",")
-        base_port = free_port()
+        base_port = free_port(stable=True)
         specs = layout(self.azs, self.per_az, base_port)
         shards = self.farm_processes()
-        self.controls = [f"http://127.0.0.1:{free_port()}" for _ in range(shards)]
+        self.controls = [f"http://127.0.0.1:{free_port(stable=True)}" for _ in range(shards)]
         results: dict[str, Any] = {}
         async with (
             Fleet(self.out / "farm") as farm_fleet,

@@ -50,23 +50,17 @@ HOG = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() <
 
 
 async def _urn(path: str, spec: dict[str, Any]) -> dict[str, Any]:
-    from prometheus_client import CollectorRegistry
 
-    from checker.app import TUNING
-    from checker.service import CheckerService
+    from checker.app import TUNING, build_service
     from checker.settings import CheckerSettings
     from sim.testing import MemoryTransport
-    from urn.clock import SystemClock
-    from urn.metrics import CheckerMetrics
     from urn.runtime import tune_process
 
     fd_limit = tune_process(TUNING)  # as `urn checker` tunes its process
-    service = CheckerService(
+    service = await build_service(
         CheckerSettings(id="chk-bench", az="a", config=path, fd_limit=fd_limit),
-        SystemClock(),
-        CheckerMetrics(CollectorRegistry()),
-        MemoryTransport(),
-        {"URN_PUSH_KEY": PUSH_KEY},
+        environ={"URN_PUSH_KEY": PUSH_KEY},
+        transport=MemoryTransport(),
     )
     registry = service.metrics.registry
 
@@ -95,10 +89,8 @@ async def _edge(path: str, spec: dict[str, Any]) -> dict[str, Any]:
     from urn.source import ConfigLoader
 
     checker = EdgeChecker("chk-bench", "a", CollectorRegistry())
-    loader = ConfigLoader(
-        path, checker.clock, checker.metrics, checker.apply, {"URN_PUSH_KEY": PUSH_KEY}
-    )
-    await loader.load_first()
+    loader = ConfigLoader(path, checker.clock, checker.metrics, {"URN_PUSH_KEY": PUSH_KEY})
+    await loader.load_first(checker.apply)
     started = 0
     engine_start = checker.engine.start
 

@@ -166,14 +166,10 @@ def checker_config(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 def checker_main(spec: dict[str, Any]) -> None:
     """One measured checker run; prints a JSON result line."""
     import uvloop
-    from prometheus_client import CollectorRegistry
 
-    from checker.app import TUNING
-    from checker.service import CheckerService
+    from checker.app import TUNING, build_service
     from checker.settings import CheckerSettings
     from sim.testing import MemoryTransport
-    from urn.clock import SystemClock
-    from urn.metrics import CheckerMetrics
     from urn.runtime import tune_process
 
     _pin(spec.get("cpu"))
@@ -183,12 +179,8 @@ def checker_main(spec: dict[str, Any]) -> None:
     async def run() -> dict[str, Any]:
         fd_limit = tune_process(TUNING)  # as `urn checker` tunes its process
         settings = CheckerSettings(id="chk-bench", az="a", config=path, fd_limit=fd_limit)
-        service = CheckerService(
-            settings,
-            SystemClock(),
-            CheckerMetrics(CollectorRegistry()),
-            MemoryTransport(),
-            {"URN_PUSH_KEY": PUSH_KEY},
+        service = await build_service(
+            settings, environ={"URN_PUSH_KEY": PUSH_KEY}, transport=MemoryTransport()
         )
         if spec["prober"] == "aiohttp":
             service.engine = AiohttpEngine(  # type: ignore[assignment]

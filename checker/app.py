@@ -1,7 +1,8 @@
 """The checker as an aiohttp app: the service, its routes and its lifecycle, wired once.
 
 Owns: the wiring and the checker process's tuning. The probe and push loops run inside
-the app's lifecycle, so starting the app starts the checker.
+the app's lifecycle: starting the app builds the checker from its first good config
+(StartupError without one) and starts it.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ from checker.service import CheckerService
 from urn.clock import SystemClock
 from urn.http import add_observability_routes
 from urn.metrics import CheckerMetrics
-from urn.role import start_with_app
+from urn.role import Running, start_role, wire
 from urn.runtime import Tuning
+from urn.source import ConfigLoader
+from urn.wire import TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from checker.settings import CheckerSettings
     from urn.clock import Clock
     from urn.push import Transport
+    from urn.source import Loaded
 
-__all__ = ["GC_THRESHOLDS", "SERVICE", "TUNING", "make_app"]
+__all__ = ["GC_THRESHOLDS", "SERVICE", "TUNING", "build_service", "make_app"]
 
 # Every probe allocates a dozen objects the cyclic collector tracks (task, coroutine,
 # transport, futures), and in-flight ones survive into older generations, so at the
@@ -37,7 +41,7 @@ GC_THRESHOLDS = (20_000, 20, 100)
 # how many may run at once (CheckerSettings.fd_limit carries it to the service).
 TUNING = Tuning(gc_thresholds=GC_THRESHOLDS, raise_fd_limit=True)
 
-SERVICE = web.AppKey("checker_service", CheckerService)
+SERVICE = web.AppKey("checker_service", Running[CheckerService])
 
 
 def make_app(
@@ -48,13 +52,46 @@ def make_app(
     environ: Mapping[str, str] | None = None,
     transport: Transport | None = None,
 ) -> web.Application:
-    """The checker's app: /metrics, /healthz; starting it loads the config and probes."""
-    registry = registry if registry is not None else CollectorRegistry()
-    service = CheckerService(
-        settings, clock or SystemClock(), CheckerMetrics(registry), transport, environ
-    )
+    """The checker's app: /metrics, /healthz, /readyz; starting it loads the config and
+    probes."""
+    clock = clock or SystemClock()
+    metrics = CheckerMetrics(registry if registry is not None else CollectorRegistry())
+    loader = ConfigLoader(settings.config, clock, metrics, environ, needs={TableKind.CHECKER})
+    running: Running[CheckerService] = Running()
     app = web.Application()
-    app[SERVICE] = service
-    add_observability_routes(app, registry, service.health)
-    start_with_app(app, service)
+    app[SERVICE] = running
+    add_observability_routes(
+        app, metrics.registry, lambda: running.service.health(), lambda: running.service.readiness()
+    )
+    start_role(app, running, loader, _builder(settings, metrics, loader, transport))
     return app
+
+
+async def build_service(
+    settings: CheckerSettings,
+    *,
+    clock: Clock | None = None,
+    registry: CollectorRegistry | None = None,
+    environ: Mapping[str, str] | None = None,
+    transport: Transport | None = None,
+) -> CheckerService:
+    """The checker service built from its first good config, its loops not started:
+    for benchmarks and tests that drive the probe loop themselves."""
+    metrics = CheckerMetrics(registry if registry is not None else CollectorRegistry())
+    loader = ConfigLoader(
+        settings.config, clock or SystemClock(), metrics, environ, needs={TableKind.CHECKER}
+    )
+    return await loader.load_first(_builder(settings, metrics, loader, transport))
+
+
+def _builder(
+    settings: CheckerSettings,
+    metrics: CheckerMetrics,
+    loader: ConfigLoader,
+    transport: Transport | None,
+) -> Callable[[Loaded], CheckerService]:
+    def build(first: Loaded) -> CheckerService:
+        wiring = wire(loader.clock, metrics, loader, transport, first.document.tls)
+        return CheckerService(settings, first, wiring)
+
+    return build

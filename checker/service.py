@@ -22,19 +22,20 @@ import math
 import time
 from array import array
 from collections import deque
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from checker.admission import Admission, admission
 from checker.assign import assigned_checks, check_key, position
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
 from checker.schedule import Schedule, phase, spread_phase
-from urn.http import client_ssl_context
 from urn.logs import get_logger
-from urn.push import AiohttpTransport, push_all, push_timeout
+from urn.push import push_all, push_timeout
 from urn.runtime import cancel_and_wait, current_fd_limit
 from urn.signer import TableSigner
-from urn.source import ConfigLoader, Loaded
 from urn.table import Reason
 from urn.ticker import run_aligned
 from urn.wire import TableKind
@@ -45,13 +46,14 @@ if TYPE_CHECKING:
     from prometheus_client import Histogram
 
     from checker.settings import CheckerSettings
-    from urn.clock import Clock
     from urn.config import Check, Document
     from urn.metrics import CheckerMetrics
-    from urn.push import PushOutcome, Transport
+    from urn.push import PushOutcome
+    from urn.role import Wiring
+    from urn.source import Loaded
     from urn.table import SlotArray
 
-__all__ = ["CheckerService", "observe_many"]
+__all__ = ["CheckerPlan", "CheckerService", "observe_many"]
 
 log = get_logger("checker")
 
@@ -99,41 +101,49 @@ def observe_many(histogram: Histogram, values: list[float]) -> None:
     total.inc(float(array.sum()))
 
 
+@dataclass(frozen=True, slots=True)
+class CheckerPlan:
+    """One config pass, decided whole before any of it is installed."""
+
+    loaded: Loaded
+    checks: Mapping[int, Check]  # this checker's, by slot
+    interval: float
+    phases: tuple[tuple[int, float], ...]  # (slot, phase within the interval), by slot
+    admission: Admission
+
+    @property
+    def document(self) -> Document:
+        return self.loaded.document
+
+
 class CheckerService:
     """One checker: applies the whole document each pass, probes, pushes."""
 
     def __init__(
-        self,
-        settings: CheckerSettings,
-        clock: Clock,
-        metrics: CheckerMetrics,
-        transport: Transport | None = None,
-        environ: Mapping[str, str] | None = None,
+        self, settings: CheckerSettings, first: Loaded, wiring: Wiring[CheckerMetrics]
     ) -> None:
+        """The checker for its first good config; ConfigError if that config is unusable."""
         self.settings = settings
-        self.clock = clock
-        self.metrics = metrics
-        self._transport: Transport | None = transport  # None: HTTPS-capable one at start
-        self._owns_transport = transport is None
-        self.loader = ConfigLoader(settings.config, clock, metrics, self.apply, environ)
+        clock = self.clock = wiring.clock
+        self.metrics = wiring.metrics
+        self.loader = wiring.loader
+        self._wiring = wiring
         self.engine = ProbeEngine(clock.monotonic, self._record)
         self._lax, self._strict = tls_contexts(settings.probe_ca)
         self._epoch = clock.monotonic()
-        self._raw = bytearray()
-        self._capacity = 0
-        self.table: SlotArray = np.zeros(0, dtype=np.uint8)  # the `last` plane
-        self._targets: list[Target | None] = []
-        self._checks: dict[int, Check] = {}
-        self._last_start = array("d")  # per slot: start of its newest finished probe
-        self._started_view = np.zeros(0, dtype=np.float64)
-        self._stale_after = np.zeros(0, dtype=np.float64)
-        self._out = np.zeros(0, dtype=np.uint8)
+        capacity = self._capacity = first.document.capacity  # fixed for the process
+        self._raw = bytearray(2 * capacity)
+        self.table: SlotArray = np.frombuffer(self._raw, dtype=np.uint8)[:capacity]
+        self._targets: list[Target | None] = [None] * capacity
+        self._last_start = array("d", [-math.inf]) * capacity  # start of the newest finished
+        self._started_view = np.frombuffer(self._last_start, dtype=np.float64)
+        self._stale_after = np.zeros(capacity, dtype=np.float64)
+        self._out = np.zeros(2 * capacity, dtype=np.uint8)
         self._phases: dict[tuple[str, tuple[int, int] | None], float] = {}
-        self._entries: tuple[tuple[int, float], ...] = ()
         self.stale_count = 0  # slots the last pushed table reported STALE
         self.schedule = Schedule(1.0, self._epoch, (), self._epoch)
         self._pending: deque[tuple[int, float]] = deque()
-        self._queued = bytearray()
+        self._queued = bytearray(capacity)
         self._limit = 1
         self._fd = current_fd_limit() if settings.fd_limit is None else settings.fd_limit
         self.signer = TableSigner(TableKind.CHECKER, settings.id, clock, az=settings.az)
@@ -151,56 +161,77 @@ class CheckerService:
         self.pushes = 0
         self._cpu_mark = time.process_time()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._sizing: tuple[int, int] | None = None
+        self._admission = Admission(0, 0)
+        self._installed = False
+        self.plan = self._plan_for(first)  # raises ConfigError if unusable: no checker
+        self._install(self.plan)
 
     # --- config --------------------------------------------------------------------
 
     @property
     def document(self) -> Document:
-        return self.loader.current.document
+        return self.plan.document
+
+    @property
+    def loaded(self) -> Loaded:
+        return self.plan.loaded
 
     def apply(self, loaded: Loaded) -> None:
         """Apply the whole document; raises ConfigError (keeping the old) if unusable."""
+        plan = self._plan_for(loaded)  # may raise: nothing has changed yet
+        self._install(plan)
+
+    def _plan_for(self, loaded: Loaded) -> CheckerPlan:
         document = loaded.document
-        checks = assigned_checks(document, self.settings)  # may raise: nothing changed yet
-        capacity = document.capacity
-        if self._capacity != capacity:  # first pass (capacity is fixed thereafter)
-            self._capacity = capacity
-            self._raw = bytearray(2 * capacity)
-            self.table = np.frombuffer(self._raw, dtype=np.uint8)[:capacity]
-            self._targets = [None] * capacity
-            self._last_start = array("d", [-math.inf]) * capacity
-            self._started_view = np.frombuffer(self._last_start, dtype=np.float64)
-            self._stale_after = np.zeros(capacity, dtype=np.float64)
-            self._out = np.zeros(2 * capacity, dtype=np.uint8)
-            self._queued = bytearray(capacity)
+        checks = assigned_checks(document, self.settings)
         interval = document.intervals.probe
-        wanted = {c.slot: c for c in checks}
-        for slot in [s for s in self._checks if s not in wanted]:
+        soft, _ = self._fd
+        return CheckerPlan(
+            loaded=loaded,
+            checks=MappingProxyType({c.slot: c for c in checks}),
+            interval=interval,
+            phases=tuple(sorted((c.slot, self._phase(document, c)) for c in checks)),
+            admission=admission(
+                (c.timeout + SWEEP_SLACK for c in checks),
+                interval,
+                soft,
+                self.settings.fd_reserve,
+                self.settings.max_concurrency,
+            ),
+        )
+
+    def _install(self, plan: CheckerPlan) -> None:
+        """Swap `plan` in: targets, staleness, the schedule (only if it moved), the limit."""
+        document, interval, wanted = plan.document, plan.interval, plan.checks
+        old = self.plan.checks if self._installed else {}
+        for slot in [s for s in old if s not in wanted]:
             self._targets[slot] = None
             self._clear(slot)
         for slot, check in wanted.items():
-            old_check = self._checks.get(slot)
+            old_check = old.get(slot)
             if old_check != check:
                 self._targets[slot] = compile_target(check, self._lax, self._strict)
                 if old_check is not None and old_check.target != check.target:
                     self._clear(slot)  # the old target's health says nothing of the new
             self._stale_after[slot] = stale_after(interval, check.timeout)
-        phases = {c.slot: self._phase(document, c) for c in checks}
-        entries = tuple(sorted(phases.items()))
-        if self.schedule.interval != interval or entries != self._entries:
+        if not self._installed or (self.plan.interval, self.plan.phases) != (
+            interval,
+            plan.phases,
+        ):
             now = self.clock.monotonic()
             # On the fleet's wall-clock grid, so checkers' phases line up with each other.
             self._epoch = now - (self.clock.time() % interval)
-            self.schedule = Schedule(interval, self._epoch, entries, now)
+            self.schedule = Schedule(interval, self._epoch, plan.phases, now)
             self._cycle_end = self._epoch + (self.schedule.cycle + 1) * interval
-            self._entries = entries
-            used = {(check_key(c), position(document, self.settings.id, c)) for c in checks}
+            used = {
+                (check_key(c), position(document, self.settings.id, c)) for c in wanted.values()
+            }
             self._phases = {k: v for k, v in self._phases.items() if k in used}
-        self._checks = wanted
+        self.plan = plan
+        self._installed = True
         self.engine.prune()
-        self._size_concurrency(checks, interval)
-        self.metrics.checks_assigned.set(len(checks))
+        self._admit(plan.admission)
+        self.metrics.checks_assigned.set(len(wanted))
         self.metrics.peers(document.aggregators)
 
     def _clear(self, slot: int) -> None:
@@ -217,23 +248,21 @@ class CheckerService:
             self._phases[(key, place)] = value
         return value
 
-    def _size_concurrency(self, checks: tuple[Check, ...], interval: float) -> None:
-        needed = math.ceil(sum(c.timeout + SWEEP_SLACK for c in checks) / interval)
+    def _admit(self, sizing: Admission) -> None:
         soft, hard = self._fd
-        allowed = max(1, soft - self.settings.fd_reserve)
-        if self.settings.max_concurrency is not None:
-            allowed = min(allowed, self.settings.max_concurrency)
-        # Headroom: hashed phases are uniform, not evenly spaced, so starts clump; and a
-        # CPU-starved loop sweeps late, so probes outlive their timeout a little. Both
-        # should show as lateness of our own, not as a queue of probes waiting for a slot.
-        self._limit = min(allowed, 2 * needed + 64)
-        self.metrics.concurrency_needed.set(needed)
-        self.metrics.concurrency_limit.set(self._limit)
+        self._limit = sizing.limit
+        self.metrics.concurrency_needed.set(sizing.needed)
+        self.metrics.concurrency_limit.set(sizing.limit)
         self.metrics.fd_limit.set(soft)
-        if self._sizing != (needed, self._limit):
-            self._sizing = (needed, self._limit)
-            fields = {"needed": needed, "limit": self._limit, "fd_soft": soft, "fd_hard": hard}
-            if needed > self._limit:
+        if self._admission != sizing:
+            self._admission = sizing
+            fields = {
+                "needed": sizing.needed,
+                "limit": sizing.limit,
+                "fd_soft": soft,
+                "fd_hard": hard,
+            }
+            if sizing.short:
                 log.error(
                     "probe_concurrency_short",
                     **fields,
@@ -376,7 +405,7 @@ class CheckerService:
 
     def encode_table(self) -> bytes:
         """The signed envelope of the whole table as it is now."""
-        return self.signer.sign(self.loader.current, self.table_bytes())
+        return self.signer.sign(self.loaded, self.table_bytes())
 
     def table_bytes(self) -> bytes:
         """Both planes as they go out: a slot nobody has vouched for lately is STALE."""
@@ -397,9 +426,8 @@ class CheckerService:
         self.metrics.tables_pushed_bytes.set(len(body))
         self.metrics.stale_slots.set(self.stale_count)
         timeout = push_timeout(document.intervals.push)
-        assert self._transport is not None, "start() sets the transport"
         outcomes = await push_all(
-            self._transport, document.aggregators, body, timeout, self.metrics
+            self._wiring.transport, document.aggregators, body, timeout, self.metrics
         )
         for outcome in outcomes:
             if outcome.result != "ok":
@@ -445,40 +473,52 @@ class CheckerService:
             on_late=lambda _: self.metrics.ticks_late.inc(),
         )
 
+    async def reload(self) -> bool:
+        """One config pass now, as the config loop makes them; False if it kept the old."""
+        return await self.loader.poll_once(self.apply)
+
     # --- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the first config (StartupError if none) and start the loops."""
-        await self.loader.load_first()
-        if self._transport is None:
-            self._transport = AiohttpTransport(client_ssl_context(self.document.tls))
+        """Start the probe, push and config loops."""
         log.info(
             "checker_started",
             id=self.settings.id,
             az=self.settings.az,
-            checks=len(self._checks),
+            checks=len(self.plan.checks),
             aggregators=len(self.document.aggregators),
             select=[str(s) for s in self.settings.select],
         )
         self._tasks = [
             asyncio.create_task(self._probe_loop(), name="probe-loop"),
             asyncio.create_task(self._push_loop(), name="push-loop"),
-            asyncio.create_task(self.loader.run(), name="config-loop"),
+            asyncio.create_task(self.loader.run(self.apply), name="config-loop"),
         ]
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks = []
         self.engine.abort_all()
-        if self._owns_transport and isinstance(self._transport, AiohttpTransport):
-            await self._transport.close()
+        await self._wiring.close()
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready while the config in force is good: its last pass was not rejected.
+
+        A checker without a good first config never starts; one whose later passes are
+        rejected keeps probing under the last good one and says so here.
+        """
+        facts: dict[str, Any] = {"id": self.settings.id, "checks": len(self.plan.checks)}
+        error = self.loader.last_error
+        if error is not None:
+            return False, {**facts, "reason": f"config rejected, last good kept: {error}"}
+        return True, facts
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         alive = bool(self._tasks) and not any(t.done() for t in self._tasks)
         return alive, {
             "id": self.settings.id,
             "az": self.settings.az,
-            "checks": len(self._checks),
+            "checks": len(self.plan.checks),
             "in_flight": self.engine.in_flight,
             "concurrency_limit": self._limit,
             "pushes": self.pushes,

@@ -32,6 +32,7 @@ from resolver.dnsmsg import (
     BADVERS,
     CD,
     FORMERR,
+    MAX_MESSAGE,
     MAX_UDP_PAYLOAD,
     NOERROR,
     NOTIMP,
@@ -165,6 +166,16 @@ def lookup(
     return NOERROR, True, node, (), soa, False  # NODATA
 
 
+def _fit(records: Sequence[bytes], room: int) -> tuple[bytes, int]:
+    """The leading whole records that fit in `room` bytes, and how many they are."""
+    used = 0
+    for count, record in enumerate(records):
+        if used + len(record) > room:
+            return b"".join(records[:count]), count
+        used += len(record)
+    return b"".join(records), len(records)
+
+
 def _hinfo_json(node: Node) -> str:
     return f'{{"name":{node.name_json},"type":13,"TTL":3600,"data":{_HINFO_JSON}}}'
 
@@ -191,16 +202,18 @@ class Responder:
     """Answers queries from the compiled records and the down view in force.
 
     The service swaps `compiled`, `down` and `fail_open` whole; each query reads them once.
+    `note` is what JSON answers add while no fresh table answers them (the service's).
     `tallies` counts answers by (qtype, rcode) per transport; `fail_open_answers` and
     `malformed` count what their names say. The service flushes them into metrics.
     """
 
-    __slots__ = ("compiled", "down", "fail_open", "fail_open_answers", "malformed", "rng")
+    __slots__ = ("compiled", "down", "fail_open", "fail_open_answers", "malformed", "note", "rng")
 
     def __init__(self, compiled: Compiled, rng: random.Random, fail_open: bool = True) -> None:
         self.compiled = compiled
         self.down = unknown_view(compiled.capacity)
         self.fail_open = fail_open
+        self.note = ""
         self.rng = rng
         self.fail_open_answers = 0
         self.malformed: dict[str, int] = {}
@@ -232,10 +245,15 @@ class Responder:
             nscount = 1
         opt = (_OPT_DO if do_bit else _OPT_PLAIN) if edns else b""
         qend = name_end + 4
-        if udp and qend + len(answers) + len(opt) > (min(edns, MAX_UDP_PAYLOAD) if edns else 512):
+        if udp:
+            if qend + len(answers) + len(opt) > (min(edns, MAX_UDP_PAYLOAD) if edns else 512):
+                flags |= TC
+                answers = b""
+                ancount = nscount = 0
+        elif qend + len(answers) + len(opt) > MAX_MESSAGE:  # validation refuses such records
+            answers, ancount = _fit(chosen, MAX_MESSAGE - qend - len(opt))
             flags |= TC
-            answers = b""
-            ancount = nscount = 0
+            nscount = 0
         key = (qtype, rcode)
         tally[key] = tally.get(key, 0) + 1
         return b"".join(
@@ -302,7 +320,8 @@ class Responder:
         tally[key] = tally.get(key, 0) + 1
         return (
             f'{{"Status":{rcode},"TC":false,"RD":false,"RA":false,"AD":false,"CD":false,'
-            f'"Question":[{{"name":{name_json},"type":{qtype}}}],"Answer":[{answers}]{extra}}}'
+            f'"Question":[{{"name":{name_json},"type":{qtype}}}],"Answer":[{answers}]{extra}'
+            f"{self.note}}}"
         )
 
 

@@ -4,7 +4,7 @@ Handlers validate input (a bad name, type or message is a 400 with a JSON `error
 says what is wrong, and changes nothing) and hand the rest to `answer.Responder`.
 Routes: GET /v1/resolve?name=&type=, GET /v1/explain?name=[&type=],
 GET /dns-query?dns=<base64url>, POST /dns-query (application/dns-message),
-GET /healthz, GET /metrics. Tables come in on POST /v1/table, as in every role
+GET /healthz, GET /readyz, GET /metrics. Tables come in on POST /v1/table, as in every role
 (`urn.http.add_table_route`, wired in `resolver.app`).
 """
 
@@ -21,13 +21,17 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from resolver.answer import qtype_of
+from urn.http import facts_handler
 from urn.names import canonical_name
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+    from prometheus_client import CollectorRegistry
 
     from resolver.answer import Responder
     from resolver.service import ResolverService
+    from urn.role import Running
 
 __all__ = ["DNS_MESSAGE", "add_routes"]
 
@@ -56,19 +60,25 @@ def _bad(message: str, status: int = 400) -> web.Response:
     )
 
 
-def add_routes(app: web.Application, service: ResolverService) -> None:
+def add_routes(
+    app: web.Application, running: Running[ResolverService], registry: CollectorRegistry
+) -> None:
     """Register the resolver's query, explain and observability routes on `app`."""
-    json_tally = service.tallies["json"]
-    doh_tally = service.tallies["doh"]
-    observe_json = service.metrics.query_duration.labels("json").observe
-    observe_doh = service.metrics.query_duration.labels("doh").observe
-    mask = service.settings.latency_sample - 1
     counter = [0]
 
     def responder() -> Responder:
-        if service.responder is None:
-            raise web.HTTPServiceUnavailable(text="no config loaded")
-        return service.responder
+        return running.service.responder
+
+    def json_tally() -> dict[tuple[int, int], int]:
+        return running.service.tallies["json"]
+
+    def doh_tally() -> dict[tuple[int, int], int]:
+        return running.service.tallies["doh"]
+
+    def timed(transport: str) -> tuple[int, Callable[[float], None]]:
+        service = running.service
+        mask = service.settings.latency_sample - 1
+        return mask, service.metrics.query_duration.labels(transport).observe
 
     async def resolve(request: web.Request) -> web.Response:
         try:
@@ -78,12 +88,13 @@ def add_routes(app: web.Application, service: ResolverService) -> None:
         if qtype is None:
             qtype = _TYPE_A
         counter[0] += 1
+        mask, observe = timed("json")
         if counter[0] & mask:
-            body = responder().json(canonical, qtype, json_tally)
+            body = responder().json(canonical, qtype, json_tally())
         else:
             start = perf_counter()
-            body = responder().json(canonical, qtype, json_tally)
-            observe_json(perf_counter() - start)
+            body = responder().json(canonical, qtype, json_tally())
+            observe(perf_counter() - start)
         return web.Response(text=body, content_type="application/json")
 
     async def explain(request: web.Request) -> web.Response:
@@ -91,27 +102,28 @@ def add_routes(app: web.Application, service: ResolverService) -> None:
             canonical, qtype = _question(request.query)
         except ValueError as exc:
             return _bad(str(exc))
-        responder()
-        return web.json_response(await service.explain_with_checkers(canonical, qtype))
+        return web.json_response(await running.service.explain_with_checkers(canonical, qtype))
 
     def doh_answer(message: bytes) -> web.Response:
         counter[0] += 1
+        mask, observe = timed("doh")
         if counter[0] & mask:
             response = _doh(message)
         else:
             start = perf_counter()
             response = _doh(message)
-            observe_doh(perf_counter() - start)
+            observe(perf_counter() - start)
         if response is None:
             return _bad("not a DNS query: shorter than a header, or a response")
         return web.Response(body=response, content_type=DNS_MESSAGE)
 
     def _doh(message: bytes) -> bytes | None:
         answerer = responder()
+        tally = doh_tally()
         try:
-            result: bytes | None = answerer.dns(message, False, doh_tally)
+            result: bytes | None = answerer.dns(message, False, tally)
         except Exception:
-            result = answerer.servfail(message, doh_tally)
+            result = answerer.servfail(message, tally)
         return result
 
     async def doh_get(request: web.Request) -> web.Response:
@@ -147,23 +159,16 @@ def add_routes(app: web.Application, service: ResolverService) -> None:
             return _bad(f"body not complete within {READ_TIMEOUT:g}s", status=408)
         return doh_answer(b"".join(chunks))
 
-    metrics_handler = make_aiohttp_handler(service.registry)
+    metrics_handler = make_aiohttp_handler(registry)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        service.flush_metrics()
+        running.service.flush_metrics()
         return await metrics_handler(request)
-
-    async def healthz(_: web.Request) -> web.Response:
-        ok, facts = await service.health()
-        return web.Response(
-            text=json.dumps({"ok": ok, **facts}, default=str),
-            status=200 if ok else 503,
-            content_type="application/json",
-        )
 
     app.router.add_get("/v1/resolve", resolve)
     app.router.add_get("/v1/explain", explain)
     app.router.add_get("/dns-query", doh_get)
     app.router.add_post("/dns-query", doh_post)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", facts_handler(lambda: running.service.health()))
+    app.router.add_get("/readyz", facts_handler(lambda: running.service.readiness()))
     app.router.add_get("/metrics", metrics)

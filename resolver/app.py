@@ -1,32 +1,39 @@
-"""The resolver as an aiohttp app: the service, its routes and its lifecycle, wired once.
+"""The resolver as an aiohttp app: its routes and lifecycle, wired once.
 
-Owns: the wiring and the resolver process's tuning; the service (`resolver.service`)
-and the HTTP handlers (`resolver.api`) know nothing of each other's construction.
+Owns: the wiring and the resolver process's tuning. Starting the app builds the
+service from the first good config (StartupError without one) and opens the DNS port;
+the service (`resolver.service`) and the HTTP handlers (`resolver.api`) know nothing
+of each other's construction.
 """
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from resolver.api import add_routes
 from resolver.service import ResolverService
+from urn.clock import SystemClock
 from urn.http import add_table_route
-from urn.role import start_with_app
+from urn.metrics import ResolverMetrics
+from urn.role import Running, start_role, wire
 from urn.runtime import Tuning
+from urn.source import ConfigLoader
+from urn.wire import TableKind
 
 if TYPE_CHECKING:
-    import random
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
-    from prometheus_client import CollectorRegistry
-
+    from resolver.health import HealthSource
     from resolver.settings import ResolverSettings
     from urn.clock import Clock
     from urn.push import Transport
+    from urn.source import Loaded
 
-__all__ = ["GIL_SWITCH_INTERVAL", "SERVICE", "TUNING", "app_for", "make_app"]
+__all__ = ["GIL_SWITCH_INTERVAL", "SERVICE", "TUNING", "app_with_source", "make_app"]
 
 # Each config pass compiles every record in a worker thread. Whenever it holds the GIL,
 # a query waits for the switch interval (5 ms by default) before the loop gets it back:
@@ -39,7 +46,7 @@ GIL_SWITCH_INTERVAL = 0.0005
 # The fd limit: every DNS/TCP and HTTP connection holds a descriptor.
 TUNING = Tuning(switch_interval=GIL_SWITCH_INTERVAL, raise_fd_limit=True, freeze_after_start=True)
 
-SERVICE = web.AppKey("resolver_service", ResolverService)
+SERVICE = web.AppKey("resolver_service", Running[ResolverService])
 
 
 def make_app(
@@ -56,17 +63,37 @@ def make_app(
     `transport` is accepted for the shape every role's make_app has: the resolver
     pushes nothing.
     """
-    del transport
-    return app_for(
-        ResolverService(settings, clock=clock, registry=registry, rng=rng, environ=environ)
+    return app_with_source(
+        settings, clock=clock, registry=registry, environ=environ, transport=transport, rng=rng
     )
 
 
-def app_for(service: ResolverService, *, client_max_size: int = 64 * 1024) -> web.Application:
-    """The app around a built resolver service: for a variant of it (bench/edge)."""
+def app_with_source(
+    settings: ResolverSettings,
+    *,
+    clock: Clock | None = None,
+    registry: CollectorRegistry | None = None,
+    environ: Mapping[str, str] | None = None,
+    transport: Transport | None = None,
+    rng: random.Random | None = None,
+    source: Callable[[ResolverService], HealthSource] | None = None,
+    client_max_size: int = 64 * 1024,
+) -> web.Application:
+    """`make_app`, with answers reading `source` (a variant's health: bench/edge) and
+    request bodies up to `client_max_size`."""
+    clock = clock or SystemClock()
+    metrics = ResolverMetrics(registry if registry is not None else CollectorRegistry())
+    loader = ConfigLoader(settings.config, clock, metrics, environ, needs={TableKind.AGGREGATE})
+    running: Running[ResolverService] = Running()
+    draws = rng or random.Random()
+
+    async def build(first: Loaded) -> ResolverService:
+        wiring = wire(clock, metrics, loader, transport, first.document.tls)
+        return await ResolverService.build(settings, first, wiring, rng=draws, source=source)
+
     app = web.Application(client_max_size=client_max_size)
-    app[SERVICE] = service
-    add_routes(app, service)
-    add_table_route(app, lambda: service.receiver)
-    start_with_app(app, service)
+    app[SERVICE] = running
+    add_routes(app, running, metrics.registry)
+    add_table_route(app, lambda: running.service.receiver)
+    start_role(app, running, loader, build)
     return app

@@ -22,6 +22,7 @@ from urn.errors import UrnError
 __all__ = [
     "AA",
     "CD",
+    "MAX_MESSAGE",
     "MAX_UDP_PAYLOAD",
     "QR",
     "RCODES",
@@ -58,6 +59,9 @@ MAX_NAME_BYTES = 255
 CLASSIC_UDP_PAYLOAD = 512
 # What we advertise and the most we send over UDP (DNS flag day 2020: no fragmentation).
 MAX_UDP_PAYLOAD = 1232
+# The most any DNS message can hold: TCP and DoT frame it with a 2-byte length, and DoH
+# carries one message (RFC 1035 4.2.2, RFC 8484 6). Responses over them are cut to it.
+MAX_MESSAGE = 65535
 OPT = 41
 _HEADER = struct.Struct(">HHHHHH")
 _OPT = struct.Struct(">BHHBBHH")  # root owner, type 41, payload size, ext rcode, version,

@@ -3,8 +3,15 @@
 The shell only moves bytes: every decision is the Responder's. A message the Responder
 drops gets no reply; an unexpected exception gets SERVFAIL from the header (and is
 counted as malformed reason `internal_error`), so no packet can stop the server.
-TCP connections are bounded in number, closed after `tcp_idle_timeout` without data, and
-stop being read while their replies are not being read (backpressure).
+TCP is bounded per RFC 7766 by `tcplimits.TcpLimits`, whose book of connections decides
+who goes: past the per-source or the total limit the idlest connection is closed to
+admit the new one; an unfinished message has a deadline from its first byte that later
+bytes never extend; a connection without one closes when idle. A connection stops being
+read, and its buffered queries stop being answered, while more than `write_buffer` bytes
+of its replies wait unread, so a client that pipelines and never reads costs at most
+`write_buffer` + one reply + one read (256 KiB) of memory, until its idle deadline.
+Deadlines are judged by a sweep every `sweep_interval`; the per-message path reads no
+clock and arms no timer, only the sweep's coarse `now`.
 Latency: one query in `latency_sample` is timed (parse to response bytes) and observed,
 because a histogram observation costs about as much as answering a query.
 """
@@ -17,12 +24,19 @@ import socket
 from time import perf_counter
 from typing import TYPE_CHECKING
 
+from resolver.tcplimits import CLOSE_REASONS, Connections, TcpLimits, source_key
+from urn.clock import SystemClock
 from urn.logs import get_logger
+from urn.runtime import cancel_and_wait
+from urn.ticker import run_every
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from prometheus_client import Counter
+
     from resolver.answer import Responder
+    from urn.clock import Clock
 
 __all__ = ["DnsServer"]
 
@@ -81,54 +95,73 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 class _Tcp(asyncio.Protocol):
+    """One DNS/TCP connection: frames in, answers out, stamps for `tcplimits.Connections`."""
+
     def __init__(self, server: DnsServer) -> None:
         self.server = server
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
-        self.idle: asyncio.TimerHandle | None = None
+        self.last = server.now  # opened, or its last complete message (tcplimits Rule 2)
+        self.started = 0.0  # first byte of its unfinished message; 0.0: none
+        self.paused = False  # its replies wait for the client to read: not reading
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        if len(self.server.connections) >= self.server.max_tcp_connections:
-            transport.close()
-            return
-        self.server.connections.add(self)
-        self._arm()
+        stream: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport = stream
+        server = self.server
+        peer = stream.get_extra_info("peername")
+        source = source_key(str(peer[0])) if isinstance(peer, tuple) and peer else str(peer)
+        stream.set_write_buffer_limits(high=server.limits.write_buffer)
+        for victim, reason in server.connections.admit(self, source):
+            victim.end(reason)
 
-    def _arm(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        loop = asyncio.get_running_loop()
-        self.idle = loop.call_later(self.server.tcp_idle_timeout, self.close)
+    def end(self, reason: str) -> None:
+        """Close for `reason` (a `CLOSE_REASONS` label), counted."""
+        self.server.count_closed(reason)
+        self.close()
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        """Close at once: replies still unread are dropped."""
+        transport = self.transport
+        if transport is not None:
+            if transport.get_write_buffer_size():
+                transport.abort()  # close() would wait for a client that does not read
+            else:
+                transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
-        if self.idle is not None:
-            self.idle.cancel()
+        self.server.connections.forget(self)
+        self.buffer.clear()
 
     def pause_writing(self) -> None:
+        # Called from inside transport.write once the unread replies pass the high-water
+        # mark (`TcpLimits.write_buffer`): stop answering and reading until they drain.
+        self.paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.resume_reading()
+        self.paused = False
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+            self._answer_buffered()
 
     def data_received(self, data: bytes) -> None:
-        self._arm()
+        self.buffer += data
+        self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
         buffer = self.buffer
-        buffer += data
         server = self.server
-        while len(buffer) >= 2:
+        answered = False
+        while len(buffer) >= 2 and not self.paused:
             size = buffer[0] << 8 | buffer[1]
             if len(buffer) < 2 + size:
                 break
             message = bytes(buffer[2 : 2 + size])
             del buffer[: 2 + size]
+            answered = True
             server.tcp_count += 1
             if server.tcp_count & server.sample_mask:
                 response = _answer(server.responder, message, False, server.tcp_tally)
@@ -137,11 +170,23 @@ class _Tcp(asyncio.Protocol):
                 response = _answer(server.responder, message, False, server.tcp_tally)
                 server.observe_tcp(perf_counter() - start)
             if response is not None and self.transport is not None:
+                # Responder.dns never builds more than 65,535 bytes for a stream.
                 self.transport.write(len(response).to_bytes(2, "big") + response)
+        if answered:
+            self.last = server.now
+            self.started = server.now if buffer and not self.paused else 0.0
+        elif buffer and not self.started:
+            self.started = server.now  # the first bytes of a message: its deadline starts
 
 
 class DnsServer:
-    """UDP and TCP listeners on one address; `start` returns the bound port."""
+    """UDP and TCP listeners on one address; `start` returns the bound port.
+
+    `limits` bound the TCP side (`resolver.tcplimits`). `tcp_closed` counts the
+    connections closed by us, by reason. `clock` drives the deadline sweep (every
+    `limits.sweep_interval`), which also sets the coarse `now` that connections stamp
+    per message instead of reading a clock.
+    """
 
     def __init__(
         self,
@@ -152,22 +197,57 @@ class DnsServer:
         observe_udp: Callable[[float], None],
         observe_tcp: Callable[[float], None],
         latency_sample: int = 16,
-        tcp_idle_timeout: float = 10.0,
-        max_tcp_connections: int = 1024,
+        limits: TcpLimits | None = None,
+        tcp_closed: Counter | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        limits = limits or TcpLimits()
         self.responder = responder
         self.udp_tally = udp_tally
         self.tcp_tally = tcp_tally
         self.observe_udp = observe_udp
         self.observe_tcp = observe_tcp
         self.sample_mask = latency_sample - 1
-        self.tcp_idle_timeout = tcp_idle_timeout
-        self.max_tcp_connections = max_tcp_connections
-        self.connections: set[_Tcp] = set()
+        self.connections: Connections[_Tcp] = Connections(limits)
+        self.clock: Clock = clock or SystemClock()
+        self.now: float = self.clock.monotonic()
+        self._closed = (
+            None if tcp_closed is None else {r: tcp_closed.labels(r) for r in CLOSE_REASONS}
+        )
+        self.closed_counts: dict[str, int] = dict.fromkeys(CLOSE_REASONS, 0)
         self.tcp_count = 0
         self.port = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def limits(self) -> TcpLimits:
+        return self.connections.limits
+
+    @limits.setter
+    def limits(self, limits: TcpLimits) -> None:
+        """New limits apply to new connections at once and to open ones at the next sweep."""
+        self.connections.limits = limits
+
+    def count_closed(self, reason: str) -> None:
+        """Count one connection closed by us for `reason`."""
+        self.closed_counts[reason] += 1
+        if self._closed is not None:
+            self._closed[reason].inc()
+
+    def sweep(self) -> None:
+        """Set `now`, then close every connection past its deadline."""
+        self.now = self.clock.monotonic()
+        for stream, reason in self.connections.overdue(self.now):
+            self.connections.forget(stream)
+            stream.end(reason)
+
+    async def _sweep_forever(self) -> None:
+        async def tick() -> None:
+            self.sweep()
+
+        await run_every(self.clock, lambda: self.limits.sweep_interval, tick)
 
     async def start(self, host: str, port: int) -> int:
         """Bind UDP then TCP on the same port (retrying when port 0 drew one TCP has taken)."""
@@ -198,10 +278,14 @@ class DnsServer:
                 continue
             self._udp = transport
             self.port = bound
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="dns-tcp-deadlines")
             return bound
         raise OSError("could not bind DNS on one port for both UDP and TCP")  # pragma: no cover
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            await cancel_and_wait([self._sweeper])
+            self._sweeper = None
         if self._udp is not None:
             self._udp.close()
         if self._tcp is not None:

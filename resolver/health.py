@@ -1,12 +1,25 @@
-"""Where a resolver's answers get their health from: a small published protocol.
+"""Where a resolver's answers get their health from, and when a table may be believed.
 
-Owns: `HealthSource`, what a resolver asks every refresh for the view its queries read,
-and `freshness`, the one rule for when a held table may still be believed. urn's own
-source is the resolver service's held aggregated table; another design (the
-edge-triggered contrast in bench/edge/) plugs in its own source and overrides nothing.
+Owns: `HealthSource`, what a resolver asks every refresh for the view its queries read;
+`choose`, the rule for which aggregator's table answers; and `judge`, the state that
+follows when none is fresh. urn's own source is the resolver service's held tables;
+another design (the edge-triggered contrast in bench/edge/) plugs in its own source
+and overrides nothing.
+
+The choice (docs/reliability.md, "Which aggregator's table answers"):
+  * every table is aged by when this resolver received it, on its own monotonic clock,
+    never by the sender's timestamp: a replica whose clock runs ahead wins nothing;
+  * only the tables of the latest round compete (received within half a push interval
+    of the newest one): a replica that fell silent stops answering at the next round;
+  * among those, the one built from the most fresh checkers, then the most AZs, wins; a
+    tie goes to the latest received. A replica that sees fewer checkers never wins
+    over one that sees more.
+  * none fresh: hold the last chosen table (`on_stale: hold`, the default: static
+    stability, an aggregator outage changes no answer) or read every slot as unknown
+    (`on_stale: open`). Either way the resolver is not ready (`/readyz` 503).
 Never: reads clocks or sockets itself (`now` is an argument) or answers queries.
-Cost: O(1) per call for `freshness`; a source's `current` runs once per refresh
-interval and per delivered table, never per query.
+Cost: O(aggregators) per call; it runs once per refresh interval and per delivered
+table, never per query.
 """
 
 # urn: pure
@@ -17,21 +30,54 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from urn.config import Document
+    from urn.table import SlotArray
 
-__all__ = ["FRESH", "NO_TABLE", "STALE", "HealthSource", "HealthView", "State", "freshness"]
+__all__ = [
+    "FRESH",
+    "HELD",
+    "NO_TABLE",
+    "ROUND_SHARE",
+    "STALE",
+    "HealthSource",
+    "HealthView",
+    "ReceivedTable",
+    "State",
+    "choose",
+    "judge",
+]
 
-State = Literal["fresh", "stale", "no table yet"]
-FRESH: State = "fresh"
-STALE: State = "stale"
+State = Literal["fresh", "held", "stale", "no table yet"]
+FRESH: State = "fresh"  # a table received within max_table_age answers
+HELD: State = "held"  # none is: the last chosen one still answers (on_stale: hold)
+STALE: State = "stale"  # none is: every slot reads unknown (on_stale: open)
 NO_TABLE: State = "no table yet"
+# Replicas tick on the same wall-clock instants, so one round's tables arrive within
+# milliseconds of each other; half an interval tells this round from the last.
+ROUND_SHARE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedTable:
+    """One aggregator's newest accepted table, and when this resolver received it."""
+
+    sender: str
+    az: str
+    sequence: int
+    generated_at: float  # the sender's wall clock: shown, never used to age the table
+    received_at: float  # this resolver's monotonic clock
+    checkers: int  # fresh checkers behind the table
+    azs: int  # and their AZs
+    digest: bytes
+    slots: bytes
+    array: SlotArray
 
 
 @dataclass(frozen=True, slots=True)
 class HealthView:
-    """What queries read now, and how it stands (for /healthz and the log)."""
+    """What queries read now, and how it stands (for /readyz, /healthz and the log)."""
 
     state: State
     down: bytes  # 1 per unhealthy slot, plus a trailing 0 slot for answers without a check
@@ -42,12 +88,29 @@ class HealthSource(Protocol):
     """A resolver's source of health; `current` is asked every refresh."""
 
     def current(self, document: Document, now: float) -> HealthView:
-        """The view to answer from at wall time `now` under `document`."""
+        """The view to answer from at monotonic time `now` under `document`."""
         ...
 
 
-def freshness(age: float | None, max_age: float) -> State:
-    """A table `age` seconds old (None: none held) against `max_table_age`."""
-    if age is None:
+def choose(
+    tables: Iterable[ReceivedTable], now: float, max_age: float, push_interval: float
+) -> ReceivedTable | None:
+    """The table that answers at monotonic `now`, or None when none is fresh."""
+    fresh = [t for t in tables if now - t.received_at <= max_age]
+    if not fresh:
+        return None
+    newest = max(t.received_at for t in fresh)
+    this_round = newest - ROUND_SHARE * push_interval
+    return max(
+        (t for t in fresh if t.received_at >= this_round),
+        key=lambda t: (t.checkers, t.azs, t.received_at),
+    )
+
+
+def judge(chosen: bool, held: bool, on_stale: str) -> State:
+    """The state with a fresh table `chosen` or not, and one `held` from before or not."""
+    if chosen:
+        return FRESH
+    if not held:
         return NO_TABLE
-    return STALE if age > max_age else FRESH
+    return HELD if on_stale == "hold" else STALE

@@ -25,6 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help=f"classic DNS over UDP and TCP (default {DEFAULT_DNS}; 'none' disables)",
     )
+    parser.add_argument(
+        "--tcp-connections",
+        dest="max_tcp_connections",
+        type=int,
+        metavar="N",
+        help="DNS/TCP connections held at once; past it the idlest is closed (default 1024)",
+    )
+    parser.add_argument(
+        "--tcp-per-source",
+        type=int,
+        metavar="N",
+        help="DNS/TCP connections one address (IPv6: one /64) may hold (default 64)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

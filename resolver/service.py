@@ -1,11 +1,12 @@
-"""The resolver service: holds the newest aggregated table, the compiled records, the listeners.
+"""The resolver service: the compiled records, each aggregator's newest table, the listeners.
 
-Wiring only: config passes recompile the records whole (`records.compile_records`); pushed
-tables arrive through `urn.http.TableReceiver` (kind AGGREGATE, same checks as the
-aggregator's receiver) and the newest by generation time, from any aggregator, is kept.
-Every `refresh_interval` the table's age is judged: older than `max_table_age`, or none
-yet, and queries read an all-unknown view (unknown counts as healthy: fail open), while
-/healthz and metrics say so. Decisions per query live in `answer.Responder`.
+Wiring only: each config pass compiles the records whole into a `ResolverPlan`; pushed
+tables arrive through `urn.http.TableReceiver` (kind AGGREGATE, the same checks as the
+aggregator's receiver) and each aggregator's newest is kept, stamped with when it
+arrived. Every `refresh_interval`, and on every delivery, `resolver.health.choose`
+picks the table queries answer from and `judge` says how it stands (fresh, held past
+`max_table_age`, stale, none yet); /readyz, /healthz, metrics, explain and JSON
+answers say so. Decisions per query live in `answer.Responder`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -22,34 +23,32 @@ import numpy as np
 from resolver.answer import NO_QUESTION, Responder, down_view, explain, unknown_view
 from resolver.dnsmsg import RCODES
 from resolver.dnsserver import DnsServer
-from resolver.health import FRESH, HealthView, freshness
+from resolver.health import FRESH, HELD, NO_TABLE, HealthView, ReceivedTable, choose, judge
 from resolver.records import QTYPES, compile_records, qtype_label
-from urn.clock import SystemClock
 from urn.drift import DriftMap
 from urn.errors import StartupError
 from urn.http import TableReceiver, client_ssl_context
 from urn.logs import get_logger
-from urn.metrics import ResolverMetrics, TableCollector
+from urn.metrics import TableCollector
 from urn.runtime import cancel_and_wait
-from urn.source import ConfigLoader
 from urn.ticker import run_every
+from urn.trust import receive_policy
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
-    from prometheus_client import CollectorRegistry
-
-    from resolver.health import HealthSource
+    from resolver.health import HealthSource, State
+    from resolver.records import Compiled
     from resolver.settings import ResolverSettings
-    from urn.clock import Clock
     from urn.config import Document
-    from urn.keys import Keyring
+    from urn.metrics import ResolverMetrics
+    from urn.role import Wiring
     from urn.source import Loaded
     from urn.table import SlotArray
     from urn.wire import Envelope
 
-__all__ = ["TRANSPORTS", "ResolverService"]
+__all__ = ["TRANSPORTS", "ResolverPlan", "ResolverService", "compile_plan"]
 
 EXPLAIN_TIMEOUT = 1.0  # seconds an explanation waits for an aggregator's per-checker view
 
@@ -71,54 +70,92 @@ MALFORMED_REASONS = (
     "edns_version",
     "internal_error",
 )
+# What a JSON answer adds while no fresh table answers it (resolver.health states).
+JSON_NOTES: dict[State, str] = {
+    FRESH: "",
+    HELD: ',"table":"held"',
+    "stale": ',"table":"stale"',
+    NO_TABLE: ',"table":"none"',
+}
 
 
 @dataclass(frozen=True, slots=True)
-class HeldTable:
-    """The aggregated table in force and where it came from."""
+class ResolverPlan:
+    """One config pass, compiled whole: what queries answer from until the next pass."""
 
-    sender: str
-    az: str
-    sequence: int
-    generated_at: float
-    digest: bytes
-    slots: bytes
-    array: SlotArray
+    loaded: Loaded
+    compiled: Compiled
+    configured: SlotArray  # 1 where a check owns the slot, for the slot-count metric
+
+    @property
+    def document(self) -> Document:
+        return self.loaded.document
+
+
+async def compile_plan(
+    loaded: Loaded, rng: random.Random, previous: Compiled | None
+) -> ResolverPlan:
+    """The plan for `loaded`, its records compiled in a worker thread.
+
+    Compiling 10,000 answers takes tens of ms of CPU; in a worker thread the loop keeps
+    answering meanwhile (it gets the GIL back every switch interval), so a config pass
+    costs queries a few ms of latency instead of a stall.
+    """
+    document = loaded.document
+    own = random.Random(rng.getrandbits(64))  # the thread draws from its own
+    compiled = await asyncio.to_thread(compile_records, document, own, previous)
+    configured = np.zeros(document.capacity, dtype=np.uint8)
+    configured[[check.slot for check in document.checks]] = 1
+    return ResolverPlan(loaded, compiled, configured)
 
 
 class ResolverService:
-    """Newest table + compiled records + Responder; starts and stops the DNS listeners."""
+    """The plan in force, every aggregator's newest table and the Responder; runs the
+    DNS listeners. Built from the first good config's plan (`build`)."""
 
     def __init__(
         self,
         settings: ResolverSettings,
+        plan: ResolverPlan,
+        wiring: Wiring[ResolverMetrics],
         *,
-        clock: Clock | None = None,
-        registry: CollectorRegistry | None = None,
-        rng: random.Random | None = None,
-        environ: Mapping[str, str] | None = None,
+        rng: random.Random,
         source: Callable[[ResolverService], HealthSource] | None = None,
     ) -> None:
-        """`source` builds the health source answers read (default: the held table)."""
-        from prometheus_client import CollectorRegistry
-
+        """`source` builds the health source answers read (default: the held tables)."""
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
-        self.registry = registry if registry is not None else CollectorRegistry()
-        self.metrics = ResolverMetrics(self.registry)
-        self.rng = rng or random.Random()
-        self.loader = ConfigLoader(settings.config, self.clock, self.metrics, self.apply, environ)
-        self.document: Document | None = None
-        self.keys: Keyring | None = None
-        self.responder: Responder | None = None
-        self.table: HeldTable | None = None
-        self.state = "no table yet"
-        self.configured: SlotArray | None = None
+        self.clock = wiring.clock
+        self.metrics = wiring.metrics
+        self.registry = wiring.metrics.registry
+        self.loader = wiring.loader
+        self.rng = rng
+        self.plan = plan
+        document = plan.document
+        self.responder = Responder(plan.compiled, rng, document.fail_open)
         self.drift = DriftMap()
-        self.table_as_read: SlotArray | None = None  # the held table, changed slots unknown
-        self.receiver: TableReceiver | None = None
-        self.dns: DnsServer | None = None
+        self.drift.apply(document)
+        self.tables: dict[str, ReceivedTable] = {}  # each aggregator's newest, while fresh
+        self.answering: ReceivedTable | None = None  # the table queries read, once one came
+        self.view = HealthView(NO_TABLE, unknown_view(document.capacity))
+        self.table_as_read: SlotArray | None = None  # `answering`, changed slots unknown
+        self.receiver = TableReceiver(
+            policy=receive_policy(document, plan.loaded.keys, TableKind.AGGREGATE),
+            clock=self.clock,
+            metrics=self.metrics,
+            deliver=self.deliver,
+        )
         self.tallies: dict[str, dict[tuple[int, int], int]] = {t: {} for t in TRANSPORTS}
+        duration = self.metrics.query_duration
+        self.dns = DnsServer(
+            self.responder,
+            udp_tally=self.tallies["udp"],
+            tcp_tally=self.tallies["tcp"],
+            observe_udp=duration.labels("udp").observe,
+            observe_tcp=duration.labels("tcp").observe,
+            latency_sample=settings.latency_sample,
+            limits=settings.tcp_limits,
+            tcp_closed=self.metrics.dns_tcp_closed,
+        )
         self._fail_open_flushed = 0
         self._malformed_flushed: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -129,76 +166,90 @@ class ResolverService:
             TableCollector(
                 table=lambda: self.table_as_read,
                 age=self.table_age,
-                configured=lambda: self.configured,
+                configured=lambda: self.plan.configured,
             )
         )
+        self.refresh()
+
+    @classmethod
+    async def build(
+        cls,
+        settings: ResolverSettings,
+        first: Loaded,
+        wiring: Wiring[ResolverMetrics],
+        *,
+        rng: random.Random,
+        source: Callable[[ResolverService], HealthSource] | None = None,
+    ) -> ResolverService:
+        """The service for the first good config: its records compiled off the loop."""
+        plan = await compile_plan(first, rng, None)
+        return cls(settings, plan, wiring, rng=rng, source=source)
+
+    @property
+    def document(self) -> Document:
+        return self.plan.document
+
+    @property
+    def state(self) -> State:
+        return self.view.state
 
     # --- config and tables ---------------------------------------------------------
 
     async def apply(self, loaded: Loaded) -> None:
         """One config pass: recompile every record and zone, whole, then swap it in
-        (unless the bytes are the ones already compiled).
-
-        Compiling 10,000 answers takes tens of ms of CPU; in a worker thread the loop
-        keeps answering meanwhile (it gets the GIL back every switch interval), so a
-        config pass costs queries a few ms of latency instead of a stall.
-        """
-        document = loaded.document
-        if self.responder is not None and document is self.document:
+        (unless the bytes are the ones already compiled)."""
+        self.receiver.apply(receive_policy(loaded.document, loaded.keys, TableKind.AGGREGATE))
+        if loaded.document is self.plan.document:
             # Identical bytes: the loader hands back the very Document it validated last
             # pass, so the records in force are already its compilation, and compiling
             # again would spend, every pass, CPU that comes out of query latency.
-            self.keys = loaded.keys
+            self.plan = replace(self.plan, loaded=loaded)
             self.refresh()
             return
-        previous = self.responder.compiled if self.responder is not None else None
-        rng = random.Random(self.rng.getrandbits(64))  # the thread draws from its own
-        compiled = await asyncio.to_thread(compile_records, document, rng, previous)
-        configured = np.zeros(document.capacity, dtype=np.uint8)
-        for check in document.checks:
-            configured[check.slot] = 1
-        if self.responder is None:
-            self.responder = Responder(compiled, self.rng, document.fail_open)
-        else:
-            self.responder.compiled = compiled
-            self.responder.fail_open = document.fail_open
-        self.drift.apply(document)
-        self.document = document
-        self.keys = loaded.keys
-        self.configured = configured
+        plan = await compile_plan(loaded, self.rng, self.plan.compiled)
+        self.responder.compiled = plan.compiled
+        self.responder.fail_open = plan.document.fail_open
+        self.drift.apply(plan.document)
+        self.plan = plan
         self.refresh()
 
     def deliver(self, envelope: Envelope) -> None:
-        """An accepted table: keep it if it is the newest seen from any aggregator."""
-        if self.table is not None and envelope.generated_at < self.table.generated_at:
-            return
-        array = np.frombuffer(envelope.slots, dtype=np.uint8)
-        self.table = HeldTable(
+        """An accepted table: its sender's newest (the receiver refuses older ones)."""
+        self.tables[envelope.sender] = ReceivedTable(
             sender=envelope.sender,
             az=envelope.az,
             sequence=envelope.sequence,
             generated_at=envelope.generated_at,
+            received_at=self.clock.monotonic(),
+            checkers=envelope.checkers,
+            azs=envelope.azs,
             digest=envelope.config_digest,
             slots=envelope.slots,
-            array=array,
+            array=np.frombuffer(envelope.slots, dtype=np.uint8),
         )
         self.refresh()
 
     def table_age(self) -> float | None:
-        if self.table is None:
-            return None
-        return max(0.0, self.clock.time() - self.table.generated_at)
+        """Seconds since the table queries read arrived (None: none has)."""
+        table = self.answering
+        return None if table is None else self.clock.monotonic() - table.received_at
 
     def current(self, document: Document, now: float) -> HealthView:
-        """The held table as a HealthSource: fresh, stale or none (resolver.health)."""
-        table = self.table
-        age = None if table is None else max(0.0, now - table.generated_at)
-        state = freshness(age, document.max_table_age)
+        """The held tables as a HealthSource (resolver.health: choose, then judge)."""
+        max_age = document.max_table_age
+        for sender in [s for s, t in self.tables.items() if now - t.received_at > max_age]:
+            del self.tables[sender]  # forgotten: only `answering` may outlive max_table_age
+        chosen = choose(self.tables.values(), now, max_age, document.intervals.push)
+        if chosen is not None:
+            self.answering = chosen
+        table = self.answering
+        state = judge(chosen is not None, table is not None, document.on_stale)
         detail = {
-            "age": None if age is None else round(age, 3),
+            "age": None if table is None else round(now - table.received_at, 3),
             "aggregator": None if table is None else table.sender,
         }
-        if table is None or state != FRESH:
+        if table is None or state not in (FRESH, HELD):
+            self.table_as_read = None
             return HealthView(state, unknown_view(document.capacity), detail)
         changed = self.drift.changed(table.digest)
         self.table_as_read = table.array if changed is None else np.where(changed, 0, table.array)
@@ -206,22 +257,32 @@ class ResolverService:
 
     def refresh(self) -> None:
         """Ask the health source for the view queries read, and install it."""
-        document, responder = self.document, self.responder
-        if document is None or responder is None:
-            return
-        view = self.source.current(document, self.clock.time())
-        responder.down = view.down
-        if view.state != self.state:
-            log.info("table_state", state=view.state, was=self.state, **view.detail)
-            self.state = view.state
+        was = self.view.state
+        view = self.source.current(self.document, self.clock.monotonic())
+        self.responder.down = view.down
+        self.responder.note = JSON_NOTES[view.state]
+        self.view = view
+        self.metrics.table_held.set(1 if view.state == HELD else 0)
+        if view.state != was:
+            log.info("table_state", state=view.state, was=was, **view.detail)
 
     def table_facts(self) -> dict[str, Any]:
         age = self.table_age()
-        table = self.table
+        table = self.answering
+        now = self.clock.monotonic()
         facts: dict[str, Any] = {
             "state": self.state,
             "age": None if age is None else round(age, 3),
-            "max_age": None if self.document is None else self.document.max_table_age,
+            "max_age": self.document.max_table_age,
+            "on_stale": self.document.on_stale,
+            "replicas": {
+                sender: {
+                    "age": round(now - t.received_at, 3),
+                    "checkers": t.checkers,
+                    "azs": t.azs,
+                }
+                for sender, t in sorted(self.tables.items())
+            },
         }
         if table is not None:
             facts.update(
@@ -229,23 +290,25 @@ class ResolverService:
                 az=table.az,
                 sequence=table.sequence,
                 generated_at=table.generated_at,
-                digest_matches=self.document is not None and table.digest == self.document.digest,
+                checkers=table.checkers,
+                azs=table.azs,
+                digest_matches=table.digest == self.document.digest,
             )
         return facts
 
     def explain(self, name: str, qtype: int | None) -> dict[str, Any]:
-        assert self.responder is not None
         responder = self.responder
+        table = self.answering
         return explain(
             responder.compiled,
             name,
             qtype,
-            self.table.slots if self.table is not None else None,
+            None if table is None else table.slots,
             responder.down,
             responder.fail_open,
             self.rng,
             self.table_facts(),
-            None if self.table is None else self.drift.changed(self.table.digest),
+            None if table is None else self.drift.changed(table.digest),
         )
 
     async def explain_with_checkers(self, name: str, qtype: int | None) -> dict[str, Any]:
@@ -264,9 +327,9 @@ class ResolverService:
                 if answer["slot"] is not None
             }
         )
-        if not slots or self.document is None or not self.document.aggregators:
+        if not slots or not self.document.aggregators:
             return result
-        in_force = self.table.sender if self.table is not None else None
+        in_force = None if self.answering is None else self.answering.sender
         tls = self.document.tls
         context = client_ssl_context(tls) if tls.ca is not None or tls.client_cert else None
         timeout = aiohttp.ClientTimeout(total=EXPLAIN_TIMEOUT)
@@ -332,8 +395,6 @@ class ResolverService:
                 label = "none" if qtype == NO_QUESTION else qtype_label(qtype)
                 queries.labels(transport, label, RCODES.get(rcode, "other")).inc(count)
         responder = self.responder
-        if responder is None:
-            return
         opened = responder.fail_open_answers
         if opened > self._fail_open_flushed:
             self.metrics.fail_open_answers.inc(opened - self._fail_open_flushed)
@@ -344,25 +405,16 @@ class ResolverService:
                 self.metrics.malformed.labels(reason).inc(count - done)
                 self._malformed_flushed[reason] = count
 
+    async def reload(self) -> bool:
+        """One config pass now, as the config loop makes them; False if it kept the old."""
+        return await self.loader.poll_once(self.apply)
+
     # --- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the first config (or raise StartupError), then start loops and DNS."""
-        await self.loader.load_first()
-        document = self.document
-        assert document is not None
-        assert self.responder is not None
-        self.receiver = TableReceiver(
-            kind=TableKind.AGGREGATE,
-            capacity=lambda: self._document().capacity,
-            keys=lambda: self._keys().accepted,
-            skew=lambda: self._document().skew,
-            clock=self.clock,
-            metrics=self.metrics,
-            deliver=self.deliver,
-        )
+        """Start the config and refresh loops, and the DNS listeners when asked for."""
         self._tasks = [
-            asyncio.create_task(self.loader.run(), name="resolver-config"),
+            asyncio.create_task(self.loader.run(self.apply), name="resolver-config"),
             asyncio.create_task(
                 run_every(self.clock, lambda: self.settings.refresh_interval, self._tick),
                 name="resolver-refresh",
@@ -370,17 +422,6 @@ class ResolverService:
         ]
         settings = self.settings
         if settings.dns_host is not None:
-            duration = self.metrics.query_duration
-            self.dns = DnsServer(
-                self.responder,
-                udp_tally=self.tallies["udp"],
-                tcp_tally=self.tallies["tcp"],
-                observe_udp=duration.labels("udp").observe,
-                observe_tcp=duration.labels("tcp").observe,
-                latency_sample=settings.latency_sample,
-                tcp_idle_timeout=settings.tcp_idle_timeout,
-                max_tcp_connections=settings.max_tcp_connections,
-            )
             try:
                 await self.dns.start(settings.dns_host, settings.dns_port)
             except OSError as exc:
@@ -392,8 +433,8 @@ class ResolverService:
             "resolver_started",
             id=settings.id,
             records=self.responder.compiled.record_count,
-            zones=list(document.zones),
-            dns=None if self.dns is None else f"{settings.dns_host}:{self.dns.port}",
+            zones=list(self.document.zones),
+            dns=f"{settings.dns_host}:{self.dns.port}" if self.dns.port else None,
         )
 
     async def _tick(self) -> None:
@@ -406,26 +447,33 @@ class ResolverService:
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks = []
-        if self.dns is not None:
-            await self.dns.stop()
+        await self.dns.stop()
         self.flush_metrics()
 
-    def _document(self) -> Document:
-        assert self.document is not None
-        return self.document
-
-    def _keys(self) -> Keyring:
-        assert self.keys is not None
-        return self.keys
-
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        """Serving once configured; a stale or missing table is reported, not fatal."""
-        responder = self.responder
-        return responder is not None, {
+        """Alive while its loops run; a stale or missing table is for /readyz to judge."""
+        alive = bool(self._tasks) and not any(t.done() for t in self._tasks)
+        return alive, {
             "id": self.settings.id,
             "table": self.table_facts(),
-            "fail_open": None if responder is None else responder.fail_open,
-            "records": None if responder is None else responder.compiled.record_count,
-            "dns_port": None if self.dns is None else self.dns.port,
+            "fail_open": self.responder.fail_open,
+            "records": self.responder.compiled.record_count,
+            "dns_port": self.dns.port or None,
             "config_error": self.loader.last_error,
         }
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready while a fresh table answers: not before the first, nor past max_table_age."""
+        facts = self.table_facts()
+        state = self.state
+        if state == FRESH:
+            return True, {"id": self.settings.id, "table": facts}
+        if state == NO_TABLE:
+            reason = "no aggregated table received yet"
+        else:
+            effect = "holding the last good table" if state == HELD else "every slot unknown"
+            reason = (
+                f"no aggregated table received for {facts['age']}s, over max_table_age"
+                f" {self.document.max_table_age:g}s: {effect} (on_stale: {self.document.on_stale})"
+            )
+        return False, {"id": self.settings.id, "reason": reason, "table": facts}

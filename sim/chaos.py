@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sim.farm_layout import TargetSpec
+    from sim.observe import DnsWatcher
     from sim.verdict import Seen, Verdict
 
 __all__ = [
@@ -208,6 +209,26 @@ class LiveFleet:
             body: dict[str, Any] = await response.json(content_type=None)
             return body
 
+    def wrong_answers(
+        self, watcher: DnsWatcher, since: float, until: float, dead: Collection[str]
+    ) -> list[str]:
+        """The answers `watcher` saw in [since, until) that break the rules for `dead`."""
+        wrong = []
+        for name, seen in watcher.observations(since):
+            if seen.at < until and not right_answer(
+                self.record(name), seen.answers, seen.rcode, dead
+            ):
+                wrong.append(
+                    f"{seen.at - since:.2f}s {name} {sorted(seen.answers)} rcode {seen.rcode}"
+                )
+        return wrong
+
+    async def readyz(self, member: str) -> tuple[int, dict[str, Any]]:
+        """`member`'s /readyz: its status and body."""
+        async with self.session.get(f"{self.url(member)}/readyz") as response:
+            body: dict[str, Any] = await response.json(content_type=None)
+            return response.status, body
+
     async def metrics(self, member: str) -> Samples:
         return await scrape(self.session, f"{self.url(member)}/metrics")
 
@@ -338,8 +359,8 @@ async def live_fleet(
     `wrap(member)` gives a command prefix a member runs under (a mount namespace with
     its own view of the world, say).
     """
-    base_port = free_port()
-    control_port = free_port()
+    base_port = free_port(stable=True)
+    control_port = free_port(stable=True)
     specs = layout(plan.azs, per_az, base_port)
     if retarget is not None:
         specs = tuple(retarget(spec) for spec in specs)

@@ -86,7 +86,7 @@ class Demo:
             resolver_ports=((free_port(), free_port()),),
             checker_ports=tuple(free_port() for _ in range(len(self.azs) * args.checkers_per_az)),
         )
-        self.control = f"http://127.0.0.1:{free_port()}"
+        self.control = f"http://127.0.0.1:{free_port(stable=True)}"
         self.phases: list[Phase] = []
 
     def say(self, text: str) -> None:
@@ -94,7 +94,7 @@ class Demo:
 
     async def main(self, stop: asyncio.Event) -> int:
         key = secrets.token_hex(32)
-        base_port = free_port()
+        base_port = free_port(stable=True)
         specs = layout(self.azs, self.args.per_az, base_port)
         document = build_document(specs, self.plan)
         config_path = self.out / "urn.yaml"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import sys
 import time
@@ -85,6 +86,9 @@ class Fleet:
         self.run_dir = run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **(env or {})}
+        # The aggregated tier's key (config `table_key`), unless the caller brings one:
+        # a fleet of its own, so its checkers' push key never signs a resolver's table.
+        self.env.setdefault("URN_TABLE_KEY", secrets.token_hex(32))
         self.members: dict[str, Member] = {}
 
     async def __aenter__(self) -> Fleet:

@@ -80,6 +80,13 @@ class FleetPlan:
             (f"checker-{az}{n + 1}", az) for az in self.azs for n in range(self.checkers_per_az)
         ]
 
+    @property
+    def aggregator_ids(self) -> list[str]:
+        """The id of every aggregator, in start order (one per port once ports are set)."""
+        return [
+            f"aggregator-{i + 1}" for i in range(len(self.aggregator_ports) or self.aggregators)
+        ]
+
     def aggregator_urls(self) -> list[str]:
         return [f"http://127.0.0.1:{port}" for port in self.aggregator_ports]
 
@@ -103,8 +110,7 @@ class FleetPlan:
                 f"127.0.0.1:{dns}",
             ]
             out.append((name, args, f"http://127.0.0.1:{http}/healthz"))
-        for i, port in enumerate(self.aggregator_ports):
-            name = f"aggregator-{i + 1}"
+        for name, port in zip(self.aggregator_ids, self.aggregator_ports, strict=False):
             args = [
                 "aggregator",
                 "--config",
@@ -158,7 +164,14 @@ def build_document(targets: Sequence[TargetSpec], plan: FleetPlan) -> dict[str, 
         "defaults": _defaults(plan),
         "aggregators": plan.aggregator_urls(),
         "resolvers": plan.resolver_urls(),
-        "push_key": {"env": "URN_PUSH_KEY"},
+        "push_key": {"env": "URN_PUSH_KEY"},  # checker tables
+        "table_key": {"env": "URN_TABLE_KEY"},  # aggregated tables (sim.fleet makes one)
+        # Resolvers take aggregated tables from this fleet's aggregators alone, aggregators
+        # checker tables from its checkers alone.
+        "senders": {
+            "aggregators": plan.aggregator_ids,
+            "checkers": [checker_id for checker_id, _ in plan.checker_ids],
+        },
         "checks": checks,
         "records": records,
     }

@@ -12,9 +12,10 @@
           +-- UnknownVersion    400  envelope version we do not speak
           +-- WrongKind         400  a checker table sent to a resolver, or the reverse
           +-- WrongCapacity     400  capacity differs from this fleet's
-          +-- BadMac            401  HMAC-SHA256 matches no accepted push key
-          +-- Replayed          409  sequence not newer than the last accepted from that sender
+          +-- BadMac            401  HMAC-SHA256 matches no accepted key of the table's tier
+          +-- UnlistedSender    403  MAC good, but the sender id is not on the allow-list
           +-- Skewed            400  generation time too far from our clock
+          +-- Replayed          409  sequence not newer than the last accepted from that sender
      +-- MessageError           a DNS message not answered normally (resolver.dnsmsg);
           |                     `reason` is the metric label
           +-- Dropped           no answer: shorter than a header, or itself a response
@@ -43,6 +44,7 @@ __all__ = [
     "Truncated",
     "Undecodable",
     "UnknownVersion",
+    "UnlistedSender",
     "UrnError",
     "WireError",
     "WrongCapacity",
@@ -117,6 +119,13 @@ class BadMac(WireError):
     http_status = 401
 
 
+class UnlistedSender(WireError):
+    """The MAC is good, but this receiver's allow-list (config `senders`) lacks the id."""
+
+    reason = "sender"
+    http_status = 403
+
+
 class Replayed(WireError):
     reason = "replayed"
     http_status = 409
@@ -134,6 +143,7 @@ WIRE_ERRORS: tuple[type[WireError], ...] = (
     WrongKind,
     WrongCapacity,
     BadMac,
+    UnlistedSender,
     Replayed,
     Skewed,
 )

@@ -2,7 +2,7 @@
 serving.
 
 The receiver bounds what it reads before decoding (size cap from Content-Length and
-while streaming; a read deadline against slow-loris pushes), rejects with 400/401/
+while streaming; a read deadline against slow-loris pushes), rejects with 400/401/403/
 409/413 and the reason in the body, counts by reason, and only on full acceptance
 hands the envelope to the service. A rejected table changes nothing.
 """
@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from urn.errors import Oversized, Truncated, WireError
+from urn.errors import Oversized, Truncated, UnlistedSender, WireError
+from urn.logs import get_logger
 from urn.push import TABLE_PATH
 from urn.wire import (
     MAX_CAPACITY,
@@ -39,14 +41,18 @@ if TYPE_CHECKING:
     from urn.clock import Clock
     from urn.config import Tls
     from urn.metrics import _ReceivesTables
+    from urn.trust import ReceivePolicy
 
 __all__ = [
     "HEADER_DEADLINE",
+    "HTTP_CONNECTIONS",
+    "ConnectionCap",
     "HeaderDeadline",
     "TableReceiver",
     "add_observability_routes",
     "add_table_route",
     "client_ssl_context",
+    "facts_handler",
     "open_site",
     "serve",
     "server_ssl_context",
@@ -54,53 +60,96 @@ __all__ = [
 ]
 
 READ_TIMEOUT = 5.0
+UNKNOWN_SENDER = "unknown"  # the sender label until the MAC is verified
+log = get_logger("receiver")
 HEADER_DEADLINE = 10.0  # a connection must finish a request head this soon after the last
 
 
 class TableReceiver:
-    """`POST /v1/table`: verify, then deliver; every outcome counted by sender and result."""
+    """`POST /v1/table`: verify, then deliver; every outcome counted by sender and result.
+
+    What it accepts comes from one immutable `ReceivePolicy` (urn.trust) per config pass,
+    which the service hands over with `apply` (older wiring passes `kind` plus `capacity`,
+    `keys` and `skew` callables instead, read for every table, with no allow-list).
+    Checks run cheapest first, and the sender id is believed only once the MAC is good:
+    size, `decode` (structure, then MAC), the allow-list, then skew and replay. A sender
+    silent for 2 x skew is forgotten by the guard, and its metric series with it.
+    """
 
     def __init__(
         self,
         *,
-        kind: TableKind,
-        capacity: Callable[[], int],
-        keys: Callable[[], tuple[bytes, ...]],
-        skew: Callable[[], float],
         clock: Clock,
         metrics: _ReceivesTables,
         deliver: Callable[[Envelope], None],
+        policy: ReceivePolicy,
         read_timeout: float = READ_TIMEOUT,
     ) -> None:
-        self._kind = kind
-        self._capacity = capacity
-        self._keys = keys
-        self._skew = skew
+        """`policy` is the first config pass's; `apply` installs each later one."""
+        self.kind = policy.kind
+        self._policy = policy
         self._clock = clock
         self._metrics = metrics
         self._deliver = deliver
         self._read_timeout = read_timeout
-        self.guard = SequenceGuard(max_skew=skew())
+        self._warned: tuple[str, ...] = ()
+        self._labelled: dict[str, float] = {}  # sender -> last count (monotonic), oldest first
+        self.guard = SequenceGuard(max_skew=policy.skew)
+        self.apply(policy)
+
+    @property
+    def policy(self) -> ReceivePolicy:
+        """The policy tables are judged by now."""
+        return self._policy
+
+    def apply(self, policy: ReceivePolicy) -> None:
+        """Judge every table from now on by `policy` (one config pass's, built whole)."""
+        if policy.kind is not self.kind:
+            raise ValueError(f"a {policy.kind.name} policy for a {self.kind.name} receiver")
+        self._policy = policy
+        self.guard.max_skew = policy.skew
+        if policy.warnings != self._warned:  # said at start, and again when they change
+            self._warned = policy.warnings
+            for warning in policy.warnings:
+                log.warning("weak_trust", kind=self.kind.name.lower(), detail=warning)
 
     async def handle(self, request: web.Request) -> web.Response:
-        capacity = self._capacity()
-        limit = encoded_size(capacity, self._kind)
-        sender = "unknown"
+        policy = self.policy
+        self.guard.max_skew = policy.skew
+        self._forget(self._clock.monotonic(), policy)
+        limit = encoded_size(policy.capacity, policy.kind)
+        sender = UNKNOWN_SENDER
         try:
             body = await self._read_bounded(request, limit)
-            envelope = decode(body, self._keys(), capacity, self._kind)
+            envelope = decode(body, policy.keys, policy.capacity, policy.kind)
             sender = envelope.sender
-            self.guard.max_skew = self._skew()
+            if not policy.admits(sender):
+                raise UnlistedSender(f"sender {sender!r} is not on this receiver's allow-list")
             self.guard.check(envelope, self._clock.time())
         except WireError as exc:
-            self._metrics.received(sender, exc.reason)
+            self._count(sender, exc.reason)
             return web.json_response(
                 {"error": exc.reason, "detail": str(exc)}, status=exc.http_status
             )
-        self.guard.commit(envelope)
+        self.guard.commit(envelope, self._clock.monotonic())
         self._deliver(envelope)
-        self._metrics.received(sender, "accepted")
+        self._count(sender, "accepted")
         return web.json_response({"accepted": envelope.sequence})
+
+    def _count(self, sender: str, result: str) -> None:
+        self._metrics.received(sender, result)
+        if sender != UNKNOWN_SENDER:
+            self._labelled.pop(sender, None)  # re-inserted last: the dict stays oldest first
+            self._labelled[sender] = self._clock.monotonic()
+
+    def _forget(self, now: float, policy: ReceivePolicy) -> None:
+        """Forget senders silent for 2 x skew: from the guard, and their metric series."""
+        self.guard.forget_silent(now)
+        horizon = now - policy.forget_after
+        silent = list(itertools.takewhile(lambda s: self._labelled[s] < horizon, self._labelled))
+        for sender in silent:
+            del self._labelled[sender]
+            self._metrics.forget_sender(sender)
 
     async def _read_bounded(self, request: web.Request, limit: int) -> bytes:
         declared = request.content_length
@@ -127,17 +176,11 @@ class TableReceiver:
         return b"".join(chunks)
 
 
-def add_table_route(app: web.Application, receiver: Callable[[], TableReceiver | None]) -> None:
-    """`POST /v1/table` into `receiver()`, the one the service makes when it starts.
-
-    Before that (no config yet) a push is refused with 503 and changes nothing.
-    """
+def add_table_route(app: web.Application, receiver: Callable[[], TableReceiver]) -> None:
+    """`POST /v1/table` into `receiver()`, the one the service built from its first config."""
 
     async def table(request: web.Request) -> web.Response:
-        current = receiver()
-        if current is None:
-            return web.json_response({"error": "starting", "detail": "no config yet"}, status=503)
-        return await current.handle(request)
+        return await receiver().handle(request)
 
     app.router.add_post(TABLE_PATH, table)
 
@@ -220,23 +263,31 @@ class HeaderDeadline:
                 await self._task
 
 
-def add_observability_routes(
-    app: web.Application,
-    registry: CollectorRegistry,
-    health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
-) -> None:
-    """`/metrics` from `registry`; `/healthz` 200 or 503 with the service's own facts."""
+Facts: TypeAlias = "Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]"
 
-    async def healthz(_: web.Request) -> web.Response:
-        ok, facts = await health()
+
+def add_observability_routes(
+    app: web.Application, registry: CollectorRegistry, health: Facts, readiness: Facts
+) -> None:
+    """`/metrics` from `registry`; `/healthz` (liveness: the process works) and `/readyz`
+    (it can do its job now; a JSON `reason` when not), each 200 or 503 with its facts."""
+    app.router.add_get("/healthz", facts_handler(health))
+    app.router.add_get("/readyz", facts_handler(readiness))
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+
+
+def facts_handler(facts: Facts) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A GET handler answering `facts()` as JSON: 200 when ok, else 503."""
+
+    async def handle(_: web.Request) -> web.Response:
+        ok, body = await facts()
         return web.Response(
-            text=json.dumps({"ok": ok, **facts}, default=str),
+            text=json.dumps({"ok": ok, **body}, default=str),
             status=200 if ok else 503,
             content_type="application/json",
         )
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    return handle
 
 
 def server_ssl_context(tls: Tls) -> ssl.SSLContext | None:
@@ -259,10 +310,90 @@ def client_ssl_context(tls: Tls) -> ssl.SSLContext:
     return context
 
 
-async def start_runner(app: web.Application, guard: HeaderDeadline | None = None) -> web.AppRunner:
-    """Set `app` up for serving, with a deadline on request heads (see HeaderDeadline)."""
+HTTP_CONNECTIONS = 1024  # connections one runner's listeners hold at once
+
+
+class ConnectionCap:
+    """At most `limit` connections across a runner's listeners; past it the idlest goes.
+
+    Idle: no request in progress, ranked by the end of its last request or, before any,
+    by when it opened (the rule DNS over TCP follows, `resolver.tcplimits`). When every
+    connection is mid-request the new one is closed instead. `evicted` and `refused`
+    count both outcomes. Cost: a dict update per request; O(connections) per connection
+    admitted past the limit.
+    """
+
+    def __init__(self, limit: int = HTTP_CONNECTIONS) -> None:
+        if limit < 1:
+            raise ValueError(f"connection cap {limit} must be at least 1")
+        self.limit = limit
+        self.evicted = 0
+        self.refused = 0
+        self._last: dict[int, float] = {}  # id(connection) -> opened or last request ended
+        self._busy: dict[int, int] = {}  # id(connection) -> requests in progress
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        key = id(request.protocol)
+        self._busy[key] = self._busy.get(key, 0) + 1
+        try:
+            return await handler(request)
+        finally:
+            self._busy[key] -= 1
+            self._last[key] = time.monotonic()
+
+    def install(self, app: web.Application) -> None:
+        """Add the middleware; before the app is set up."""
+        app.middlewares.append(self.middleware)
+
+    def start(self, runner: web.BaseRunner) -> None:
+        """Watch `runner`'s connections as they open and close; after `runner.setup()`."""
+        server = runner.server
+        assert server is not None
+        opened = server.connection_made
+        lost = server.connection_lost
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            self._last[id(handler)] = time.monotonic()
+            opened(handler, transport)
+            live = server.connections
+            if len(live) > self.limit:
+                self._make_room(handler, live)
+
+        def connection_lost(handler: Any, exc: BaseException | None = None) -> None:
+            self._last.pop(id(handler), None)
+            self._busy.pop(id(handler), None)
+            lost(handler, exc)
+
+        # Server has no hook for this: its two callbacks, wrapped on the instance.
+        setattr(server, "connection_made", connection_made)  # noqa: B010
+        setattr(server, "connection_lost", connection_lost)  # noqa: B010
+
+    def _make_room(self, newcomer: Any, live: list[Any]) -> None:
+        idle = [c for c in live if c is not newcomer and not self._busy.get(id(c))]
+        if idle:
+            victim = min(idle, key=lambda c: self._last.get(id(c), 0.0))
+            self.evicted += 1
+        else:
+            victim = newcomer
+            self.refused += 1
+        # Soon, not now: the newcomer's handler starts its task after this returns.
+        asyncio.get_running_loop().call_soon(victim.force_close)
+
+
+async def start_runner(
+    app: web.Application,
+    guard: HeaderDeadline | None = None,
+    cap: ConnectionCap | None = None,
+) -> web.AppRunner:
+    """Set `app` up for serving, with a deadline on request heads (see HeaderDeadline) and
+    a cap on connections (see ConnectionCap)."""
     guard = guard or HeaderDeadline()
+    cap = cap or ConnectionCap()
     guard.install(app)
+    cap.install(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()
@@ -270,6 +401,7 @@ async def start_runner(app: web.Application, guard: HeaderDeadline | None = None
         await runner.cleanup()
         raise
     guard.start(runner)
+    cap.start(runner)
     return runner
 
 

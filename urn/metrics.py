@@ -137,6 +137,12 @@ class _ReceivesTables(CommonMetrics):
         if result != "accepted":
             self.tables_rejected.labels(result).inc()
 
+    def forget_sender(self, sender: str) -> None:
+        """Drop `sender`'s `urn_tables_received` series (it fell silent; see
+        urn.http.TableReceiver), so series stay bounded while pods restart under new ids."""
+        for result in TABLE_RESULTS:
+            self.tables_received.remove(sender, result)  # a series never made: a no-op
+
 
 class CheckerMetrics(CommonMetrics):
     component = "checker"
@@ -223,6 +229,13 @@ class ResolverMetrics(_ReceivesTables):
         )
         self.malformed = declare.counter(
             "urn_dns_malformed", "DNS messages refused before answering, by reason", ["reason"]
+        )
+        self.dns_tcp_closed = declare.counter(  # labels touched by resolver.dnsserver
+            "urn_dns_tcp_closed", "DNS/TCP connections the resolver closed, by reason", ["reason"]
+        )
+        self.table_held = declare.gauge(
+            "urn_table_held",
+            "1 while no aggregator's table is fresh and the last good one still answers",
         )
 
 

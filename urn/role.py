@@ -17,34 +17,49 @@ and serving a built app. Never: knows a role's own flags or builds a service.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar
 
 from urn.errors import StartupError
-from urn.http import open_site, parse_listen, server_ssl_context, start_runner
+from urn.http import (
+    client_ssl_context,
+    open_site,
+    parse_listen,
+    server_ssl_context,
+    start_runner,
+)
+from urn.push import AiohttpTransport
 from urn.runtime import run_main, settle_process, tune_process
 
 if TYPE_CHECKING:
     import argparse
     import asyncio
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from aiohttp import web
 
-    from urn.config import Document
+    from urn.clock import Clock
+    from urn.config import Document, Tls
     from urn.logs import EventLogger
+    from urn.metrics import CommonMetrics
+    from urn.push import Transport
     from urn.runtime import Tuning
+    from urn.source import ConfigLoader, Loaded
 
 __all__ = [
     "RoleFields",
     "RoleService",
     "RoleSettings",
+    "Running",
+    "Wiring",
     "add_role_arguments",
     "address_flag",
     "role_fields",
     "run_role",
     "serve_role",
-    "start_with_app",
+    "start_role",
     "validated",
+    "wire",
 ]
 
 S = TypeVar("S")
@@ -67,25 +82,93 @@ class RoleSettings(Protocol):
 
 
 class RoleService(Protocol):
-    """What `serve_role` reads of a role's service once its app has started."""
+    """What every role's service offers its shell once built from the first good config."""
 
     @property
     def settings(self) -> RoleSettings: ...
 
     @property
-    def document(self) -> Document | None: ...
+    def document(self) -> Document: ...
+
+    async def start(self) -> None:
+        """Start the role's loops (its config loop among them)."""
+
+    async def stop(self) -> None:
+        """Stop every loop and release what `start` opened."""
 
 
-class _StartsAndStops(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
+R = TypeVar("R", bound=RoleService)
+M = TypeVar("M", bound="CommonMetrics")
 
 
-def start_with_app(app: web.Application, service: _StartsAndStops) -> None:
-    """Start `service` when `app` starts and stop it when the app is cleaned up."""
+@dataclass(frozen=True, slots=True)
+class Wiring(Generic[M]):
+    """What a role's shell hands the service it builds: the one clock, the metrics, the
+    config loader (whose later passes the service applies) and the push transport."""
+
+    clock: Clock
+    metrics: M
+    loader: ConfigLoader
+    transport: Transport
+    owns_transport: bool  # made for this process from the first config's tls block
+
+    async def close(self) -> None:
+        if self.owns_transport and isinstance(self.transport, AiohttpTransport):
+            await self.transport.close()
+
+
+def wire(
+    clock: Clock, metrics: M, loader: ConfigLoader, transport: Transport | None, tls: Tls
+) -> Wiring[M]:
+    """The wiring for a service built under a config whose tls block is `tls`: the
+    given transport, else an HTTPS-capable one trusting that block's CA."""
+    if transport is not None:
+        return Wiring(clock, metrics, loader, transport, owns_transport=False)
+    return Wiring(clock, metrics, loader, AiohttpTransport(client_ssl_context(tls)), True)
+
+
+class Running(Generic[R]):
+    """A role app's service, which the app's startup builds from the first good config.
+
+    Routes are registered when the app is made, before any config is in; they reach the
+    service through this. An app serves no request before its startup has finished, so
+    `service` is always there for a handler to read.
+    """
+
+    __slots__ = ("_service",)
+
+    def __init__(self) -> None:
+        self._service: R | None = None
+
+    @property
+    def service(self) -> R:
+        if self._service is None:
+            raise RuntimeError("the role's app has not started: no service yet")
+        return self._service
+
+    @property
+    def started(self) -> bool:
+        return self._service is not None
+
+    def __call__(self) -> R:
+        return self.service
+
+    def _set(self, service: R | None) -> None:
+        self._service = service
+
+
+def start_role(
+    app: web.Application,
+    running: Running[R],
+    loader: ConfigLoader,
+    build: Callable[[Loaded], Awaitable[R] | R],
+) -> None:
+    """On `app`'s startup: build the service from the first good config (StartupError
+    without one) and start it; on cleanup, stop it."""
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        service = await loader.load_first(build)
+        running._set(service)
         await service.start()
         yield
         await service.stop()
@@ -137,7 +220,7 @@ def run_role(
     args: argparse.Namespace,
     settings_from_args: Callable[[argparse.Namespace], S],
     make_app: Callable[[S], web.Application],
-    service: web.AppKey[Any],
+    service: web.AppKey[Running[Any]],
     *,
     tuning: Tuning,
     log: EventLogger,
@@ -163,7 +246,7 @@ def run_role(
 
 async def serve_role(
     app: web.Application,
-    service: RoleService,
+    running: Running[Any],
     stop: asyncio.Event,
     *,
     log: EventLogger,
@@ -175,14 +258,12 @@ async def serve_role(
     without one). The listener then speaks HTTPS when that config's tls block names a
     certificate, as every listener does. A taken port is a StartupError naming it.
     """
-    settings = service.settings
-    host, port = settings.listen_host, settings.listen_port
     runner = await start_runner(app)
+    settings = running.service.settings
+    host, port = settings.listen_host, settings.listen_port
     try:
         settle_process(tuning)
-        document = service.document
-        if document is None:  # pragma: no cover - the lifecycle loads it or raises
-            raise StartupError("started without a config")
+        document = running.service.document
         ssl_context = server_ssl_context(document.tls)
         try:
             bound = await open_site(runner, host, port, ssl_context)

@@ -10,25 +10,29 @@ Never: applies part of a document, or changes capacity under a running process.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 
 from urn.config import Document, parse_text
 from urn.errors import ConfigError, ConfigFetchError, StartupError
-from urn.keys import Keyring, load_keyring
+from urn.keys import ALL_TIERS, Keys, load_keys
 from urn.logs import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Collection, Mapping
 
     from urn.clock import Clock
     from urn.metrics import CommonMetrics
+    from urn.wire import TableKind
 
 __all__ = ["ConfigLoader", "Loaded", "read_source"]
+
+T = TypeVar("T")
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 FETCH_TIMEOUT = 5.0
@@ -37,10 +41,11 @@ log = get_logger("config")
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """One good config pass: the document and the keys it names."""
+    """One good config pass: the document and the keys it names (the tiers this process
+    needs: `keys.for_kind(kind)`)."""
 
     document: Document
-    keys: Keyring
+    keys: Keys
 
 
 async def read_source(location: str, timeout: float = FETCH_TIMEOUT) -> bytes:
@@ -84,27 +89,35 @@ async def _read_to_end(stream: aiohttp.StreamReader, location: str) -> bytes:
 
 
 class ConfigLoader:
-    """Keeps the last good config and re-applies the whole document every interval."""
+    """Keeps the last good config and re-applies the whole document every interval.
+
+    The first good pass builds the service (`load_first(build)`); every later pass hands
+    the service the whole document (`run(service.apply)`). A build or apply that raises
+    ConfigError rejects the pass like a bad document.
+    """
 
     def __init__(
         self,
         location: str,
         clock: Clock,
         metrics: CommonMetrics,
-        apply: Callable[[Loaded], Awaitable[None] | None],
         environ: Mapping[str, str] | None = None,
         first_pass: float | None = None,
+        *,
+        needs: Collection[TableKind] = ALL_TIERS,
     ) -> None:
         """`first_pass`: the share of an interval after `run` starts at which the first
-        pass comes, in (0, 1]; random by default (see `run`)."""
+        pass comes, in (0, 1]; random by default (see `run`). `needs`: the table kinds
+        whose keys this process signs or verifies with (urn.keys.load_keys); only their
+        key sources are read, so a checker never needs the table key."""
         if first_pass is not None and not 0.0 < first_pass <= 1.0:
             raise ValueError(f"first_pass {first_pass} is outside (0, 1]")
         self.first_pass = 1.0 - random.random() if first_pass is None else first_pass
         self.location = location
-        self._clock = clock
+        self.clock = clock
         self._metrics = metrics
-        self._apply = apply
         self._environ = environ
+        self._needs = frozenset(needs)
         self._current: Loaded | None = None
         self._last_raw = b""  # the bytes `_current.document` was validated from
         self.last_error: str | None = None
@@ -115,13 +128,19 @@ class ConfigLoader:
             raise RuntimeError("no config loaded yet: call load_first()")
         return self._current
 
-    async def load_first(self) -> Loaded:
-        """The first good config, or StartupError saying why there is none."""
-        if not await self.poll_once():
-            raise StartupError(f"no usable config at {self.location}: {self.last_error}")
-        return self.current
+    async def load_first(self, build: Callable[[Loaded], Awaitable[T] | T]) -> T:
+        """`build(first good config)`, or StartupError saying why there is none."""
+        built: list[T] = []
 
-    async def poll_once(self) -> bool:
+        async def keep(loaded: Loaded) -> None:
+            made = build(loaded)
+            built.append(await made if inspect.isawaitable(made) else made)
+
+        if not await self.poll_once(keep):
+            raise StartupError(f"no usable config at {self.location}: {self.last_error}")
+        return built[0]
+
+    async def poll_once(self, apply: Callable[[Loaded], Awaitable[None] | None]) -> bool:
         """One whole pass: fetch, validate, resolve keys, apply. False if it kept the old."""
         try:
             raw = await read_source(self.location)
@@ -133,8 +152,8 @@ class ConfigLoader:
                     f"differs from the running {self._current.document.capacity}: capacity is"
                     " fixed for a running fleet; restart every process to change it",
                 )
-            loaded = Loaded(document, load_keyring(document, self._environ))
-            applied = self._apply(loaded)
+            loaded = Loaded(document, load_keys(document, self._environ, self._needs))
+            applied = apply(loaded)
             if applied is not None:
                 await applied  # a service that builds its new state off the event loop
         except ConfigError as exc:
@@ -152,7 +171,7 @@ class ConfigLoader:
         self._last_raw = raw
         self.last_error = None
         self._metrics.config_loads.labels("ok").inc()
-        self._metrics.config_last_ok.set(self._clock.time())
+        self._metrics.config_last_ok.set(self.clock.time())
         self._metrics.config_in_force(loaded.document.digest)
         return True
 
@@ -169,7 +188,7 @@ class ConfigLoader:
         # A 10,000-check YAML document takes seconds to parse: keep the loop serving.
         return await asyncio.to_thread(parse_text, raw, self.location)
 
-    async def run(self) -> None:
+    async def run(self, apply: Callable[[Loaded], Awaitable[None] | None]) -> None:
         """Poll forever on absolute deadlines; the interval follows the current document.
 
         The first pass comes `first_pass` of the way into the first interval (random by
@@ -178,11 +197,11 @@ class ConfigLoader:
         others' latency at once.
         """
         interval = self.current.document.intervals.config
-        deadline = self._clock.monotonic() - (1.0 - self.first_pass) * interval
+        deadline = self.clock.monotonic() - (1.0 - self.first_pass) * interval
         while True:
             deadline += self.current.document.intervals.config
-            await self._clock.sleep_until(deadline)
-            await self.poll_once()
-            now = self._clock.monotonic()
+            await self.clock.sleep_until(deadline)
+            await self.poll_once(apply)
+            now = self.clock.monotonic()
             if now > deadline + self.current.document.intervals.config:
                 deadline = now  # a stall (suspended VM, slow URL) must not cause a burst

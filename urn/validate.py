@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from urn.config import parse_text
 from urn.errors import ConfigError
-from urn.keys import load_keyring
+from urn.keys import load_keys
 from urn.source import read_source
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="SRC", help="file path or http(s) URL")
-    parser.add_argument("--keys", action="store_true", help="also resolve the push keys it names")
+    parser.add_argument("--keys", action="store_true", help="also resolve every key it names")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         raw = asyncio.run(read_source(args.config))
         document = parse_text(raw, args.config)
         if args.keys:
-            load_keyring(document)
+            load_keys(document)
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return 1

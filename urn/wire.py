@@ -287,17 +287,22 @@ def _head(data: bytes) -> tuple[Any, ...] | None:
 class SequenceGuard:
     """Per-sender replay and clock-skew checks; `check` never changes state.
 
-    Senders seed their sequence from wall time at start, so a restarted sender's
-    tables are newer than anything it sent before.
+    Senders number their tables max(last + 1, wall-time seed) (urn.signer), so a restarted
+    sender's tables are newer than anything it sent before. A sender silent, by the
+    receiver's monotonic clock, for longer than 2 x `max_skew` is forgotten, so memory
+    stays bounded while pods restart under new ids. That opens no replay: every table it
+    sent before falling silent is by then more than `max_skew` old, and refused as skewed.
     """
 
-    __slots__ = ("_last", "max_skew")
+    __slots__ = ("_heard", "_last", "max_skew")
 
     def __init__(self, max_skew: float) -> None:
         self.max_skew = max_skew
         self._last: dict[str, int] = {}
+        self._heard: dict[str, float] = {}  # sender -> last commit (monotonic), oldest first
 
     def check(self, envelope: Envelope, now: float) -> None:
+        """Refuse `envelope` if skewed from `now` (wall time) or not newer than the last."""
         if abs(envelope.generated_at - now) > self.max_skew:
             raise Skewed(
                 f"generated {envelope.generated_at - now:+.1f}s from now, "
@@ -307,8 +312,29 @@ class SequenceGuard:
         if last is not None and envelope.sequence <= last:
             raise Replayed(f"sequence {envelope.sequence} from {envelope.sender}, last {last}")
 
-    def commit(self, envelope: Envelope) -> None:
-        self._last[envelope.sender] = envelope.sequence
+    def commit(self, envelope: Envelope, heard_at: float) -> None:
+        """Record an accepted table; `heard_at` is the receiver's monotonic time."""
+        sender = envelope.sender
+        self._last[sender] = envelope.sequence
+        self._heard.pop(sender, None)  # re-inserted last: the dict stays oldest first
+        self._heard[sender] = heard_at
+
+    def forget_silent(self, now: float) -> list[str]:
+        """Forget every sender with no commit in the 2 x max_skew before `now` (monotonic);
+        the senders forgotten. O(1) when there is none to forget."""
+        horizon = now - 2 * self.max_skew
+        forgotten = []
+        for sender, heard in self._heard.items():
+            if heard >= horizon:
+                break
+            forgotten.append(sender)
+        for sender in forgotten:
+            del self._heard[sender]
+            del self._last[sender]
+        return forgotten
 
     def last_sequence(self, sender: str) -> int | None:
         return self._last.get(sender)
+
+    def __len__(self) -> int:
+        return len(self._last)

@@ -27,6 +27,7 @@ from urn.metrics import AggregatorMetrics, TableCollector
 from urn.role import add_role_arguments
 from urn.runtime import cancel_and_wait, run_main
 from urn.source import ConfigLoader, Loaded
+from urn.wire import TableKind
 
 if TYPE_CHECKING:
     import argparse
@@ -68,8 +69,8 @@ class EdgeAggregator:
     def apply_config(self, loaded: Loaded) -> None:
         document = loaded.document
         self.document = document
-        self.keys = loaded.keys.accepted
-        self.key = loaded.keys.signing
+        self.keys = loaded.keys.for_kind(TableKind.CHECKER).accepted
+        self.key = loaded.keys.for_kind(TableKind.AGGREGATE).signing
         if self.state is None:
             self.state = EdgeAggregate(document.capacity)
         self._forward(self.state.configure(document))
@@ -135,16 +136,16 @@ def run(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace, stop: asyncio.Event) -> int:
     registry = CollectorRegistry()
     service = EdgeAggregator(args.id, registry)
-    loader = ConfigLoader(args.config, service.clock, service.metrics, service.apply_config)
-    await loader.load_first()
+    loader = ConfigLoader(args.config, service.clock, service.metrics)
+    await loader.load_first(service.apply_config)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post(EVENTS_PATH, service.receiver.handle)
-    add_observability_routes(app, registry, edge_health(args.id))
+    add_observability_routes(app, registry, edge_health(args.id), edge_health(args.id))
     host, port = parse_listen(args.listen, 7400)
     runner, _ = await serve(app, host, port)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         tasks = [
-            asyncio.create_task(loader.run()),
+            asyncio.create_task(loader.run(service.apply_config)),
             asyncio.create_task(push_at_interval(service, session)),
         ]
         await stop.wait()

@@ -27,6 +27,7 @@ from urn.role import add_role_arguments
 from urn.runtime import cancel_and_wait, raise_fd_limit, run_main
 from urn.source import ConfigLoader, Loaded
 from urn.table import Reason
+from urn.wire import TableKind
 
 if TYPE_CHECKING:
     import argparse
@@ -59,7 +60,7 @@ class EdgeChecker:
     def apply(self, loaded: Loaded) -> None:
         document = loaded.document
         self.document = document
-        self.key = loaded.keys.signing
+        self.key = loaded.keys.for_kind(TableKind.CHECKER).signing
         lax, strict = self._tls
         self.targets = {
             c.slot: compile_target(c, lax, strict) for c in document.checks if c.is_probed
@@ -133,19 +134,19 @@ def run(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace, stop: asyncio.Event) -> int:
     registry = CollectorRegistry()
     service = EdgeChecker(args.id, args.az, registry)
-    loader = ConfigLoader(args.config, service.clock, service.metrics, service.apply)
-    await loader.load_first()
+    loader = ConfigLoader(args.config, service.clock, service.metrics)
+    await loader.load_first(service.apply)
     soft, _ = raise_fd_limit()
     service.metrics.fd_limit.set(soft)
     app = web.Application()
-    add_observability_routes(app, registry, edge_health(args.id))
+    add_observability_routes(app, registry, edge_health(args.id), edge_health(args.id))
     host, port = parse_listen(args.listen, 7300)
     runner, _ = await serve(app, host, port)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         assert service.document is not None
         tasks = [
-            asyncio.create_task(loader.run()),
+            asyncio.create_task(loader.run(service.apply)),
             asyncio.create_task(service.probe_loop()),
             asyncio.create_task(push_at_interval(service, session)),
         ]

@@ -11,7 +11,6 @@ aggregator by id; with none fresh, every slot is unknown (answered as healthy).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
@@ -19,15 +18,15 @@ from aiohttp import web
 from bench.edge.common import EventReceiver
 from bench.edge.events import EVENTS_PATH
 from resolver.answer import unknown_view
-from resolver.app import TUNING, app_for
+from resolver.app import SERVICE, TUNING, app_with_source
 from resolver.health import FRESH, NO_TABLE, HealthView
 from resolver.main import add_arguments as _resolver_arguments
-from resolver.service import ResolverService
 from resolver.settings import ResolverSettings
 from urn.http import open_site
 from urn.logs import get_logger
 from urn.runtime import run_main, settle_process, tune_process
 from urn.table import Status, status_of_byte
+from urn.wire import TableKind
 
 if TYPE_CHECKING:
     import argparse
@@ -38,9 +37,9 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from bench.edge.events import Batch
+    from resolver.service import ResolverService
     from urn.clock import Clock
     from urn.config import Document
-    from urn.keys import Keyring
     from urn.push import Transport
 
 __all__ = ["PatchedSource", "PatchedView", "add_arguments", "make_app", "run"]
@@ -78,34 +77,22 @@ class PatchedSource:
         self.service = service
         self.views: dict[str, PatchedView] = {}
         self.events = EventReceiver(
-            lambda: self._document().capacity,
-            lambda: self._keys().accepted,
+            lambda: service.document.capacity,
+            lambda: service.plan.loaded.keys.for_kind(TableKind.AGGREGATE).accepted,
             service.metrics,
             self._apply_batch,
         )
 
-    def _document(self) -> Document:
-        document = self.service.document
-        if document is None:
-            raise RuntimeError("no config applied yet")
-        return document
-
-    def _keys(self) -> Keyring:
-        keys = self.service.keys
-        if keys is None:
-            raise RuntimeError("no config applied yet")
-        return keys
-
     def _apply_batch(self, batch: Batch) -> None:
         view = self.views.get(batch.sender)
         if view is None:
-            view = self.views[batch.sender] = PatchedView(self._document().capacity)
+            view = self.views[batch.sender] = PatchedView(self.service.document.capacity)
         view.apply(batch.events, batch.snapshot)
         self.service.refresh()
 
     def current(self, document: Document, now: float) -> HealthView:
         streams = self.events.streams
-        for sender in streams.stale_senders(time.monotonic(), document.staleness):
+        for sender in streams.stale_senders(now, document.staleness):
             streams.forget(sender)
             self.views.pop(sender, None)
         fresh = sorted(s for s in streams.streams if s in self.views)
@@ -124,16 +111,26 @@ def make_app(
     transport: Transport | None = None,
     rng: random.Random | None = None,
 ) -> web.Application:
-    """urn's resolver app (`resolver.app.make_app`'s shape) around the edge service,
-    with `/v1/events` added."""
-    del transport  # the resolver pushes nothing
-    service = ResolverService(
-        settings, clock=clock, registry=registry, rng=rng, environ=environ, source=PatchedSource
+    """urn's resolver app (`resolver.app.make_app`) with this design's health source, and
+    `/v1/events` added."""
+    app = app_with_source(
+        settings,
+        clock=clock,
+        registry=registry,
+        environ=environ,
+        transport=transport,
+        rng=rng,
+        source=PatchedSource,
+        client_max_size=64 * 1024 * 1024,
     )
-    source = service.source
-    assert isinstance(source, PatchedSource)
-    app = app_for(service, client_max_size=64 * 1024 * 1024)
-    app.router.add_post(EVENTS_PATH, source.events.handle)
+    running = app[SERVICE]
+
+    async def events(request: web.Request) -> web.Response:
+        source = running.service.source
+        assert isinstance(source, PatchedSource)
+        return await source.events.handle(request)
+
+    app.router.add_post(EVENTS_PATH, events)
     return app
 
 

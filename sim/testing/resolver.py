@@ -60,14 +60,19 @@ class RunningResolver:
         sender: str = "agg-1",
         sequence: int | None = None,
         generated_at: float | None = None,
+        checkers: int = 3,
+        azs: int = 3,
     ) -> tuple[int, str]:
-        """POST a signed aggregated table, as an aggregator would; (status, body)."""
+        """POST a signed aggregated table, as an aggregator built from `checkers` fresh
+        checkers in `azs` AZs would; (status, body)."""
         body = signed_table(
             slots,
             kind=TableKind.AGGREGATE,
             sender=sender,
             sequence=time.time_ns() if sequence is None else sequence,
             generated_at=self.service.clock.time() if generated_at is None else generated_at,
+            checkers=checkers,
+            azs=azs,
         )
         async with (
             aiohttp.ClientSession() as session,
@@ -109,11 +114,9 @@ async def running_resolver(
     )
     runner, port = await serve(app, "127.0.0.1", 0)
     try:
-        service = app[SERVICE]
+        service = app[SERVICE].service
         yield RunningResolver(
-            service=service,
-            url=f"http://127.0.0.1:{port}",
-            dns_port=0 if service.dns is None else service.dns.port,
+            service=service, url=f"http://127.0.0.1:{port}", dns_port=service.dns.port
         )
     finally:
         await runner.cleanup()

@@ -76,13 +76,46 @@ def test_topology_matches_the_demo(compose: dict[str, Any]) -> None:
             assert "/tcp" in published
 
 
-def test_push_key_comes_from_a_secret(compose: dict[str, Any]) -> None:
+def test_each_tier_has_its_own_key_from_a_secret(compose: dict[str, Any]) -> None:
     document = parse_text(CONFIG.read_text())
     assert document.push_key.file == "/run/secrets/push_key"
-    assert compose["secrets"]["push_key"]["file"] == "./deploy/compose/push_key"
+    assert document.table_key is not None
+    assert document.table_key.file == "/run/secrets/table_key"
+    assert compose["secrets"] == {
+        "push_key": {"file": "./deploy/compose/push_key"},
+        "table_key": {"file": "./deploy/compose/table_key"},
+    }
+
+
+def _secrets(compose: dict[str, Any], name: str) -> list[str]:
+    """The secrets a service holds, with the x-urn anchor's default merged in."""
+    service = compose["services"][name]
+    held: list[str] = service.get("secrets", compose["x-urn"]["secrets"])
+    return held
+
+
+def test_each_role_holds_the_keys_of_its_tiers_only(compose: dict[str, Any]) -> None:
+    wanted = {
+        "checker": ["push_key"],
+        "aggregator": ["push_key", "table_key"],
+        "resolver": ["table_key"],
+        "targets": [],
+    }
+    for name, service in compose["services"].items():
+        assert _secrets(compose, name) == wanted[service["command"][0]], name
+
+
+def test_receivers_admit_exactly_the_fleets_senders(compose: dict[str, Any]) -> None:
+    document = parse_text(CONFIG.read_text())
+    ids: dict[str, list[str]] = {"checker": [], "aggregator": []}
     for service in compose["services"].values():
-        if service["command"][0] in ("checker", "aggregator", "resolver"):
-            assert service["secrets"] == ["push_key"] or "secrets" not in service
+        command = service["command"]
+        if command[0] in ids:
+            ids[command[0]].append(command[command.index("--id") + 1])
+    assert document.senders.aggregators is not None
+    assert document.senders.checkers is not None
+    assert sorted(document.senders.aggregators) == sorted(ids["aggregator"])
+    assert sorted(document.senders.checkers) == sorted(ids["checker"])
 
 
 def test_config_names_reachable_services(compose: dict[str, Any]) -> None:
@@ -105,3 +138,16 @@ def test_committed_config_is_what_the_generator_writes() -> None:
     make_config = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_config)
     assert CONFIG.read_text() == make_config.render()
+
+
+def test_every_role_reports_healthy_only_when_its_readyz_says_so(
+    compose: dict[str, Any],
+) -> None:
+    for name, service in compose["services"].items():
+        command = service["command"]
+        if command[0] == "targets":
+            continue
+        listen = command[command.index("--listen") + 1]
+        port = listen.rsplit(":", 1)[1]
+        probe = service["healthcheck"]["test"]
+        assert probe[-1] == f"http://127.0.0.1:{port}/readyz", name

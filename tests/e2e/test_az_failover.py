@@ -43,8 +43,8 @@ async def test_an_az_fails_and_recovers_without_dead_or_dropped_answers(
     tmp_path: Path, fail_mode: str
 ) -> None:
     plan = _plan()
-    base_port = free_port()
-    control_port = free_port()
+    base_port = free_port(stable=True)
+    control_port = free_port(stable=True)
     control = f"http://127.0.0.1:{control_port}"
     document = build_document(layout(AZS, PER_AZ, base_port), plan)
     config = tmp_path / "urn.yaml"

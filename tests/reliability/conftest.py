@@ -28,6 +28,7 @@ from urn.clock import SystemClock
 from urn.config import Tls
 from urn.http import TableReceiver, add_observability_routes, serve, server_ssl_context
 from urn.metrics import AggregatorMetrics, ResolverMetrics
+from urn.trust import ReceivePolicy
 from urn.wire import TableKind, encoded_size
 
 if TYPE_CHECKING:
@@ -123,10 +124,7 @@ class ReceiverServer:
             else ResolverMetrics(self.registry)
         )
         self.receiver = TableReceiver(
-            kind=self.kind,
-            capacity=lambda: self.capacity,
-            keys=lambda: self.keys,
-            skew=lambda: self.skew,
+            policy=self.policy(),
             clock=SystemClock(),
             metrics=self.metrics,
             deliver=self.delivered.append,
@@ -135,6 +133,14 @@ class ReceiverServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
+
+    def policy(self) -> ReceivePolicy:
+        return ReceivePolicy(self.kind, self.capacity, self.keys, self.skew)
+
+    def accept_keys(self, keys: tuple[bytes, ...]) -> None:
+        """A config pass that changes the accepted keys, as a service applies one."""
+        self.keys = keys
+        self.receiver.apply(self.policy())
 
     @property
     def table_bytes(self) -> int:
@@ -153,7 +159,7 @@ class ReceiverServer:
         async def health() -> tuple[bool, dict[str, Any]]:
             return True, {"delivered": len(self.delivered)}
 
-        add_observability_routes(app, self.registry, health)
+        add_observability_routes(app, self.registry, health, health)
         context = server_ssl_context(self.tls) if self.tls is not None else None
         return await serve(app, "127.0.0.1", 0, context)
 

@@ -22,7 +22,7 @@ from sim.testing import TEST_PUSH_KEY, document_dict, signed_table
 from urn.clock import SystemClock
 from urn.metrics import AggregatorMetrics
 from urn.source import ConfigLoader, Loaded
-from urn.wire import MAC_BYTES
+from urn.wire import MAC_BYTES, TableKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 K1 = b"rotation-key-one-0123456789abcdef"
 K2 = b"rotation-key-two-0123456789abcdef"
 K3 = b"rotation-key-three-0123456789abcd"
+CHECKER = TableKind.CHECKER  # the tier checker tables are pushed under
 
 
 def test_tables_signed_by_the_new_or_the_previous_key_are_both_accepted(
@@ -49,7 +50,7 @@ def test_after_the_previous_key_is_dropped_its_tables_are_refused_and_counted(
 ) -> None:
     server = make_receiver(keys=(K2, K1))
     assert server.post(server.table(1, key=K1))[0] == 200
-    server.keys = (K2,)
+    server.accept_keys((K2,))
     before = server.state()
     status, reply = server.post(server.table(2, key=K1))
     assert (status, reply["error"]) == (401, "bad_mac")
@@ -116,24 +117,27 @@ async def test_rotation_through_the_config_document_without_downtime(
     config = tmp_path / "urn.json"
     _write(config, push_key={"env": "KEY_ONE"})
 
-    def loader() -> tuple[ConfigLoader, list[Loaded]]:
-        applied: list[Loaded] = []
-        metrics = AggregatorMetrics(CollectorRegistry())
-        return ConfigLoader(str(config), SystemClock(), metrics, applied.append, environ), applied
+    def loader() -> ConfigLoader:
+        return ConfigLoader(
+            str(config), SystemClock(), AggregatorMetrics(CollectorRegistry()), environ
+        )
 
-    receiving, _ = loader()
-    early_sender, _ = loader()  # re-reads its config late
-    late_sender, _ = loader()  # re-reads its config early
+    def keep(_: Loaded) -> None:
+        """Nothing to build or apply: the test reads each loader's keys."""
+
+    receiving = loader()
+    early_sender = loader()  # re-reads its config late
+    late_sender = loader()  # re-reads its config early
     for node in (receiving, early_sender, late_sender):
-        await node.load_first()
-    server = make_receiver(keys=receiving.current.keys.accepted)
+        await node.load_first(keep)
+    server = make_receiver(keys=receiving.current.keys.for_kind(CHECKER).accepted)
 
     def push(node: ConfigLoader, sender: str, sequence: int) -> int:
         body = signed_table(
             bytes([1]) * server.capacity,
             sender=sender,
             sequence=sequence,
-            key=node.current.keys.signing,
+            key=node.current.keys.for_kind(CHECKER).signing,
         )
         return server.post(body)[0]
 
@@ -141,19 +145,19 @@ async def test_rotation_through_the_config_document_without_downtime(
 
     # Step 2: new signing key, old one still accepted. The receiver applies first.
     _write(config, push_key={"env": "KEY_TWO"}, previous_push_keys=[{"env": "KEY_ONE"}])
-    assert await receiving.poll_once()
-    server.keys = receiving.current.keys.accepted
+    assert await receiving.poll_once(keep)
+    server.accept_keys(receiving.current.keys.for_kind(CHECKER).accepted)
     assert push(early_sender, "early", 2) == 200  # still signs with K1
-    assert await early_sender.poll_once()
-    assert early_sender.current.keys.signing == K2
+    assert await early_sender.poll_once(keep)
+    assert early_sender.current.keys.for_kind(CHECKER).signing == K2
     assert push(early_sender, "early", 3) == push(late_sender, "late", 2) == 200
-    assert await late_sender.poll_once()
+    assert await late_sender.poll_once(keep)
     assert push(early_sender, "early", 4) == push(late_sender, "late", 3) == 200
 
     # Step 3: the old key is gone everywhere; a straggler signing with K1 is refused.
     _write(config, push_key={"env": "KEY_TWO"})
-    assert await receiving.poll_once()
-    server.keys = receiving.current.keys.accepted
+    assert await receiving.poll_once(keep)
+    server.accept_keys(receiving.current.keys.for_kind(CHECKER).accepted)
     assert server.keys == (K2,)
     assert push(early_sender, "early", 5) == 200
     straggler = signed_table(bytes([1]) * server.capacity, sender="late", sequence=9, key=K1)

@@ -32,7 +32,6 @@ from sim.chaos import (
     fast_plan,
     judge_outage,
     live_fleet,
-    right_answer,
 )
 from sim.observe import DnsWatcher, metric
 from sim.scenario import attribute
@@ -129,17 +128,6 @@ def _turned_away_in_time(
     return verdict
 
 
-def _wrong(
-    watcher: DnsWatcher, live: LiveFleet, since: float, until: float, dead: Collection[str]
-) -> list[str]:
-    """Answers seen in [since, until) that break the rules for `dead`."""
-    wrong = []
-    for name, seen in watcher.observations(since):
-        if seen.at < until and not right_answer(live.record(name), seen.answers, seen.rcode, dead):
-            wrong.append(f"{seen.at - since:.2f}s {name} {sorted(seen.answers)}")
-    return wrong
-
-
 async def _blind_checkers_report_refused(live: LiveFleet, checkers: int) -> None:
     """Wait until the aggregators hear every checker, and AZ a's saying AZ b is refused."""
     slot = next(c["slot"] for c in live.document["checks"] if c["az"] == "b")
@@ -170,7 +158,10 @@ async def _resolver_explains_the_veto(live: LiveFleet) -> None:
             body: dict[str, Any] = await response.json()
         answers = {a["value"]: a for r in body["records"] for a in r["answers"]}
         seen.update(next(a for value, a in answers.items() if attribute(value)[0] == "b"))
-        return seen["status"] != "unknown" and "checkers" in seen
+        if seen["status"] == "unknown" or "checkers" not in seen:
+            return False
+        # Every checker's verdict in: on a loaded machine one may be between tables.
+        return all(c["verdict"] != "unknown" for c in seen["checkers"])
 
     await wait_until(explained, 10, message="the resolver explaining an AZ b answer")
     assert seen["status"] == "healthy"
@@ -222,7 +213,7 @@ async def test_one_azs_checkers_seeing_wrongly_drop_no_healthy_answer(
             stop.set()
             await task
     assert sum(1 for _ in watcher.observations(started)) > 50 * watch_s
-    calm = _wrong(watcher, live, started, calm_until, dead=())
+    calm = live.wrong_answers(watcher, started, calm_until, dead=())
     assert calm == [], calm[:5]
     verdict = _turned_away_in_time(live, watcher, plan, (failed_at, restored_at))
     # AZ a's checkers call AZ c down too: AZ c must never be dropped.

@@ -5,8 +5,9 @@ is `urn targets serve`; queries go over UDP DNS. Checked: the others keep servin
 wrong answer is served while a member is down, restarted senders' tables are accepted
 (sequences seeded from wall time outrun the ones sent before the crash), and a resolver
 restarted while no table can reach it answers per fail_open, says so in /healthz, and
-answers right as soon as a table arrives. Also staleness: when every aggregator goes
-silent, resolvers keep the last table, report its age, and fail open after max_table_age.
+answers right as soon as a table arrives. Also staleness under `on_stale: open`: when
+every aggregator goes silent, resolvers keep the last table, report its age, and read
+every slot unknown after max_table_age.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from sim.observe import DnsWatcher, metric
 from sim.testing import wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
     from pathlib import Path
 
     from sim.scenario import FleetPlan
@@ -32,17 +32,6 @@ pytestmark = pytest.mark.e2e
 
 def _plan(**kwargs: Any) -> FleetPlan:
     return fast_plan(**{"azs": ("a", "b", "c"), "aggregators": 2, "resolvers": 2, **kwargs})
-
-
-def _wrong(
-    live: LiveFleet, watcher: DnsWatcher, since: float, until: float, dead: Collection[str]
-) -> list[str]:
-    """Observations in [since, until) that break the rules for `dead`."""
-    wrong = []
-    for name, seen in watcher.observations(since):  # seconds after `since`, name, answers
-        if seen.at < until and not right_answer(live.record(name), seen.answers, seen.rcode, dead):
-            wrong.append(f"{seen.at - since:.2f}s {name} {sorted(seen.answers)} rcode {seen.rcode}")
-    return wrong
 
 
 async def _accepted(live: LiveFleet, member: str, sender: str, result: str = "accepted") -> float:
@@ -96,7 +85,7 @@ async def test_kill_and_restart_a_checker_and_an_aggregator_under_query_load(
             await asyncio.gather(*tasks)
         for watcher in watchers:
             assert sum(1 for _ in watcher.observations(started)) > 50
-            assert _wrong(live, watcher, started, calm_until, dead=()) == []
+            assert live.wrong_answers(watcher, started, calm_until, dead=()) == []
         for member, sender in (
             ("aggregator-1", "checker-a1"),
             ("aggregator-2", "checker-a1"),
@@ -127,6 +116,8 @@ async def test_kill_a_resolver_while_the_other_serves_and_restart_it_without_a_t
             health = await live.healthz("resolver-1")
             assert health["table"]["state"] == "no table yet", health
             assert health["fail_open"] is True
+            status, ready = await live.readyz("resolver-1")
+            assert (status, ready["reason"]) == (503, "no aggregated table received yet")
             # Without a table every status is unknown, which counts as healthy: the
             # restarted resolver answers as if AZ b were up, and said so above.
             for name in live.names:
@@ -142,19 +133,21 @@ async def test_kill_a_resolver_while_the_other_serves_and_restart_it_without_a_t
             await live.restart("aggregator-2")
             await live.wait_answers(dead={"b"}, resolver=0)
             assert (await live.healthz("resolver-1"))["table"]["state"] == "fresh"
+            assert (await live.readyz("resolver-1"))[0] == 200
             ended = time.monotonic()
         finally:
             stop.set()
             await task
-        assert _wrong(live, watcher, started, ended, dead={"b"}) == []
+        assert live.wrong_answers(watcher, started, ended, dead={"b"}) == []
         assert sum(1 for _ in watcher.observations(started)) > 20
 
 
-async def test_silent_aggregators_last_table_kept_then_fail_open_after_max_table_age(
+async def test_with_on_stale_open_silent_aggregators_fail_open_after_max_table_age(
     tmp_path: Path,
 ) -> None:
+    """`on_stale: open` (the default holds: tests/reliability/test_resolver_trust.py)."""
     max_age = 3.0
-    plan = _plan(resolvers=1, extra={"max_table_age": max_age})
+    plan = _plan(resolvers=1, extra={"max_table_age": max_age, "on_stale": "open"})
     async with live_fleet(tmp_path, plan) as live:
         await live.set_mode("b", "refuse")
         await live.wait_answers(dead={"b"})
@@ -187,13 +180,17 @@ async def test_silent_aggregators_last_table_kept_then_fail_open_after_max_table
 
         await wait_until(stale, 15, message="resolver to call its table stale")
         assert (await facts())["age"] > max_age
+        status, ready = await live.readyz("resolver-1")
+        assert status == 503
+        assert "every slot unknown" in ready["reason"], ready
         assert metric(await live.metrics("resolver-1"), "urn_table_age_seconds") > max_age
-        # fail_open is on: the stale table is no longer believed, every answer is given.
+        # The stale table is no longer believed: every slot unknown, every answer given.
         await live.wait_answers(dead=(), timeout=5)
         await live.restart("aggregator-1")
         await live.restart("aggregator-2")
         await live.wait_answers(dead={"b"})
         assert (await facts())["state"] == "fresh"
+        assert (await live.readyz("resolver-1"))[0] == 200
 
 
 async def test_an_aggregator_resumed_from_a_freeze_does_not_undo_a_detection(
@@ -222,4 +219,4 @@ async def test_an_aggregator_resumed_from_a_freeze_does_not_undo_a_detection(
         finally:
             stop.set()
             await task
-        assert _wrong(live, watcher, started, ended, dead={"b"}) == []
+        assert live.wrong_answers(watcher, started, ended, dead={"b"}) == []

@@ -1,7 +1,8 @@
 """The configuration document's shape: frozen dataclasses and enums, nothing else.
 
 Owns: what a validated document holds (checks, records, answers, intervals, quorum,
-TLS and key sources) and its defaults, plus `in_zone`, the one name-in-zone relation.
+TLS, key sources, sender allow-lists) and its defaults, plus `in_zone`, the one
+name-in-zone relation.
 Never: validates, parses or reads anything; every instance here is already valid
 because `urn.config.validate` is the only code that builds one from a document.
 Cost: nothing at run time beyond the objects themselves (slotted, immutable).
@@ -26,11 +27,13 @@ __all__ = [
     "Document",
     "Intervals",
     "KeySource",
+    "OnStale",
     "Policy",
     "Quorum",
     "Record",
     "RecordType",
     "Role",
+    "Senders",
     "Tls",
     "in_zone",
 ]
@@ -55,6 +58,13 @@ class RecordType(StrEnum):
     AAAA = "AAAA"
     CNAME = "CNAME"
     TXT = "TXT"
+
+
+class OnStale(StrEnum):
+    """What resolvers do once every aggregator has been silent past `max_table_age`."""
+
+    HOLD = "hold"  # keep answering from the last good table, and say so
+    OPEN = "open"  # treat every slot as unknown (healthy), as before static stability
 
 
 Role = Literal["primary", "secondary"]
@@ -102,13 +112,25 @@ class Defaults:
 
 @dataclass(frozen=True, slots=True)
 class KeySource:
-    """Where a push key comes from: an environment variable or a file."""
+    """Where a key (push or table tier) comes from: an environment variable or a file."""
 
     env: str | None = None
     file: str | None = None
 
     def describe(self) -> str:
         return f"env {self.env}" if self.env else f"file {self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class Senders:
+    """Allow-lists of sender ids, each entry an id or an fnmatch pattern (`chk-*`).
+
+    None: any id is accepted (resolvers log a warning for `aggregators`). Matched against
+    the id inside the envelope, only once its MAC has been verified (urn.trust).
+    """
+
+    aggregators: tuple[str, ...] | None = None  # ids resolvers accept aggregated tables from
+    checkers: tuple[str, ...] | None = None  # ids aggregators accept checker tables from
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +219,17 @@ class Document:
     skew: float
     fail_open: bool
     max_table_age: float
+    on_stale: OnStale
     zones: tuple[str, ...]
     aggregators: tuple[str, ...]
     resolvers: tuple[str, ...]
     defaults: Defaults
     assignment: Assignment
-    push_key: KeySource
+    push_key: KeySource  # signs checker tables (checker -> aggregator)
     previous_push_keys: tuple[KeySource, ...]
+    table_key: KeySource | None  # signs aggregated tables; None: push_key does (urn.keys)
+    previous_table_keys: tuple[KeySource, ...]
+    senders: Senders
     tls: Tls
     checks: tuple[Check, ...]
     records: tuple[Record, ...]

@@ -26,22 +26,30 @@ from urn.config.model import (
     Document,
     Intervals,
     KeySource,
+    OnStale,
     Policy,
     Quorum,
     Record,
     RecordType,
     Role,
+    Senders,
     Tls,
     in_zone,
 )
 from urn.errors import BadName, ConfigError
 from urn.names import canonical_name
 from urn.table import HISTORY_BITS
+from urn.wire import SENDER_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["normalize_name", "parse_document"]
+__all__ = ["DEFAULT_SKEW", "normalize_name", "parse_document"]
+
+# Tables stamped further than this from the receiver's wall clock are refused. Hosts keep
+# NTP-grade clocks; a table 20 s in the future is a fault (or a forgery) to refuse, not
+# news to believe, and the replay guard forgets senders silent for twice this.
+DEFAULT_SKEW = 10.0
 
 
 def parse_document(raw: Mapping[str, Any]) -> Document:
@@ -51,9 +59,10 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
     intervals = _intervals(top.mapping("intervals"))
     defaults = _defaults(top.mapping("defaults"), top.mapping("quorum"))
     staleness = top.number("staleness", max(5.0, 3 * intervals.push), low=0.001)
-    skew = top.number("skew", 30.0, low=0.0)
+    skew = top.number("skew", DEFAULT_SKEW, low=0.0)
     fail_open = top.boolean("fail_open", True)
     max_table_age = top.number("max_table_age", max(30.0, 10 * intervals.push), low=0.001)
+    on_stale = top.choice("on_stale", OnStale, OnStale.HOLD)
     zones = tuple(normalize_name(z, f"zones[{i}]") for i, z in enumerate(top.strings("zones", ())))
     unique(zones, "zones")
     aggregators = tuple(
@@ -64,13 +73,14 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
     )
     assignment = _assignment(top.mapping("assignment"))
     push_key = _key_source(top.mapping("push_key", {"env": "URN_PUSH_KEY"}), "push_key")
-    previous = tuple(
-        _key_source(
-            Fields(as_mapping(item, f"previous_push_keys[{i}]"), f"previous_push_keys[{i}]"),
-            f"previous_push_keys[{i}]",
-        )
-        for i, item in enumerate(top.sequence("previous_push_keys"))
+    previous = _key_sources(top, "previous_push_keys")
+    table_key = (
+        None
+        if top.raw.get("table_key") is None
+        else _key_source(top.mapping("table_key"), "table_key")
     )
+    previous_table = _key_sources(top, "previous_table_keys")
+    senders = _senders(top.mapping("senders"))
     tls = _tls(top.mapping("tls"))
     checks = _checks(top.sequence("checks"), capacity, defaults)
     by_name = {c.name: c.slot for c in checks}
@@ -84,6 +94,7 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
         skew=skew,
         fail_open=fail_open,
         max_table_age=max_table_age,
+        on_stale=on_stale,
         zones=zones,
         aggregators=aggregators,
         resolvers=resolvers,
@@ -91,6 +102,9 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
         assignment=assignment,
         push_key=push_key,
         previous_push_keys=previous,
+        table_key=table_key,
+        previous_table_keys=previous_table,
+        senders=senders,
         tls=tls,
         checks=checks,
         records=records,
@@ -171,6 +185,45 @@ def _key_source(fields: Fields, path: str) -> KeySource:
         raise ConfigError(path, dict(fields.raw), "needs exactly one of env or file")
     fields.done()
     return KeySource(env=env, file=file)
+
+
+def _key_sources(top: Fields, key: str) -> tuple[KeySource, ...]:
+    return tuple(
+        _key_source(Fields(as_mapping(item, f"{key}[{i}]"), f"{key}[{i}]"), f"{key}[{i}]")
+        for i, item in enumerate(top.sequence(key))
+    )
+
+
+def _senders(fields: Fields) -> Senders:
+    senders = Senders(
+        aggregators=_sender_list(fields, "aggregators"),
+        checkers=_sender_list(fields, "checkers"),
+    )
+    fields.done()
+    return senders
+
+
+def _sender_list(fields: Fields, key: str) -> tuple[str, ...] | None:
+    """Ids or fnmatch patterns (urn.trust matches them); None when the list is left out."""
+    if fields.raw.get(key) is None:
+        fields.seen.add(key)
+        return None
+    entries = tuple(fields.strings(key, ()))
+    if not entries:
+        raise ConfigError(
+            fields.path(key), [], "must list at least one id or pattern (leave it out for any)"
+        )
+    unique(entries, fields.path(key))
+    for i, entry in enumerate(entries):
+        path = fields.path(f"{key}[{i}]")
+        if not entry or "\0" in entry or len(entry.encode()) > 255:
+            raise ConfigError(path, entry, "must be 1-255 bytes without NUL")
+        exact = not any(c in entry for c in "*?[")  # fnmatch's special characters
+        if exact and len(entry.encode()) > SENDER_BYTES:
+            raise ConfigError(
+                path, entry, f"is longer than a sender id can be ({SENDER_BYTES} bytes)"
+            )
+    return entries
 
 
 def _tls(fields: Fields) -> Tls:
@@ -393,7 +446,43 @@ def _record(
         raise ConfigError(
             fields.path("answers"), values, "a CNAME answers one name: use weighted or failover"
         )
+    _fits_one_message(fields.path("answers"), name, rtype, policy, answers)
     return Record(name=name, type=rtype, ttl=ttl, policy=policy, answers=answers)
+
+
+def _fits_one_message(
+    path: str, name: str, rtype: RecordType, policy: Policy, answers: Sequence[Answer]
+) -> None:
+    """Refuse a record whose largest response cannot be one DNS message (65,535 bytes).
+
+    Largest: header, the question (the name, type, class), the most answers its policy
+    gives (simple: all; multivalue: the 8 largest, as `resolver.policy`; weighted and
+    failover: one), each as `resolver.records` encodes it (owner 0xC00C, type, class,
+    TTL, length: 12 bytes, then the data), and an OPT record.
+    """
+
+    def wire(text: str) -> int:  # wire form of an absolute name (text is never shorter)
+        return 1 if text == "." else len(text.encode()) + 1
+
+    sizes = sorted(
+        (
+            12
+            + {RecordType.A: 4, RecordType.AAAA: 16}.get(rtype, 0)
+            + (wire(a.value) if rtype is RecordType.CNAME else 0)
+            + (1 + len(a.value.encode()) if rtype is RecordType.TXT else 0)
+            for a in answers
+        ),
+        reverse=True,
+    )
+    given = {Policy.MULTIVALUE: 8, Policy.WEIGHTED: 1, Policy.FAILOVER: 1}.get(policy)
+    size = 12 + wire(name) + 4 + sum(sizes[:given]) + 11
+    if size > 65535:
+        raise ConfigError(
+            path,
+            f"{len(answers)} {rtype} answers",
+            f"make a response of up to {size:,} bytes, over the 65,535 a DNS message can "
+            "hold: use fewer or shorter answers, or policy multivalue",
+        )
 
 
 def _answer(

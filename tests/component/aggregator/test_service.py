@@ -137,8 +137,8 @@ async def running(tmp_path: Path, warm_up: float | None = 0.0) -> AsyncIterator[
     registry = CollectorRegistry()
     settings = AggregatorSettings(id="agg-1", config=str(config), listen_port=0, warm_up=warm_up)
     app = make_app(settings, clock=clock, registry=registry, environ=ENV, transport=transport)
-    service = app[SERVICE]
     runner, port = await serve(app, "127.0.0.1", 0)
+    service = app[SERVICE].service
     try:
         async with aiohttp.ClientSession() as session:
             harness = Harness(

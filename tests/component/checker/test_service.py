@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from checker.app import SERVICE, make_app
+from checker.app import SERVICE, build_service, make_app
 from checker.service import CheckerService, observe_many
 from checker.settings import CheckerSettings, parse_selector
 from sim.testing import (
@@ -24,7 +24,7 @@ from sim.testing import (
     wait_until,
 )
 from sim.testing.targets import ThreadedTarget, loopback_farm
-from urn.clock import FakeClock, SystemClock
+from urn.clock import FakeClock
 from urn.errors import StartupError
 from urn.http import serve
 from urn.metrics import CheckerMetrics
@@ -79,12 +79,10 @@ async def running() -> AsyncIterator[Callable[..., Any]]:
 
     async def start(config: str, transport: MemoryTransport, **settings: Any) -> CheckerService:
         defaults: dict[str, Any] = {"id": "chk-a1", "az": "a", "config": config}
-        service = CheckerService(
+        service = await build_service(
             CheckerSettings(**{**defaults, **settings}),
-            SystemClock(),
-            CheckerMetrics(CollectorRegistry()),
-            transport,
-            ENV,
+            environ=ENV,
+            transport=transport,
         )
         await service.start()
         services.append(service)
@@ -172,7 +170,7 @@ async def test_config_pass_adds_and_removes_checks_without_moving_others(tmp_pat
     await wait_until(lambda: bool(service.table[1] == 1 and service.table[2] == 1))
     before = dict(zip(service.schedule.slots, service.schedule.offsets, strict=True))
     write_config(path, [keep, farm_check(3, farm.specs[2])])
-    assert await service.loader.poll_once()
+    assert await service.reload()
     assert service.table[2] == 0  # removed: back to no data at once
     after = dict(zip(service.schedule.slots, service.schedule.offsets, strict=True))
     assert after[1] == before[1]
@@ -186,16 +184,16 @@ async def test_bad_document_keeps_the_last_good_one(tmp_path, farm, running):
     config = write_config(path, [farm_check(1, farm.specs[0])])
     service = await running(config, MemoryTransport())
     path.write_text("{not json")
-    assert not await service.loader.poll_once()
-    assert list(service._checks) == [1]
+    assert not await service.reload()
+    assert list(service.plan.checks) == [1]
     write_config(
         path,
         [farm_check(1, farm.specs[0])],
         assignment={"shuffle_shard": 1, "checkers": ["someone-else"]},
     )
-    assert not await service.loader.poll_once()  # this checker is not listed: rejected whole
+    assert not await service.reload()  # this checker is not listed: rejected whole
     assert "does not list this checker" in (service.loader.last_error or "")
-    assert list(service._checks) == [1]
+    assert list(service.plan.checks) == [1]
 
 
 async def test_unlisted_checker_under_sharding_cannot_start(tmp_path, running):
@@ -294,6 +292,16 @@ async def test_too_little_concurrency_is_said_and_late_probes_are_not_failures(
         await farm.close()
 
 
+async def test_the_checker_sizes_itself_by_the_fd_limit_it_is_given(tmp_path):
+    checks = [http_check(i, 9) for i in range(40)]
+    config = write_config(tmp_path / "c.json", checks)
+    settings = CheckerSettings(id="chk-a1", az="a", config=config, fd_limit=(300, 400))
+    service = await build_service(settings, environ=ENV, transport=MemoryTransport())
+    # 300 descriptors less the 256 kept back; the config alone would allow far more.
+    assert service._limit == 300 - settings.fd_reserve
+    assert service.metrics.fd_limit._value.get() == 300
+
+
 async def test_app_serves_metrics_and_healthz(tmp_path, farm):
     config = write_config(tmp_path / "c.json", [farm_check(4, farm.specs[0])])
     registry = CollectorRegistry()
@@ -306,7 +314,7 @@ async def test_app_serves_metrics_and_healthz(tmp_path, farm):
     )
     runner, port = await serve(app, "127.0.0.1", 0)
     try:
-        service = app[SERVICE]
+        service = app[SERVICE].service
         await wait_until(lambda: bool(service.pushes >= 3 and service.table[4] == 1))
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
@@ -412,12 +420,11 @@ async def test_pushes_land_on_the_fleet_wide_wall_clock_instants(tmp_path):
     )
     clock = FakeClock(start=500.0, wall_offset=1_000.137)  # wall 1500.137: off the grid
     transport = MemoryTransport()
-    service = CheckerService(
+    service = await build_service(
         CheckerSettings(id="chk-a1", az="a", config=config),
-        clock,
-        CheckerMetrics(CollectorRegistry()),
-        transport,
-        ENV,
+        clock=clock,
+        environ=ENV,
+        transport=transport,
     )
     await service.start()
     try:

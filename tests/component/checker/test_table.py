@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry
 
+from checker.app import build_service
 from checker.assign import check_key, position
 from checker.schedule import spread_phase
 from checker.service import CheckerService, stale_after
@@ -28,7 +28,6 @@ from sim.testing import TEST_PUSH_KEY, MemoryTransport, document_dict, free_port
 from sim.testing.targets import loopback_farm
 from urn.clock import FakeClock
 from urn.config import parse_document
-from urn.metrics import CheckerMetrics
 from urn.table import CheckerPlanes, Reason
 from urn.wire import TableKind, decode, encoded_size
 
@@ -156,12 +155,11 @@ async def checker() -> AsyncIterator[Callable[..., Any]]:
     async def start(config: str, checker_id: str = "chk-a1", **settings: Any) -> Checker:
         clock = FakeClock(start=1_000.0, wall_offset=WALL_OFFSET)
         transport = MemoryTransport()
-        service = CheckerService(
+        service = await build_service(
             CheckerSettings(id=checker_id, az="a", config=config, **settings),
-            clock,
-            CheckerMetrics(CollectorRegistry()),
-            transport,
-            ENV,
+            clock=clock,
+            environ=ENV,
+            transport=transport,
         )
         events: list[Finish | Built] = []
         record = service.engine._record
@@ -455,7 +453,7 @@ async def test_a_new_target_starts_from_no_data_other_edits_keep_the_slot(
         after["port"] = healthy
     write_config(path, [after])
     started = run.service.probes_started
-    assert await run.service.loader.poll_once()
+    assert await run.service.reload()
     assert run.service.probes_started == started  # nothing probed the new target yet
     now = run.planes()
     mark = len(run.events)
@@ -486,7 +484,7 @@ async def test_the_old_targets_probe_in_flight_never_lands_on_the_new_target(
 
     target = farm.specs[0]
     write_config(path, [check(2, target.port, path=target.path)])
-    assert await run.service.loader.poll_once()
+    assert await run.service.reload()
     assert (run.planes().last[2], run.planes().history[2]) == (0, 0)
     mark = len(run.events)
     done = len(run.finishes)
@@ -520,14 +518,12 @@ async def test_listed_checkers_probe_each_check_at_evenly_spaced_wall_clock_inst
     dues: dict[str, dict[int, float]] = {}
     for i, checker_id in enumerate(listed):
         clock = FakeClock(start=50.0 + 17.3 * i, wall_offset=1_700_000_000.123 + 0.41 * i)
-        service = CheckerService(
+        service = await build_service(
             CheckerSettings(id=checker_id, az="a", config=config),
-            clock,
-            CheckerMetrics(CollectorRegistry()),
-            MemoryTransport(),
-            ENV,
+            clock=clock,
+            environ=ENV,
+            transport=MemoryTransport(),
         )
-        await service.loader.load_first()  # applies the document; no loops, no probes
         wall = clock.time() - clock.monotonic()
         schedule = service.schedule
         dues[checker_id] = {

@@ -61,7 +61,7 @@ async def test_answers_all_before_any_table_and_says_so(tmp_path: Path) -> None:
         assert health["table"]["age"] is None
 
 
-async def test_table_update_turns_answers_away_then_stale_table_fails_open(tmp_path: Path) -> None:
+async def test_past_max_table_age_the_last_good_table_holds_and_says_so(tmp_path: Path) -> None:
     clock = FakeClock()
     async with running_resolver(
         config(tmp_path, max_table_age=10.0), dns=False, clock=clock
@@ -69,30 +69,76 @@ async def test_table_update_turns_answers_away_then_stale_table_fails_open(tmp_p
         status, _ = await resolver.push(slots(range(5)))
         assert status == 200
         assert await resolve_values(resolver.url) == ["10.0.0.6", "10.0.0.7", "10.0.0.8"]
+        assert (await get_json(f"{resolver.url}/readyz"))[0] == 200
         await clock.advance(9.0)
         assert await resolve_values(resolver.url) == ["10.0.0.6", "10.0.0.7", "10.0.0.8"]
-        await clock.advance(1.5)  # older than max_table_age: the table is no longer believed
+        await clock.advance(1.5)  # older than max_table_age: held, not believed fresh
         _, health = await get_json(f"{resolver.url}/healthz")
-        assert health["table"]["state"] == "stale"
+        assert health["table"]["state"] == "held"
         assert health["table"]["age"] == pytest.approx(10.5)
-        assert await resolve_values(resolver.url) == ALL
+        status, ready = await get_json(f"{resolver.url}/readyz")
+        assert status == 503
+        assert "holding the last good table" in ready["reason"]
+        _, answer = await get_json(f"{resolver.url}/v1/resolve", name="www.example.com")
+        assert answer["table"] == "held"
+        assert await resolve_values(resolver.url) == ["10.0.0.6", "10.0.0.7", "10.0.0.8"]
+        assert resolver.service.registry.get_sample_value("urn_table_held") == 1
         await resolver.push(slots(range(6)))  # a fresh table heals
         assert await resolve_values(resolver.url) == ["10.0.0.7", "10.0.0.8"]
+        assert (await get_json(f"{resolver.url}/readyz"))[0] == 200
+        assert resolver.service.registry.get_sample_value("urn_table_held") == 0
 
 
-async def test_newest_table_across_aggregators_wins(tmp_path: Path) -> None:
+async def test_with_on_stale_open_a_silent_fleet_reads_every_slot_unknown(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with running_resolver(
+        config(tmp_path, max_table_age=10.0, on_stale="open"), dns=False, clock=clock
+    ) as resolver:
+        await resolver.push(slots(range(5)))
+        assert await resolve_values(resolver.url) == ["10.0.0.6", "10.0.0.7", "10.0.0.8"]
+        await clock.advance(10.5)
+        _, health = await get_json(f"{resolver.url}/healthz")
+        assert health["table"]["state"] == "stale"
+        assert await resolve_values(resolver.url) == ALL
+        status, ready = await get_json(f"{resolver.url}/readyz")
+        assert status == 503
+        assert "every slot unknown" in ready["reason"]
+
+
+async def test_readyz_is_503_until_the_first_table(tmp_path: Path) -> None:
+    async with running_resolver(config(tmp_path), dns=False, clock=FakeClock()) as resolver:
+        status, ready = await get_json(f"{resolver.url}/readyz")
+        assert status == 503
+        assert ready["reason"] == "no aggregated table received yet"
+        await resolver.push(slots())
+        assert (await get_json(f"{resolver.url}/readyz"))[0] == 200
+
+
+async def test_the_sender_timestamp_decides_nothing_receipt_does(tmp_path: Path) -> None:
     clock = FakeClock()
     async with running_resolver(config(tmp_path), dns=False, clock=clock) as resolver:
         now = clock.time()
-        await resolver.push(slots([0]), sender="agg-1", generated_at=now)
-        await resolver.push(slots([1]), sender="agg-2", generated_at=now - 1.0)  # older: ignored
-        assert "10.0.0.1" not in await resolve_values(resolver.url)
-        assert resolver.service.table is not None
-        assert resolver.service.table.sender == "agg-1"
-        await resolver.push(slots([1]), sender="agg-2", generated_at=now + 0.5)
+        await resolver.push(slots([0]), sender="agg-1", generated_at=now + 15.0)  # clock ahead
+        await resolver.push(slots([1]), sender="agg-2", generated_at=now)  # received later
         values = await resolve_values(resolver.url)
         assert "10.0.0.2" not in values
         assert "10.0.0.1" in values
+        assert resolver.service.answering is not None
+        assert resolver.service.answering.sender == "agg-2"
+
+
+async def test_a_replica_built_from_fewer_checkers_never_wins(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with running_resolver(config(tmp_path), dns=False, clock=clock) as resolver:
+        await resolver.push(slots([0]), sender="agg-1", checkers=6, azs=3)
+        await resolver.push(slots([1]), sender="agg-2", checkers=2, azs=1)  # half blind
+        values = await resolve_values(resolver.url)
+        assert "10.0.0.1" not in values
+        assert "10.0.0.2" in values
+        # Once agg-1 falls silent, the next round's table answers whatever it saw.
+        await clock.advance(1.0)
+        await resolver.push(slots([1]), sender="agg-2", checkers=2, azs=1)
+        assert "10.0.0.2" not in await resolve_values(resolver.url)
 
 
 async def test_rejected_tables_change_nothing(tmp_path: Path) -> None:
@@ -116,7 +162,7 @@ async def test_rejected_tables_change_nothing(tmp_path: Path) -> None:
                 async with session.post(f"{resolver.url}/v1/table", data=body) as response:
                     assert response.status == expected, reason
                     assert (await response.json())["error"] == reason
-        assert resolver.service.table is None
+        assert resolver.service.answering is None
         assert await resolve_values(resolver.url) == ALL
         registry = resolver.service.registry
         assert registry.get_sample_value("urn_tables_rejected_total", {"reason": "kind"}) == 1
@@ -318,7 +364,7 @@ async def test_table_from_before_a_target_change_cannot_speak_for_that_slot(
 
         # Slot 3 now probes another host; slot 5 only changes how many failures count.
         drift_config(tmp_path, slot3_host="127.0.0.33", slot5_failures=2)
-        assert await service.loader.poll_once()
+        assert await service.reload()
         new = service.document.digest
         assert new != old
         assert await resolve_values(resolver.url) == [a for a in ALL if a != "10.0.0.6"]

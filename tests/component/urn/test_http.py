@@ -19,6 +19,7 @@ from urn.http import TableReceiver, add_observability_routes, parse_listen
 from urn.metrics import AggregatorMetrics
 from urn.push import CONTENT_TYPE, TABLE_PATH
 from urn.table import CheckerPlanes, checker_table
+from urn.trust import ReceivePolicy
 from urn.wire import Envelope, TableKind, encoded_size
 
 if TYPE_CHECKING:
@@ -72,10 +73,12 @@ async def app() -> AsyncIterator[App]:
     registry = CollectorRegistry()
     delivered: list[Envelope] = []
     receiver = TableReceiver(
-        kind=TableKind.CHECKER,
-        capacity=lambda: CAPACITY,
-        keys=lambda: (TEST_PUSH_KEY, b"previous-push-key-still-accepted"),
-        skew=lambda: 30.0,
+        policy=ReceivePolicy(
+            TableKind.CHECKER,
+            CAPACITY,
+            (TEST_PUSH_KEY, b"previous-push-key-still-accepted"),
+            skew=30.0,
+        ),
         clock=clock,
         metrics=AggregatorMetrics(registry),
         deliver=delivered.append,
@@ -87,7 +90,7 @@ async def app() -> AsyncIterator[App]:
     async def health() -> tuple[bool, dict[str, Any]]:
         return bool(delivered), {"tables": len(delivered)}
 
-    add_observability_routes(application, registry, health)
+    add_observability_routes(application, registry, health, health)
     client: TestClient[Any, Any] = TestClient(TestServer(application, host="127.0.0.1"))
     await client.start_server()
     try:

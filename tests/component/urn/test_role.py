@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from aggregator.app import SERVICE, TUNING, make_app
 from aggregator.settings import AggregatorSettings
@@ -23,14 +21,12 @@ from sim.testing import (
     MemoryTransport,
     document_dict,
     log_events,
-    signed_table,
     wait_until,
 )
 from sim.testing.resolver import running_resolver
 from urn.errors import StartupError
-from urn.http import TableReceiver, add_table_route, serve
+from urn.http import serve
 from urn.logs import get_logger
-from urn.push import TABLE_PATH
 from urn.role import serve_role
 
 if TYPE_CHECKING:
@@ -79,14 +75,27 @@ async def test_serve_role_names_a_taken_port(tmp_path: Path, log_stream: io.Stri
     assert not any(e["event"] in ("listening", "stopped") for e in log_events(log_stream))
 
 
-async def test_the_table_route_refuses_pushes_until_the_receiver_exists():
-    receiver: list[TableReceiver] = []
-    app = web.Application()
-    add_table_route(app, lambda: receiver[0] if receiver else None)
-    async with TestClient(TestServer(app)) as client:
-        response = await client.post(TABLE_PATH, data=signed_table(bytes(64)))
-        assert response.status == 503
-        assert await response.json() == {"error": "starting", "detail": "no config yet"}
+async def test_a_role_builds_its_service_from_the_first_good_config(tmp_path: Path):
+    app = make_app(aggregator_settings(tmp_path), environ=ENV, transport=MemoryTransport())
+    running = app[SERVICE]
+    assert not running.started
+    with pytest.raises(RuntimeError, match="has not started"):
+        _ = running.service
+    runner, _ = await serve(app, "127.0.0.1", 0)
+    try:
+        assert running.started
+        assert running.service.document.digest == running.service.loaded.document.digest
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_role_without_a_good_first_config_builds_nothing(tmp_path: Path):
+    settings = aggregator_settings(tmp_path)
+    (tmp_path / "urn.json").write_text("{not json")
+    app = make_app(settings, environ=ENV, transport=MemoryTransport())
+    with pytest.raises(StartupError, match="no usable config"):
+        await serve(app, "127.0.0.1", 0)
+    assert not app[SERVICE].started
 
 
 async def test_building_and_starting_a_role_leaves_the_process_alone(tmp_path: Path):

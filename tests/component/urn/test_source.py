@@ -16,6 +16,7 @@ from urn.errors import StartupError
 from urn.http import serve
 from urn.metrics import CommonMetrics
 from urn.source import ConfigLoader, Loaded
+from urn.wire import TableKind
 
 if TYPE_CHECKING:
     import io
@@ -42,10 +43,16 @@ class Harness:
             location,
             self.clock,
             self.metrics,
-            self.applied.append,
             ENV if environ is None else environ,
             first_pass=1.0,  # a whole interval after start, so steps land on passes
         )
+
+    def build(self, loaded: Loaded) -> Loaded:
+        self.applied.append(loaded)
+        return loaded
+
+    def apply(self, loaded: Loaded) -> None:
+        self.applied.append(loaded)
 
     def loads(self, result: str) -> float:
         value = self.registry.get_sample_value("urn_config_loads_total", {"result": result})
@@ -57,8 +64,8 @@ class Harness:
 
     async def start(self, running: list[asyncio.Task[None]]) -> Loaded:
         """Load the first config, then run the loop (into `running`) until it sleeps."""
-        first = await self.loader.load_first()
-        running.append(asyncio.create_task(self.loader.run()))
+        first = await self.loader.load_first(self.build)
+        running.append(asyncio.create_task(self.loader.run(self.apply)))
         await wait_until(lambda: self.clock.sleepers == 1, message="the loop to sleep")
         return first
 
@@ -87,10 +94,10 @@ async def test_first_load_applies_and_counts(tmp_path: Path) -> None:
     path = tmp_path / "urn.json"
     path.write_text(good())
     h = Harness(str(path))
-    loaded = await h.loader.load_first()
+    loaded = await h.loader.load_first(h.build)
     assert h.applied == [loaded]
     assert loaded.document.checks[0].port == 80
-    assert loaded.keys.signing == TEST_PUSH_KEY
+    assert loaded.keys.for_kind(TableKind.CHECKER).signing == TEST_PUSH_KEY
     assert h.loader.current is loaded
     assert h.loads("ok") == 1
     assert h.loads("error") == 0
@@ -170,11 +177,11 @@ async def test_first_pass_comes_at_its_share_of_the_interval(
     assert len(h.applied) == 2
     await h.clock.advance(0.02)
     await wait_until(lambda: len(h.applied) == 3, message="the second pass")
-    shares = {ConfigLoader(str(path), h.clock, h.metrics, print).first_pass for _ in range(20)}
+    shares = {ConfigLoader(str(path), h.clock, h.metrics).first_pass for _ in range(20)}
     assert len(shares) > 1
     assert all(0.0 < share <= 1.0 for share in shares)
     with pytest.raises(ValueError, match="outside"):
-        ConfigLoader(str(path), h.clock, h.metrics, print, first_pass=0.0)
+        ConfigLoader(str(path), h.clock, h.metrics, first_pass=0.0)
 
 
 async def test_never_good_is_a_startup_error(tmp_path: Path) -> None:
@@ -182,7 +189,7 @@ async def test_never_good_is_a_startup_error(tmp_path: Path) -> None:
     path.write_text("capacity: -5\n")
     h = Harness(str(path))
     with pytest.raises(StartupError) as caught:
-        await h.loader.load_first()
+        await h.loader.load_first(h.build)
     assert str(caught.value) == (f"no usable config at {path}: capacity: -5 must be at least 1")
     assert h.applied == []
     assert h.loads("error") == 1
@@ -193,7 +200,7 @@ async def test_never_good_is_a_startup_error(tmp_path: Path) -> None:
 async def test_missing_file_is_a_startup_error(tmp_path: Path) -> None:
     h = Harness(str(tmp_path / "absent.yaml"))
     with pytest.raises(StartupError) as caught:
-        await h.loader.load_first()
+        await h.loader.load_first(h.build)
     assert "cannot read config from" in str(caught.value)
     assert "No such file" in str(caught.value)
 
@@ -202,9 +209,9 @@ async def test_capacity_change_is_refused(tmp_path: Path, log_stream: io.StringI
     path = tmp_path / "urn.json"
     path.write_text(good(capacity=64))
     h = Harness(str(path))
-    first = await h.loader.load_first()
+    first = await h.loader.load_first(h.build)
     path.write_text(good(capacity=128))
-    assert not await h.loader.poll_once()
+    assert not await h.loader.poll_once(h.apply)
     assert h.applied == [first]
     assert h.loader.last_error is not None
     assert h.loader.last_error.startswith("capacity: 128 differs from the running 64")
@@ -216,7 +223,7 @@ async def test_missing_push_key_is_a_config_error(tmp_path: Path) -> None:
     path.write_text(good())
     h = Harness(str(path), environ={})
     with pytest.raises(StartupError) as caught:
-        await h.loader.load_first()
+        await h.loader.load_first(h.build)
     assert "push_key.env: 'URN_PUSH_KEY' is not set in the environment" in str(caught.value)
 
 
@@ -224,7 +231,7 @@ async def test_short_push_key_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "urn.json"
     path.write_text(good())
     h = Harness(str(path), environ={"URN_PUSH_KEY": "short"})
-    assert not await h.loader.poll_once()
+    assert not await h.loader.poll_once(h.apply)
     assert "shorter than 16 bytes" in (h.loader.last_error or "")
 
 
@@ -238,9 +245,24 @@ async def test_push_key_from_file_and_previous_keys(tmp_path: Path) -> None:
         )
     )
     h = Harness(str(path))
-    loaded = await h.loader.load_first()
-    assert loaded.keys.signing == b"a-brand-new-push-key-0123456789"
-    assert loaded.keys.accepted == (loaded.keys.signing, TEST_PUSH_KEY)
+    loaded = await h.loader.load_first(h.build)
+    ring = loaded.keys.for_kind(TableKind.CHECKER)
+    assert ring.signing == b"a-brand-new-push-key-0123456789"
+    assert ring.accepted == (ring.signing, TEST_PUSH_KEY)
+
+
+async def test_a_process_reads_only_the_key_tiers_it_needs(tmp_path: Path) -> None:
+    """A sidecar checker has no table key mounted: its passes are good all the same."""
+    path = tmp_path / "urn.json"
+    path.write_text(good(table_key={"file": str(tmp_path / "mounted-elsewhere")}))
+    clock, metrics = FakeClock(), CommonMetrics(CollectorRegistry())
+    checker = ConfigLoader(str(path), clock, metrics, ENV, needs={TableKind.CHECKER})
+    loaded = await checker.load_first(lambda loaded: loaded)
+    assert loaded.keys.for_kind(TableKind.CHECKER).signing == TEST_PUSH_KEY
+    assert loaded.keys.table is None
+    aggregator = ConfigLoader(str(path), clock, metrics, ENV)  # needs both tiers
+    assert not await aggregator.poll_once(lambda _: None)
+    assert "table_key.file" in (aggregator.last_error or "")
 
 
 # --- http(s) source ----------------------------------------------------------------------
@@ -326,7 +348,7 @@ async def test_http_source_reads_a_large_document_whole(config_server: ConfigSer
     config_server.body = json.dumps(document_dict(checks, capacity=10_000))
     assert len(config_server.body) > 1_000_000
     h = Harness(config_server.url)
-    loaded = await h.loader.load_first()
+    loaded = await h.loader.load_first(h.build)
     assert len(loaded.document.checks) == 10_000
 
 
@@ -337,7 +359,7 @@ async def test_http_source_never_reachable_is_a_startup_error() -> None:
     await server.stop()
     h = Harness(url)
     with pytest.raises(StartupError) as caught:
-        await h.loader.load_first()
+        await h.loader.load_first(h.build)
     assert f"no usable config at {url}: cannot read config from {url}" in str(caught.value)
 
 
@@ -362,7 +384,7 @@ async def test_http_source_over_the_size_cap_is_refused(
         await config_server.stop()
         await config_server.start()
     h = Harness(config_server.url)
-    assert not await h.loader.poll_once()
+    assert not await h.loader.poll_once(h.apply)
     assert (h.loader.last_error or "").endswith("larger than 1000 bytes")
 
 
@@ -382,18 +404,18 @@ async def test_identical_bytes_are_applied_whole_without_revalidating(
     path = tmp_path / "urn.json"
     path.write_text(good())
     harness = Harness(str(path))
-    await harness.loader.load_first()
-    assert await harness.loader.poll_once()
-    assert await harness.loader.poll_once()
+    await harness.loader.load_first(harness.build)
+    assert await harness.loader.poll_once(harness.apply)
+    assert await harness.loader.poll_once(harness.apply)
     assert len(harness.applied) == 3  # applied whole every pass ...
     assert len(parsed) == 1  # ... validated once for the same bytes
     assert harness.applied[1].document is harness.applied[0].document
 
     path.write_text("{ truncated")
-    assert not await harness.loader.poll_once()
+    assert not await harness.loader.poll_once(harness.apply)
     path.write_text(good())  # the old bytes again: still known good
-    assert await harness.loader.poll_once()
+    assert await harness.loader.poll_once(harness.apply)
     path.write_text(good(port=81))
-    assert await harness.loader.poll_once()
+    assert await harness.loader.poll_once(harness.apply)
     assert harness.applied[-1].document.checks[0].port == 81
     assert len(parsed) == 3

@@ -30,6 +30,7 @@ from urn.clock import SystemClock
 from urn.http import TableReceiver, serve
 from urn.metrics import ResolverMetrics
 from urn.table import Reason, Status, aggregated_byte
+from urn.trust import ReceivePolicy
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
@@ -74,10 +75,7 @@ class Resolver:
         self.table: np.ndarray | None = None
         self.senders: set[str] = set()
         self.receiver = TableReceiver(
-            kind=TableKind.AGGREGATE,
-            capacity=lambda: CAPACITY,
-            keys=lambda: (TEST_PUSH_KEY,),
-            skew=lambda: 30.0,
+            policy=ReceivePolicy(TableKind.AGGREGATE, CAPACITY, (TEST_PUSH_KEY,), skew=30.0),
             clock=SystemClock(),
             metrics=ResolverMetrics(CollectorRegistry()),
             deliver=self._deliver,

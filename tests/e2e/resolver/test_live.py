@@ -23,6 +23,7 @@ import pytest
 
 from resolver.main import add_arguments
 from resolver.settings import ResolverSettings
+from resolver.tcplimits import TcpLimits
 from sim.testing import document_dict, free_port, signed_table, wait_until
 from sim.testing.resolver import (
     TEST_ENVIRON,
@@ -249,7 +250,7 @@ async def test_hostile_corpus_over_udp_and_tcp(tmp_path: Path) -> None:
 async def test_idle_tcp_connections_are_closed(tmp_path: Path) -> None:
     async with running_resolver(write_config(tmp_path / "urn.json", document())) as resolver:
         assert resolver.service.dns is not None
-        resolver.service.dns.tcp_idle_timeout = 0.05
+        resolver.service.dns.limits = TcpLimits(idle_timeout=0.05)
         reader, writer = await asyncio.open_connection("127.0.0.1", resolver.dns_port)
         async with asyncio.timeout(10):
             assert await reader.read() == b""  # closed by the server
@@ -418,15 +419,19 @@ async def test_tcp_frames_split_across_writes_and_pipelined(tmp_path: Path) -> N
             await writer.wait_closed()
 
 
-async def test_tcp_connections_beyond_the_limit_are_closed(tmp_path: Path) -> None:
+async def test_past_the_tcp_limit_the_idlest_connection_makes_room(tmp_path: Path) -> None:
     async with running_resolver(write_config(tmp_path / "urn.json", document())) as resolver:
         assert resolver.service.dns is not None
-        resolver.service.dns.max_tcp_connections = 1
+        resolver.service.dns.limits = TcpLimits(max_connections=1, per_source=1)
         first = await asyncio.open_connection("127.0.0.1", resolver.dns_port)
         await wait_until(lambda: len(resolver.service.dns.connections) == 1)
         reader, writer = await asyncio.open_connection("127.0.0.1", resolver.dns_port)
         async with asyncio.timeout(10):
-            assert await reader.read() == b""
+            assert await first[0].read() == b""  # the idle one went, the new one answers
+            query = dns.message.make_query("www.example.com.", "A")
+            writer.write(len(query.to_wire()).to_bytes(2, "big") + query.to_wire())
+            size = int.from_bytes(await reader.readexactly(2), "big")
+            assert dns.message.from_wire(await reader.readexactly(size)).id == query.id
         for w in (writer, first[1]):
             w.close()
             await w.wait_closed()

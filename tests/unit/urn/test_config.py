@@ -20,9 +20,12 @@ from urn.config import (
     Defaults,
     Document,
     Intervals,
+    KeySource,
+    OnStale,
     Policy,
     Quorum,
     RecordType,
+    Senders,
     parse_document,
     parse_text,
 )
@@ -44,6 +47,10 @@ assignment: {shuffle_shard: 2, checkers: [chk-a1, chk-b1, chk-c1]}
 push_key: {env: URN_PUSH_KEY}
 previous_push_keys:
   - {file: /etc/urn/old.key}
+table_key: {file: /etc/urn/table.key}
+previous_table_keys: [{env: URN_OLD_TABLE_KEY}]
+senders: {aggregators: [agg-1, agg-2], checkers: ["chk-*", probe-7]}
+on_stale: open
 tls: {cert: /etc/urn/cert.pem, key: /etc/urn/key.pem, ca: /etc/urn/ca.pem}
 checks:
   - {slot: 0, name: web-a1, type: http, host: 10.0.1.10, port: 8080, path: /healthz,
@@ -122,6 +129,12 @@ def test_full_yaml_document_parses() -> None:
     assert doc.assignment.shuffle_shard == 2
     assert doc.push_key.env == "URN_PUSH_KEY"
     assert doc.previous_push_keys[0].file == "/etc/urn/old.key"
+    assert (doc.table_key, doc.previous_table_keys) == (
+        KeySource(file="/etc/urn/table.key"),
+        (KeySource(env="URN_OLD_TABLE_KEY"),),
+    )
+    assert doc.senders == Senders(aggregators=("agg-1", "agg-2"), checkers=("chk-*", "probe-7"))
+    assert doc.on_stale is OnStale.OPEN
     assert doc.tls.serves_https
     assert [c.slot for c in doc.checks] == [0, 1, 7, 9999]
     web = doc.checks_by_slot[0]
@@ -171,7 +184,10 @@ def test_defaults_are_applied() -> None:
     assert doc.capacity == 10_000
     assert doc.intervals == Intervals()
     assert doc.staleness == 5.0
-    assert doc.skew == 30.0
+    assert doc.skew == 10.0  # a table stamped 20 s ahead is refused
+    assert doc.on_stale is OnStale.HOLD
+    assert (doc.table_key, doc.previous_table_keys) == (None, ())
+    assert doc.senders == Senders(aggregators=None, checkers=None)
     assert doc.fail_open is True
     assert doc.max_table_age == 30.0
     assert doc.push_key.env == "URN_PUSH_KEY"
@@ -581,6 +597,52 @@ MISTAKES = [
         "calculated-threshold",
         _set(["checks", 3, "healthy_if_at_least"], 3),
         "checks[3].healthy_if_at_least: 3 must be at most 2",
+    ),
+    ("on-stale", _set(["on_stale"], "close"), "on_stale: 'close' must be one of hold, open"),
+    (
+        "table-key-both",
+        _set(["table_key"], {"env": "K", "file": "/k"}),
+        "table_key: {'env': 'K', 'file': '/k'} needs exactly one of env or file",
+    ),
+    (
+        "previous-table-key-shape",
+        _set(["previous_table_keys"], ["K"]),
+        "previous_table_keys[0]: 'K' must be a mapping",
+    ),
+    (
+        "senders-unknown",
+        _set(["senders"], {"resolvers": ["r1"]}),
+        "senders.resolvers: ['r1'] is not a known field",
+    ),
+    (
+        "senders-empty",
+        _set(["senders", "aggregators"], []),
+        "senders.aggregators: [] must list at least one id or pattern (leave it out for any)",
+    ),
+    (
+        "senders-not-a-list",
+        _set(["senders", "aggregators"], "agg-1"),
+        "senders.aggregators: 'agg-1' must be a list",
+    ),
+    (
+        "senders-duplicate",
+        _set(["senders", "checkers"], ["chk-*", "chk-*"]),
+        "senders.checkers[1]: 'chk-*' is a duplicate",
+    ),
+    (
+        "senders-long-id",
+        _set(["senders", "aggregators"], ["a" * 33]),
+        f"senders.aggregators[0]: {'a' * 33!r} is longer than a sender id can be (32 bytes)",
+    ),
+    (
+        "senders-not-a-string",
+        _set(["senders", "checkers"], [7]),
+        "senders.checkers[0]: 7 must be a string",
+    ),
+    (
+        "senders-empty-id",
+        _set(["senders", "checkers"], [""]),
+        "senders.checkers[0]: '' must be 1-255 bytes without NUL",
     ),
 ]
 

@@ -23,7 +23,7 @@ from resolver.settings import ResolverSettings
 from sim.testing import TEST_PUSH_KEY, FakeClock, document_dict
 from urn.config import parse_text
 from urn.errors import StartupError
-from urn.keys import Keyring
+from urn.keys import Keyring, Keys
 from urn.push import PUSH_TIMEOUT_SHARE, push_timeout
 from urn.runtime import Tuning, current_fd_limit, settle_process, tune_process
 from urn.signer import SEQUENCE_PER_SECOND, TableSigner, seed_sequence
@@ -91,7 +91,8 @@ def test_one_push_timeout_share_for_every_pusher() -> None:
 
 def loaded(capacity: int = 8) -> Loaded:
     document = parse_text(json.dumps(document_dict(capacity=capacity)))
-    return Loaded(document, Keyring(signing=TEST_PUSH_KEY, accepted=(TEST_PUSH_KEY,)))
+    ring = Keyring(signing=TEST_PUSH_KEY, accepted=(TEST_PUSH_KEY,))
+    return Loaded(document, Keys(push=ring, table=ring, table_defaulted=True))
 
 
 def test_signer_seeds_from_wall_time_and_counts_up_by_one() -> None:
@@ -142,22 +143,3 @@ def test_tune_process_applies_what_the_role_declares(process_state: None) -> Non
     assert gc.get_freeze_count() == frozen  # nothing to freeze for the aggregator
     settle_process(resolver_app.TUNING)
     assert gc.get_freeze_count() >= frozen
-
-
-def test_the_checker_sizes_itself_by_the_fd_limit_it_is_given() -> None:
-    from prometheus_client import CollectorRegistry
-
-    from checker.service import CheckerService
-    from urn.metrics import CheckerMetrics
-
-    checks = [
-        {"slot": i, "name": f"c{i}", "type": "tcp", "host": "127.0.0.1", "port": 9}
-        for i in range(40)
-    ]
-    document = parse_text(json.dumps(document_dict(checks)))
-    settings = CheckerSettings(id="chk-a1", az="a", config="c.yaml", fd_limit=(300, 400))
-    service = CheckerService(settings, FakeClock(), CheckerMetrics(CollectorRegistry()))
-    service._size_concurrency(document.checks, document.intervals.probe)
-    # 300 descriptors less the 256 kept back; the config alone would allow far more.
-    assert service._limit == 300 - settings.fd_reserve
-    assert service.metrics.fd_limit._value.get() == 300

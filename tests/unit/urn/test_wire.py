@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import struct
+from typing import TYPE_CHECKING
 
 import msgpack
 import pytest
@@ -46,6 +47,9 @@ from urn.wire import (
     encoded_size,
     slot_bytes,
 )
+
+if TYPE_CHECKING:
+    from urn.clock import FakeClock
 
 CAPACITY = 10_000
 KEYS = (TEST_PUSH_KEY,)
@@ -312,7 +316,7 @@ def test_bytes_are_valid_msgpack_with_twelve_fields() -> None:
 def test_every_wire_error_has_its_own_reason() -> None:
     reasons = [error.reason for error in WIRE_ERRORS]
     assert len(set(reasons)) == len(reasons)
-    assert {error.http_status for error in WIRE_ERRORS} <= {400, 401, 409, 413}
+    assert {error.http_status for error in WIRE_ERRORS} <= {400, 401, 403, 409, 413}
 
 
 def tampered(offset: int, value: int, *, sign: bool = True) -> bytes:
@@ -556,7 +560,7 @@ def test_guard_accepts_increasing_sequences_per_sender() -> None:
     for sender, sequence in [("c1", 1), ("c2", 1), ("c1", 2), ("c2", 5), ("c1", 10)]:
         env = envelope(sender=sender, sequence=sequence)
         guard.check(env, NOW)
-        guard.commit(env)
+        guard.commit(env, heard_at=0.0)
     assert guard.last_sequence("c1") == 10
     assert guard.last_sequence("c2") == 5
     assert guard.last_sequence("c3") is None
@@ -565,7 +569,7 @@ def test_guard_accepts_increasing_sequences_per_sender() -> None:
 @pytest.mark.parametrize("sequence", [1, 9, 10])
 def test_guard_rejects_replayed_or_old_sequence(sequence: int) -> None:
     guard = SequenceGuard(max_skew=30)
-    guard.commit(envelope(sequence=10))
+    guard.commit(envelope(sequence=10), heard_at=0.0)
     with pytest.raises(Replayed) as caught:
         guard.check(envelope(sequence=sequence), NOW)
     assert caught.value.reason == "replayed"
@@ -587,7 +591,7 @@ def test_guard_accepts_time_within_skew(offset: float) -> None:
 
 def test_guard_check_never_changes_state() -> None:
     guard = SequenceGuard(max_skew=30)
-    guard.commit(envelope(sender="c1", sequence=10))
+    guard.commit(envelope(sender="c1", sequence=10), heard_at=0.0)
     guard.check(envelope(sender="c1", sequence=11), NOW)
     guard.check(envelope(sender="c2", sequence=1), NOW)
     for bad in (envelope(sender="c1", sequence=3), envelope(sequence=99, generated_at=0.0)):
@@ -597,6 +601,58 @@ def test_guard_check_never_changes_state() -> None:
     assert guard.last_sequence("c2") is None
     # The accepted-but-uncommitted 11 did not advance anything: 11 is still acceptable.
     guard.check(envelope(sender="c1", sequence=11), NOW)
+
+
+async def test_guard_forgets_senders_silent_for_twice_the_skew(fake_clock: FakeClock) -> None:
+    guard = SequenceGuard(max_skew=10)
+    guard.commit(envelope(sender="quiet", sequence=5), heard_at=fake_clock.monotonic())
+    guard.commit(envelope(sender="busy", sequence=5), heard_at=fake_clock.monotonic())
+    for sequence in range(6, 12):  # "busy" commits every 4 s, "quiet" never again
+        await fake_clock.advance(4.0)
+        guard.commit(envelope(sender="busy", sequence=sequence), heard_at=fake_clock.monotonic())
+        guard.forget_silent(fake_clock.monotonic())
+        silent_for = 4.0 * (sequence - 5)
+        assert (guard.last_sequence("quiet") is None) == (silent_for > 20), silent_for
+    assert guard.last_sequence("busy") == 11
+    assert len(guard) == 1
+
+
+def test_guard_keeps_a_sender_silent_exactly_twice_the_skew(fake_clock: FakeClock) -> None:
+    guard = SequenceGuard(max_skew=10)
+    guard.commit(envelope(sender="c1", sequence=5), heard_at=fake_clock.monotonic())
+    assert guard.forget_silent(fake_clock.monotonic() + 20.0) == []
+    assert guard.forget_silent(fake_clock.monotonic() + 20.001) == ["c1"]
+    assert guard.last_sequence("c1") is None
+
+
+async def test_a_forgotten_senders_old_tables_are_still_refused_as_skewed(
+    fake_clock: FakeClock,
+) -> None:
+    """Forgetting opens no replay: once forgotten, a sender's old tables are past skew."""
+    guard = SequenceGuard(max_skew=10)
+    old = envelope(sender="c1", sequence=5, generated_at=fake_clock.time())
+    guard.check(old, fake_clock.time())
+    guard.commit(old, heard_at=fake_clock.monotonic())
+    await fake_clock.advance(20.001)
+    assert guard.forget_silent(fake_clock.monotonic()) == ["c1"]
+    with pytest.raises(Skewed):
+        guard.check(old, fake_clock.time())
+
+
+async def test_a_thousand_restarting_sender_ids_leave_a_bounded_guard(
+    fake_clock: FakeClock,
+) -> None:
+    """Pods restarting under new ids (id = pod name): one new id a second, 1,000 in all."""
+    guard = SequenceGuard(max_skew=10)
+    sizes = []
+    for pod in range(1_000):
+        env = envelope(sender=f"chk-{pod}", sequence=1, generated_at=fake_clock.time())
+        guard.forget_silent(fake_clock.monotonic())
+        guard.check(env, fake_clock.time())
+        guard.commit(env, heard_at=fake_clock.monotonic())
+        sizes.append(len(guard))
+        await fake_clock.advance(1.0)
+    assert max(sizes) == 21  # the ids heard within the last 2 x skew, this one included
 
 
 # --- properties: nothing but a WireError, ever ------------------------------------------
