@@ -37,7 +37,8 @@ def document() -> dict[str, Any]:
         extra={
             "aggregators": ["http://aggregator-1:7101", "http://aggregator-2:7101"],
             "resolvers": ["http://resolver-1:7201", "http://resolver-2:7201"],
-            "push_key": {"file": "/run/secrets/push_key"},
+            "push_key": {"file": "/run/secrets/push_key"},  # checkers and aggregators
+            "table_key": {"file": "/run/secrets/table_key"},  # aggregators and resolvers
         },
     )
     return build_document(specs, plan)
