@@ -9,12 +9,14 @@ of each other's construction.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from resolver.api import add_routes
+from resolver.health import HealthSource
 from resolver.service import ResolverService
 from urn.clock import SystemClock
 from urn.http import add_table_route
@@ -25,15 +27,14 @@ from urn.source import ConfigLoader
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
-    from resolver.health import HealthSource
     from resolver.settings import ResolverSettings
     from urn.clock import Clock
     from urn.push import Transport
     from urn.source import Loaded
 
-__all__ = ["GIL_SWITCH_INTERVAL", "SERVICE", "TUNING", "app_with_source", "make_app"]
+__all__ = ["GIL_SWITCH_INTERVAL", "HEALTH_SOURCE", "SERVICE", "TUNING", "make_app"]
 
 # Each config pass compiles every record in a worker thread. Whenever it holds the GIL,
 # a query waits for the switch interval (5 ms by default) before the loop gets it back:
@@ -47,6 +48,9 @@ GIL_SWITCH_INTERVAL = 0.0005
 TUNING = Tuning(switch_interval=GIL_SWITCH_INTERVAL, raise_fd_limit=True, freeze_after_start=True)
 
 SERVICE = web.AppKey("resolver_service", Running[ResolverService])
+# What answers read their health from, when not the held tables: a variant's own source.
+HealthSourceFactory = Callable[[ResolverService], HealthSource]
+HEALTH_SOURCE: web.AppKey[HealthSourceFactory] = web.AppKey("health_source")
 
 
 def make_app(
@@ -61,37 +65,21 @@ def make_app(
     """The resolver's aiohttp app; starting it loads the config and opens the DNS port.
 
     `transport` is accepted for the shape every role's make_app has: the resolver
-    pushes nothing.
+    pushes nothing. A variant's health (bench/edge) goes under `HEALTH_SOURCE` before
+    the app starts.
     """
-    return app_with_source(
-        settings, clock=clock, registry=registry, environ=environ, transport=transport, rng=rng
-    )
-
-
-def app_with_source(
-    settings: ResolverSettings,
-    *,
-    clock: Clock | None = None,
-    registry: CollectorRegistry | None = None,
-    environ: Mapping[str, str] | None = None,
-    transport: Transport | None = None,
-    rng: random.Random | None = None,
-    source: Callable[[ResolverService], HealthSource] | None = None,
-    client_max_size: int = 64 * 1024,
-) -> web.Application:
-    """`make_app`, with answers reading `source` (a variant's health: bench/edge) and
-    request bodies up to `client_max_size`."""
     clock = clock or SystemClock()
     metrics = ResolverMetrics(registry if registry is not None else CollectorRegistry())
     loader = ConfigLoader(settings.config, clock, metrics, environ, needs={TableKind.AGGREGATE})
     running: Running[ResolverService] = Running()
     draws = rng or random.Random()
+    app = web.Application()
 
     async def build(first: Loaded) -> ResolverService:
         wiring = wire(clock, metrics, loader, transport, first.document.tls)
+        source = app.get(HEALTH_SOURCE)
         return await ResolverService.build(settings, first, wiring, rng=draws, source=source)
 
-    app = web.Application(client_max_size=client_max_size)
     app[SERVICE] = running
     add_routes(app, running, metrics.registry)
     add_table_route(app, lambda: running.service.receiver)

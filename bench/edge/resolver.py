@@ -18,7 +18,8 @@ from aiohttp import web
 from bench.edge.common import EventReceiver
 from bench.edge.events import EVENTS_PATH
 from resolver.answer import unknown_view
-from resolver.app import SERVICE, TUNING, app_with_source
+from resolver.app import HEALTH_SOURCE, SERVICE, TUNING
+from resolver.app import make_app as resolver_app
 from resolver.health import FRESH, NO_TABLE, HealthView
 from resolver.main import add_arguments as _resolver_arguments
 from resolver.settings import ResolverSettings
@@ -112,17 +113,11 @@ def make_app(
     rng: random.Random | None = None,
 ) -> web.Application:
     """urn's resolver app (`resolver.app.make_app`) with this design's health source, and
-    `/v1/events` added."""
-    app = app_with_source(
-        settings,
-        clock=clock,
-        registry=registry,
-        environ=environ,
-        transport=transport,
-        rng=rng,
-        source=PatchedSource,
-        client_max_size=64 * 1024 * 1024,
+    `/v1/events` added (event batches are read by `EventReceiver`, bounded by its own cap)."""
+    app = resolver_app(
+        settings, clock=clock, registry=registry, environ=environ, transport=transport, rng=rng
     )
+    app[HEALTH_SOURCE] = PatchedSource
     running = app[SERVICE]
 
     async def events(request: web.Request) -> web.Response:

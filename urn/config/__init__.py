@@ -10,51 +10,15 @@ Cost: O(size of document); runs once per config pass, never on a hot path.
 
 from __future__ import annotations
 
+from urn.config import model
 from urn.config.load import load_text
-from urn.config.model import (
-    Answer,
-    Assignment,
-    Check,
-    CheckType,
-    Defaults,
-    Document,
-    Intervals,
-    KeySource,
-    OnStale,
-    Policy,
-    Quorum,
-    Record,
-    RecordType,
-    Senders,
-    Tls,
-    in_zone,
-)
+from urn.config.model import *  # noqa: F403 - the package is the model's public face
 from urn.config.validate import normalize_name, parse_document
 
-__all__ = [
-    "Answer",
-    "Assignment",
-    "Check",
-    "CheckType",
-    "Defaults",
-    "Document",
-    "Intervals",
-    "KeySource",
-    "OnStale",
-    "Policy",
-    "Quorum",
-    "Record",
-    "RecordType",
-    "Senders",
-    "Tls",
-    "in_zone",
-    "normalize_name",
-    "parse_document",
-    "parse_text",
-]
+__all__ = [*model.__all__, "normalize_name", "parse_document", "parse_text"]
 
 
-def parse_text(text: str | bytes, origin: str = "config") -> Document:
+def parse_text(text: str | bytes, origin: str = "config") -> model.Document:
     """Parse a YAML or JSON document and validate it; ConfigError names what is wrong.
 
     A key repeated in one mapping is an error in YAML and JSON alike, never a silent
