@@ -22,7 +22,7 @@ from aggregator.window import Entry, Window
 from urn.drift import DriftMap
 from urn.http import TableReceiver
 from urn.logs import get_logger
-from urn.metrics import TableCollector
+from urn.metrics import SlotAzs, TableCollector
 from urn.push import push_all, push_timeout
 from urn.runtime import cancel_and_wait
 from urn.signer import TableSigner
@@ -62,6 +62,7 @@ class Aggregator:
         self.loaded = first
         self.plan = Plan.from_document(first.document, self._drift)
         self._checks: dict[int, Check] = dict(first.document.checks_by_slot)
+        self._azs = SlotAzs.of(first.document)
         self._core = TickCore(first.document.capacity)
         self.receiver = TableReceiver(
             policy=receive_policy(first.document, first.keys, TableKind.CHECKER),
@@ -80,11 +81,13 @@ class Aggregator:
         self.last_push: list[PushOutcome] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics.peers(first.document.resolvers)
+        self.metrics.ready.set_function(lambda: float(self.ready()[0]))
         self.registry.register(
             TableCollector(
                 table=lambda: self.table if self._ticks else None,
                 age=self._table_age,
                 configured=lambda: self.plan.configured,
+                azs=lambda: self._azs,
             )
         )
 
@@ -100,6 +103,7 @@ class Aggregator:
         self.receiver.apply(receive_policy(document, loaded.keys, TableKind.CHECKER))
         self.plan = Plan.from_document(document, self._drift)
         self._checks = dict(document.checks_by_slot)
+        self._azs = SlotAzs.of(document)
         self.loaded = loaded
         self.metrics.peers(document.resolvers)
 
@@ -274,6 +278,10 @@ class Aggregator:
         }
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """`ready()`, for /readyz."""
+        return self.ready()
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
         """Ready to push tables resolvers may trust: warmed up, with enough fresh checkers."""
         now = self.clock.monotonic()
         fresh = len(self.window.fresh_senders(now, self.document.staleness))

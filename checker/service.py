@@ -163,6 +163,7 @@ class CheckerService:
         self._tasks: list[asyncio.Task[Any]] = []
         self._admission = Admission(0, 0)
         self._installed = False
+        self.metrics.ready.set_function(lambda: float(self.ready()[0]))
         self.plan = self._plan_for(first)  # raises ConfigError if unusable: no checker
         self._install(self.plan)
 
@@ -502,6 +503,10 @@ class CheckerService:
         await self._wiring.close()
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """`ready()`, for /readyz."""
+        return self.ready()
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
         """Ready while the config in force is good: its last pass was not rejected.
 
         A checker without a good first config never starts; one whose later passes are

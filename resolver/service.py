@@ -29,7 +29,7 @@ from urn.drift import DriftMap
 from urn.errors import StartupError
 from urn.http import TableReceiver, client_ssl_context
 from urn.logs import get_logger
-from urn.metrics import TableCollector
+from urn.metrics import SlotAzs, TableCollector
 from urn.runtime import cancel_and_wait
 from urn.ticker import run_every
 from urn.trust import receive_policy
@@ -86,6 +86,7 @@ class ResolverPlan:
     loaded: Loaded
     compiled: Compiled
     configured: SlotArray  # 1 where a check owns the slot, for the slot-count metric
+    azs: SlotAzs  # each slot's AZ, for the per-AZ slot metric
 
     @property
     def document(self) -> Document:
@@ -106,7 +107,7 @@ async def compile_plan(
     compiled = await asyncio.to_thread(compile_records, document, own, previous)
     configured = np.zeros(document.capacity, dtype=np.uint8)
     configured[[check.slot for check in document.checks]] = 1
-    return ResolverPlan(loaded, compiled, configured)
+    return ResolverPlan(loaded, compiled, configured, SlotAzs.of(document))
 
 
 class ResolverService:
@@ -162,11 +163,13 @@ class ResolverService:
         self._cpu_mark = time.process_time()
         self.source: HealthSource = self if source is None else source(self)
         self._init_labels()
+        self.metrics.ready.set_function(lambda: float(self.ready()[0]))
         self.registry.register(
             TableCollector(
                 table=lambda: self.table_as_read,
                 age=self.table_age,
                 configured=lambda: self.plan.configured,
+                azs=lambda: self.plan.azs,
             )
         )
         self.refresh()
@@ -463,6 +466,10 @@ class ResolverService:
         }
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """`ready()`, for /readyz."""
+        return self.ready()
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
         """Ready while a fresh table answers: not before the first, nor past max_table_age."""
         facts = self.table_facts()
         state = self.state

@@ -8,6 +8,7 @@ the current table when scraped, so hot paths do no per-slot metric work.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +22,8 @@ from urn.table import FAILURE_REASONS, Reason, SlotArray, Status, reasons_of, st
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
+
+    from urn.config import Document
 
 __all__ = [
     "AggregatorMetrics",
@@ -107,6 +110,9 @@ class CommonMetrics:
         )
         self.ticks_late = declare.counter(
             "urn_ticks_late", "Ticks that started after their deadline had passed"
+        )
+        self.ready = declare.gauge(
+            "urn_ready", "1 while the process can do its job (/readyz answers 200), else 0"
         )
 
     def peers(self, urls: Iterable[str]) -> None:
@@ -239,18 +245,41 @@ class ResolverMetrics(_ReceivesTables):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SlotAzs:
+    """Each slot's AZ, for counting a table by AZ: names, and per slot an index into them
+    (NO_AZ for slots without a check or a check without an AZ). Built once per config."""
+
+    names: tuple[str, ...]
+    index: SlotArray
+
+    NO_AZ = 255
+
+    @classmethod
+    def of(cls, document: Document) -> SlotAzs:
+        names = tuple(sorted({c.az for c in document.checks if c.az is not None}))[: cls.NO_AZ]
+        position = {name: i for i, name in enumerate(names)}
+        index = np.full(document.capacity, cls.NO_AZ, dtype=np.uint8)
+        for check in document.checks:
+            if check.az in position:
+                index[check.slot] = position[check.az]
+        return cls(names, index)
+
+
 class TableCollector(Collector):
-    """Slot counts by status and reason, and table age, computed when scraped."""
+    """Slot counts by status, by reason and by AZ, and table age, computed when scraped."""
 
     def __init__(
         self,
         table: Callable[[], SlotArray | None],
         age: Callable[[], float | None],
         configured: Callable[[], SlotArray | None] = lambda: None,
+        azs: Callable[[], SlotAzs | None] = lambda: None,
     ) -> None:
         self._table = table
         self._age = age
         self._configured = configured
+        self._azs = azs
 
     def collect(self) -> Iterator[Metric]:
         table = self._table()
@@ -276,6 +305,20 @@ class TableCollector(Collector):
                 by_reason.add_metric([reason.label], float(reason_counts[reason]))
         yield by_status
         yield by_reason
+        by_az = GaugeMetricFamily(
+            "urn_az_slots",
+            "Slots of checks in each AZ by aggregated status",
+            labels=["az", "status"],
+        )
+        azs = self._azs()
+        if table is not None and azs is not None and azs.names:
+            width = len(azs.names) + 1  # the last row: slots outside every AZ
+            index = np.minimum(azs.index, len(azs.names)).astype(np.intp)
+            cells = np.bincount(index * 4 + statuses_of(table), minlength=width * 4)
+            for i, name in enumerate(azs.names):
+                for status in Status:
+                    by_az.add_metric([name, status.label], float(cells[i * 4 + status]))
+        yield by_az
         age = self._age()
         age_family = GaugeMetricFamily(
             "urn_table_age_seconds", "Age of the newest table in use (NaN before the first)"

@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from sim.testing import document_dict
+from urn.config import parse_document
 from urn.errors import StartupError
 from urn.logs import get_logger
 from urn.metrics import (
     AggregatorMetrics,
     CheckerMetrics,
     ResolverMetrics,
+    SlotAzs,
     TableCollector,
 )
 from urn.runtime import run_main
@@ -80,6 +83,30 @@ def test_table_collector_counts_statuses_and_reasons_at_scrape_time() -> None:
     assert value("urn_unhealthy_slots", reason="timeout") == 2
     assert value("urn_unhealthy_slots", reason="tls") == 1
     assert value("urn_unhealthy_slots", reason="dns") == 0
+
+
+def test_table_collector_counts_each_azs_slots_by_status() -> None:
+    checks = [
+        {"slot": 0, "name": "a0", "type": "tcp", "host": "10.0.0.1", "port": 1, "az": "a"},
+        {"slot": 1, "name": "a1", "type": "tcp", "host": "10.0.0.2", "port": 1, "az": "a"},
+        {"slot": 2, "name": "b0", "type": "tcp", "host": "10.0.0.3", "port": 1, "az": "b"},
+        {"slot": 3, "name": "x", "type": "tcp", "host": "10.0.0.4", "port": 1},  # no AZ
+    ]
+    document = parse_document(document_dict(checks, capacity=8))
+    azs = SlotAzs.of(document)
+    assert azs.names == ("a", "b")
+    table = empty_table(8)
+    table[0] = aggregated_byte(Status.UNHEALTHY, Reason.TIMEOUT)
+    table[1] = table[2] = table[3] = aggregated_byte(Status.HEALTHY)
+    registry = CollectorRegistry()
+    registry.register(TableCollector(lambda: table, lambda: 0.0, lambda: None, lambda: azs))
+
+    def cell(az: str, status: str) -> float | None:
+        return registry.get_sample_value("urn_az_slots", {"az": az, "status": status})
+
+    assert (cell("a", "unhealthy"), cell("a", "healthy"), cell("a", "unknown")) == (1, 1, 0)
+    assert (cell("b", "unhealthy"), cell("b", "healthy")) == (0, 1)
+    assert cell("", "healthy") is None  # slots outside every AZ are not an AZ
 
 
 def test_log_events_are_one_json_object_per_line(log_stream: io.StringIO) -> None:
