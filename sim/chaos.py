@@ -27,7 +27,9 @@ from sim.fleet import Fleet
 from sim.observe import Samples, metric, scrape
 from sim.scenario import FleetPlan, attribute, build_document
 from sim.testing import free_port, wait_until
-from sim.verdict import judge
+from sim.testing.bounds import SLACK_ENV, LoopLag, slack
+from sim.verdict import Verdict, judge
+from urn.config.model import Defaults
 
 if TYPE_CHECKING:
     import ssl
@@ -36,16 +38,20 @@ if TYPE_CHECKING:
 
     from sim.farm_layout import TargetSpec
     from sim.observe import DnsWatcher
-    from sim.verdict import Seen, Verdict
+    from sim.verdict import Seen
 
 __all__ = [
     "FAST_FLEET",
     "LiveFleet",
+    "design_detection",
     "detection_bound",
+    "detection_report",
     "expected_answers",
     "fast_plan",
     "judge_outage",
     "live_fleet",
+    "loop_lateness",
+    "member_lateness",
     "plan_with_ports",
     "right_answer",
 ]
@@ -91,10 +97,20 @@ def fast_plan(**overrides: Any) -> FleetPlan:
     return plan_with_ports(**{**FAST_FLEET, **overrides})
 
 
+def design_detection(plan: FleetPlan) -> float:
+    """The worst case the intervals alone give for `plan`'s fleet to turn away from a
+    failed AZ (docs/verdicts.md, "Detection, from the intervals", with q/k at most 1):
+    `failures` probe intervals, a probe timeout, one push interval and the aggregate lag."""
+    failures = plan.failures if plan.failures is not None else Defaults().failures
+    lag = float(plan.extra.get("intervals", {}).get("aggregate_lag", 0.1 * plan.push_interval))
+    return failures * plan.probe_interval + plan.timeout + plan.push_interval + lag
+
+
 def detection_bound(plan: FleetPlan) -> float:
     """Seconds after an AZ fails by which the fault tests hold `plan`'s fleet to serving
-    none of its answers: two probe intervals, a probe timeout and two pushes."""
-    return plan.probe_interval + plan.timeout + 2 * plan.push_interval + plan.probe_interval
+    none of its answers: `design_detection` times the one test slack factor
+    (sim.testing.bounds.slack, $URN_TEST_SLACK)."""
+    return design_detection(plan) * slack()
 
 
 def judge_outage(
@@ -117,6 +133,50 @@ def judge_outage(
         bound=bound,
         settle=bound,
     )
+
+
+def detection_report(plan: FleetPlan, detection: Mapping[str, float]) -> str:
+    """The measured detection times against `plan`'s bound and how that bound is made."""
+    measured = ", ".join(f"{k} {v:.2f} s" for k, v in Verdict.spread(detection.values()).items())
+    return (
+        f"detection {measured or 'not measured'}; bound {detection_bound(plan):.2f} s ="
+        f" {design_detection(plan):.3f} s from the intervals x {SLACK_ENV}={slack()}"
+    )
+
+
+def member_lateness(member: str, samples: Samples) -> str:
+    """One line on how late `member`'s own loops ran, from its /metrics samples: ticks
+    that started late (urn_ticks_late) and, for a checker, how late its probes started
+    (urn_probe_lateness_seconds: count, mean, the bucket the latest fell in) and how many
+    it skipped for falling a whole interval behind (urn_probes_skipped)."""
+    parts = [f"{member}: {metric(samples, 'urn_ticks_late_total'):.0f} ticks late"]
+    probes = metric(samples, "urn_probe_lateness_seconds_count")
+    if probes:
+        mean = metric(samples, "urn_probe_lateness_seconds_sum") / probes
+        bounds = sorted(
+            float(key.split('le="', 1)[1].split('"', 1)[0])
+            for key, value in samples.items()
+            if key.startswith("urn_probe_lateness_seconds_bucket{") and value >= probes
+        )
+        worst = f"at most {bounds[0] * 1000:g} ms" if bounds[0] != float("inf") else "over 5 s"
+        parts.append(
+            f"{probes:.0f} probes started {mean * 1000:.1f} ms late on average, the latest"
+            f" {worst} late, {metric(samples, 'urn_probes_skipped_total'):.0f} skipped"
+        )
+    return ", ".join(parts)
+
+
+async def loop_lateness(session: aiohttp.ClientSession, urls: Mapping[str, str]) -> str:
+    """`member_lateness` of every member in `urls` (member -> base URL), one a line, for
+    the message of a failed timing bound: it tells a slow machine (every member late)
+    from a slow urn (loops on time, answers late)."""
+    lines = []
+    for member, url in sorted(urls.items()):
+        try:
+            lines.append(member_lateness(member, await scrape(session, f"{url}/metrics")))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            lines.append(f"{member}: /metrics unreadable ({type(exc).__name__})")
+    return "loop lateness of the fleet's members:\n  " + "\n  ".join(lines)
 
 
 def _az(value: str) -> str | None:
@@ -171,6 +231,7 @@ class LiveFleet:
     session: aiohttp.ClientSession
     paused: set[str] = field(default_factory=set)
     urls: dict[str, str] = field(default_factory=dict)  # member -> base URL (http or https)
+    lag: LoopLag = field(default_factory=LoopLag)  # this process's loop, once the fleet is up
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -231,6 +292,16 @@ class LiveFleet:
 
     async def metrics(self, member: str) -> Samples:
         return await scrape(self.session, f"{self.url(member)}/metrics")
+
+    async def lateness(self) -> str:
+        """How late every running member's own loops ran so far (`loop_lateness`), and
+        this process's, which stamps every answer a watcher sees."""
+        alive = {
+            m: u
+            for m, u in self.urls.items()
+            if self.fleet.members[m].alive and m not in self.paused
+        }
+        return f"{await loop_lateness(self.session, alive)}\n  {self.lag}"
 
     async def query(
         self, name: str, resolver: int = 0, timeout: float = 1.0
@@ -390,8 +461,10 @@ async def live_fleet(
         try:
             await fleet.wait_healthy(["targets"], timeout=30)
             await live.wait_up(started)
+            live.lag.start()
             yield live
         finally:
+            await live.lag.stop()
             for member in list(live.paused):
                 with contextlib.suppress(ProcessLookupError, KeyError):
                     live.resume(member)

@@ -29,6 +29,7 @@ import pytest
 from sim.chaos import (
     LiveFleet,
     detection_bound,
+    detection_report,
     fast_plan,
     judge_outage,
     live_fleet,
@@ -115,16 +116,22 @@ def _plan(checkers_per_az: int) -> FleetPlan:
 
 
 def _turned_away_in_time(
-    live: LiveFleet, watcher: DnsWatcher, plan: FleetPlan, outage: tuple[float, float]
+    live: LiveFleet,
+    watcher: DnsWatcher,
+    plan: FleetPlan,
+    outage: tuple[float, float],
+    lateness: str,
 ) -> Verdict:
     """AZ b's outage judged; every affected name was timed, and turned away from AZ b
-    within the detection bound, never served a dead answer after it."""
+    within the detection bound, never served a dead answer after it. `lateness`
+    (LiveFleet.lateness) goes into the message of a failed bound."""
     bound = detection_bound(plan)
     verdict = judge_outage(live.records, watcher.history, plan, "b", outage)
+    why = f"{detection_report(plan, verdict.detection)}\n{lateness}"
     assert verdict.detection, "no affected name was timed"
-    assert verdict.never_turned == []
-    assert max(verdict.detection.values()) <= bound, verdict.detection
-    assert verdict.dead_after_bound == 0
+    assert verdict.never_turned == [], why
+    assert max(verdict.detection.values()) <= bound, f"{verdict.detection}; {why}"
+    assert verdict.dead_after_bound == 0, f"{verdict.dead_after_bound} dead answers; {why}"
     return verdict
 
 
@@ -209,13 +216,14 @@ async def test_one_azs_checkers_seeing_wrongly_drop_no_healthy_answer(
             restored_at = time.monotonic()
             await live.set_mode("b", "healthy")
             await live.wait_answers(dead=())
+            lateness = await live.lateness()
         finally:
             stop.set()
             await task
     assert sum(1 for _ in watcher.observations(started)) > 50 * watch_s
     calm = live.wrong_answers(watcher, started, calm_until, dead=())
     assert calm == [], calm[:5]
-    verdict = _turned_away_in_time(live, watcher, plan, (failed_at, restored_at))
+    verdict = _turned_away_in_time(live, watcher, plan, (failed_at, restored_at), lateness)
     # AZ a's checkers call AZ c down too: AZ c must never be dropped.
     assert verdict.healthy_dropped == 0, verdict.dropped_examples
 
@@ -242,7 +250,8 @@ async def test_an_az_dying_with_its_checkers_is_detected_and_drops_nothing_else(
             stop.set()
             await task
         restored_at = time.monotonic()  # judged up to here; the return is not this test's
-    verdict = _turned_away_in_time(live, watcher, plan, (failed_at, restored_at))
+        lateness = await live.lateness()
+    verdict = _turned_away_in_time(live, watcher, plan, (failed_at, restored_at), lateness)
     assert verdict.healthy_dropped == 0, verdict.dropped_examples
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sim.chaos import detection_bound, fast_plan, judge_outage, live_fleet
+from sim.chaos import detection_bound, detection_report, fast_plan, judge_outage, live_fleet
 from sim.observe import DnsWatcher, metric
 from sim.testing import skew, wait_until
 
@@ -79,12 +79,14 @@ async def test_a_replica_whose_clock_runs_ahead_wins_nothing_once_it_dies(tmp_pa
             stop.set()
             await task
         table = (await live.healthz("resolver-1"))["table"]
+        lateness = await live.lateness()
     assert table["aggregator"] == "aggregator-2", table
     verdict = judge_outage(live.records, watcher.history, plan, "b", (failed_at, restored_at))
+    why = f"{detection_report(plan, verdict.detection)}\n{lateness}"
     assert verdict.detection, "no affected name was timed"
-    assert verdict.never_turned == []
-    assert max(verdict.detection.values()) <= detection_bound(plan), verdict.detection
-    assert verdict.dead_after_bound == 0
+    assert verdict.never_turned == [], why
+    assert max(verdict.detection.values()) <= detection_bound(plan), f"{verdict.detection}; {why}"
+    assert verdict.dead_after_bound == 0, f"{verdict.dead_after_bound} dead answers; {why}"
     assert verdict.healthy_dropped == 0, verdict.dropped_examples
 
 

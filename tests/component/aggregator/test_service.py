@@ -398,6 +398,71 @@ async def test_a_new_replica_pushes_only_once_its_window_can_be_full(tmp_path: P
         assert (await agg.get("/healthz"))[1]["warming_up"] is False
 
 
+async def settled_tick(agg: Harness, feed: bool = True) -> int:
+    """One tick, after a fresh c1 table if `feed`; the bodies it pushed, counted once the
+    ticker sleeps again (so a tick that pushed nothing is told from one still pushing)."""
+    if feed:
+        assert await agg.push("c1", s0=1) == 200
+    ticks, sent = agg.service._ticks, len(agg.transport.sent)
+    await step_until(agg.clock, lambda: agg.service._ticks > ticks, message="a tick")
+    await wait_until(lambda: agg.clock.sleepers == 2, message="the ticker asleep again")
+    return len(agg.transport.sent) - sent
+
+
+async def warmed(agg: Harness) -> None:
+    """Feed c1 a table a tick until the replica's warm-up is over and a tick pushes."""
+    for _ in range(8):
+        if await settled_tick(agg):
+            return
+    raise AssertionError("the replica never finished warming up")
+
+
+async def test_after_a_stall_longer_than_staleness_it_warms_up_again(tmp_path: Path) -> None:
+    """Back from a freeze (here: a push that hangs while time runs on), the replica's
+    window may hold one fresh table where every checker had sent several: the first tick
+    must not push that, even though a table is fresh (aggregator/warmup.py)."""
+    async with running(tmp_path, warm_up=None) as agg:
+        await warmed(agg)
+        assert agg.clock.sleepers == 2  # the config loop and the ticker: the baseline
+        stuck = RESOLVERS[0] + "/v1/table"
+        agg.transport.delay[stuck] = 0.3  # real seconds the next push hangs
+        assert await agg.push("c1", s0=1) == 200
+        ticks = agg.service._ticks
+        await step_until(agg.clock, lambda: agg.service._ticks > ticks, message="a tick")
+        await agg.clock.advance(agg.service.document.staleness + 2.0)  # the ticker is stuck
+        del agg.transport.delay[stuck]
+        assert await agg.push("c1", s0=1) == 200  # fresh when the ticker comes back
+        await wait_until(lambda: agg.clock.sleepers == 2, message="the ticker asleep again")
+        assert (agg.sample("urn_ticks_late_total") or 0) >= 1  # it did stall
+        assert await settled_tick(agg, feed=False) == 0
+        assert len(agg.service._entries) == 1  # not blind for want of a fresh table
+        assert (await agg.get("/healthz"))[1]["warming_up"] is True
+        pushed = [await settled_tick(agg) for _ in range(5)]
+        assert pushed[:2] == [0, 0]
+        assert len(RESOLVERS) in pushed  # warm again within warm_up (3 s)
+
+
+async def test_after_a_tick_with_no_fresh_table_it_warms_up_again(tmp_path: Path) -> None:
+    """A tick that found no fresh table (every checker silent past staleness) marks the
+    replica blind: that tick and the first ones after the checkers return do not push a
+    table built from a window just refilled."""
+    async with running(tmp_path, warm_up=None) as agg:
+        await warmed(agg)
+        staleness = int(agg.service.document.staleness)
+        silent = [await settled_tick(agg, feed=False) for _ in range(staleness + 2)]
+        assert 0 in silent
+        blind = silent.index(0)
+        assert silent[:blind] == [len(RESOLVERS)] * blind  # fresh until staleness passed
+        assert agg.service._entries == []
+        assert agg.sample("urn_fresh_checkers") == 0
+        assert (await agg.get("/healthz"))[1]["warming_up"] is True
+        # No tick came late: blind for want of a fresh table, not for a stall.
+        assert (agg.sample("urn_ticks_late_total") or 0) == 0
+        pushed = [await settled_tick(agg) for _ in range(5)]
+        assert pushed[:2] == [0, 0]
+        assert len(RESOLVERS) in pushed
+
+
 async def test_a_failing_resolver_costs_only_its_own_push(agg: Harness) -> None:
     first, second = (r + "/v1/table" for r in RESOLVERS)
     agg.transport.fail[first] = OSError("connection refused")

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from checker.app import SERVICE, build_service, make_app
 from checker.service import CheckerService, observe_many
 from checker.settings import CheckerSettings, parse_selector
+from sim.chaos import member_lateness
 from sim.testing import (
     TEST_PUSH_KEY,
     MemoryTransport,
@@ -23,6 +24,7 @@ from sim.testing import (
     step_until,
     wait_until,
 )
+from sim.testing.bounds import LoopLag, slack
 from sim.testing.targets import ThreadedTarget, loopback_farm
 from urn.clock import FakeClock
 from urn.errors import StartupError
@@ -231,14 +233,31 @@ async def test_slow_or_dead_aggregator_never_delays_the_others(tmp_path, running
     )
 
 
+def lateness(service: CheckerService, lag: LoopLag) -> str:
+    """How late the checker's loops ran (its own metrics) and this process's loop did."""
+    samples = {}
+    for family in service.metrics.registry.collect():
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return f"{member_lateness('checker', samples)}; {lag}"
+
+
 async def test_all_blackholed_fleet_keeps_schedule_table_size_and_probe_count(tmp_path, running):
-    """Constant work: every interval still probes each check once and pushes the same bytes."""
+    """Constant work: every interval still probes each check once and pushes the same bytes.
+
+    Only a stall of a whole interval (a skip) could fail this test, so the interval is
+    0.4 s (twice the 0.2 s a blackholed probe takes) times $URN_TEST_SLACK."""
     farm = await loopback_farm(20)
+    lag = LoopLag()
+    lag.start()
     try:
-        # Interval 0.4 s: only a stall of a whole interval (skipping) could fail this test.
+        interval = 0.4 * slack()
         checks = [farm_check(slot, t, timeout=0.2) for slot, t in enumerate(farm.specs)]
         config = write_config(
-            tmp_path / "c.json", checks, intervals={"probe": 0.4, "push": 0.4, "config": 60}
+            tmp_path / "c.json",
+            checks,
+            intervals={"probe": interval, "push": interval, "config": 60},
         )
         transport = MemoryTransport()
         service = await running(config, transport)
@@ -259,13 +278,17 @@ async def test_all_blackholed_fleet_keeps_schedule_table_size_and_probe_count(tm
 
         for log in (steady, dark):
             numbers = [cycle for cycle, _, _ in log]
-            assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # none missed
-            assert {(started, skipped) for _, started, skipped in log} == {(20, 0)}
+            none_missed = list(range(numbers[0], numbers[0] + len(numbers)))
+            assert numbers == none_missed, lateness(service, lag)
+            assert {(started, skipped) for _, started, skipped in log} == {(20, 0)}, lateness(
+                service, lag
+            )
         assert farm.served["a"]["blackhole"] > 0  # the dark targets really were connected to
         assert {len(body) for _, body in transport.sent[sent_before:]} == steady_sizes
         assert steady_sizes == {encoded_size(64, TableKind.CHECKER)}
-        assert service.metrics.probes_skipped._value.get() == 0
+        assert service.metrics.probes_skipped._value.get() == 0, lateness(service, lag)
     finally:
+        await lag.stop()
         await farm.close()
 
 

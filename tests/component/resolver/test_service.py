@@ -110,8 +110,11 @@ async def test_readyz_is_503_until_the_first_table(tmp_path: Path) -> None:
         status, ready = await get_json(f"{resolver.url}/readyz")
         assert status == 503
         assert ready["reason"] == "no aggregated table received yet"
+        registry = resolver.service.registry
+        assert registry.get_sample_value("urn_ready") == 0
         await resolver.push(slots())
         assert (await get_json(f"{resolver.url}/readyz"))[0] == 200
+        assert registry.get_sample_value("urn_ready") == 1
 
 
 async def test_the_sender_timestamp_decides_nothing_receipt_does(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from sim.testing import MemoryTransport, free_port
+from sim.testing.bounds import LoopLag, slack
 from urn.http import serve
 from urn.metrics import CommonMetrics
 from urn.push import CONTENT_TYPE, TABLE_PATH, AiohttpTransport, push_all
@@ -122,13 +123,20 @@ async def test_real_receivers_one_hanging_one_dead_one_rejecting(
     dead = f"http://127.0.0.1:{free_port()}"
     peers = [r.url for r in receivers] + [dead]
     transport = AiohttpTransport()
+    # A loopback receiver answers at once; 0.5 s times $URN_TEST_SLACK before its push
+    # counts as timed out, as the hanging one's does.
+    timeout = 0.5 * slack()
     try:
-        outcomes = await push_all(transport, peers, BODY, timeout=0.5)
-        again = await push_all(transport, peers, BODY, timeout=0.5)
+        async with LoopLag() as lag:
+            outcomes = await push_all(transport, peers, BODY, timeout=timeout)
+            again = await push_all(transport, peers, BODY, timeout=timeout)
     finally:
         await transport.close()
     for run in (outcomes, again):
-        assert [o.result for o in run] == ["ok", "timeout", "ok", "rejected", "error"]
+        took = [(o.result, round(o.seconds, 3)) for o in run]
+        assert [o.result for o in run] == ["ok", "timeout", "ok", "rejected", "error"], (
+            f"{took} under a {timeout:g} s timeout; {lag}"
+        )
         assert run[3].status == 409
         assert "ClientConnectorError" in run[4].detail
     fast = [receivers[0], receivers[2], receivers[3]]
@@ -141,10 +149,11 @@ async def test_transport_reopens_after_close() -> None:
     receiver = Receiver()
     await receiver.start()
     transport = AiohttpTransport()
+    timeout = 1.0 * slack()  # a loopback receiver answers at once
     try:
-        assert (await push_all(transport, [receiver.url], BODY, 1.0))[0].result == "ok"
+        assert (await push_all(transport, [receiver.url], BODY, timeout))[0].result == "ok"
         await transport.close()
-        assert (await push_all(transport, [receiver.url], BODY, 1.0))[0].result == "ok"
+        assert (await push_all(transport, [receiver.url], BODY, timeout))[0].result == "ok"
     finally:
         await transport.close()
         await receiver.stop()
