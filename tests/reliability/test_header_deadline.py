@@ -61,9 +61,14 @@ async def test_an_idle_keep_alive_connection_is_closed_and_the_client_reconnects
     runner, port = await _serve(guard)
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(2):
+            for closed in (1, 2):  # the second request comes on a new connection
                 async with session.get(f"http://127.0.0.1:{port}/") as response:
                     assert response.status == 200
-                await wait_until(lambda: guard.closed >= 1, 5, message="idle connection closed")
+                await wait_until(
+                    lambda n=closed: guard.closed == n,
+                    5,
+                    message=f"idle connection {closed} closed",
+                )
+        assert guard.closed == 2
     finally:
         await runner.cleanup()

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
+from checker import probers
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
-from sim.testing import free_port, wait_until
+from sim.testing import FakeClock, free_port, wait_until
 from sim.testing.targets import ThreadedTarget, probe_once
 from urn.config import Check, CheckType
 from urn.table import Reason
@@ -170,18 +171,135 @@ async def test_tcp_dns_failure():
 # --- engine ----------------------------------------------------------------------------
 
 
-async def test_sweep_ends_many_hung_probes_at_once_and_each_once(raw_server):
-    port = await raw_server("hold")
-    loop = asyncio.get_running_loop()
+class WatchedProbe(probers._Probe):
+    """The engine's own probe, saying when its connection was made and when it was lost."""
+
+    def __init__(self, engine: ProbeEngine, target: Target, started: float) -> None:
+        super().__init__(engine, target, started)
+        self.made = False
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.made = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.lost = True
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> list[WatchedProbe]:
+    """Every probe the engines of this test start, in start order, watched."""
+    started: list[WatchedProbe] = []
+
+    def watched(engine: ProbeEngine, target: Target, now: float) -> WatchedProbe:
+        probe = WatchedProbe(engine, target, now)
+        started.append(probe)
+        return probe
+
+    monkeypatch.setattr(probers, "_Probe", watched)
+    return started
+
+
+class LateTransport(asyncio.Transport):
+    """A connection that completes after its probe has ended: it must be aborted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def recording_engine(clock: FakeClock) -> tuple[ProbeEngine, list[int]]:
     results: list[int] = []
-    engine = ProbeEngine(loop.time, lambda _t, verdict, _s, _f: results.append(verdict))
+    engine = ProbeEngine(clock.monotonic, lambda _t, verdict, _s, _f: results.append(verdict))
+    return engine, results
+
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize("kind", [CheckType.HTTP, CheckType.HTTPS])
+async def test_a_probe_timed_out_reports_once_whatever_its_connection_does_later(
+    raw_server, probes: list[WatchedProbe], kind: CheckType
+):
+    """Deadline first: the sweep reports TIMEOUT, and nothing the connection does after
+    (lost, an answer, EOF, completing at last, another finish) reports again. HTTP: timed
+    out waiting for the answer; HTTPS: timed out in the TLS handshake, the connect
+    cancelled."""
+    port = await raw_server("hold")  # accepts TCP, never answers and never speaks TLS
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    now = clock.monotonic()
+    engine.start(target(check(kind, port, timeout=0.5)), now)
+    (probe,) = probes
+    if kind is CheckType.HTTP:
+        await wait_until(lambda: probe.made, message="the request sent")
+    else:
+        await asyncio.sleep(0)  # the connect begins: the probe's deadline is set
+        assert not probe.made
+    engine.sweep(now)
+    engine.sweep(now + 0.6)  # past the deadline, but only after the previous sweep
+    assert results == []
+    engine.sweep(now + 0.7)
+    assert results == [Reason.TIMEOUT]
+    assert engine.in_flight == 0
+    if kind is CheckType.HTTP:
+        await wait_until(lambda: probe.lost, message="the aborted connection lost")
+    else:
+        await wait_until(lambda: probe.task is None, message="the cancelled connect unwound")
+    probe.data_received(ANSWER)  # a late answer, already read
+    probe.eof_received()
+    probe.connection_lost(None)
+    late = LateTransport()
+    probe.connection_made(late)  # the connection completes only now
+    assert late.aborted
+    engine.finish(probe, int(Reason.HEALTHY))  # first call wins
+    engine.sweep(now + 2.0)
+    assert results == [Reason.TIMEOUT]
+    assert engine.in_flight == 0
+
+
+async def test_a_probe_answered_reports_once_whatever_the_sweep_does_later(
+    http_port: int, probes: list[WatchedProbe]
+):
+    """Answer first: the connection reports HEALTHY, and neither the sweep past its
+    deadline nor a late TIMEOUT nor the connection's own late callbacks report again."""
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    now = clock.monotonic()
+    engine.start(target(check(CheckType.HTTP, http_port, timeout=0.5)), now)
+    (probe,) = probes
+    await wait_until(lambda: probe.lost, message="the probe answered and its connection closed")
+    assert results == [Reason.HEALTHY]
+    assert engine.in_flight == 0
+    engine.sweep(now + 1.0)
+    engine.sweep(now + 2.0)  # past the deadline on every count
+    engine.finish(probe, int(Reason.TIMEOUT))  # first call wins
+    probe.data_received(ANSWER)
+    probe.eof_received()
+    probe.connection_lost(ConnectionResetError())
+    assert results == [Reason.HEALTHY]
+    assert engine.in_flight == 0
+    assert engine.next_deadline() is None
+
+
+async def test_sweep_ends_many_hung_probes_at_once_and_each_once(
+    raw_server, probes: list[WatchedProbe]
+):
+    port = await raw_server("hold")
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
     t = target(check(CheckType.HTTP, port, timeout=0.1))
-    now = loop.time()
+    now = clock.monotonic()
     for _ in range(20):
         engine.start(t, now)
     assert engine.in_flight == 20
     assert engine.next_deadline() == pytest.approx(now + 0.1)
-    await asyncio.sleep(0.02)  # let the connects begin (each probe's clock starts there)
+    await wait_until(lambda: all(p.made for p in probes), message="20 requests sent")
     engine.sweep(now + 0.05)
     engine.sweep(now + 0.5)  # deadlines passed, but only after the previous sweep
     assert results == []
@@ -189,19 +307,24 @@ async def test_sweep_ends_many_hung_probes_at_once_and_each_once(raw_server):
     assert results == [Reason.TIMEOUT] * 20
     assert engine.in_flight == 0
     engine.sweep(now + 1.0)
-    await asyncio.sleep(0.05)  # let cancelled connects unwind; nothing may report twice
-    assert len(results) == 20
+    await wait_until(
+        lambda: all(p.lost and p.task is None for p in probes),
+        message="every aborted probe unwound",
+    )
+    assert len(results) == 20  # nothing reported twice
 
 
-async def test_abort_all_reports_nothing(raw_server):
+async def test_abort_all_reports_nothing(raw_server, probes: list[WatchedProbe]):
     port = await raw_server("hold")
-    loop = asyncio.get_running_loop()
-    results: list[int] = []
-    engine = ProbeEngine(loop.time, lambda _t, verdict, _s, _f: results.append(verdict))
-    engine.start(target(check(CheckType.HTTP, port, timeout=5)), loop.time())
-    await asyncio.sleep(0.05)
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    engine.start(target(check(CheckType.HTTP, port, timeout=5)), clock.monotonic())
+    (probe,) = probes
+    await wait_until(lambda: probe.made, message="the request sent")
     engine.abort_all()
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: probe.lost, message="the aborted connection lost")
+    engine.sweep(clock.monotonic() + 10)
+    engine.sweep(clock.monotonic() + 20)
     assert results == []
     assert engine.in_flight == 0
 
@@ -259,21 +382,21 @@ async def test_own_stall_past_a_deadline_never_turns_an_answer_into_a_timeout():
         listener.close()
 
 
-async def test_reported_stall_extends_every_deadline_in_flight(raw_server):
+async def test_reported_stall_extends_every_deadline_in_flight(
+    raw_server, probes: list[WatchedProbe]
+):
     """`sweep(now, stalled)`: time the loop lost is given back to the probes in flight."""
     port = await raw_server("hold")
-    loop = asyncio.get_running_loop()
-    results: list[int] = []
-    engine = ProbeEngine(loop.time, lambda _t, verdict, _s, _f: results.append(verdict))
-    now = loop.time()
-    engine.start(target(check(CheckType.HTTP, port, timeout=0.1)), now)
-    await asyncio.sleep(0.02)  # the connect begins: the probe's clock starts there
-    begun = loop.time()
-    engine.sweep(now + 0.05)
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    begun = clock.monotonic()  # the probe's clock starts when its connect begins
+    engine.start(target(check(CheckType.HTTP, port, timeout=0.1)), begun)
+    await wait_until(lambda: probes[0].made, message="the request sent")
+    engine.sweep(begun + 0.05)
     engine.sweep(begun + 1.0, stalled=1.0 - 0.05)  # a stall; deadline not reached on the
     engine.sweep(begun + 1.05)  # available clock (begun + 0.05): nothing timed out yet
     assert results == []
-    assert engine.next_deadline() == pytest.approx(begun + 0.1 + engine.stalled, abs=0.03)
+    assert engine.next_deadline() == pytest.approx(begun + 0.1 + engine.stalled)
     engine.sweep(begun + 1.5)
     engine.sweep(begun + 1.6)
     assert results == [Reason.TIMEOUT]

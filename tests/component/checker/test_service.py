@@ -29,7 +29,7 @@ from sim.testing.targets import ThreadedTarget, loopback_farm
 from urn.clock import FakeClock
 from urn.errors import StartupError
 from urn.http import serve
-from urn.metrics import CheckerMetrics
+from urn.metrics import PROBE_BUCKETS, CheckerMetrics
 from urn.table import CheckerPlanes, Reason
 from urn.wire import Envelope, TableKind, decode, encoded_size
 
@@ -371,6 +371,7 @@ def test_observe_many_matches_observe():
         a.probe_duration.observe(value)
     observe_many(b.probe_duration, values)
     observe_many(b.probe_duration, [])
+    compared = 0
     for sample in one.collect():
         if sample.name != "urn_probe_duration_seconds":
             continue
@@ -378,6 +379,9 @@ def test_observe_many_matches_observe():
             if s.name.endswith("_created"):
                 continue
             assert many.get_sample_value(s.name, s.labels) == pytest.approx(s.value), s
+            compared += 1
+    assert compared == len(PROBE_BUCKETS) + 3  # every bucket and +Inf, _count and _sum
+    assert many.get_sample_value("urn_probe_duration_seconds_count") == len(values)
 
 
 def stall(seconds: float) -> None:

@@ -656,6 +656,133 @@ def test_each_mistake_names_its_field(raw: dict[str, Any], message: str) -> None
     assert str(exc).startswith(exc.field_path + ": ")
 
 
+# --- DNS names: zones, record names and CNAME targets --------------------------------
+
+
+def name_of_length(total: int) -> str:
+    """A name under example.com with `total` characters before its trailing dot (a wire
+    name of `total` + 2 bytes), in labels of at most 63 bytes."""
+    labels: list[str] = []
+    left = total - len("example.com")
+    while left > 0:
+        size = min(63, left - 1)
+        labels.append("x" * size)
+        left -= size + 1
+    name = ".".join([*labels, "example.com"])
+    assert len(name) == total
+    return name + "."
+
+
+NAME_PLACES = {
+    "zone": (lambda name: _set(["zones", 1], name), "zones[1]"),
+    "record-name": (lambda name: _add_record(record(name)), "records[5].name"),
+    "cname-target": (
+        lambda name: _set(["records", 3, "answers", 0, "value"], name),
+        "records[3].answers[0].value",
+    ),
+}
+
+BAD_NAMES = [
+    # (id, name, why: the whole reason after "is not a DNS name: ")
+    ("empty", "", "name is empty"),
+    ("blank", "  ", "name is empty"),
+    ("empty-label", "a..example.com.", "name has an empty label"),
+    ("leading-dot", ".example.com.", "name has an empty label"),
+    ("label-64", "x" * 64 + ".example.com.", "name has a label longer than 63 characters"),
+    ("name-254", name_of_length(254), "name is longer than 253 characters"),
+    (
+        "non-ascii",
+        "bücher.example.com.",
+        "name must be ASCII (use punycode for international names)",
+    ),
+    ("space", "a b.example.com.", "name holds a space, quote, backslash or control character"),
+]
+
+
+@pytest.mark.parametrize("place", NAME_PLACES, ids=list(NAME_PLACES))
+@pytest.mark.parametrize(
+    ("name", "why"), [(b[1], b[2]) for b in BAD_NAMES], ids=[b[0] for b in BAD_NAMES]
+)
+def test_a_name_dns_cannot_carry_names_its_field(place: str, name: str, why: str) -> None:
+    build, path = NAME_PLACES[place]
+    exc = error_of(build(name))
+    assert (exc.field_path, exc.value) == (path, name)
+    assert str(exc) == f"{path}: {name!r} is not a DNS name: {why}"
+
+
+def test_names_at_the_limits_are_accepted() -> None:
+    """A 63-byte label and a 253-character name (255 bytes on the wire) are DNS names."""
+    longest = name_of_length(253)
+    long_label = "x" * 63 + ".example.com."
+    raw = _set(["records", 3, "answers", 0, "value"], longest)
+    raw["records"] += [record(longest), record(long_label.upper())]
+    raw["zones"].append("y" * 63 + ".")
+    doc = parse_document(raw)
+    assert {longest, long_label} <= {r.name for r in doc.records}
+    assert doc.records[3].answers[0].value == longest
+    assert doc.zones[-1] == "y" * 63 + "."
+
+
+# --- the tls block: what must come in pairs ----------------------------------------------
+
+TLS_MISTAKES = [
+    (
+        "client-cert-without-key",
+        {"client_cert": "/etc/urn/client.pem"},
+        "tls.client_key: None client_cert and client_key go together",
+    ),
+    (
+        "client-key-without-cert",
+        {"client_key": "/etc/urn/client.key"},
+        "tls.client_key: '/etc/urn/client.key' client_cert and client_key go together",
+    ),
+    (
+        "require-client-cert-without-ca",
+        {"cert": "/etc/urn/cert.pem", "key": "/etc/urn/key.pem", "require_client_cert": True},
+        "tls.require_client_cert: True needs ca and cert (an HTTPS listener)",
+    ),
+    (
+        "require-client-cert-without-cert",
+        {"ca": "/etc/urn/ca.pem", "require_client_cert": True},
+        "tls.require_client_cert: True needs ca and cert (an HTTPS listener)",
+    ),
+    (
+        "key-without-cert",
+        {"key": "/etc/urn/key.pem"},
+        "tls.key: '/etc/urn/key.pem' cert and key must be given together",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("tls", "message"), [(m[1], m[2]) for m in TLS_MISTAKES], ids=[m[0] for m in TLS_MISTAKES]
+)
+def test_each_tls_pairing_mistake_names_its_field(tls: dict[str, Any], message: str) -> None:
+    exc = error_of(_set(["tls"], tls))
+    assert str(exc) == message
+    assert str(exc).startswith(exc.field_path + ": ")
+
+
+def test_mutual_tls_with_every_pair_is_accepted() -> None:
+    tls = {
+        "cert": "/etc/urn/cert.pem",
+        "key": "/etc/urn/key.pem",
+        "ca": "/etc/urn/ca.pem",
+        "client_cert": "/etc/urn/client.pem",
+        "client_key": "/etc/urn/client.key",
+        "require_client_cert": True,
+    }
+    doc = parse_document(_set(["tls"], tls))
+    assert (doc.tls.client_cert, doc.tls.client_key) == (tls["client_cert"], tls["client_key"])
+    assert doc.tls.require_client_cert
+    assert doc.tls.serves_https
+    pushing_only = parse_document(
+        _set(["tls"], {k: tls[k] for k in ("ca", "client_cert", "client_key")})
+    )
+    assert not pushing_only.tls.serves_https
+    assert not pushing_only.tls.require_client_cert
+
+
 def test_calculated_cycle_names_the_cycle() -> None:
     raw = document_dict(
         [

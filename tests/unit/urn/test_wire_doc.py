@@ -10,7 +10,7 @@ import pytest
 
 from sim.testing import TEST_PUSH_KEY, signed_table
 from urn import wire
-from urn.table import Reason, Status, aggregated_byte
+from urn.table import FAILURE_REASONS, Reason, Status, aggregated_byte
 from urn.wire import TableKind, encoded_size, slot_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -74,9 +74,16 @@ def test_documented_checker_reasons_are_the_code_reasons() -> None:
 
 
 def test_documented_aggregated_bytes_are_right() -> None:
+    """Every row of the doc's byte table is the code's byte, and every byte has a row."""
+    documented: set[int] = set()
     for line in DOC.splitlines():
-        match = re.match(r"\| `(0x[0-9a-f]{2})` \| (\w+) \| .*?\((\d+)\) \|", line)
+        match = re.match(r"\| `(0x[0-9a-f]{2})` \| (\w+) \| (?:-|.*?\((\d+)\)) \|$", line)
         if match:
             status = Status[match.group(2).upper()]
-            value = aggregated_byte(status, Reason(int(match.group(3))))
+            reason = Reason.NO_DATA if match.group(3) is None else Reason(int(match.group(3)))
+            value = aggregated_byte(status, reason)
             assert value == int(match.group(1), 16), line
+            documented.add(value)
+    expected = {aggregated_byte(Status.UNKNOWN), aggregated_byte(Status.HEALTHY)}
+    expected |= {aggregated_byte(Status.UNHEALTHY, r) for r in FAILURE_REASONS}
+    assert documented == expected
