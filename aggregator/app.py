@@ -45,7 +45,8 @@ def make_app(
     environ: Mapping[str, str] | None = None,
     transport: Transport | None = None,
 ) -> web.Application:
-    """The aggregator's app: tables in, /v1/slots/N, /healthz, /readyz, /metrics."""
+    """The aggregator's app: tables in, /v1/slots/N, /healthz, /readyz, /metrics, /ui and
+    /v1/status."""
     clock = clock or SystemClock()
     metrics = AggregatorMetrics(registry if registry is not None else CollectorRegistry())
     loader = ConfigLoader(settings.config, clock, metrics, environ)
@@ -63,7 +64,11 @@ def make_app(
     add_table_route(app, lambda: running.service.receiver)
     app.router.add_get("/v1/slots/{slot}", slot)
     add_observability_routes(
-        app, metrics.registry, lambda: running.service.health(), lambda: running.service.readiness()
+        app,
+        metrics.registry,
+        lambda: running.service.health(),
+        lambda: running.service.readiness(),
+        lambda: running.service.status.cache,
     )
     start_role(app, running, loader, build)
     return app

@@ -16,6 +16,7 @@ import numpy as np
 from aiohttp import web
 
 from aggregator.explain import explain_slot
+from aggregator.status import AggregatorStatus
 from aggregator.tick import Plan, TickCore, TickResult
 from aggregator.warmup import is_blind, warm_up_seconds, warming_up
 from aggregator.window import Entry, Window
@@ -81,6 +82,8 @@ class Aggregator:
         self.last_push: list[PushOutcome] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics.peers(first.document.resolvers)
+        self.status = AggregatorStatus(self)  # /v1/status: rebuilt every tick
+        self.status.configure(first.document)
         self.metrics.ready.set_function(lambda: float(self.ready()[0]))
         self.registry.register(
             TableCollector(
@@ -106,6 +109,7 @@ class Aggregator:
         self._azs = SlotAzs.of(document)
         self.loaded = loaded
         self.metrics.peers(document.resolvers)
+        self.status.configure(document)
 
     async def reload(self) -> bool:
         """One config pass now, as the config loop makes them; False if it kept the old."""
@@ -200,6 +204,7 @@ class Aggregator:
         try:
             table = self.compute()
             if self.warming_up:
+                self.status.refresh()
                 return
             body = self.encode_table(table)
             document = self.document
@@ -207,6 +212,7 @@ class Aggregator:
             self.last_push = await push_all(
                 self._wiring.transport, document.resolvers, body, timeout, self.metrics
             )
+            self.status.refresh()  # after the push: the page's snapshot never delays a table
         except Exception as exc:
             log.error("tick_failed", error=f"{type(exc).__name__}: {exc}")
             return
@@ -230,6 +236,16 @@ class Aggregator:
         )
 
     # --- observability -----------------------------------------------------------
+
+    @property
+    def last_entries(self) -> list[Entry]:
+        """The fresh checker tables the last tick read."""
+        return self._entries
+
+    @property
+    def built_by(self) -> tuple[int, int]:
+        """Fresh checkers and AZs behind the last table computed."""
+        return self._built_by
 
     def _table_age(self) -> float | None:
         return self.clock.monotonic() - self._tick_at if self._ticks else None

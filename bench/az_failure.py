@@ -30,6 +30,8 @@ import numpy as np
 
 from bench.detection_model import expected_detection
 from bench.measure import MemberSample, Phase, Sample, latency, phase_work, ratios, work_series
+from bench.viewers import Viewers, sizes_by_phase
+from sim.chaos import plan_with_ports
 from sim.farm_layout import layout
 from sim.fleet import Fleet, Member
 from sim.loadgen import load_records
@@ -132,6 +134,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"niceness of the target farm processes, 0-19 (default {FARM_NICE}): the farm"
         " stands in for targets on other machines, and on shared cores its own extra work"
         " in a failure (held blackholed connections) should not come out of the fleet's",
+    )
+    parser.add_argument(
+        "--viewers",
+        type=int,
+        default=10,
+        metavar="N",
+        help="simulated status-page viewers polling /v1/status on the resolver and on an"
+        " aggregator once per push interval, through every phase (default 10; 0: none)",
     )
     parser.add_argument("--out", type=Path, default=None, metavar="DIR")
     parser.add_argument("--no-plots", action="store_true")
@@ -242,7 +252,7 @@ class AzFailure:
 
     def _plan(self) -> FleetPlan:
         a = self.args
-        return FleetPlan(
+        return plan_with_ports(
             azs=self.azs,
             checkers_per_az=a.checkers_per_az,
             aggregators=a.aggregators,
@@ -255,9 +265,6 @@ class AzFailure:
             of_last=self.of_last,
             extra={"quorum": {"unhealthy_at": self.unhealthy_at}},
             capacity=max(1000, math.ceil(self.per_az * len(self.azs) / 1000) * 1000),
-            aggregator_ports=tuple(free_port() for _ in range(a.aggregators)),
-            resolver_ports=tuple((free_port(), free_port()) for _ in range(a.resolvers)),
-            checker_ports=tuple(free_port() for _ in range(self.checkers)),
         )
 
     def budget(self) -> dict[str, float]:
@@ -407,6 +414,12 @@ class AzFailure:
             )
             roles["loadgen"] = "loadgen"
             await self._wait_for_queries(fleet, f"http://127.0.0.1:{_http}/metrics", stop)
+            watched = {
+                f"http://127.0.0.1:{_http}/v1/status": "resolver",
+                f"http://127.0.0.1:{plan.aggregator_ports[0]}/v1/status": "aggregator",
+            }
+            viewers = Viewers(list(watched), a.viewers, a.push_interval)
+            await viewers.start()
             members = {**fleet.members, **farm}
             samples: list[Sample] = []
             sampler = asyncio.create_task(self._sample(members, roles, samples))
@@ -428,6 +441,7 @@ class AzFailure:
             await self._set_mode(a.fail_az, "healthy")
             await self._phase(design, "recovery", t_recover, a.phase_seconds, samples, roles, stop)
             t_end = time.monotonic()
+            await viewers.stop()
             await self._snapshot(fleet, plan, run_dir, queried)
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -463,6 +477,14 @@ class AzFailure:
             "failure_phase": failure_phase,
             "recovery_phase": recovery_phase,
             "t_recover": t_recover,
+            "viewers": {
+                "count": a.viewers,
+                "snapshot": sizes_by_phase(
+                    viewers.seen,
+                    {p.name: (p.start, p.end) for p in phases},
+                    watched,
+                ),
+            },
         }
 
     def _until_phase(self, phase: float | None) -> float:
@@ -769,6 +791,9 @@ def design_report(result: Mapping[str, Any], push: float, cores: int) -> dict[st
         # failed and came back: detection moves with it by up to one push interval.
         "failure_phase": result["failure_phase"],
         "recovery_phase": result["recovery_phase"],
+        # Status-page viewers polling /v1/status through every phase, and the sizes of
+        # the snapshots they got (fixed-size: one size, the same in steady and failure).
+        "viewers": result.get("viewers", {}),
     }
 
 
@@ -975,7 +1000,35 @@ def markdown(report: Mapping[str, Any]) -> str:
         + " |"
     )
     lines.append("")
+    lines.extend(_viewer_lines(report, designs))
     return "\n".join(lines)
+
+
+def _viewer_lines(report: Mapping[str, Any], designs: Sequence[str]) -> list[str]:
+    """The status-page viewers and the snapshot sizes they saw, per design and phase."""
+    lines = ["## status-page viewers", ""]
+    for d in designs:
+        viewers = report["designs"][d].get("viewers") or {}
+        if not viewers.get("count"):
+            lines.append(f"{d}: no viewers")
+            continue
+        parts = []
+        for member in ("resolver", "aggregator"):
+            sizes = []
+            for phase in ("steady", "failure", "recovery"):
+                seen = viewers["snapshot"].get(phase, {}).get(member, {})
+                got = seen.get("sizes") or []
+                if not got and seen.get("failed") == seen.get("polls"):
+                    sizes.append(f"{phase} not served")  # the edge aggregator has no page
+                    continue
+                sizes.append(
+                    f"{phase} {'/'.join(str(s) for s in got) or 'none'}"
+                    + (f" ({seen['failed']} failed)" if seen.get("failed") else "")
+                )
+            parts.append(f"{member} /v1/status bytes: " + ", ".join(sizes))
+        lines.append(f"{d}, {viewers['count']} viewers polling once per push: " + "; ".join(parts))
+    lines.append("")
+    return lines
 
 
 def _model(model: Mapping[str, float] | None) -> str:
@@ -1031,6 +1084,11 @@ def summary_figures(report: Mapping[str, Any]) -> dict[str, Any]:
         for key in ("failure_phase", "recovery_phase"):
             if key in data:
                 f[key] = round(data[key], 3)
+        viewers = data.get("viewers") or {}
+        f["viewers"] = viewers.get("count", 0)
+        for phase, per in (viewers.get("snapshot") or {}).items():
+            for member, seen in per.items():
+                f[f"{phase}.{member}.status_bytes"] = seen["sizes"]
         figures[design] = f
     return figures
 

@@ -52,8 +52,8 @@ def make_app(
     environ: Mapping[str, str] | None = None,
     transport: Transport | None = None,
 ) -> web.Application:
-    """The checker's app: /metrics, /healthz, /readyz; starting it loads the config and
-    probes."""
+    """The checker's app: /metrics, /healthz, /readyz, /ui and /v1/status; starting it
+    loads the config and probes."""
     clock = clock or SystemClock()
     metrics = CheckerMetrics(registry if registry is not None else CollectorRegistry())
     loader = ConfigLoader(settings.config, clock, metrics, environ, needs={TableKind.CHECKER})
@@ -61,7 +61,11 @@ def make_app(
     app = web.Application()
     app[SERVICE] = running
     add_observability_routes(
-        app, metrics.registry, lambda: running.service.health(), lambda: running.service.readiness()
+        app,
+        metrics.registry,
+        lambda: running.service.health(),
+        lambda: running.service.readiness(),
+        lambda: running.service.status.cache,
     )
     start_role(app, running, loader, _builder(settings, metrics, loader, transport))
     return app

@@ -32,6 +32,7 @@ from checker.admission import Admission, admission
 from checker.assign import assigned_checks, check_key, position
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
 from checker.schedule import Schedule, phase, spread_phase
+from checker.status import CheckerStatus
 from urn.logs import get_logger
 from urn.push import push_all, push_timeout
 from urn.runtime import cancel_and_wait, current_fd_limit
@@ -164,6 +165,7 @@ class CheckerService:
         self._admission = Admission(0, 0)
         self._installed = False
         self.metrics.ready.set_function(lambda: float(self.ready()[0]))
+        self.status = CheckerStatus(self)  # /v1/status: rebuilt after every push
         self.plan = self._plan_for(first)  # raises ConfigError if unusable: no checker
         self._install(self.plan)
 
@@ -234,6 +236,7 @@ class CheckerService:
         self._admit(plan.admission)
         self.metrics.checks_assigned.set(len(wanted))
         self.metrics.peers(document.aggregators)
+        self.status.configure(document)
 
     def _clear(self, slot: int) -> None:
         self._raw[slot] = 0
@@ -461,9 +464,15 @@ class CheckerService:
         metrics.tick_cpu.observe(cpu - self._cpu_mark)
         self._cpu_mark = cpu
 
+    @property
+    def table_out(self) -> SlotArray:
+        """Both planes of the table the last push sent (zeros before the first)."""
+        return self._out
+
     async def _push_tick(self) -> None:
         self.flush_metrics()
         await self.push_once()
+        self.status.refresh()
 
     async def _push_loop(self) -> None:
         # On the fleet's wall-clock instants, so aggregators can tick just after them.

@@ -4,8 +4,9 @@ Handlers validate input (a bad name, type or message is a 400 with a JSON `error
 says what is wrong, and changes nothing) and hand the rest to `answer.Responder`.
 Routes: GET /v1/resolve?name=&type=, GET /v1/explain?name=[&type=],
 GET /dns-query?dns=<base64url>, POST /dns-query (application/dns-message),
-GET /healthz, GET /readyz, GET /metrics. Tables come in on POST /v1/table, as in every role
-(`urn.http.add_table_route`, wired in `resolver.app`).
+GET /healthz, GET /readyz, GET /metrics, GET /ui and /v1/status (urn.statuspage). Tables
+come in on POST /v1/table, as in every role (`urn.http.add_table_route`, wired in
+`resolver.app`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from resolver.answer import qtype_of
 from urn.http import facts_handler
 from urn.names import canonical_name
+from urn.statuspage import add_status_routes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -172,3 +174,4 @@ def add_routes(
     app.router.add_get("/healthz", facts_handler(lambda: running.service.health()))
     app.router.add_get("/readyz", facts_handler(lambda: running.service.readiness()))
     app.router.add_get("/metrics", metrics)
+    add_status_routes(app, lambda: running.service.status.cache)

@@ -25,6 +25,7 @@ from resolver.dnsmsg import RCODES
 from resolver.dnsserver import DnsServer
 from resolver.health import FRESH, HELD, NO_TABLE, HealthView, ReceivedTable, choose, judge
 from resolver.records import QTYPES, compile_records, qtype_label
+from resolver.status import ResolverStatus
 from urn.drift import DriftMap
 from urn.errors import StartupError
 from urn.http import TableReceiver, client_ssl_context
@@ -158,6 +159,8 @@ class ResolverService:
             tcp_closed=self.metrics.dns_tcp_closed,
         )
         self._fail_open_flushed = 0
+        self.queries_total = 0  # every query the tallies counted, once flushed
+        self.status = ResolverStatus(self)  # /v1/status: rebuilt once per push interval
         self._malformed_flushed: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._cpu_mark = time.process_time()
@@ -395,6 +398,7 @@ class ResolverService:
             counts = list(tally.items())
             tally.clear()
             for (qtype, rcode), count in counts:
+                self.queries_total += count
                 label = "none" if qtype == NO_QUESTION else qtype_label(qtype)
                 queries.labels(transport, label, RCODES.get(rcode, "other")).inc(count)
         responder = self.responder
@@ -422,6 +426,10 @@ class ResolverService:
                 run_every(self.clock, lambda: self.settings.refresh_interval, self._tick),
                 name="resolver-refresh",
             ),
+            asyncio.create_task(
+                run_every(self.clock, lambda: self.document.intervals.push, self._status_tick),
+                name="resolver-status",
+            ),
         ]
         settings = self.settings
         if settings.dns_host is not None:
@@ -446,6 +454,9 @@ class ResolverService:
         cpu = time.process_time()
         self.metrics.tick_cpu.observe(cpu - self._cpu_mark)
         self._cpu_mark = cpu
+
+    async def _status_tick(self) -> None:
+        self.status.refresh()
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)

@@ -28,6 +28,7 @@ from sim.fleet import Fleet
 from sim.observe import DnsWatcher, Samples, metric, scrape
 from sim.scenario import FleetPlan, attribute, build_document
 from sim.testing import free_port
+from sim.timeline_png import write_png
 from sim.verdict import Verdict, judge
 from urn.runtime import run_main
 
@@ -134,16 +135,24 @@ class Demo:
                 await fleet.start(name, args, health)
             await fleet.wait_healthy(timeout=30)
             http_port, dns_port = self.plan.resolver_ports[0]
+            pages = [
+                f"  {name:<14} {health.removesuffix('/healthz')}/ui"
+                for name, _, health in self.plan.processes(str(config_path))
+                if health is not None
+            ]
             self.say(
                 "fleet up: every process answers /healthz. While it runs, try\n"
                 f"  dig @127.0.0.1 -p {dns_port} {self.names[0]} A +short\n"
-                f"  curl 'http://127.0.0.1:{http_port}/v1/resolve?name={self.names[0]}&type=A'"
+                f"  curl 'http://127.0.0.1:{http_port}/v1/resolve?name={self.names[0]}&type=A'\n"
+                "and watch it in a browser, each process's own status page:\n" + "\n".join(pages)
             )
             watcher = DnsWatcher(("127.0.0.1", dns_port), self.names, rate=200.0)
             watch_stop = asyncio.Event()
             watch_task = asyncio.create_task(watcher.run(watch_stop))
             try:
                 code = await self._script(fleet, watcher, stop)
+                if code != 130:
+                    await self._timeline_png()
             finally:
                 watch_stop.set()
                 await watch_task
@@ -172,6 +181,31 @@ class Demo:
                 self.say("interrupted: stopping every process")
                 return 130
         return self._summary(watcher)
+
+    async def _timeline_png(self) -> None:
+        """Write timeline.png from the aggregator's and the resolver's /v1/status."""
+        http_port = self.plan.resolver_ports[0][0]
+        urls = {
+            "aggregator": f"http://127.0.0.1:{self.plan.aggregator_ports[0]}/v1/status",
+            "resolver": f"http://127.0.0.1:{http_port}/v1/status",
+        }
+        snapshots: dict[str, Any] = {}
+        timeout = aiohttp.ClientTimeout(total=5.0)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                for role, url in urls.items():
+                    async with session.get(url) as response:
+                        snapshots[role] = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            self.say(f"no timeline PNG: /v1/status unreadable ({exc})")
+            return
+        now = time.monotonic()
+        phases = [(p.name, p.started - now, (p.ended or now) - now) for p in self.phases]
+        path = self.out / "timeline.png"
+        why = await asyncio.to_thread(
+            write_png, path, snapshots["aggregator"], snapshots["resolver"], phases
+        )
+        self.say(f"no timeline PNG: {why}" if why else f"timeline of the run: {path}")
 
     async def _until(self, stop: asyncio.Event, seconds: float, cond: Any, what: str) -> bool:
         deadline = time.monotonic() + seconds

@@ -23,6 +23,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from urn.errors import Oversized, Truncated, UnlistedSender, WireError
 from urn.logs import get_logger
 from urn.push import TABLE_PATH
+from urn.statuspage import StatusCache, add_status_routes
 from urn.wire import (
     MAX_CAPACITY,
     Envelope,
@@ -267,13 +268,20 @@ Facts: TypeAlias = "Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]"
 
 
 def add_observability_routes(
-    app: web.Application, registry: CollectorRegistry, health: Facts, readiness: Facts
+    app: web.Application,
+    registry: CollectorRegistry,
+    health: Facts,
+    readiness: Facts,
+    status: Callable[[], StatusCache] | None = None,
 ) -> None:
     """`/metrics` from `registry`; `/healthz` (liveness: the process works) and `/readyz`
-    (it can do its job now; a JSON `reason` when not), each 200 or 503 with its facts."""
+    (it can do its job now; a JSON `reason` when not), each 200 or 503 with its facts;
+    with `status`, the status page and its snapshot (urn.statuspage)."""
     app.router.add_get("/healthz", facts_handler(health))
     app.router.add_get("/readyz", facts_handler(readiness))
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    if status is not None:
+        add_status_routes(app, status)
 
 
 def facts_handler(facts: Facts) -> Callable[[web.Request], Awaitable[web.Response]]:

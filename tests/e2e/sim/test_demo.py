@@ -70,6 +70,12 @@ def test_demo_fails_an_az_reports_and_exits_cleanly(tmp_path: Path) -> None:
     assert "dead answers served after the bound: 0" in output
     assert _processes_tagged(tag) == []
     assert (tmp_path / "urn.yaml").exists()
+    # It names every process's status page while it runs, and draws the run at the end.
+    assert output.count("/ui") >= 4, output
+    assert "resolver-1" in output
+    png = tmp_path / "timeline.png"
+    assert f"timeline of the run: {png}" in output, output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 async def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
