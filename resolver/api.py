@@ -2,7 +2,8 @@
 
 Handlers validate input (a bad name, type or message is a 400 with a JSON `error` that
 says what is wrong, and changes nothing) and hand the rest to `answer.Responder`.
-Routes: GET /v1/resolve?name=&type=, GET /v1/explain?name=[&type=],
+Routes: GET /v1/resolve?name=&type=, GET /v1/explain?name=[&type=], GET /v1/slots/N
+(the in-force aggregator's per-checker view of slot N),
 GET /dns-query?dns=<base64url>, POST /dns-query (application/dns-message),
 GET /healthz, GET /readyz, GET /metrics, GET /ui and /v1/status (urn.statuspage). Tables
 come in on POST /v1/table, as in every role (`urn.http.add_table_route`, wired in
@@ -99,6 +100,28 @@ def add_routes(
             observe(perf_counter() - start)
         return web.Response(text=body, content_type="application/json")
 
+    async def slot(request: web.Request) -> web.Response:
+        raw = request.match_info["slot"]
+        try:
+            number = int(raw)
+        except ValueError:
+            return _bad(f"slot {raw!r} is not an integer")
+        service = running.service
+        capacity = service.document.capacity
+        if not 0 <= number < capacity:
+            return _bad(f"slot {number} is outside 0..{capacity - 1}", status=404)
+        views, unreachable = await service.slot_views([number])
+        if number not in views:
+            return web.json_response(
+                {
+                    "error": "no_aggregator",
+                    "detail": "no aggregator answered",
+                    "tried": unreachable,
+                },
+                status=503,
+            )
+        return web.json_response(views[number])
+
     async def explain(request: web.Request) -> web.Response:
         try:
             canonical, qtype = _question(request.query)
@@ -169,6 +192,7 @@ def add_routes(
 
     app.router.add_get("/v1/resolve", resolve)
     app.router.add_get("/v1/explain", explain)
+    app.router.add_get("/v1/slots/{slot}", slot)
     app.router.add_get("/dns-query", doh_get)
     app.router.add_post("/dns-query", doh_post)
     app.router.add_get("/healthz", facts_handler(lambda: running.service.health()))

@@ -333,14 +333,35 @@ class ResolverService:
                 if answer["slot"] is not None
             }
         )
-        if not slots or not self.document.aggregators:
+        if not slots:
             return result
+        views, unreachable = await self.slot_views(slots)
+        for record in result.get("records", ()):
+            for answer in record["answers"]:
+                view = views.get(answer["slot"]) if answer["slot"] is not None else None
+                if view is not None:
+                    answer["aggregator"] = view.get("aggregator")
+                    answer["checkers"] = view.get("checkers", [])
+                    answer["quorum"] = view.get("quorum")
+        if unreachable:
+            result["aggregators_unreachable"] = unreachable
+        return result
+
+    async def slot_views(self, slots: list[int]) -> tuple[dict[int, dict[str, Any]], list[str]]:
+        """Each slot's per-checker view (the aggregators' /v1/slots/N), and the aggregators
+        that could not give one.
+
+        Asks every aggregator at once, each bounded by EXPLAIN_TIMEOUT, and keeps the view
+        of the one whose table is in force (else the first that answers).
+        """
+        views: dict[int, dict[str, Any]] = {}
+        if not slots or not self.document.aggregators:
+            return views, []
         in_force = None if self.answering is None else self.answering.sender
         tls = self.document.tls
         context = client_ssl_context(tls) if tls.ca is not None or tls.client_cert else None
         timeout = aiohttp.ClientTimeout(total=EXPLAIN_TIMEOUT)
-        views: dict[int, dict[str, Any]] = {}
-        unreachable: list[str] = []
+        unreachable: set[str] = set()
         async with aiohttp.ClientSession(
             timeout=timeout, connector=aiohttp.TCPConnector(ssl=context or True)
         ) as session:
@@ -358,20 +379,10 @@ class ResolverService:
             )
         for base, slot, body in answers:
             if body is None:
-                unreachable.append(base)
-                continue
-            if slot not in views or body.get("aggregator") == in_force:
+                unreachable.add(base)
+            elif slot not in views or body.get("aggregator") == in_force:
                 views[slot] = body
-        for record in result.get("records", ()):
-            for answer in record["answers"]:
-                view = views.get(answer["slot"]) if answer["slot"] is not None else None
-                if view is not None:
-                    answer["aggregator"] = view.get("aggregator")
-                    answer["checkers"] = view.get("checkers", [])
-                    answer["quorum"] = view.get("quorum")
-        if unreachable:
-            result["aggregators_unreachable"] = sorted(set(unreachable))
-        return result
+        return views, sorted(unreachable)
 
     # --- metrics -------------------------------------------------------------------
 

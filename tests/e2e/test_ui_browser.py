@@ -147,7 +147,18 @@ async def test_status_page_in_a_real_browser(tmp_path: Path) -> None:
 
             await wait_until(explained, page_lag, message=f"a tooltip explaining slot {slot}")
             await page.screenshot(out / "failed-aggregator-hover.png")
-            await page.goto(f"{live.url(resolver)}/ui")
+
+            # ...and so does the resolver's, relaying the in-force aggregator's view.
+            await _open(page, f"{live.url(resolver)}/ui", capacity, detect)
+            await wait_until(
+                await _page_shows(page, lambda d: d["byAz"]["b"]["failing"] > 0),
+                detect,
+                message="the resolver's page showing AZ b failed",
+            )
+            where = await page.evaluate(f"window.urn.cellCenter({slot})")
+            await page.call("Input.dispatchMouseEvent", type="mouseMoved", **where)
+            await wait_until(explained, page_lag, message=f"the resolver explaining slot {slot}")
+            await page.screenshot(out / "failed-resolver-hover.png")
 
             await live.set_mode("b", "healthy")
 
