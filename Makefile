@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest tools bench clean
+.PHONY: demo test lint typecheck pytest tools bench mutate clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/urn demo
 
-# Command-line peers the tests use as clients would (dig, wrk, dnsperf, promtool, ip).
+# Command-line peers the tests use as clients would (dig, wrk, dnsperf, promtool, ip, chromium).
 # Installed when we are root and they are missing; tests that need one skip, saying so,
 # only when it cannot be had.
 tools:
@@ -32,13 +32,26 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite under coverage, the processes it spawns included (pyproject.toml
+# [tool.coverage.run]), then held to the floors in [tool.urn.coverage].
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage combine -q
+	$(BIN)/python .ci/coverage_floor.py
 
 test: tools lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.micro.codec
 
+# Mutation testing of the pure cores ([tool.mutmut] in pyproject.toml, docs/testing.md).
+# Not part of `make test`: it takes minutes. A fresh run each time, so the scores are honest;
+# narrow it with MUTANTS, e.g. `make mutate MUTANTS='checker.assign.*'`.
+mutate: $(STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run $(MUTANTS)
+	$(BIN)/mutmut results --all true | $(BIN)/python .ci/mutation_score.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache mutants
