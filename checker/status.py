@@ -23,7 +23,7 @@ from urn.status import (
     table_b64,
     unhealthy_by_az,
 )
-from urn.statuspage import StatusCache
+from urn.statuspage import StatusCache, refresh_quietly, reshaped
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -85,24 +85,12 @@ class CheckerStatus:
         columns = ["probes_per_s", "stale_slots", "pushes_failed"] + [
             f"unhealthy:{az}" for az in self._azs.names
         ]
-        step = document.intervals.push
-        self._timeline = (
-            Timeline(columns, step)
-            if self._timeline is None
-            else self._timeline.resized(columns, step)
-        )
+        self._timeline = reshaped(self._timeline, columns, document.intervals.push)
         self.cache.checks = status_checks(document, "checker", "checker")
 
     def refresh(self) -> None:
-        """Once per push interval, after the push: the snapshot of what just went out.
-
-        Never raises: a snapshot that cannot be built is logged and the last one stays, so
-        the status page can never stop the role's own loop.
-        """
-        try:
-            self._refresh()
-        except Exception as exc:
-            log.error("status_snapshot_failed", error=f"{type(exc).__name__}: {exc}")
+        """After each push: the snapshot of what just went out; never raises."""
+        refresh_quietly(self._refresh, log)
 
     def _refresh(self) -> None:
         service = self.service

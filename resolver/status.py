@@ -28,7 +28,7 @@ from urn.status import (
     table_b64,
     unhealthy_by_az,
 )
-from urn.statuspage import StatusCache
+from urn.statuspage import StatusCache, refresh_quietly, reshaped
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -99,25 +99,13 @@ class ResolverStatus:
         columns = ["queries_per_s", "fail_open_answers", "table_age"] + [
             f"unhealthy:{az}" for az in self._azs.names
         ]
-        step = document.intervals.push
-        self._timeline = (
-            Timeline(columns, step)
-            if self._timeline is None
-            else self._timeline.resized(columns, step)
-        )
+        self._timeline = reshaped(self._timeline, columns, document.intervals.push)
         self.roster.expected = document.senders.aggregators or ()
         self.cache.checks = status_checks(document, "resolver", "aggregate")
 
     def refresh(self) -> None:
-        """Once per push interval: the snapshot of what queries read now.
-
-        Never raises: a snapshot that cannot be built is logged and the last one stays, so
-        the status page can never stop the role's own loop.
-        """
-        try:
-            self._refresh()
-        except Exception as exc:
-            log.error("status_snapshot_failed", error=f"{type(exc).__name__}: {exc}")
+        """Once per push interval: the snapshot of what queries read now; never raises."""
+        refresh_quietly(self._refresh, log)
 
     def _refresh(self) -> None:
         service = self.service

@@ -16,10 +16,22 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from urn.status import Timeline
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["STATUS_CHECKS_PATH", "STATUS_PATH", "UI_PATH", "StatusCache", "add_status_routes"]
+    from urn.logs import EventLogger
+
+__all__ = [
+    "STATUS_CHECKS_PATH",
+    "STATUS_PATH",
+    "UI_PATH",
+    "StatusCache",
+    "add_status_routes",
+    "refresh_quietly",
+    "reshaped",
+]
 
 STATUS_PATH = "/v1/status"
 STATUS_CHECKS_PATH = "/v1/status/checks"
@@ -57,3 +69,17 @@ def add_status_routes(app: web.Application, status: Callable[[], StatusCache]) -
     app.router.add_get(STATUS_PATH, snapshot)
     app.router.add_get(STATUS_CHECKS_PATH, checks)
     app.router.add_get(UI_PATH, ui)
+
+
+def reshaped(timeline: Timeline | None, columns: list[str], step: float) -> Timeline:
+    """A config pass's timeline: a new one, or the old one keeping what still fits."""
+    return Timeline(columns, step) if timeline is None else timeline.resized(columns, step)
+
+
+def refresh_quietly(build: Callable[[], None], log: EventLogger) -> None:
+    """`build()` a role's snapshot, never raising: one that cannot be built is logged
+    and the last one stays, so the status page can never stop the role's own loop."""
+    try:
+        build()
+    except Exception as exc:
+        log.error("status_snapshot_failed", error=f"{type(exc).__name__}: {exc}")
