@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 # [tool.coverage.run]), then held to the floors in [tool.urn.coverage].
 pytest: $(STAMP)
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage run -m pytest -q --durations=25
 	$(BIN)/coverage combine -q
 	$(BIN)/python .ci/coverage_floor.py
 

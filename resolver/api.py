@@ -1,10 +1,10 @@
-"""HTTP interfaces: DoH-JSON `/v1/resolve`, RFC 8484 `/dns-query`, `/v1/explain`.
+"""HTTP/1.1 interfaces (aiohttp): DoH and its JSON forms, `/v1/explain`, observability.
 
-Handlers validate input (a bad name, type or message is a 400 with a JSON `error` that
-says what is wrong, and changes nothing) and hand the rest to `answer.Responder`.
-Routes: GET /v1/resolve?name=&type=, GET /v1/explain?name=[&type=], GET /v1/slots/N
-(the in-force aggregator's per-checker view of slot N),
-GET /dns-query?dns=<base64url>, POST /dns-query (application/dns-message),
+The DNS routes (`/dns-query`, `/v1/resolve`, `/resolve`) are `resolver.doh`'s, which
+the HTTP/2 shell serves too; these handlers only read the request (a POST body bounded
+in size and time) and send the `Reply`. Bad input is a 4xx with a JSON `error` that says
+what is wrong, and changes nothing. Other routes: GET /v1/explain?name=[&type=],
+GET /v1/slots/N (the in-force aggregator's per-checker view of slot N),
 GET /healthz, GET /readyz, GET /metrics, GET /ui and /v1/status (urn.statuspage). Tables
 come in on POST /v1/table, as in every role (`urn.http.add_table_route`, wired in
 `resolver.app`).
@@ -13,53 +13,34 @@ come in on POST /v1/table, as in every role (`urn.http.add_table_route`, wired i
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
-from time import perf_counter
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from resolver.answer import qtype_of
+from resolver.doh import DNS_MESSAGE, JSON, MAX_DNS_MESSAGE, HttpAnswers, Reply, bad, question
 from urn.http import facts_handler
-from urn.names import canonical_name
 from urn.statuspage import add_status_routes
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-
     from prometheus_client import CollectorRegistry
 
-    from resolver.answer import Responder
     from resolver.service import ResolverService
     from urn.role import Running
 
 __all__ = ["DNS_MESSAGE", "add_routes"]
 
-DNS_MESSAGE = "application/dns-message"
-MAX_DNS_MESSAGE = 65535
-_MAX_DNS_PARAM = (MAX_DNS_MESSAGE * 4 + 2) // 3 + 4
-READ_TIMEOUT = 5.0
-_TYPE_A = qtype_of("A")  # what /v1/resolve asks for when the query names no type
-
-
-def _question(query: Mapping[str, str]) -> tuple[str, int | None]:
-    """The canonical name a query string asks about, and its type (None: it names none).
-
-    ValueError saying what is wrong: no name, a bad name, or a bad type.
-    """
-    name = query.get("name")
-    if name is None:
-        raise ValueError("missing query parameter 'name'")
-    qtype = query.get("type")
-    return canonical_name(name), None if qtype is None else qtype_of(qtype)
+READ_TIMEOUT = 5.0  # a POST body must arrive whole within this
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
+    return _response(bad(message, status))
+
+
+def _response(reply: Reply) -> web.Response:
+    headers = {} if reply.cache_control is None else {"cache-control": reply.cache_control}
     return web.Response(
-        text=json.dumps({"error": message}), status=status, content_type="application/json"
+        body=reply.body, status=reply.status, content_type=reply.content_type, headers=headers
     )
 
 
@@ -67,38 +48,10 @@ def add_routes(
     app: web.Application, running: Running[ResolverService], registry: CollectorRegistry
 ) -> None:
     """Register the resolver's query, explain and observability routes on `app`."""
-    counter = [0]
-
-    def responder() -> Responder:
-        return running.service.responder
-
-    def json_tally() -> dict[tuple[int, int], int]:
-        return running.service.tallies["json"]
-
-    def doh_tally() -> dict[tuple[int, int], int]:
-        return running.service.tallies["doh"]
-
-    def timed(transport: str) -> tuple[int, Callable[[float], None]]:
-        service = running.service
-        mask = service.settings.latency_sample - 1
-        return mask, service.metrics.query_duration.labels(transport).observe
+    answers = HttpAnswers(lambda: running.service)
 
     async def resolve(request: web.Request) -> web.Response:
-        try:
-            canonical, qtype = _question(request.query)
-        except ValueError as exc:
-            return _bad(str(exc))
-        if qtype is None:
-            qtype = _TYPE_A
-        counter[0] += 1
-        mask, observe = timed("json")
-        if counter[0] & mask:
-            body = responder().json(canonical, qtype, json_tally())
-        else:
-            start = perf_counter()
-            body = responder().json(canonical, qtype, json_tally())
-            observe(perf_counter() - start)
-        return web.Response(text=body, content_type="application/json")
+        return _response(answers.json(request.query, JSON))
 
     async def slot(request: web.Request) -> web.Response:
         raw = request.match_info["slot"]
@@ -124,46 +77,13 @@ def add_routes(
 
     async def explain(request: web.Request) -> web.Response:
         try:
-            canonical, qtype = _question(request.query)
+            canonical, qtype = question(request.query)
         except ValueError as exc:
             return _bad(str(exc))
         return web.json_response(await running.service.explain_with_checkers(canonical, qtype))
 
-    def doh_answer(message: bytes) -> web.Response:
-        counter[0] += 1
-        mask, observe = timed("doh")
-        if counter[0] & mask:
-            response = _doh(message)
-        else:
-            start = perf_counter()
-            response = _doh(message)
-            observe(perf_counter() - start)
-        if response is None:
-            return _bad("not a DNS query: shorter than a header, or a response")
-        return web.Response(body=response, content_type=DNS_MESSAGE)
-
-    def _doh(message: bytes) -> bytes | None:
-        answerer = responder()
-        tally = doh_tally()
-        try:
-            result: bytes | None = answerer.dns(message, False, tally)
-        except Exception:
-            result = answerer.servfail(message, tally)
-        return result
-
     async def doh_get(request: web.Request) -> web.Response:
-        value = request.query.get("dns")
-        if not value:
-            return _bad("missing query parameter 'dns' (base64url DNS message)")
-        if len(value) > _MAX_DNS_PARAM:
-            return _bad(f"parameter 'dns' is longer than a {MAX_DNS_MESSAGE}-byte message")
-        try:
-            message = base64.b64decode(
-                value + "=" * (-len(value) % 4), altchars=b"-_", validate=True
-            )
-        except (binascii.Error, ValueError):
-            return _bad("parameter 'dns' is not base64url")
-        return doh_answer(message)
+        return _response(answers.dns_query_get(request.query, request.headers.get("accept", "")))
 
     async def doh_post(request: web.Request) -> web.Response:
         if request.content_type != DNS_MESSAGE:
@@ -182,7 +102,7 @@ def add_routes(
                     chunks.append(chunk)
         except TimeoutError:
             return _bad(f"body not complete within {READ_TIMEOUT:g}s", status=408)
-        return doh_answer(b"".join(chunks))
+        return _response(answers.wire_post(request.content_type, b"".join(chunks)))
 
     metrics_handler = make_aiohttp_handler(registry)
 
@@ -191,6 +111,7 @@ def add_routes(
         return await metrics_handler(request)
 
     app.router.add_get("/v1/resolve", resolve)
+    app.router.add_get("/resolve", resolve)  # Google's path for the same JSON
     app.router.add_get("/v1/explain", explain)
     app.router.add_get("/v1/slots/{slot}", slot)
     app.router.add_get("/dns-query", doh_get)

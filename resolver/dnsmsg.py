@@ -36,6 +36,7 @@ __all__ = [
     "error_from_header",
     "opt_record",
     "parse_query",
+    "smallest_ttl",
 ]
 
 QR = 0x8000
@@ -187,3 +188,41 @@ def error_from_header(msg: bytes, rcode: int) -> bytes:
 def opt_record(do_bit: int, extended_rcode: int = 0) -> bytes:
     """Our OPT record: payload size MAX_UDP_PAYLOAD, version 0, the query's DO bit."""
     return _OPT.pack(0, OPT, MAX_UDP_PAYLOAD, extended_rcode >> 4, 0, do_bit << 8, 0)
+
+
+def smallest_ttl(response: bytes) -> int | None:
+    """The smallest TTL among a response's answer and authority records (None: it has
+    none, or it is cut short), for an HTTP cache lifetime (RFC 8484 section 5.1).
+
+    Walks our own responses: names may end in a compression pointer; OPT, in the
+    additional section, is never reached.
+    """
+    n = len(response)
+    if n < HEADER_BYTES:
+        return None
+    qdcount = response[4] << 8 | response[5]
+    records = (response[6] << 8 | response[7]) + (response[8] << 8 | response[9])
+    pos = HEADER_BYTES
+    for _ in range(qdcount):
+        pos = _skip_name(response, pos, n) + 4
+    smallest: int | None = None
+    for _ in range(records):
+        pos = _skip_name(response, pos, n)
+        if pos + 10 > n:
+            return None
+        ttl = int.from_bytes(response[pos + 4 : pos + 8], "big")
+        smallest = ttl if smallest is None or ttl < smallest else smallest
+        pos += 10 + (response[pos + 8] << 8 | response[pos + 9])
+    return smallest if pos <= n else None
+
+
+def _skip_name(msg: bytes, pos: int, n: int) -> int:
+    """The offset just past a name at `pos`, which may end in a compression pointer."""
+    while pos < n:
+        length = msg[pos]
+        if length >= 0xC0:
+            return pos + 2
+        pos += length + 1
+        if not length:
+            return pos
+    return n + 1  # ran off the end: every later bounds check fails

@@ -1,15 +1,19 @@
-"""Classic DNS over UDP and TCP (2-byte length framing), on one port, over `answer.Responder`.
+"""Classic DNS over UDP and TCP (2-byte length framing) on one port, and DNS over TLS
+(RFC 7858) on another, over `answer.Responder`.
 
 The shell only moves bytes: every decision is the Responder's. A message the Responder
 drops gets no reply; an unexpected exception gets SERVFAIL from the header (and is
 counted as malformed reason `internal_error`), so no packet can stop the server.
-TCP is bounded per RFC 7766 by `tcplimits.TcpLimits`, whose book of connections decides
+TCP and TLS connections are framed alike and share one book of connections
+(`tcplimits.Connections`), bounded per RFC 7766 by `tcplimits.TcpLimits`, which decides
 who goes: past the per-source or the total limit the idlest connection is closed to
 admit the new one; an unfinished message has a deadline from its first byte that later
 bytes never extend; a connection without one closes when idle. A connection stops being
 read, and its buffered queries stop being answered, while more than `write_buffer` bytes
 of its replies wait unread, so a client that pipelines and never reads costs at most
 `write_buffer` + one reply + one read (256 KiB) of memory, until its idle deadline.
+A TLS handshake must finish within `message_timeout`; only then does the connection
+enter the book (asyncio calls `connection_made` after the handshake).
 Deadlines are judged by a sweep every `sweep_interval`; the per-message path reads no
 clock and arms no timer, only the sweep's coarse `now`.
 Latency: one query in `latency_sample` is timed (parse to response bytes) and observed,
@@ -31,6 +35,7 @@ from urn.runtime import cancel_and_wait
 from urn.ticker import run_every
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
 
     from prometheus_client import Counter
@@ -44,6 +49,10 @@ log = get_logger("resolver.dns")
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 MAX_TCP_MESSAGE = 65535
 _BIND_ATTEMPTS = 8
+
+
+def _unobserved(_: float) -> None:
+    pass
 
 
 def _answer(
@@ -94,11 +103,24 @@ class _Udp(asyncio.DatagramProtocol):
         pass  # ICMP errors about earlier replies: nothing to do, and nothing to stop
 
 
-class _Tcp(asyncio.Protocol):
-    """One DNS/TCP connection: frames in, answers out, stamps for `tcplimits.Connections`."""
+class _Framed:
+    """What one stream transport (TCP, or TLS) counts and times its queries into."""
 
-    def __init__(self, server: DnsServer) -> None:
+    __slots__ = ("count", "observe", "tally")
+
+    def __init__(self, tally: dict[tuple[int, int], int], observe: Callable[[float], None]):
+        self.tally = tally
+        self.observe = observe
+        self.count = 0
+
+
+class _Tcp(asyncio.Protocol):
+    """One DNS/TCP or DNS/TLS connection: frames in, answers out (in order, pipelined),
+    stamps for `tcplimits.Connections`."""
+
+    def __init__(self, server: DnsServer, framed: _Framed) -> None:
         self.server = server
+        self.framed = framed
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.last = server.now  # opened, or its last complete message (tcplimits Rule 2)
@@ -154,6 +176,7 @@ class _Tcp(asyncio.Protocol):
     def _answer_buffered(self) -> None:
         buffer = self.buffer
         server = self.server
+        framed = self.framed
         answered = False
         while len(buffer) >= 2 and not self.paused:
             size = buffer[0] << 8 | buffer[1]
@@ -162,13 +185,13 @@ class _Tcp(asyncio.Protocol):
             message = bytes(buffer[2 : 2 + size])
             del buffer[: 2 + size]
             answered = True
-            server.tcp_count += 1
-            if server.tcp_count & server.sample_mask:
-                response = _answer(server.responder, message, False, server.tcp_tally)
+            framed.count += 1
+            if framed.count & server.sample_mask:
+                response = _answer(server.responder, message, False, framed.tally)
             else:
                 start = perf_counter()
-                response = _answer(server.responder, message, False, server.tcp_tally)
-                server.observe_tcp(perf_counter() - start)
+                response = _answer(server.responder, message, False, framed.tally)
+                framed.observe(perf_counter() - start)
             if response is not None and self.transport is not None:
                 # Responder.dns never builds more than 65,535 bytes for a stream.
                 self.transport.write(len(response).to_bytes(2, "big") + response)
@@ -180,12 +203,13 @@ class _Tcp(asyncio.Protocol):
 
 
 class DnsServer:
-    """UDP and TCP listeners on one address; `start` returns the bound port.
+    """UDP and TCP listeners on one address, and DNS over TLS on another when asked for;
+    `start` and `start_tls` return the bound port.
 
-    `limits` bound the TCP side (`resolver.tcplimits`). `tcp_closed` counts the
-    connections closed by us, by reason. `clock` drives the deadline sweep (every
-    `limits.sweep_interval`), which also sets the coarse `now` that connections stamp
-    per message instead of reading a clock.
+    `limits` bound the TCP and TLS sides together (`resolver.tcplimits`). `tcp_closed`
+    counts the connections closed by us, by reason. `clock` drives the deadline sweep
+    (every `limits.sweep_interval`), which also sets the coarse `now` that connections
+    stamp per message instead of reading a clock.
     """
 
     def __init__(
@@ -196,6 +220,8 @@ class DnsServer:
         tcp_tally: dict[tuple[int, int], int],
         observe_udp: Callable[[float], None],
         observe_tcp: Callable[[float], None],
+        dot_tally: dict[tuple[int, int], int] | None = None,
+        observe_dot: Callable[[float], None] | None = None,
         latency_sample: int = 16,
         limits: TcpLimits | None = None,
         tcp_closed: Counter | None = None,
@@ -204,9 +230,9 @@ class DnsServer:
         limits = limits or TcpLimits()
         self.responder = responder
         self.udp_tally = udp_tally
-        self.tcp_tally = tcp_tally
         self.observe_udp = observe_udp
-        self.observe_tcp = observe_tcp
+        self.tcp = _Framed(tcp_tally, observe_tcp)
+        self.dot = _Framed({} if dot_tally is None else dot_tally, observe_dot or _unobserved)
         self.sample_mask = latency_sample - 1
         self.connections: Connections[_Tcp] = Connections(limits)
         self.clock: Clock = clock or SystemClock()
@@ -215,11 +241,16 @@ class DnsServer:
             None if tcp_closed is None else {r: tcp_closed.labels(r) for r in CLOSE_REASONS}
         )
         self.closed_counts: dict[str, int] = dict.fromkeys(CLOSE_REASONS, 0)
-        self.tcp_count = 0
         self.port = 0
+        self.tls_port = 0
         self._udp: asyncio.DatagramTransport | None = None
-        self._tcp: asyncio.Server | None = None
+        self._streams: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def tcp_count(self) -> int:
+        """DNS/TCP messages answered (or dropped) so far."""
+        return self.tcp.count
 
     @property
     def limits(self) -> TcpLimits:
@@ -268,8 +299,8 @@ class DnsServer:
                 sock=sock,
             )
             try:
-                self._tcp = await loop.create_server(
-                    lambda: _Tcp(self), host, bound, reuse_address=True
+                tcp = await loop.create_server(
+                    lambda: _Tcp(self, self.tcp), host, bound, reuse_address=True
                 )
             except OSError:
                 transport.close()
@@ -277,10 +308,35 @@ class DnsServer:
                     raise
                 continue
             self._udp = transport
+            self._streams.append(tcp)
             self.port = bound
-            self._sweeper = asyncio.create_task(self._sweep_forever(), name="dns-tcp-deadlines")
+            self._start_sweeping()
             return bound
         raise OSError("could not bind DNS on one port for both UDP and TCP")  # pragma: no cover
+
+    async def start_tls(self, host: str, port: int, context: ssl.SSLContext) -> int:
+        """DNS over TLS (RFC 7858) on host:port (0 picks one) with `context`; the port.
+
+        The context is used as given, so a certificate loaded into it later
+        (`urn.tlsfiles.RotatingContext`) serves every connection opened after.
+        """
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: _Tcp(self, self.dot),
+            host,
+            port,
+            ssl=context,
+            ssl_handshake_timeout=self.limits.message_timeout,
+            reuse_address=True,
+        )
+        self._streams.append(server)
+        self.tls_port = int(server.sockets[0].getsockname()[1])
+        self._start_sweeping()
+        return self.tls_port
+
+    def _start_sweeping(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="dns-tcp-deadlines")
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -288,8 +344,10 @@ class DnsServer:
             self._sweeper = None
         if self._udp is not None:
             self._udp.close()
-        if self._tcp is not None:
-            self._tcp.close()
-            for connection in list(self.connections):
-                connection.close()
-            await self._tcp.wait_closed()
+        streams, self._streams = self._streams, []
+        for server in streams:
+            server.close()
+        for connection in list(self.connections):
+            connection.close()
+        for server in streams:
+            await server.wait_closed()

@@ -1,4 +1,5 @@
-"""`urn resolver --config SRC --id ID [--listen HOST:PORT] [--dns HOST:PORT|none]`."""
+"""`urn resolver --config SRC --id ID [--listen HOST:PORT] [--dns HOST:PORT|none]
+[--dot HOST:PORT]`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DNS,
         metavar="HOST:PORT",
         help=f"classic DNS over UDP and TCP (default {DEFAULT_DNS}; 'none' disables)",
+    )
+    parser.add_argument(
+        "--dot",
+        metavar="HOST:PORT",
+        help="DNS over TLS (RFC 7858), with the config's tls certificate (default: off)",
     )
     parser.add_argument(
         "--tcp-connections",

@@ -32,6 +32,7 @@ from urn.http import TableReceiver, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import SlotAzs, TableCollector
 from urn.runtime import cancel_and_wait
+from urn.tlsfiles import REFRESH_RESULTS, RotatingContext
 from urn.ticker import run_every
 from urn.trust import receive_policy
 from urn.wire import TableKind
@@ -54,7 +55,7 @@ __all__ = ["TRANSPORTS", "ResolverPlan", "ResolverService", "compile_plan"]
 EXPLAIN_TIMEOUT = 1.0  # seconds an explanation waits for an aggregator's per-checker view
 
 log = get_logger("resolver")
-TRANSPORTS = ("udp", "tcp", "doh", "json")
+TRANSPORTS = ("udp", "tcp", "dot", "doh", "json")
 MALFORMED_REASONS = (
     "short_header",
     "response",
@@ -154,10 +155,13 @@ class ResolverService:
             tcp_tally=self.tallies["tcp"],
             observe_udp=duration.labels("udp").observe,
             observe_tcp=duration.labels("tcp").observe,
+            dot_tally=self.tallies["dot"],
+            observe_dot=duration.labels("dot").observe,
             latency_sample=settings.latency_sample,
             limits=settings.tcp_limits,
             tcp_closed=self.metrics.dns_tcp_closed,
         )
+        self.dot_tls: RotatingContext | None = None  # while DNS over TLS is served
         self._fail_open_flushed = 0
         self.queries_total = 0  # every query the tallies counted, once flushed
         self.status = ResolverStatus(self)  # /v1/status: rebuilt once per push interval
@@ -451,17 +455,35 @@ class ResolverService:
                 raise StartupError(
                     f"cannot listen for DNS on {settings.dns_host}:{settings.dns_port}: {exc}"
                 ) from None
+        if settings.dot_host is not None:
+            await self._start_dot(settings.dot_host, settings.dot_port)
         log.info(
             "resolver_started",
             id=settings.id,
             records=self.responder.compiled.record_count,
             zones=list(self.document.zones),
             dns=f"{settings.dns_host}:{self.dns.port}" if self.dns.port else None,
+            dot=f"{settings.dot_host}:{self.dns.tls_port}" if self.dns.tls_port else None,
         )
+
+    async def _start_dot(self, host: str, port: int) -> None:
+        """DNS over TLS with the config's certificate (ALPN `dot`, RFC 7858 section 3.2)."""
+        try:
+            self.dot_tls = RotatingContext(self.document.tls, alpn=("dot",))
+            await self.dns.start_tls(host, port, self.dot_tls.context)
+        except (ValueError, OSError) as exc:
+            await self.stop()
+            raise StartupError(f"cannot serve DNS over TLS on {host}:{port}: {exc}") from None
+        for result in REFRESH_RESULTS:
+            self.metrics.certificate_reloads.labels("dot", result)
 
     async def _tick(self) -> None:
         self.refresh()
         self.flush_metrics()
+        if self.dot_tls is not None:
+            result = self.dot_tls.refresh(self.document.tls)
+            if result != "unchanged":
+                self.metrics.certificate_reloads.labels("dot", result).inc()
         cpu = time.process_time()
         self.metrics.tick_cpu.observe(cpu - self._cpu_mark)
         self._cpu_mark = cpu
@@ -484,6 +506,7 @@ class ResolverService:
             "fail_open": self.responder.fail_open,
             "records": self.responder.compiled.record_count,
             "dns_port": self.dns.port or None,
+            "dot_port": self.dns.tls_port or None,
             "config_error": self.loader.last_error,
         }
 

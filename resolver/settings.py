@@ -12,12 +12,20 @@ if TYPE_CHECKING:
     import argparse
     from typing import Self
 
-__all__ = ["DEFAULT_DNS", "DEFAULT_DNS_PORT", "DEFAULT_LISTEN", "DEFAULT_PORT", "ResolverSettings"]
+__all__ = [
+    "DEFAULT_DNS",
+    "DEFAULT_DNS_PORT",
+    "DEFAULT_DOT_PORT",
+    "DEFAULT_LISTEN",
+    "DEFAULT_PORT",
+    "ResolverSettings",
+]
 
 DEFAULT_PORT = 7201
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_DNS_PORT = 5353
 DEFAULT_DNS = f"127.0.0.1:{DEFAULT_DNS_PORT}"
+DEFAULT_DOT_PORT = 853
 NO_DNS = ("none", "off", "")  # `--dns` values that mean no classic DNS listeners
 
 
@@ -29,6 +37,8 @@ class ResolverSettings:
     listen_port: int = DEFAULT_PORT
     dns_host: str | None = "127.0.0.1"  # None: no classic DNS listeners
     dns_port: int = DEFAULT_DNS_PORT  # UDP and TCP share it; 0 picks a free one
+    dot_host: str | None = None  # DNS over TLS (RFC 7858); None: not served
+    dot_port: int = DEFAULT_DOT_PORT  # 0 picks a free one
     tcp_idle_timeout: float = 10.0  # RFC 7766: close idle DNS/TCP connections
     max_tcp_connections: int = 1024  # all sources; past it the idlest is closed
     tcp_per_source: int = 64  # one IPv4 address or IPv6 /64; past it its idlest is closed
@@ -61,16 +71,30 @@ class ResolverSettings:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Self:
-        """Validated settings from `urn resolver` flags (`--dns none`: no DNS listeners);
+        """Validated settings from `urn resolver` flags (`--dns none`: no DNS listeners;
+        `--dot HOST:PORT`: DNS over TLS there);
         StartupError naming the bad flag."""
         shared = role_fields(args, DEFAULT_PORT)
         dns_host: str | None = None
         dns_port = DEFAULT_DNS_PORT
         if args.dns.strip().lower() not in NO_DNS:
             dns_host, dns_port = address_flag("--dns", args.dns, DEFAULT_DNS_PORT)
+        dot_host: str | None = None
+        dot_port = DEFAULT_DOT_PORT
+        if getattr(args, "dot", None):
+            dot_host, dot_port = address_flag("--dot", args.dot, DEFAULT_DOT_PORT)
         tcp = {
             field: getattr(args, field)
             for field in ("max_tcp_connections", "tcp_per_source")
             if getattr(args, field, None) is not None
         }
-        return validated(lambda: cls(**shared, dns_host=dns_host, dns_port=dns_port, **tcp))
+        return validated(
+            lambda: cls(
+                **shared,
+                dns_host=dns_host,
+                dns_port=dns_port,
+                dot_host=dot_host,
+                dot_port=dot_port,
+                **tcp,
+            )
+        )

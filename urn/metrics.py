@@ -114,6 +114,12 @@ class CommonMetrics:
         self.ready = declare.gauge(
             "urn_ready", "1 while the process can do its job (/readyz answers 200), else 0"
         )
+        self.certificate_reloads = declare.counter(
+            "urn_tls_certificate_reloads",
+            "Changed certificate and key files a TLS listener loaded (ok) or refused, by"
+            " listener (https, dot)",
+            ["listener", "result"],
+        )
 
     def peers(self, urls: Iterable[str]) -> None:
         """Pre-initialise push labels for the configured peers."""

@@ -17,26 +17,23 @@ and serving a built app. Never: knows a role's own flags or builds a service.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar
 
+from aiohttp import web
+
 from urn.errors import StartupError
-from urn.http import (
-    client_ssl_context,
-    open_site,
-    parse_listen,
-    server_ssl_context,
-    start_runner,
-)
+from urn.http import client_ssl_context, open_site, parse_listen, start_runner
 from urn.push import AiohttpTransport
-from urn.runtime import run_main, settle_process, tune_process
+from urn.runtime import cancel_and_wait, run_main, settle_process, tune_process
+from urn.ticker import run_every
+from urn.tlsfiles import CERT_POLL_INTERVAL, REFRESH_RESULTS, RotatingContext
 
 if TYPE_CHECKING:
     import argparse
-    import asyncio
+    import ssl
     from collections.abc import AsyncIterator, Awaitable, Callable
-
-    from aiohttp import web
 
     from urn.clock import Clock
     from urn.config import Document, Tls
@@ -47,6 +44,9 @@ if TYPE_CHECKING:
     from urn.source import ConfigLoader, Loaded
 
 __all__ = [
+    "LISTENER",
+    "AiohttpListener",
+    "Listener",
     "RoleFields",
     "RoleService",
     "RoleSettings",
@@ -90,12 +90,55 @@ class RoleService(Protocol):
     @property
     def document(self) -> Document: ...
 
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def metrics(self) -> CommonMetrics: ...
+
     async def start(self) -> None:
         """Start the role's loops (its config loop among them)."""
 
     async def stop(self) -> None:
         """Stop every loop and release what `start` opened."""
 
+
+class Listener(Protocol):
+    """How a role's HTTP port is opened: aiohttp's own (`AiohttpListener`), or one a role
+    puts under the app key `LISTENER` (the resolver's, which also speaks HTTP/2)."""
+
+    @property
+    def alpn(self) -> tuple[str, ...]:
+        """What the listener offers in TLS ALPN, in preference order."""
+        ...
+
+    async def open(
+        self, runner: web.AppRunner, host: str, port: int, context: ssl.SSLContext | None
+    ) -> int:
+        """Listen on host:port (0 picks one) for the set-up runner; the bound port.
+        OSError when the address cannot be had."""
+        ...
+
+    async def close(self) -> None:
+        """Stop listening and end the connections the runner does not own."""
+        ...
+
+
+class AiohttpListener:
+    """aiohttp's own HTTP/1.1 listener: the runner's cleanup closes everything."""
+
+    alpn = ("http/1.1",)
+
+    async def open(
+        self, runner: web.AppRunner, host: str, port: int, context: ssl.SSLContext | None
+    ) -> int:
+        return await open_site(runner, host, port, context)
+
+    async def close(self) -> None:
+        pass
+
+
+LISTENER: web.AppKey[Listener] = web.AppKey("listener", Listener)
 
 R = TypeVar("R", bound=RoleService)
 M = TypeVar("M", bound="CommonMetrics")
@@ -255,23 +298,47 @@ async def serve_role(
     """Serve `app` on the settings' listen address until `stop`; the exit code.
 
     Starting the app runs its lifecycle, which loads the first config (StartupError
-    without one). The listener then speaks HTTPS when that config's tls block names a
-    certificate, as every listener does. A taken port is a StartupError naming it.
+    without one). The listener (the app's `LISTENER`, else aiohttp's) then speaks HTTPS
+    when that config's tls block names a certificate, as every listener does, and
+    follows the certificate files as they are rotated (`urn.tlsfiles`). A taken port is
+    a StartupError naming it.
     """
     runner = await start_runner(app)
-    settings = running.service.settings
-    host, port = settings.listen_host, settings.listen_port
+    listener = app.get(LISTENER) or AiohttpListener()
+    watching: list[asyncio.Task[None]] = []
     try:
         settle_process(tuning)
-        document = running.service.document
-        ssl_context = server_ssl_context(document.tls)
+        service = running.service
+        settings = service.settings
+        host, port = settings.listen_host, settings.listen_port
+        tls = service.document.tls
+        rotating = RotatingContext(tls, listener.alpn) if tls.serves_https else None
         try:
-            bound = await open_site(runner, host, port, ssl_context)
+            context = None if rotating is None else rotating.context
+            bound = await listener.open(runner, host, port, context)
         except OSError as exc:
             raise StartupError(f"cannot listen on {host}:{port}: {exc}") from None
-        log.info("listening", id=settings.id, host=host, port=bound, https=ssl_context is not None)
+        if rotating is not None:
+            watching.append(asyncio.create_task(_follow_certificate(service, rotating)))
+        log.info("listening", id=settings.id, host=host, port=bound, https=rotating is not None)
         await stop.wait()
     finally:
+        await cancel_and_wait(watching)
+        await listener.close()
         await runner.cleanup()
-    log.info("stopped", id=settings.id)
+    log.info("stopped", id=running.service.settings.id)
     return 0
+
+
+async def _follow_certificate(service: RoleService, rotating: RotatingContext) -> None:
+    """Re-read the listener's certificate files every CERT_POLL_INTERVAL, counted."""
+    reloads = service.metrics.certificate_reloads
+    for result in REFRESH_RESULTS:
+        reloads.labels("https", result)
+
+    async def look() -> None:
+        result = rotating.refresh(service.document.tls)
+        if result != "unchanged":
+            reloads.labels("https", result).inc()
+
+    await run_every(service.clock, lambda: CERT_POLL_INTERVAL, look)

@@ -52,6 +52,7 @@ class RunningResolver:
     service: ResolverService
     url: str  # http://127.0.0.1:PORT
     dns_port: int
+    dot_port: int = 0  # DNS over TLS, when asked for
 
     async def push(
         self,
@@ -90,13 +91,16 @@ async def running_resolver(
     config: Path | str,
     *,
     dns: bool = True,
+    dot: bool = False,
+    tcp_message_timeout: float = 5.0,
     clock: Clock | None = None,
     rng: random.Random | None = None,
     registry: CollectorRegistry | None = None,
     environ: Mapping[str, str] | None = None,
     resolver_id: str = "res-test",
 ) -> AsyncIterator[RunningResolver]:
-    """A resolver serving HTTP and (unless `dns=False`) DNS on free loopback ports."""
+    """A resolver serving HTTP and (unless `dns=False`) DNS on free loopback ports, and
+    DNS over TLS when `dot` (the config must name a certificate)."""
     settings = ResolverSettings(
         id=resolver_id,
         config=str(config),
@@ -104,6 +108,9 @@ async def running_resolver(
         listen_port=0,
         dns_host="127.0.0.1" if dns else None,
         dns_port=0,
+        dot_host="127.0.0.1" if dot else None,
+        dot_port=0,
+        tcp_message_timeout=tcp_message_timeout,
     )
     app = make_app(
         settings,
@@ -116,7 +123,10 @@ async def running_resolver(
     try:
         service = app[SERVICE].service
         yield RunningResolver(
-            service=service, url=f"http://127.0.0.1:{port}", dns_port=service.dns.port
+            service=service,
+            url=f"http://127.0.0.1:{port}",
+            dns_port=service.dns.port,
+            dot_port=service.dns.tls_port,
         )
     finally:
         await runner.cleanup()

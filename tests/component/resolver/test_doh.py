@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -11,7 +12,7 @@ import dns.rcode
 import pytest
 
 from resolver.answer import Responder
-from resolver.api import DNS_MESSAGE, MAX_DNS_MESSAGE
+from resolver.doh import DNS_JSON, DNS_MESSAGE, MAX_DNS_MESSAGE
 from sim.testing import FakeClock, document_dict
 from sim.testing.resolver import multivalue_record, running_resolver, tcp_checks, write_config
 
@@ -103,3 +104,65 @@ async def test_a_chunked_post_of_a_real_query_is_answered(tmp_path: Path) -> Non
         reply = dns.message.from_wire(await response.read())
         assert reply.rcode() == dns.rcode.NOERROR
         assert sorted(r.address for r in reply.answer[0]) == ["10.0.0.1", "10.0.0.2"]
+
+
+async def test_the_json_forms_answer_like_v1_resolve(tmp_path: Path) -> None:
+    """Cloudflare's `/dns-query?name=` (accept application/dns-json) and Google's
+    `/resolve?name=` give the body `/v1/resolve` gives."""
+    params = {"name": "www.example.com", "type": "A"}
+    async with (
+        running_resolver(config(tmp_path), dns=False, clock=FakeClock()) as resolver,
+        aiohttp.ClientSession() as session,
+    ):
+        bodies = {}
+        for path, headers in (
+            ("/v1/resolve", {}),
+            ("/resolve", {}),
+            ("/dns-query", {"accept": DNS_JSON}),
+        ):
+            async with session.get(
+                f"{resolver.url}{path}", params=params, headers=headers
+            ) as response:
+                assert response.status == 200, await response.text()
+                bodies[path] = (response.content_type, await response.read())
+        assert bodies["/dns-query"][0] == DNS_JSON
+        assert bodies["/resolve"][0] == bodies["/v1/resolve"][0] == "application/json"
+        forms = []
+        for _, body in bodies.values():
+            data = json.loads(body)
+            data["Answer"].sort(key=lambda answer: answer["data"])  # multivalue shuffles
+            forms.append(data)
+        assert forms[0] == forms[1] == forms[2]
+        assert [a["data"] for a in forms[0]["Answer"]] == ["10.0.0.1", "10.0.0.2"]
+        async with session.get(
+            f"{resolver.url}/resolve", params={"name": "www.example.com", "type": "BOGUS"}
+        ) as response:
+            assert response.status == 400
+            assert "BOGUS" in (await response.json())["error"]
+
+
+async def test_cache_lifetime_is_the_smallest_ttl_of_the_answer(tmp_path: Path) -> None:
+    """RFC 8484 section 5.1: max-age no longer than the smallest TTL in the answer; a
+    negative answer lives as its SOA says; an error is not to be kept."""
+    async with (
+        running_resolver(config(tmp_path), dns=False, clock=FakeClock()) as resolver,
+        aiohttp.ClientSession() as session,
+    ):
+
+        async def cache_control(name: str) -> str:
+            wire = dns.message.make_query(name, "A").to_wire()
+            encoded = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
+            async with session.get(
+                f"{resolver.url}/dns-query", params={"dns": encoded}
+            ) as response:
+                assert response.status == 200
+                reply = dns.message.from_wire(await response.read())
+                ttls = [rrset.ttl for rrset in (*reply.answer, *reply.authority)]
+                assert response.headers["cache-control"] == f"max-age={min(ttls)}"
+                return response.headers["cache-control"]
+
+        assert await cache_control("www.example.com.") == "max-age=30"  # the record's TTL
+        assert await cache_control("nope.example.com.") == "max-age=60"  # the SOA's
+        async with session.get(f"{resolver.url}/dns-query", params={"dns": "!!"}) as response:
+            assert response.status == 400
+            assert response.headers["cache-control"] == "max-age=0"

@@ -212,3 +212,21 @@ def test_tally_counts_by_qtype_and_rcode() -> None:
     responder.dns(b"\0\1\0\0\0\0\0\0\0\0\0\0", True, tally)
     assert tally == {(1, 0): 1, (1, 3): 1, (-1, 1): 1}
     assert responder.malformed == {"qdcount": 1}
+
+
+def test_smallest_ttl_reads_answer_and_authority_past_compression() -> None:
+    import dns.message
+    import dns.rrset
+
+    from resolver.dnsmsg import smallest_ttl
+
+    query = dns.message.make_query("a.example.com.", "A", use_edns=0)
+    reply = dns.message.make_response(query)
+    reply.answer.append(dns.rrset.from_text("a.example.com.", 30, "IN", "A", "192.0.2.1"))
+    reply.authority.append(dns.rrset.from_text("example.com.", 20, "IN", "NS", "ns.example.com."))
+    reply.additional.append(dns.rrset.from_text("ns.example.com.", 5, "IN", "A", "192.0.2.9"))
+    wire = reply.to_wire()
+    assert smallest_ttl(wire) == 20  # the additional section's 5 is not an answer's
+    assert smallest_ttl(wire[:-35]) is None  # cut inside the authority: no lifetime rather than a wrong one
+    assert smallest_ttl(dns.message.make_response(query).to_wire()) is None
+    assert smallest_ttl(b"\0" * 5) is None
