@@ -12,18 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import socket
 import struct
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 import dns.message
@@ -32,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.fleet import _die_with_parent
-from sim.testing import document_dict, free_port
+from sim.testing import document_dict
+from sim.testing.resolver_process import ResolverProcess, resolver_process
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,17 +48,7 @@ REFUSALS = {
 }  # BADVERS travels as 0 in the header plus an extended rcode in OPT
 
 
-@dataclass
-class Resolver:
-    process: subprocess.Popen[bytes]
-    http: int
-    dns: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http}"
-
+class Resolver(ResolverProcess):
     def udp(self, payload: bytes, timeout: float = 0.3) -> bytes | None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.settimeout(timeout)
@@ -114,14 +96,6 @@ class Resolver:
                 buffer = buffer[2 + size :]
         return replies
 
-    def get(self, path: str, **params: str) -> tuple[int, bytes]:
-        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
     def sentinel(self) -> None:
         """The process is alive and answers a plain query correctly over UDP and TCP."""
         assert self.process.poll() is None, self.log.read_text()[-2000:]
@@ -131,23 +105,6 @@ class Resolver:
             assert reply.id == query.id
             values = frozenset(r.to_text() for rrset in reply.answer for r in rrset)
             assert values == ANSWERS
-
-    def metric(self, name: str, **labels: str) -> float:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        _, text = self.get("/metrics")
-        total = 0.0
-        for family in text_string_to_metric_families(text.decode()):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    total += sample.value
-        return total
-
-    def rss(self) -> int:
-        pages = int(Path(f"/proc/{self.process.pid}/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def _framed(message: bytes) -> bytes:
@@ -170,52 +127,12 @@ def resolver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Resolver]:
     )
     config = directory / "urn.json"
     config.write_text(json.dumps(document))
-    http, dns_port = free_port(), free_port()
-    log = directory / "resolver.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "urn",
-                "resolver",
-                "--config",
-                str(config),
-                "--id",
-                "r1",
-                "--listen",
-                f"127.0.0.1:{http}",
-                "--dns",
-                f"127.0.0.1:{dns_port}",
-            ],
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "URN_PUSH_KEY": secrets.token_hex(32)},
-            preexec_fn=_die_with_parent,
-        )
-    running = Resolver(process, http, dns_port, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            with contextlib.suppress(OSError):
-                if running.get("/healthz")[0] == 200:
-                    break
-            assert time.monotonic() < deadline, "resolver not serving after 30s"
-            time.sleep(0.05)  # polling a starting process, bounded by the deadline above
-        yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    text = log.read_text()
-    assert process.returncode == 0, text[-2000:]
-    assert "Traceback" not in text
-    for line in text.splitlines():  # every hostile request left at most one JSON line
+    with resolver_process(
+        config, directory, env={"URN_PUSH_KEY": secrets.token_hex(32)}
+    ) as process:
+        yield Resolver(**{f.name: getattr(process, f.name) for f in fields(process)})
+        log = process.log
+    for line in log.read_text().splitlines():  # every hostile request left at most one JSON line
         json.loads(line)
 
 

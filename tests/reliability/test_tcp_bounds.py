@@ -18,17 +18,14 @@ import contextlib
 import errno
 import heapq
 import json
-import os
 import resource
 import selectors
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,9 +36,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from sim.fleet import _die_with_parent
-from sim.testing import document_dict, free_port, run_urn
-from sim.testing.resolver import TEST_ENVIRON
+from sim.testing import document_dict, run_urn
+from sim.testing.resolver_process import ResolverProcess, resolver_process
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -70,12 +66,10 @@ def _txt(name: str, count: int, length: int = 255) -> dict[str, object]:
     }
 
 
-@dataclass
-class Resolver:
-    process: subprocess.Popen[bytes]
-    http: int
-    port: int  # DNS, UDP and TCP
-    log: Path
+class Resolver(ResolverProcess):
+    @property
+    def port(self) -> int:  # DNS, UDP and TCP
+        return self.dns
 
     def answers(self, reply: dns.message.Message) -> frozenset[str]:
         return frozenset(r.to_text() for rrset in reply.answer for r in rrset)
@@ -95,31 +89,6 @@ class Resolver:
         except (OSError, EOFError, dns.exception.DNSException):
             return False
         return reply.id == query.id and self.answers(reply) == ANSWERS
-
-    def metric(self, name: str, **labels: str) -> float:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        with urllib.request.urlopen(f"http://{HOST}:{self.http}/metrics", timeout=5) as reply:
-            text = reply.read().decode()
-        total = 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    total += sample.value
-        return total
-
-    def rss(self) -> int:
-        """VmRSS of the resolver process, in bytes."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS")  # pragma: no cover
-
-    def alive(self) -> bool:
-        assert self.process.poll() is None, self.log.read_text()[-2000:]
-        return True
 
 
 def _until(condition: Callable[[], bool], seconds: float, message: str) -> None:
@@ -157,48 +126,14 @@ def resolver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Resolver]:
     )
     config = directory / "urn.json"
     config.write_text(json.dumps(document))
-    http, dns_port = free_port(), free_port()
-    log = directory / "resolver.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "urn",
-                "resolver",
-                "--config",
-                str(config),
-                "--id",
-                "r1",
-                "--listen",
-                f"{HOST}:{http}",
-                "--dns",
-                f"{HOST}:{dns_port}",
-            ],
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **TEST_ENVIRON},
-            preexec_fn=_die_with_parent,
-        )
-    running = Resolver(process, http, dns_port, log)
-    try:
+    with resolver_process(config, directory) as process:
+        running = Resolver(**{f.name: getattr(process, f.name) for f in fields(process)})
         _until(
             lambda: running.alive() and running.udp_ok(),
             30,
             "resolver not answering after 30s",
         )
         yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    text = log.read_text()
-    assert process.returncode == 0, text[-2000:]
-    assert "Traceback" not in text
 
 
 # --- an attacker holding connections open with one byte at a time -------------------
