@@ -2,10 +2,12 @@
 
 Starts one `urn resolver` process (pinned to one CPU when the machine has two or more)
 with a config of 8-answer multivalue names, pushes a signed aggregated table, and drives
-it from other processes: `dnsperf` for DNS/UDP and `wrk` for the JSON API (a Python load
-generator when either is missing; it says so). Rounds alternate all-healthy and
-all-unhealthy tables, with the baselines (a uvloop UDP echo server and a one-route aiohttp
-app) measured in the same rounds; per-query cost is the server process's CPU time (user +
+it from other processes: `dnsperf` for DNS over UDP and over TLS, and `wrk` for the JSON
+API over HTTPS (a Python load generator when either is missing; it says so). Every TLS
+server, baselines too, serves one certificate from a throwaway CA. Rounds alternate
+all-healthy and all-unhealthy tables, with the baselines (a uvloop UDP echo server, a
+uvloop DNS-over-TLS echo server and a one-route aiohttp app over HTTPS) measured in the
+same rounds; per-query cost is the server process's CPU time (user +
 system, from /proc) divided by the queries it answered, and 1e6 / that cost is the qps
 one core would serve: on a busy machine that figure is steadier than measured qps.
 All unhealthy means every query fails open with 8 answers, so the same bytes go out: the
@@ -26,6 +28,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -66,8 +69,33 @@ async def main():
     await asyncio.Event().wait()
 uvloop.run(main())
 """
+TLS_ECHO_SERVER = """
+import asyncio, ssl, sys, uvloop
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, bytearray()
+    def data_received(self, data):
+        buffer = self.buffer
+        buffer += data
+        out = []
+        while len(buffer) >= 2 and len(buffer) >= 2 + (buffer[0] << 8 | buffer[1]):
+            size = buffer[0] << 8 | buffer[1]
+            message = bytes(buffer[2:2 + size])
+            del buffer[:2 + size]
+            reply = message[:2] + bytes([message[2] | 0x80]) + message[3:]
+            out.append(size.to_bytes(2, "big") + reply)
+        if out:
+            self.transport.write(b"".join(out))
+async def main():
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(sys.argv[2], sys.argv[3])
+    loop = asyncio.get_running_loop()
+    await loop.create_server(Echo, "127.0.0.1", int(sys.argv[1]), ssl=context)
+    await asyncio.Event().wait()
+uvloop.run(main())
+"""
 HTTP_SERVER = """
-import sys, uvloop
+import ssl, sys, uvloop
 from aiohttp import web
 BODY = '{"Status":0,"Answer":[]}'
 async def handler(request):
@@ -75,8 +103,10 @@ async def handler(request):
 app = web.Application()
 app.router.add_get("/v1/resolve", handler)
 app.router.add_get("/healthz", handler)
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None,
-            loop=uvloop.new_event_loop())
+            ssl_context=context, loop=uvloop.new_event_loop())
 """
 
 
@@ -91,11 +121,28 @@ def table(status: Status) -> bytes:
     return bytes([aggregated_byte(status, reason)]) * CAPACITY
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+def certificate(workdir: Path) -> tuple[tuple[Path, Path], ssl.SSLContext]:
+    """A certificate for 127.0.0.1 from a throwaway CA: (cert, key) paths, and a client
+    context that trusts it. Every TLS server here serves it, baselines included."""
+    import trustme
+
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1")
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    return (cert, key), context
+
+
+def _wait_healthy(
+    url: str, process: subprocess.Popen[bytes], context: ssl.SSLContext | None = None
+) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1, context=context) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -106,28 +153,45 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 class Baseline:
-    """The echo UDP server and constant-JSON aiohttp app, one process each, same CPU pin."""
+    """The echo UDP and DNS-over-TLS servers and the constant-JSON aiohttp app, one process
+    each, same CPU pin."""
 
-    def __init__(self, names: list[str], cpu: int | None) -> None:
+    def __init__(
+        self, names: list[str], cpu: int | None, tls: tuple[Path, Path], context: ssl.SSLContext
+    ) -> None:
         self.names = names
         self.dns_port = free_port(udp=True)
+        self.dot_port = free_port()
         self.http_port = free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.url = f"https://127.0.0.1:{self.http_port}"
         self.udp = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(self.dns_port)])
-        self.http = subprocess.Popen([sys.executable, "-c", HTTP_SERVER, str(self.http_port)])
+        self.dot = subprocess.Popen(
+            [sys.executable, "-c", TLS_ECHO_SERVER, str(self.dot_port), *map(str, tls)]
+        )
+        self.http = subprocess.Popen(
+            [sys.executable, "-c", HTTP_SERVER, str(self.http_port), *map(str, tls)]
+        )
         if cpu is not None:
-            os.sched_setaffinity(self.udp.pid, {cpu})
-            os.sched_setaffinity(self.http.pid, {cpu})
-        _wait_healthy(self.url, self.http)
+            for process in (self.udp, self.dot, self.http):
+                os.sched_setaffinity(process.pid, {cpu})
+        _wait_healthy(self.url, self.http, context)
 
     def stop(self) -> None:
-        for process in (self.udp, self.http):
+        for process in (self.udp, self.dot, self.http):
             process.terminate()
             process.wait(10)
 
 
 class Resolver:
-    def __init__(self, workdir: Path, names: int, cpu: int | None, config_interval: float) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        names: int,
+        cpu: int | None,
+        config_interval: float,
+        tls: tuple[Path, Path],
+        context: ssl.SSLContext,
+    ) -> None:
         records = [
             multivalue_record(f"n{i}.example.com.", ANSWERS, first_slot=i * ANSWERS)
             for i in range(names)
@@ -138,24 +202,28 @@ class Resolver:
             capacity=CAPACITY,
             max_table_age=3600.0,
             intervals={"probe": 1.0, "push": 1.0, "config": config_interval},
+            tls={"cert": str(tls[0]), "key": str(tls[1])},
         )
         config = workdir / "urn.json"
         config.write_text(json.dumps(document))
         self.names = [f"n{i}.example.com." for i in range(names)]
         self.http_port = free_port()
         self.dns_port = free_port(udp=True)
-        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.dot_port = free_port()
+        self.url = f"https://127.0.0.1:{self.http_port}"
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "urn", "resolver", "--config", str(config),
                 "--id", "bench", "--listen", f"127.0.0.1:{self.http_port}",
-                "--dns", f"127.0.0.1:{self.dns_port}", "--log-level", "warning",
+                "--dns", f"127.0.0.1:{self.dns_port}", "--dot", f"127.0.0.1:{self.dot_port}",
+                "--log-level", "warning",
             ],
             env={**os.environ, **TEST_ENVIRON},
         )  # fmt: skip
         if cpu is not None:
             os.sched_setaffinity(self.process.pid, {cpu})
-        _wait_healthy(self.url, self.process)
+        self.context = context
+        _wait_healthy(self.url, self.process, context)
         self.sequence = 0
 
     def push(self, status: Status) -> None:
@@ -166,7 +234,7 @@ class Resolver:
         request = urllib.request.Request(
             f"{self.url}/v1/table", data=body, headers={"Content-Type": "application/msgpack"}
         )
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5, context=self.context) as response:
             assert response.status == 200
 
     def stop(self) -> None:
@@ -188,13 +256,20 @@ class Run(NamedTuple):
 
 
 def run_dnsperf(
-    resolver: Resolver | Baseline, seconds: float, workdir: Path, cpu: int | None
+    resolver: Resolver | Baseline,
+    seconds: float,
+    workdir: Path,
+    cpu: int | None,
+    mode: str = "udp",
 ) -> Run:
+    """dnsperf in `mode` (udp, dot, doh) for `seconds`: over a stream, 8 connections with
+    up to 500 queries outstanding in all (pipelined on each)."""
     queries = workdir / "queries.txt"
     queries.write_text("".join(f"{name} A\n" for name in resolver.names))
+    port = resolver.dns_port if mode == "udp" else resolver.dot_port
     command = [
-        "dnsperf", "-s", "127.0.0.1", "-p", str(resolver.dns_port), "-d", str(queries),
-        "-l", str(seconds), "-q", "500", "-c", "1", "-T", "1",
+        "dnsperf", "-m", mode, "-s", "127.0.0.1", "-p", str(port), "-d", str(queries),
+        "-l", str(seconds), "-q", "500", "-c", "1" if mode == "udp" else "8", "-T", "1",
     ]  # fmt: skip
     out = subprocess.run(
         _pinned(command, cpu), capture_output=True, text=True, check=True, timeout=seconds + 30
@@ -275,7 +350,7 @@ async def _python_http(url: str, seconds: float) -> int:
                 await response.read()
                 done += 1
 
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
         await asyncio.gather(*(client(session) for _ in range(32)))
     return done
 
@@ -287,6 +362,12 @@ def udp_load(
         return lambda: run_dnsperf(resolver, seconds, workdir, cpu)
     names = resolver.names
     return lambda: _fallback(asyncio.run(_python_udp(resolver.dns_port, names, seconds)), seconds)
+
+
+def stream_load(
+    resolver: Resolver | Baseline, seconds: float, workdir: Path, cpu: int | None, mode: str
+) -> Callable[[], Run]:
+    return lambda: run_dnsperf(resolver, seconds, workdir, cpu, mode)
 
 
 def json_load(
@@ -343,14 +424,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        resolver = Resolver(workdir, args.names, server_cpu, args.config_interval)
-        baseline = Baseline(resolver.names, server_cpu)
+        tls, context = certificate(workdir)
+        resolver = Resolver(workdir, args.names, server_cpu, args.config_interval, tls, context)
+        baseline = Baseline(resolver.names, server_cpu, tls, context)
         try:
-            for transport in ("udp", "json"):
+            for transport in ("udp", "dot", "json"):
                 if transport == "udp":
                     load = udp_load(resolver, args.seconds, workdir, load_cpu, have_dnsperf)
                     reference = udp_load(baseline, args.seconds, workdir, load_cpu, have_dnsperf)
                     reference_pid = baseline.udp.pid
+                elif transport == "dot":
+                    if not have_dnsperf:
+                        print("dot: skipped, dnsperf not found")
+                        continue
+                    load = stream_load(resolver, args.seconds, workdir, load_cpu, "dot")
+                    reference = stream_load(baseline, args.seconds, workdir, load_cpu, "dot")
+                    reference_pid = baseline.dot.pid
                 else:
                     load = json_load(resolver, args.seconds, load_cpu, have_wrk)
                     reference = json_load(baseline, args.seconds, load_cpu, have_wrk)
@@ -358,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                 results: dict[str, list[tuple[Run, float]]] = {
                     "healthy": [], "unhealthy": [], "baseline": []
                 }  # fmt: skip
-                latency_name = "avg" if transport == "udp" else "p99"
+                latency_name = "p99" if transport == "json" else "avg"
                 for round_ in range(args.rounds):
                     order = ["healthy", "unhealthy", "baseline"]
                     for kind in order if round_ % 2 == 0 else order[::-1]:
@@ -406,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     figures["load_average_after"] = round(os.getloadavg()[0], 2)
     figures["load_generators"] = {
         "udp": "dnsperf" if have_dnsperf else "python",
-        "json": "wrk" if have_wrk else "python",
+        "dot": "dnsperf" if have_dnsperf else "none",
+        "json": "wrk (HTTPS)" if have_wrk else "python (HTTPS)",
     }
     print(json.dumps({"bench": "resolver_qps", "figures": figures}))
     return 0
