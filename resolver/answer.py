@@ -2,12 +2,12 @@
 
 Owns: the per-query path. `lookup` makes every decision of a query, for every transport:
 which node, NXDOMAIN or REFUSED by zone, the entry for the type or the CNAME, RFC 8482 for
-ANY, zone transfers refused, the SOA in authority for NXDOMAIN and NODATA; `Responder`
-only renders its result as wire bytes or a DoH-JSON body, and counts. Every query reads
-the table byte of EVERY candidate of the name (one C-level itemgetter over the down view),
-even when the first is healthy, then hands the policy's chooser that vector, or an
-all-healthy one when every candidate is down and fail_open is on. Unknown status and
-answers without a check count as healthy.
+ANY, zone transfers refused, a delegable apex's NS with its glue in additional, the SOA in
+authority for NXDOMAIN and NODATA; `Responder` only renders its result as wire bytes or a
+DoH-JSON body, and counts. Every query reads the table byte of EVERY candidate of the name
+(one C-level itemgetter over the down view), even when the first is healthy, then hands
+the policy's chooser that vector, or an all-healthy one when every candidate is down and
+fail_open is on. Unknown status and answers without a check count as healthy.
 Never: caches a health decision between queries, touches sockets or clocks, or uses
 dnspython per query (answer bytes are pre-encoded by `records`).
 Cost: O(question name + candidates) per query, the same whatever the health of the world.
@@ -50,14 +50,14 @@ from resolver.dnsmsg import (
     opt_record,
     parse_query,
 )
-from resolver.records import ANY, HINFO_ANY, HINFO_ANY_TEXT, QTYPES, qtype_label
+from resolver.records import ANY, HINFO_ANY, HINFO_ANY_TEXT, NS, QTYPES, qtype_label
 from urn.table import REASON_SHIFT, STATUS_MASK, Reason, Status, statuses_of
 
 if TYPE_CHECKING:
     import random
     from collections.abc import Sequence
 
-    from resolver.records import Compiled, Entry, Node
+    from resolver.records import Compiled, Entry, Node, Tail
     from urn.table import SlotArray
 
 __all__ = [
@@ -73,11 +73,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+U = TypeVar("U")
 if TYPE_CHECKING:
-    # What `lookup` decides, answers and authority in the form of the name asked; a plain
-    # tuple, not a class, because the hot path builds one per query:
-    # (rcode, authoritative, node or None, answers, authority SOA or None, failed open).
-    Lookup: TypeAlias = tuple[int, bool, Node | None, Sequence[T], T | None, bool]
+    # What `lookup` decides, and the records in the form of the name asked; a plain tuple,
+    # not a class, because the hot path builds one per query: (rcode, authoritative, node
+    # or None, answers, tail or None, failed open). The tail is what follows the answers,
+    # pre-rendered: the SOA in authority (NXDOMAIN, NODATA) or an apex NS answer's glue.
+    Lookup: TypeAlias = tuple[int, bool, Node | None, Sequence[T], U | None, bool]
 
 NO_QUESTION = -1  # tally key qtype for messages answered without a usable question
 _IN = 1
@@ -89,7 +91,7 @@ _OPT_DO = opt_record(0x80)
 _ZONE_TRANSFERS = frozenset((251, 252))  # IXFR, AXFR
 _HINFO_JSON = json.dumps(HINFO_ANY_TEXT)
 _RCODE_LABELS = {NOERROR: "noerror", NXDOMAIN: "nxdomain", REFUSED: "refused"}
-_REFUSED: Lookup[Any] = (REFUSED, False, None, (), None, False)  # no zone of ours, or not IN
+_REFUSED: Lookup[Any, Any] = (REFUSED, False, None, (), None, False)  # no zone of ours, or not IN
 
 
 def resolve(
@@ -110,7 +112,7 @@ def lookup(
     down: bytes,
     rng: random.Random,
     fail_open: bool,
-) -> Lookup[bytes]: ...
+) -> Lookup[bytes, Tail]: ...
 @overload
 def lookup(
     compiled: Compiled,
@@ -119,7 +121,7 @@ def lookup(
     down: bytes,
     rng: random.Random,
     fail_open: bool,
-) -> Lookup[str]: ...
+) -> Lookup[str, str]: ...
 def lookup(
     compiled: Compiled,
     name: bytes | str,
@@ -127,27 +129,32 @@ def lookup(
     down: bytes,
     rng: random.Random,
     fail_open: bool,
-) -> Lookup[Any]:
-    """Everything a class-IN query decides: `(rcode, authoritative, node, answers,
-    authority, failed_open)`, the one ladder behind every transport.
+) -> Lookup[Any, Any]:
+    """Everything a class-IN query decides: `(rcode, authoritative, node, answers, tail,
+    failed_open)`, the one ladder behind every transport.
 
     `name` is lower-case wire form (bytes) or canonical text (str); the answer records and
-    the authority record (the zone's SOA for NXDOMAIN and NODATA, which have no answers;
-    else None) come back in the same form: wire RRs or DoH-JSON fragments. `node` is the
-    name's node, None when the name does not exist. Pure but for the draws from `rng`:
-    callers count and render.
+    the tail come back in the same form: wire RRs and a `Tail`, or DoH-JSON fragments and
+    a `,"Authority":[...]` or `,"Additional":[...]` member. The tail is the zone's SOA for
+    NXDOMAIN and NODATA (which have no answers), the glue of an NS answer at a delegable
+    apex, else None. `node` is the name's node, None when the name does not exist. Pure but
+    for the draws from `rng`: callers count and render.
     """
     if isinstance(name, bytes):
         node = compiled.by_wire.get(name)
         if node is None:
             zone = compiled.zone_for_wire(name)
-            return _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.soa_wire, False)
+            return (
+                _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.negative_wire, False)
+            )
         wire = True
     else:
         node = compiled.by_text.get(name)
         if node is None:
             zone = compiled.zone_for_text(name)
-            return _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.soa_json, False)
+            return (
+                _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.negative_json, False)
+            )
         wire = False
     entry = node.by_type.get(qtype) or node.cname
     if entry is not None:
@@ -162,8 +169,13 @@ def lookup(
         return NOERROR, True, node, (hinfo,), None, False
     if qtype in _ZONE_TRANSFERS:
         return REFUSED, False, node, (), None, False
-    soa = node.zone.soa_wire if wire else node.zone.soa_json
-    return NOERROR, True, node, (), soa, False  # NODATA
+    if qtype == NS and node.apex is not None:  # no check guards an NS: nothing to read
+        apex = node.apex
+        if wire:
+            return NOERROR, True, node, apex.ns.wires, apex.glue_wire, False
+        return NOERROR, True, node, apex.ns.jsons, apex.glue_json, False
+    tail = node.zone.negative_wire if wire else node.zone.negative_json
+    return NOERROR, True, node, (), tail, False  # NODATA
 
 
 def _fit(records: Sequence[bytes], room: int) -> tuple[bytes, int]:
@@ -227,39 +239,43 @@ class Responder:
         except MessageError as exc:
             return self._refuse(msg, exc, tally)
         if qclass == _IN:  # another class is refused before any lookup
-            rcode, authoritative, _, chosen, authority, failed_open = lookup(
+            rcode, authoritative, _, chosen, tail, failed_open = lookup(
                 self.compiled, msg[12:name_end].lower(), qtype, self.down, self.rng, self.fail_open
             )
             if failed_open:
                 self.fail_open_answers += 1
         else:
-            rcode, authoritative, _, chosen, authority, _ = _REFUSED
+            rcode, authoritative, _, chosen, tail, _ = _REFUSED
         flags = (_QR_AA if authoritative else QR) | ((msg[2] << 8 | msg[3]) & _RD_CD)
-        if authority is None:
+        if tail is None:
             answers = b"".join(chosen)
             ancount = len(chosen)
-            nscount = 0
-        else:  # NXDOMAIN or NODATA: the zone's SOA alone
-            answers = authority
-            ancount = 0
-            nscount = 1
+            nscount = arcount = 0
+        else:
+            rest, nscount, arcount = tail
+            if chosen:  # an apex NS answer, then its glue
+                answers = b"".join(chosen) + rest
+                ancount = len(chosen)
+            else:  # NXDOMAIN or NODATA: the zone's SOA alone, in authority
+                answers = rest
+                ancount = 0
         opt = (_OPT_DO if do_bit else _OPT_PLAIN) if edns else b""
         qend = name_end + 4
-        if udp:
+        if udp:  # all or nothing: a client that needs more retries over TCP
             if qend + len(answers) + len(opt) > (min(edns, MAX_UDP_PAYLOAD) if edns else 512):
                 flags |= TC
                 answers = b""
-                ancount = nscount = 0
+                ancount = nscount = arcount = 0
         elif qend + len(answers) + len(opt) > MAX_MESSAGE:  # validation refuses such records
             answers, ancount = _fit(chosen, MAX_MESSAGE - qend - len(opt))
             flags |= TC
-            nscount = 0
+            nscount = arcount = 0
         key = (qtype, rcode)
         tally[key] = tally.get(key, 0) + 1
         return b"".join(
             (
                 msg[:2],
-                _REST.pack(flags | rcode, 1, ancount, nscount, 1 if opt else 0),
+                _REST.pack(flags | rcode, 1, ancount, nscount, arcount + 1 if opt else arcount),
                 msg[12:qend],
                 answers,
                 opt,
@@ -302,13 +318,13 @@ class Responder:
 
     def json(self, name: str, qtype: int, tally: dict[tuple[int, int], int]) -> str:
         """The DoH-JSON body for a canonical (lower-case, absolute) name and a type."""
-        rcode, _, node, chosen, authority, failed_open = lookup(
+        rcode, _, node, chosen, tail, failed_open = lookup(
             self.compiled, name, qtype, self.down, self.rng, self.fail_open
         )
         name_json = json.dumps(name) if node is None else node.name_json
-        if authority is not None:  # NXDOMAIN or NODATA: the zone's SOA alone
-            answers = ""
-            extra = f',"Authority":[{authority}]'
+        if tail is not None:  # the SOA in authority, or an apex NS answer's glue
+            answers = ",".join(chosen)
+            extra = tail
         elif failed_open:
             self.fail_open_answers += 1
             answers = ",".join(chosen)
@@ -355,6 +371,8 @@ def explain(
         for entry in node.by_type.values()
         if qtype is None or entry.qtype == qtype or (node.cname is entry)
     ]
+    if node.apex is not None and qtype in (None, NS):
+        entries.append(node.apex.ns)
     result["records"] = [
         _explain_entry(entry, raw, down, fail_open, rng, changed) for entry in entries
     ]

@@ -4,7 +4,9 @@ Owns: turning the document's records and zones into an index the hot path can us
 lower-case wire-form name and text name -> `Node`; per type an `Entry` with a C-level
 reader of every candidate's table byte, the chooser of its policy, and each answer
 pre-encoded once as a DNS resource record (owner = compression pointer 0xC00C to the
-question name, so the bytes fit any query's case) and as a DoH-JSON fragment.
+question name, so the bytes fit any query's case) and as a DoH-JSON fragment. Each zone's
+SOA, and for a delegable zone its apex NS answer with the glue that follows it, are
+pre-rendered whole (`Tail`), as are the address records of its in-zone nameservers.
 Never: looks at health, clocks or sockets. Rebuilt whole on every config pass.
 Cost: O(records x answers) with dnspython, once per config pass; nothing per query.
 """
@@ -13,14 +15,15 @@ Cost: O(records x answers) with dnspython, once per config pass; nothing per que
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import struct
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from resolver.policy import CHOOSERS, balanced_permutations
-from urn.config import Policy, RecordType, in_zone
+from urn.config import Answer, Policy, Record, RecordType, in_zone
 
 if TYPE_CHECKING:
     import random
@@ -29,17 +32,21 @@ if TYPE_CHECKING:
     import dns.rdata
 
     from resolver.policy import Chooser
-    from urn.config import Document, Record
+    from urn.config import Document
+    from urn.config import Zone as ZoneConfig
 
 __all__ = [
     "ANY",
     "HINFO_ANY",
+    "NS",
     "QTYPES",
     "SOA",
+    "Apex",
     "Candidate",
     "Compiled",
     "Entry",
     "Node",
+    "Tail",
     "Zone",
     "compile_records",
     "name_to_wire",
@@ -47,15 +54,31 @@ __all__ = [
     "wire_to_text",
 ]
 
-QTYPES: dict[str, int] = {"A": 1, "CNAME": 5, "SOA": 6, "TXT": 16, "AAAA": 28, "ANY": 255}
+QTYPES: dict[str, int] = {
+    "A": 1,
+    "NS": 2,
+    "CNAME": 5,
+    "SOA": 6,
+    "TXT": 16,
+    "AAAA": 28,
+    "ANY": 255,
+}
+NS = 2
 SOA = 6
 ANY = 255
+_A = 1
+_AAAA = 28
 _LABELS = {value: name for name, value in QTYPES.items()}
 _RR = struct.Struct(">HHHIH")  # owner pointer, type, class, ttl, rdlength
+_RR_TAIL = struct.Struct(">HHIH")  # type, class, ttl, rdlength: after an owner name
 _POINTER_TO_QUESTION = 0xC00C
+_HEADER = 12
 _IN = 1
-NEGATIVE_TTL = 60  # SOA TTL and minimum: how long a NXDOMAIN/NODATA may be cached
 ANY_TTL = 3600
+
+# The records a response carries after its answers, rendered whole: their bytes, and how
+# many of them go in authority (NSCOUNT) and in additional (ARCOUNT, OPT aside).
+Tail: TypeAlias = tuple[bytes, int, int]
 
 
 def qtype_label(qtype: int) -> str:
@@ -104,6 +127,24 @@ class Zone:
     wire: bytes
     soa_wire: bytes  # the SOA as an authority-section RR, owner written in full
     soa_json: str
+    negative_wire: Tail  # what NXDOMAIN and NODATA carry: the SOA alone, in authority
+    negative_json: str  # the same as a DoH-JSON `,"Authority":[...]`
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Apex:
+    """What a delegable zone's apex answers to NS: every nameserver, then in-zone glue.
+
+    The NS records and the glue are encoded as one message body after the question (the
+    apex name, whose length every such query shares), so their names compress: an NS
+    target against the question, a glue owner against its NS target. So they are always
+    answered whole and in order, never through a policy (no check guards an NS); `ns` is
+    an Entry for `explain`. The glue is None when no nameserver is inside the zone.
+    """
+
+    ns: Entry
+    glue_wire: Tail | None  # the A/AAAA of in-zone nameservers, in additional
+    glue_json: str | None  # the same as a DoH-JSON `,"Additional":[...]`
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -115,6 +156,7 @@ class Node:
     zone: Zone
     by_type: Mapping[int, Entry]
     cname: Entry | None
+    apex: Apex | None = None  # the NS answer, at the apex of a zone with `ns` only
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -296,34 +338,132 @@ def _record_entry(
     )
 
 
-def _zone(name: str) -> tuple[Zone, dns.rdata.Rdata]:
+def _zone(spec: ZoneConfig) -> tuple[Zone, Candidate]:
+    """The compiled zone (its SOA as authority) and the SOA answer at its apex."""
     import dns.name
     import dns.rdataclass
     import dns.rdatatype
     import dns.rdtypes.ANY.SOA
 
-    origin = dns.name.from_text(name)
+    name, config = spec.name, spec.soa
     soa = dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]
         dns.rdataclass.IN,
         dns.rdatatype.SOA,
-        dns.name.from_text("ns", origin),
-        dns.name.from_text("hostmaster", origin),
-        1,
-        3600,
-        600,
-        86400,
-        NEGATIVE_TTL,
+        dns.name.from_text(config.mname),
+        dns.name.from_text(config.rname),
+        config.serial,
+        config.refresh,
+        config.retry,
+        config.expire,
+        config.minimum,
     )
+    negative_ttl = min(config.ttl, config.minimum)  # RFC 2308 section 3
     wire = name_to_wire(name)
     body = _wire(soa)
-    soa_wire = wire + struct.pack(">HHIH", SOA, _IN, NEGATIVE_TTL, len(body)) + body
+    soa_wire = wire + _RR_TAIL.pack(SOA, _IN, negative_ttl, len(body)) + body
+    soa_json = _fragment(name, SOA, negative_ttl, soa.to_text())
     zone = Zone(
         name=name,
         wire=wire,
         soa_wire=soa_wire,
-        soa_json=_fragment(name, SOA, NEGATIVE_TTL, soa.to_text()),
+        soa_json=soa_json,
+        negative_wire=(soa_wire, 1, 0),
+        negative_json=f',"Authority":[{soa_json}]',
     )
-    return zone, soa
+    answer = Candidate(
+        value=soa.to_text(),
+        slot=None,
+        weight=1,
+        role=None,
+        wire=_rr(SOA, config.ttl, soa),
+        json=_fragment(name, SOA, config.ttl, soa.to_text()),
+    )
+    return zone, answer
+
+
+def _apex(
+    spec: ZoneConfig,
+    capacity: int,
+    rng: random.Random,
+    perm_cache: dict[int, tuple[tuple[int, ...], ...]],
+) -> Apex:
+    """The apex NS answer of a zone with nameservers, and its glue, encoded once."""
+    import io
+
+    import dns.name
+
+    body = io.BytesIO()
+    body.write(bytes(_HEADER))
+    compress: dict[dns.name.Name, int] = {}
+    dns.name.from_text(spec.name).to_wire(body, compress)  # the question's name
+    body.write(bytes(4))  # its type and class
+
+    def record(owner: dns.name.Name | None, rtype: int, rdata: dns.name.Name | bytes) -> bytes:
+        start = body.tell()
+        if owner is None:
+            body.write(_POINTER_TO_QUESTION.to_bytes(2, "big"))
+        else:
+            owner.to_wire(body, compress)
+        length_at = body.tell() + 8
+        body.write(_RR_TAIL.pack(rtype, _IN, spec.ttl, 0))
+        if isinstance(rdata, bytes):
+            body.write(rdata)
+        else:
+            rdata.to_wire(body, compress)
+        end = body.tell()
+        body.seek(length_at)
+        body.write((end - length_at - 2).to_bytes(2, "big"))
+        body.seek(end)
+        return body.getvalue()[start:end]
+
+    candidates = tuple(
+        Candidate(
+            value=server,
+            slot=None,
+            weight=1,
+            role=None,
+            wire=record(None, NS, dns.name.from_text(server)),
+            json=_fragment(spec.name, NS, spec.ttl, server),
+        )
+        for server in spec.ns
+    )
+    glue: list[bytes] = []
+    glue_json: list[str] = []
+    for server in spec.ns:
+        for address in spec.addresses.get(server, ()):
+            packed = ipaddress.ip_address(address).packed
+            rtype = _A if len(packed) == 4 else _AAAA
+            glue.append(record(dns.name.from_text(server), rtype, packed))
+            glue_json.append(_fragment(server, rtype, spec.ttl, address))
+    entry = _make_entry(
+        spec.name, NS, spec.ttl, Policy.SIMPLE, candidates, capacity, rng, perm_cache, "NS"
+    )
+    if not glue:
+        return Apex(ns=entry, glue_wire=None, glue_json=None)
+    return Apex(
+        ns=entry,
+        glue_wire=(b"".join(glue), 0, len(glue)),
+        glue_json=f',"Additional":[{",".join(glue_json)}]',
+    )
+
+
+def _address_records(zones: tuple[ZoneConfig, ...]) -> list[Record]:
+    """The in-zone nameservers' own A and AAAA records, from their glue (validation keeps
+    `records` from defining them too, and a name in two zones has one set)."""
+    records: dict[tuple[str, RecordType], Record] = {}
+    for spec in zones:
+        for server, addresses in spec.addresses.items():
+            for rtype, version in ((RecordType.A, 4), (RecordType.AAAA, 6)):
+                values = [a for a in addresses if ipaddress.ip_address(a).version == version]
+                if values and (server, rtype) not in records:
+                    records[server, rtype] = Record(
+                        name=server,
+                        type=rtype,
+                        ttl=spec.ttl,
+                        policy=Policy.SIMPLE,
+                        answers=tuple(Answer(value=value) for value in values),
+                    )
+    return list(records.values())
 
 
 def compile_records(
@@ -342,24 +482,19 @@ def compile_records(
     zones: dict[str, Zone] = {}
     types_at: dict[str, dict[int, Entry]] = {}
     zone_of: dict[str, Zone] = {}
-    for zone_name in document.zones:
-        zone, soa = _zone(zone_name)
-        zones[zone_name] = zone
-        apex = Candidate(
-            value=soa.to_text(),
-            slot=None,
-            weight=1,
-            role=None,
-            wire=_rr(SOA, NEGATIVE_TTL, soa),
-            json=_fragment(zone_name, SOA, NEGATIVE_TTL, soa.to_text()),
+    apexes: dict[str, Apex] = {}
+    for spec in document.zones:
+        zone, soa = _zone(spec)
+        zones[spec.name] = zone
+        types_at.setdefault(spec.name, {})[SOA] = _make_entry(
+            spec.name, SOA, spec.soa.ttl, Policy.SIMPLE, (soa,), capacity, rng, perm_cache, "SOA"
         )
-        types_at.setdefault(zone_name, {})[SOA] = _make_entry(
-            zone_name, SOA, NEGATIVE_TTL, Policy.SIMPLE, (apex,), capacity, rng, perm_cache, "SOA"
-        )
-        zone_of[zone_name] = zone
+        zone_of[spec.name] = zone
+        if spec.ns:
+            apexes[spec.name] = _apex(spec, capacity, rng, perm_cache)
     compiled_zones = tuple(zones.values())
     lookup = Compiled(capacity, compiled_zones, {}, {}, {z.wire: z for z in compiled_zones}, 0)
-    for record in document.records:
+    for record in (*document.records, *_address_records(document.zones)):
         entry = _record_entry(record, capacity, rng, perm_cache, reusable, encodings)
         record_zone = lookup.zone_for_text(record.name)
         if record_zone is None:  # the config validator rejects this; keep the index consistent
@@ -380,6 +515,7 @@ def compile_records(
             zone=zone_of[name],
             by_type=by_type,
             cname=by_type.get(QTYPES["CNAME"]),
+            apex=apexes.get(name),
         )
         for name, by_type in types_at.items()
     }

@@ -32,8 +32,8 @@ from urn.http import TableReceiver, client_ssl_context
 from urn.logs import get_logger
 from urn.metrics import SlotAzs, TableCollector
 from urn.runtime import cancel_and_wait
-from urn.tlsfiles import REFRESH_RESULTS, RotatingContext
 from urn.ticker import run_every
+from urn.tlsfiles import REFRESH_RESULTS, RotatingContext
 from urn.trust import receive_policy
 from urn.wire import TableKind
 
@@ -461,7 +461,7 @@ class ResolverService:
             "resolver_started",
             id=settings.id,
             records=self.responder.compiled.record_count,
-            zones=list(self.document.zones),
+            zones=list(self.document.zone_names),
             dns=f"{settings.dns_host}:{self.dns.port}" if self.dns.port else None,
             dot=f"{settings.dot_host}:{self.dns.tls_port}" if self.dns.tls_port else None,
         )

@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"invalid: {exc}", file=sys.stderr)
         return 1
     probed = sum(1 for c in document.checks if c.is_probed)
+    delegable = sum(1 for z in document.zones if z.ns)
     print(
         f"ok: capacity {document.capacity}, {len(document.checks)} checks ({probed} probed), "
-        f"{len(document.records)} records, digest {document.digest.hex()[:16]}"
+        f"{len(document.records)} records, {len(document.zones)} zones ({delegable} with NS), "
+        f"digest {document.digest.hex()[:16]}"
     )
     return 0

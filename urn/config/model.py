@@ -1,8 +1,8 @@
 """The configuration document's shape: frozen dataclasses and enums, nothing else.
 
-Owns: what a validated document holds (checks, records, answers, intervals, quorum,
-TLS, key sources, sender allow-lists) and its defaults, plus `in_zone`, the one
-name-in-zone relation.
+Owns: what a validated document holds (checks, records, answers, zones with their SOA,
+NS and glue, intervals, quorum, TLS, key sources, sender allow-lists) and its defaults,
+plus `in_zone`, the one name-in-zone relation.
 Never: validates, parses or reads anything; every instance here is already valid
 because `urn.config.validate` is the only code that builds one from a document.
 Cost: nothing at run time beyond the objects themselves (slotted, immutable).
@@ -34,7 +34,9 @@ __all__ = [
     "RecordType",
     "Role",
     "Senders",
+    "Soa",
     "Tls",
+    "Zone",
     "in_zone",
 ]
 
@@ -212,6 +214,38 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class Soa:
+    """A zone's SOA record (RFC 1035 3.3.13); the defaults are what a bare zone name gets.
+
+    NXDOMAIN and NODATA answers carry it in authority with TTL min(ttl, minimum) (RFC 2308).
+    """
+
+    mname: str  # primary nameserver: the first of `ns`, else ns.<zone>
+    rname: str  # the mailbox, hostmaster.<zone> by default
+    serial: int = 1  # the same on every pass and every replica (docs/resolver.md)
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 86400
+    minimum: int = 60
+    ttl: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """A zone urn answers for: a bare name, or a delegable zone with apex NS and glue.
+
+    Without `ns` the apex has no NS records (a parent cannot delegate to it). `addresses`
+    are the A/AAAA of the in-zone nameservers: glue for NS answers and their own records.
+    """
+
+    name: str  # lower case, absolute
+    soa: Soa
+    ns: tuple[str, ...] = ()
+    addresses: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    ttl: int = 3600  # of the NS records and the nameservers' address records
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
     capacity: int
     intervals: Intervals
@@ -220,7 +254,7 @@ class Document:
     fail_open: bool
     max_table_age: float
     on_stale: OnStale
-    zones: tuple[str, ...]
+    zones: tuple[Zone, ...]
     aggregators: tuple[str, ...]
     resolvers: tuple[str, ...]
     defaults: Defaults
@@ -234,6 +268,10 @@ class Document:
     checks: tuple[Check, ...]
     records: tuple[Record, ...]
     digest: bytes  # SHA-256 of the canonical document; travels in every table
+
+    @property
+    def zone_names(self) -> tuple[str, ...]:
+        return tuple(zone.name for zone in self.zones)
 
     @property
     def checks_by_slot(self) -> Mapping[int, Check]:

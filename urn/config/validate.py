@@ -1,8 +1,9 @@
 """Section validation: a loaded mapping becomes a Document, or the first bad field is named.
 
 Owns: every rule about what a valid document is and between fields (slots inside
-capacity, children without cycles, records inside a zone, failover roles) and the field
-path of every error (`checks[3].slot: 12000 is outside capacity 10000`).
+capacity, children without cycles, records inside a zone, failover roles, in-zone
+nameservers with glue) and the field path of every error (`checks[3].slot: 12000 is
+outside capacity 10000`).
 Never: reads files, URLs, environment variables or clocks, or parses text (`urn.source`
 fetches, `urn.config.load` parses); key material is resolved by the services.
 Cost: O(size of document); runs once per config pass, never on a hot path.
@@ -11,6 +12,7 @@ Cost: O(size of document); runs once per config pass, never on a hot path.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -33,16 +35,18 @@ from urn.config.model import (
     RecordType,
     Role,
     Senders,
+    Soa,
     Tls,
+    Zone,
     in_zone,
 )
 from urn.errors import BadName, ConfigError
-from urn.names import canonical_name
+from urn.names import MAX_NAME, canonical_name
 from urn.table import HISTORY_BITS
 from urn.wire import SENDER_BYTES
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
 __all__ = ["DEFAULT_SKEW", "normalize_name", "parse_document"]
 
@@ -63,8 +67,7 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
     fail_open = top.boolean("fail_open", True)
     max_table_age = top.number("max_table_age", max(30.0, 10 * intervals.push), low=0.001)
     on_stale = top.choice("on_stale", OnStale, OnStale.HOLD)
-    zones = tuple(normalize_name(z, f"zones[{i}]") for i, z in enumerate(top.strings("zones", ())))
-    unique(zones, "zones")
+    zones = _zones(top.sequence("zones"))
     aggregators = tuple(
         _url(u, f"aggregators[{i}]") for i, u in enumerate(top.strings("aggregators", ()))
     )
@@ -85,7 +88,8 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
     checks = _checks(top.sequence("checks"), capacity, defaults)
     by_name = {c.name: c.slot for c in checks}
     slots = {c.slot for c in checks}
-    records = _records(top.sequence("records"), zones, slots, by_name)
+    records = _records(top.sequence("records"), tuple(z.name for z in zones), slots, by_name)
+    _records_leave_zones_alone(records, zones)
     top.done()
     return Document(
         capacity=capacity,
@@ -126,6 +130,173 @@ def normalize_name(value: object, path: str) -> str:
 
 
 # --- sections ------------------------------------------------------------------------
+
+UINT32 = 2**32 - 1
+MAX_TTL = 2**31 - 1  # RFC 2181 section 8
+
+
+def _zones(items: Sequence[Any]) -> tuple[Zone, ...]:
+    """Each zone a bare name (no NS at its apex) or a mapping: name, ns, addresses, soa."""
+    zones: list[Zone] = []
+    for i, item in enumerate(items):
+        path = f"zones[{i}]"
+        if isinstance(item, str):
+            name = normalize_name(item, path)
+            zones.append(Zone(name=name, soa=_soa(Fields({}, f"{path}.soa"), name, ())))
+        elif isinstance(item, Mapping):
+            zones.append(_zone(Fields(item, path)))
+        else:
+            raise ConfigError(path, item, "must be a zone name or a mapping (name, ns, ...)")
+    unique([zone.name for zone in zones], "zones")
+    _glue_agrees(zones)
+    return tuple(zones)
+
+
+def _under(label: str, zone: str) -> str:
+    """`label.zone`, or the zone itself where that would be longer than a name can be."""
+    name = f"{label}.{zone}"
+    return name if len(name) <= MAX_NAME + 1 else zone
+
+
+def _zone(fields: Fields) -> Zone:
+    name = normalize_name(fields.string("name", None), fields.path("name"))
+    ns = tuple(
+        normalize_name(server, fields.path(f"ns[{j}]"))
+        for j, server in enumerate(fields.sequence("ns"))
+    )
+    unique(ns, fields.path("ns"))
+    addresses = _addresses(fields.mapping("addresses"), name, ns)
+    for j, server in enumerate(ns):
+        if in_zone(server, name) and server not in addresses:
+            raise ConfigError(
+                fields.path(f"ns[{j}]"),
+                server,
+                f"is inside {name}, so it needs its addresses (glue) in {fields.path('addresses')}",
+            )
+    soa = _soa(fields.mapping("soa"), name, ns)
+    ttl = fields.integer("ttl", Zone(name=name, soa=soa).ttl, low=0, high=MAX_TTL)
+    fields.done()
+    zone = Zone(name=name, soa=soa, ns=ns, addresses=addresses, ttl=ttl)
+    _ns_answer_fits(fields.path("ns"), zone)
+    return zone
+
+
+def _addresses(fields: Fields, zone: str, ns: tuple[str, ...]) -> Mapping[str, tuple[str, ...]]:
+    """Nameserver name -> its IPv4/IPv6 addresses, for the zone's in-zone nameservers only."""
+    result: dict[str, tuple[str, ...]] = {}
+    for key, value in fields.raw.items():
+        path = fields.path(f"[{key}]")
+        server = normalize_name(key, path)
+        if server in result:
+            raise ConfigError(path, key, f"is {server} again")
+        if server not in ns:
+            raise ConfigError(path, key, f"is not one of ns {list(ns)}")
+        if not in_zone(server, zone):
+            raise ConfigError(
+                path, key, f"is outside {zone}: only a nameserver inside the zone has glue"
+            )
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not items:
+            raise ConfigError(path, value, "must be a list of IPv4 and IPv6 addresses")
+        result[server] = tuple(_address(item, f"{path}[{k}]") for k, item in enumerate(items))
+        unique(result[server], path)
+    fields.consume_all()
+    return MappingProxyType(result)
+
+
+def _address(value: object, path: str) -> str:
+    if isinstance(value, str):
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            pass
+        else:
+            if not (isinstance(address, ipaddress.IPv6Address) and address.scope_id):
+                return str(address)
+    raise ConfigError(path, value, "is not an IPv4 or IPv6 address")
+
+
+def _soa(fields: Fields, zone: str, ns: tuple[str, ...]) -> Soa:
+    mname = normalize_name(
+        fields.string("mname", ns[0] if ns else _under("ns", zone)), fields.path("mname")
+    )
+    rname_text = fields.string("rname", _under("hostmaster", zone))
+    if "@" in rname_text:
+        raise ConfigError(
+            fields.path("rname"),
+            rname_text,
+            "is a mailbox written as a DNS name: hostmaster.example.com. for "
+            "hostmaster@example.com",
+        )
+    rname = normalize_name(rname_text, fields.path("rname"))
+    base = Soa(mname=mname, rname=rname)
+    soa = Soa(
+        mname=mname,
+        rname=rname,
+        serial=fields.integer("serial", base.serial, low=0, high=UINT32),
+        refresh=fields.integer("refresh", base.refresh, low=0, high=UINT32),
+        retry=fields.integer("retry", base.retry, low=0, high=UINT32),
+        expire=fields.integer("expire", base.expire, low=0, high=UINT32),
+        minimum=fields.integer("minimum", base.minimum, low=0, high=UINT32),
+        ttl=fields.integer("ttl", base.ttl, low=0, high=MAX_TTL),
+    )
+    fields.done()
+    return soa
+
+
+def _glue_agrees(zones: Sequence[Zone]) -> None:
+    """A nameserver inside two zones (one nested in the other) has one set of addresses."""
+    first: dict[str, int] = {}
+    for i, zone in enumerate(zones):
+        for server, addresses in zone.addresses.items():
+            j = first.setdefault(server, i)
+            if set(zones[j].addresses[server]) != set(addresses):
+                raise ConfigError(
+                    f"zones[{i}].addresses[{server}]",
+                    list(addresses),
+                    f"differ from zones[{j}].addresses[{server}]: a name has one set of addresses",
+                )
+
+
+def _ns_answer_fits(path: str, zone: Zone) -> None:
+    """Refuse an apex NS answer (with its glue) that cannot be one DNS message."""
+
+    def wire(text: str) -> int:
+        return len(text.encode()) + 1
+
+    size = 12 + wire(zone.name) + 4 + 11  # header, question, OPT
+    size += sum(12 + wire(server) for server in zone.ns)
+    for server, addresses in zone.addresses.items():
+        size += sum(wire(server) + 10 + (4 if ":" not in a else 16) for a in addresses)
+    if size > 65535:
+        raise ConfigError(
+            path,
+            f"{len(zone.ns)} nameservers",
+            f"with their addresses make an NS answer of up to {size:,} bytes, over the "
+            "65,535 a DNS message can hold",
+        )
+
+
+def _records_leave_zones_alone(records: Sequence[Record], zones: Sequence[Zone]) -> None:
+    """No CNAME at an apex (it holds the SOA and NS); a nameserver's addresses in one place."""
+    apexes = {zone.name for zone in zones}
+    glue = {server: i for i, zone in enumerate(zones) for server in zone.addresses}
+    for i, record in enumerate(records):
+        if record.type is RecordType.CNAME and record.name in apexes:
+            raise ConfigError(
+                f"records[{i}].type", "CNAME", f"cannot be at the apex of zone {record.name}"
+            )
+        if record.name in glue and record.type in (
+            RecordType.A,
+            RecordType.AAAA,
+            RecordType.CNAME,
+        ):
+            raise ConfigError(
+                f"records[{i}].name",
+                record.name,
+                f"is a nameserver whose addresses zones[{glue[record.name]}].addresses "
+                f"gives: give them in one place, not as {record.type} records too",
+            )
 
 
 def _intervals(fields: Fields) -> Intervals:
@@ -413,7 +584,7 @@ def _record(
     if not any(in_zone(name, zone) for zone in zones):
         raise ConfigError(fields.path("name"), name, f"is outside every zone {list(zones)}")
     rtype = fields.choice("type", RecordType, RecordType.A)
-    ttl = fields.integer("ttl", 60, low=0, high=2**31 - 1)
+    ttl = fields.integer("ttl", 60, low=0, high=MAX_TTL)
     policy = fields.choice("policy", Policy, Policy.SIMPLE)
     answer_items = fields.sequence("answers")
     if not answer_items:

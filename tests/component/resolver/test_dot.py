@@ -166,9 +166,7 @@ async def test_dot_connections_share_the_per_source_limit_with_tcp(
             writer.close()
 
 
-async def test_a_rotated_certificate_serves_new_connections(
-    tmp_path: Path, ca: trustme.CA
-) -> None:
+async def test_a_rotated_certificate_serves_new_connections(tmp_path: Path, ca: trustme.CA) -> None:
     path = config(tmp_path, ca)
     async with running_resolver(path, dot=True) as resolver:
         query = dns.message.make_query("www.example.com.", "A")

@@ -57,7 +57,26 @@ def good_config(tmp_path: Path) -> Path:
 def test_validate_good_config(good_config: Path) -> None:
     result = urn("validate", "--config", str(good_config))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("ok: capacity 64, 1 checks (1 probed), 1 records, digest ")
+    assert result.stdout.startswith(
+        "ok: capacity 64, 1 checks (1 probed), 1 records, 1 zones (0 with NS), digest "
+    )
+
+
+def test_validate_a_delegable_zone_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "urn.yaml"
+    zone: dict[str, object] = {"name": "example.com.", "ns": ["ns1.example.com."]}
+    path.write_text(json.dumps(document_dict(zones=[zone])))
+    result = urn("validate", "--config", str(path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "invalid: zones[0].ns[0]: 'ns1.example.com.' is inside example.com., so it needs its "
+        "addresses (glue) in zones[0].addresses"
+    )
+    zone["addresses"] = {"ns1.example.com.": ["192.0.2.1"]}
+    path.write_text(json.dumps(document_dict(zones=[zone, "example.net."])))
+    result = urn("validate", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert ", 0 records, 2 zones (1 with NS), digest " in result.stdout
 
 
 def test_validate_bad_config_names_the_field(tmp_path: Path) -> None:

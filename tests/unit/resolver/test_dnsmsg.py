@@ -227,6 +227,6 @@ def test_smallest_ttl_reads_answer_and_authority_past_compression() -> None:
     reply.additional.append(dns.rrset.from_text("ns.example.com.", 5, "IN", "A", "192.0.2.9"))
     wire = reply.to_wire()
     assert smallest_ttl(wire) == 20  # the additional section's 5 is not an answer's
-    assert smallest_ttl(wire[:-35]) is None  # cut inside the authority: no lifetime rather than a wrong one
+    assert smallest_ttl(wire[:-35]) is None  # cut inside the authority: no lifetime
     assert smallest_ttl(dns.message.make_response(query).to_wire()) is None
     assert smallest_ttl(b"\0" * 5) is None

@@ -23,7 +23,7 @@ from urn.config import parse_document
 from urn.table import Reason, Status, aggregated_byte
 
 CAPACITY = 32
-A, SOA, CNAME, TXT, AAAA, ANY, IXFR, AXFR, MX = 1, 6, 5, 16, 28, 255, 251, 252, 15
+A, NS, SOA, CNAME, TXT, AAAA, ANY, IXFR, AXFR, MX = 1, 2, 6, 5, 16, 28, 255, 251, 252, 15
 DOWN = aggregated_byte(Status.UNHEALTHY, Reason.TIMEOUT)
 UP = aggregated_byte(Status.HEALTHY)
 
@@ -54,7 +54,14 @@ def compiled() -> Compiled:
                 {"name": "deep.a.b.example.com.", "type": "A", "answers": [{"value": "10.9.9.9"}]},
                 {"name": "x.sub.example.com.", "type": "A", "answers": [{"value": "10.8.8.8"}]},
             ],
-            zones=["example.com.", "sub.example.com."],
+            zones=[
+                "example.com.",
+                {
+                    "name": "sub.example.com.",
+                    "ns": ["ns1.sub.example.com.", "ns.example.net."],
+                    "addresses": {"ns1.sub.example.com.": ["192.0.2.53", "2001:db8::53"]},
+                },
+            ],
             capacity=CAPACITY,
         )
     )
@@ -94,8 +101,8 @@ def test_a_missing_name_in_a_zone_is_nxdomain_with_the_most_specific_zone_soa(
     index = compiled()
     (soa_zone,) = [z for z in index.zones if z.name == zone]
     wire, text = both(index, name, A)
-    assert wire == (NXDOMAIN, True, None, (), soa_zone.soa_wire, False)
-    assert text == (NXDOMAIN, True, None, (), soa_zone.soa_json, False)
+    assert wire == (NXDOMAIN, True, None, (), soa_zone.negative_wire, False)
+    assert text == (NXDOMAIN, True, None, (), soa_zone.negative_json, False)
 
 
 def test_the_entry_for_the_type_answers_with_every_healthy_candidate() -> None:
@@ -186,8 +193,8 @@ def test_nodata_puts_the_zone_soa_in_authority(name: str, qtype: int, zone: str)
     node = index.by_text[name]
     assert node.zone.name == zone
     wire, text = both(index, name, qtype)
-    assert wire == (NOERROR, True, node, (), node.zone.soa_wire, False)
-    assert text == (NOERROR, True, node, (), node.zone.soa_json, False)
+    assert wire == (NOERROR, True, node, (), node.zone.negative_wire, False)
+    assert text == (NOERROR, True, node, (), node.zone.negative_json, False)
 
 
 def test_the_apex_answers_its_soa() -> None:
@@ -233,11 +240,12 @@ NAMES = [
     "example.com.",
     "sub.example.com.",
     "x.sub.example.com.",
+    "ns1.sub.example.com.",
     "zz.example.com.",
     "zz.sub.example.com.",
     "example.org.",
 ]
-QTYPES = [A, AAAA, TXT, CNAME, SOA, MX, ANY, IXFR, AXFR, 65]
+QTYPES = [A, NS, AAAA, TXT, CNAME, SOA, MX, ANY, IXFR, AXFR, 65]
 TABLES = {
     "unknown": unknown_view(CAPACITY),
     "up": view(),
@@ -269,13 +277,22 @@ def test_wire_and_text_lookups_decide_the_same(table: str, fail_open: bool) -> N
                 assert len(answers) == len(text[3]), question
                 if node is not None and answers and answers[0] != HINFO_ANY:
                     entry = node.by_type.get(qtype) or node.cname
+                    if entry is None and node.apex is not None:
+                        entry = node.apex.ns
                     assert entry is not None
                     picked = [entry.wires.index(a) for a in answers]
                     assert picked == [entry.jsons.index(a) for a in text[3]], question
-                zones = {z.soa_wire: z.soa_json for z in index.zones}
+                tails: dict[object, object] = {
+                    z.negative_wire: z.negative_json for z in index.zones
+                }
+                tails.update(
+                    (n.apex.glue_wire, n.apex.glue_json)
+                    for n in index.by_text.values()
+                    if n.apex is not None
+                )
                 assert (authority is None) == (text[4] is None), question
                 if authority is not None:
-                    assert zones[authority] == text[4], question
+                    assert tails[authority] == text[4], question
 
 
 @pytest.mark.parametrize("fail_open", [True, False])
@@ -300,6 +317,14 @@ def test_the_wire_and_json_renderers_agree(table: str, fail_open: bool) -> None:
             ], question
             authority = [rr.to_text() for rrset in reply.authority for rr in rrset]
             assert authority == [a["data"] for a in body.get("Authority", [])], question
+            additional = [
+                (rrset.name.to_text(), rr.rdtype, rr.to_text())
+                for rrset in reply.additional
+                for rr in rrset
+            ]
+            assert additional == [
+                (a["name"], a["type"], a["data"]) for a in body.get("Additional", [])
+            ], question
             assert body.get("fail_open", False) == bool(wire_responder.fail_open_answers)
             assert json_responder.fail_open_answers == wire_responder.fail_open_answers
 

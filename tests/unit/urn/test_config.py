@@ -122,7 +122,7 @@ def test_full_yaml_document_parses() -> None:
     assert doc.capacity == 10_000
     assert doc.intervals == Intervals(probe=0.5, push=1.0, config=3.0)
     assert (doc.staleness, doc.skew, doc.fail_open, doc.max_table_age) == (4.0, 10.0, False, 60.0)
-    assert doc.zones == ("example.com.", "internal.")
+    assert doc.zone_names == ("example.com.", "internal.")
     assert doc.aggregators == ("http://127.0.0.1:7101", "https://127.0.0.1:7102")
     fleet_quorum = Quorum(unhealthy_at=0.6, min_checkers=2, cross_az=False)
     assert doc.defaults == Defaults(failures=2, of_last=5, timeout=0.75, quorum=fleet_quorum)
@@ -402,7 +402,11 @@ MISTAKES = [
     ("staleness-nan", _set(["staleness"], float("nan")), "staleness: nan must be a number"),
     ("fail-open-string", _set(["fail_open"], "yes"), "fail_open: 'yes' must be true or false"),
     ("zones-not-list", _set(["zones"], "example.com."), "zones: 'example.com.' must be a list"),
-    ("zone-not-string", _set(["zones", 0], 5), "zones[0]: 5 must be a string"),
+    (
+        "zone-not-a-name",
+        _set(["zones", 0], 5),
+        "zones[0]: 5 must be a zone name or a mapping (name, ns, ...)",
+    ),
     ("checks-not-list", _set(["checks"], {"a": 1}), "checks: {'a': 1} must be a list"),
     ("check-not-mapping", _set(["checks", 0], 5), "checks[0]: 5 must be a mapping"),
     (
@@ -720,7 +724,7 @@ def test_names_at_the_limits_are_accepted() -> None:
     doc = parse_document(raw)
     assert {longest, long_label} <= {r.name for r in doc.records}
     assert doc.records[3].answers[0].value == longest
-    assert doc.zones[-1] == "y" * 63 + "."
+    assert doc.zones[-1].name == "y" * 63 + "."
 
 
 # --- the tls block: what must come in pairs ----------------------------------------------
