@@ -2,14 +2,15 @@
 
 Starts one `urn resolver` process (pinned to one CPU when the machine has two or more)
 with a config of 8-answer multivalue names, pushes a signed aggregated table, and drives
-it from other processes: `dnsperf` for DNS over UDP and over TLS, and `wrk` for the JSON
-API over HTTPS (a Python load generator when either is missing; it says so). Every TLS
-server, baselines too, serves one certificate from a throwaway CA. Rounds alternate
-all-healthy and all-unhealthy tables, with the baselines (a uvloop UDP echo server, a
-uvloop DNS-over-TLS echo server and a one-route aiohttp app over HTTPS) measured in the
-same rounds; per-query cost is the server process's CPU time (user +
-system, from /proc) divided by the queries it answered, and 1e6 / that cost is the qps
-one core would serve: on a busy machine that figure is steadier than measured qps.
+it from other processes: `dnsperf` for DNS over UDP, over TLS and over HTTPS (HTTP/2),
+and `wrk` for the JSON API over HTTPS (a Python load generator when either is missing;
+it says so). Every TLS server, baselines too, serves one certificate from a throwaway
+CA. Rounds alternate all-healthy and all-unhealthy tables, with the baselines (a uvloop
+UDP echo server, a uvloop DNS-over-TLS echo server, a bare h2 DoH echo server and a
+one-route aiohttp app over HTTPS) measured in the same rounds; per-query cost is the
+server process's CPU time (user + system, from /proc) divided by the queries it
+answered, and 1e6 / that cost is the qps one core would serve: on a busy machine that
+figure is steadier than measured qps.
 All unhealthy means every query fails open with 8 answers, so the same bytes go out: the
 ratio should be 1.00 within noise.
 
@@ -94,6 +95,48 @@ async def main():
     await asyncio.Event().wait()
 uvloop.run(main())
 """
+# The leanest DoH server on the same library: h2 with its header checks off, one TLS
+# context, each GET's query echoed back (QR set) as its own write, as the resolver does.
+H2_ECHO_SERVER = """
+import asyncio, base64, ssl, sys, uvloop
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import DataReceived, RequestReceived
+CONFIG = dict(client_side=False, header_encoding=None, validate_outbound_headers=False,
+              normalize_outbound_headers=False, validate_inbound_headers=False,
+              normalize_inbound_headers=False)
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.conn = transport, H2Connection(H2Configuration(**CONFIG))
+        self.conn.initiate_connection()
+        transport.write(self.conn.data_to_send())
+    def data_received(self, data):
+        conn = self.conn
+        for event in conn.receive_data(data):
+            if isinstance(event, RequestReceived):
+                path = dict(event.headers)[b":path"]
+                value = path.partition(b"dns=")[2]
+                query = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+                reply = query[:2] + bytes([query[2] | 0x80]) + query[3:]
+                conn.send_headers(event.stream_id, [(b":status", b"200"),
+                    (b"content-type", b"application/dns-message"),
+                    (b"content-length", str(len(reply)).encode())])
+                conn.send_data(event.stream_id, reply, end_stream=True)
+                self.transport.write(conn.data_to_send())
+            elif isinstance(event, DataReceived):
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        out = conn.data_to_send()
+        if out:
+            self.transport.write(out)
+async def main():
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(sys.argv[2], sys.argv[3])
+    context.set_alpn_protocols(["h2"])
+    loop = asyncio.get_running_loop()
+    await loop.create_server(Echo, "127.0.0.1", int(sys.argv[1]), ssl=context)
+    await asyncio.Event().wait()
+uvloop.run(main())
+"""
 HTTP_SERVER = """
 import ssl, sys, uvloop
 from aiohttp import web
@@ -168,16 +211,20 @@ class Baseline:
         self.dot = subprocess.Popen(
             [sys.executable, "-c", TLS_ECHO_SERVER, str(self.dot_port), *map(str, tls)]
         )
+        self.doh_port = free_port()
+        self.doh = subprocess.Popen(
+            [sys.executable, "-c", H2_ECHO_SERVER, str(self.doh_port), *map(str, tls)]
+        )
         self.http = subprocess.Popen(
             [sys.executable, "-c", HTTP_SERVER, str(self.http_port), *map(str, tls)]
         )
         if cpu is not None:
-            for process in (self.udp, self.dot, self.http):
+            for process in (self.udp, self.dot, self.doh, self.http):
                 os.sched_setaffinity(process.pid, {cpu})
         _wait_healthy(self.url, self.http, context)
 
     def stop(self) -> None:
-        for process in (self.udp, self.dot, self.http):
+        for process in (self.udp, self.dot, self.doh, self.http):
             process.terminate()
             process.wait(10)
 
@@ -210,6 +257,7 @@ class Resolver:
         self.http_port = free_port()
         self.dns_port = free_port(udp=True)
         self.dot_port = free_port()
+        self.doh_port = self.http_port  # DoH over HTTP/2 on the HTTPS listener
         self.url = f"https://127.0.0.1:{self.http_port}"
         self.process = subprocess.Popen(
             [
@@ -263,14 +311,18 @@ def run_dnsperf(
     mode: str = "udp",
 ) -> Run:
     """dnsperf in `mode` (udp, dot, doh) for `seconds`: over a stream, 8 connections with
-    up to 500 queries outstanding in all (pipelined on each)."""
+    up to 500 queries outstanding in all (pipelined on each; DoH: 100, as dnsperf's DoH
+    client loses replies past that)."""
     queries = workdir / "queries.txt"
     queries.write_text("".join(f"{name} A\n" for name in resolver.names))
-    port = resolver.dns_port if mode == "udp" else resolver.dot_port
+    port = {"udp": resolver.dns_port, "dot": resolver.dot_port, "doh": resolver.doh_port}[mode]
     command = [
         "dnsperf", "-m", mode, "-s", "127.0.0.1", "-p", str(port), "-d", str(queries),
-        "-l", str(seconds), "-q", "500", "-c", "1" if mode == "udp" else "8", "-T", "1",
+        "-l", str(seconds), "-q", "100" if mode == "doh" else "500",
+        "-c", "1" if mode == "udp" else "8", "-T", "1",
     ]  # fmt: skip
+    if mode == "doh":
+        command += ["-O", f"doh-uri=https://127.0.0.1:{port}/dns-query"]
     out = subprocess.run(
         _pinned(command, cpu), capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
@@ -428,18 +480,18 @@ def main(argv: list[str] | None = None) -> int:
         resolver = Resolver(workdir, args.names, server_cpu, args.config_interval, tls, context)
         baseline = Baseline(resolver.names, server_cpu, tls, context)
         try:
-            for transport in ("udp", "dot", "json"):
+            for transport in ("udp", "dot", "doh", "json"):
                 if transport == "udp":
                     load = udp_load(resolver, args.seconds, workdir, load_cpu, have_dnsperf)
                     reference = udp_load(baseline, args.seconds, workdir, load_cpu, have_dnsperf)
                     reference_pid = baseline.udp.pid
-                elif transport == "dot":
+                elif transport in ("dot", "doh"):
                     if not have_dnsperf:
-                        print("dot: skipped, dnsperf not found")
+                        print(f"{transport}: skipped, dnsperf not found")
                         continue
-                    load = stream_load(resolver, args.seconds, workdir, load_cpu, "dot")
-                    reference = stream_load(baseline, args.seconds, workdir, load_cpu, "dot")
-                    reference_pid = baseline.dot.pid
+                    load = stream_load(resolver, args.seconds, workdir, load_cpu, transport)
+                    reference = stream_load(baseline, args.seconds, workdir, load_cpu, transport)
+                    reference_pid = (baseline.dot if transport == "dot" else baseline.doh).pid
                 else:
                     load = json_load(resolver, args.seconds, load_cpu, have_wrk)
                     reference = json_load(baseline, args.seconds, load_cpu, have_wrk)
@@ -496,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["load_generators"] = {
         "udp": "dnsperf" if have_dnsperf else "python",
         "dot": "dnsperf" if have_dnsperf else "none",
+        "doh": "dnsperf (HTTP/2)" if have_dnsperf else "none",
         "json": "wrk (HTTPS)" if have_wrk else "python (HTTPS)",
     }
     print(json.dumps({"bench": "resolver_qps", "figures": figures}))

@@ -45,10 +45,12 @@ def _response(reply: Reply) -> web.Response:
 
 
 def add_routes(
-    app: web.Application, running: Running[ResolverService], registry: CollectorRegistry
+    app: web.Application,
+    running: Running[ResolverService],
+    registry: CollectorRegistry,
+    answers: HttpAnswers,
 ) -> None:
     """Register the resolver's query, explain and observability routes on `app`."""
-    answers = HttpAnswers(lambda: running.service)
 
     async def resolve(request: web.Request) -> web.Response:
         return _response(answers.json(request.query, JSON))

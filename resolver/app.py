@@ -16,12 +16,15 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from resolver.api import add_routes
+from resolver.doh import HttpAnswers
+from resolver.h2server import H2Stats
 from resolver.health import HealthSource
+from resolver.https import DohListener, H2Collector
 from resolver.service import ResolverService
 from urn.clock import SystemClock
 from urn.http import add_table_route
 from urn.metrics import ResolverMetrics
-from urn.role import Running, start_role, wire
+from urn.role import LISTENER, Running, start_role, wire
 from urn.runtime import Tuning
 from urn.source import ConfigLoader
 from urn.wire import TableKind
@@ -64,6 +67,9 @@ def make_app(
 ) -> web.Application:
     """The resolver's aiohttp app; starting it loads the config and opens the DNS port.
 
+    Served by `urn.role.serve_role`, its port speaks HTTP/2 as well (`LISTENER`, see
+    `resolver.https`).
+
     `transport` is accepted for the shape every role's make_app has: the resolver
     pushes nothing. A variant's health (bench/edge) goes under `HEALTH_SOURCE` before
     the app starts.
@@ -81,7 +87,11 @@ def make_app(
         return await ResolverService.build(settings, first, wiring, rng=draws, source=source)
 
     app[SERVICE] = running
-    add_routes(app, running, metrics.registry)
+    answers = HttpAnswers(lambda: running.service)
+    h2_stats = H2Stats()
+    metrics.registry.register(H2Collector(h2_stats))
+    app[LISTENER] = DohListener(answers, h2_stats)
+    add_routes(app, running, metrics.registry, answers)
     add_table_route(app, lambda: running.service.receiver)
     start_role(app, running, loader, build)
     return app

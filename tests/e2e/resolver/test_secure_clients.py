@@ -60,7 +60,11 @@ def secure(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator
     }
     document = document_dict(
         checks=tcp_checks(range(4)),
-        records=[multivalue_record("www.example.com.", 4), big],
+        records=[
+            multivalue_record("www.example.com.", 4),
+            big,
+            {"name": "loopback.example.com.", "type": "A", "answers": [{"value": "127.0.0.1"}]},
+        ],
         tls={"cert": str(cert), "key": str(key)},
     )
     config = write_config(directory / "urn.json", document)
@@ -100,7 +104,7 @@ def answer_lines(output: str) -> list[str]:
 def status_of(output: str) -> str:
     """The rcode in dig (`status: NOERROR,`) or kdig (`status: NOERROR;`) output."""
     for line in output.splitlines():
-        if "status:" in line:
+        if "opcode:" in line and "status:" in line:  # not kdig's `HTTP session` line
             return line.split("status:")[1].replace(";", ",").split(",")[0].strip()
     raise AssertionError(f"no status in {output}")
 
@@ -169,3 +173,141 @@ def test_the_doh_json_form_over_https(secure: Secure) -> None:
     status, body = secure.resolver.get("/dns-query", dns=encoded.decode().rstrip("="))
     assert status == 200
     assert dns.message.from_wire(body).rcode() == dns.rcode.NXDOMAIN
+
+
+# --- DNS over HTTPS, HTTP/2 -----------------------------------------------------------
+
+
+def dig_https(secure: Secure, *question: str, get: bool = False) -> str:
+    return run(
+        tool("dig"), "@127.0.0.1", "-p", str(secure.resolver.http),
+        "+https-get" if get else "+https", f"+tls-ca={secure.ca_file}",
+        f"+tls-hostname={HOSTNAME}", "+time=5", "+tries=1", *question,
+    )  # fmt: skip
+
+
+def dig_https_get(secure: Secure, *question: str) -> str:
+    return dig_https(secure, *question, get=True)
+
+
+def kdig_https(secure: Secure, *question: str) -> str:
+    return run(
+        tool("kdig"), "@127.0.0.1", "-p", str(secure.resolver.http), "+https",
+        f"+tls-ca={secure.ca_file}", f"+tls-hostname={HOSTNAME}", "+timeout=5", *question,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "client", [dig_https, dig_https_get, kdig_https], ids=["dig-post", "dig-get", "kdig"]
+)
+def test_doh_clients_over_h2_get_answers_nxdomain_nodata_and_a_large_answer(
+    secure: Secure, client: object
+) -> None:
+    test_dot_clients_get_answers_nxdomain_nodata_and_a_large_answer(secure, client)
+
+
+def streams(secure: Secure) -> float:
+    return secure.resolver.metric("urn_http2_streams_total")
+
+
+def test_the_doh_clients_really_spoke_http2(secure: Secure) -> None:
+    before = streams(secure)
+    kdig_https(secure, "www.example.com", "A")
+    dig_https(secure, "www.example.com", "A")
+    assert streams(secure) == before + 2
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_dnsperf_over_doh_completes_every_query(
+    secure: Secure, tmp_path: Path, method: str
+) -> None:
+    """dnsperf's DoH client keeps one message buffer per connection, so it is the client
+    that catches replies run together; large answers are left to the other clients (it
+    stalls on its own flow-control window with them under load)."""
+    queries = tmp_path / "queries.txt"
+    queries.write_text("www.example.com A\nnope.example.com A\n")
+    before = streams(secure)
+    output = run(
+        tool("dnsperf"), "-m", "doh", "-s", "127.0.0.1", "-p", str(secure.resolver.http),
+        "-O", f"doh-uri=https://127.0.0.1:{secure.resolver.http}/dns-query",
+        "-O", f"doh-method={method}",
+        "-d", str(queries), "-n", "100", "-c", "2", "-q", "10", "-t", "5",
+    )  # fmt: skip
+    assert "Queries lost:         0 (0.00%)" in output, output
+    assert "Queries completed:    200 (100.00%)" in output, output
+    assert "NXDOMAIN 100" in output, output
+    assert streams(secure) - before >= 200  # over HTTP/2, every one
+
+
+def curl(secure: Secure, *arguments: str) -> tuple[str, str]:
+    """curl's body and `%{http_code} %{http_version}`."""
+    output = run(
+        tool("curl"), "-s", "--cacert", str(secure.ca_file), "-w", "\n%{http_code} %{http_version}",
+        *arguments,
+    )  # fmt: skip
+    body, _, last = output.rpartition("\n")
+    return body, last
+
+
+def test_curl_over_h2_json_and_bad_requests(secure: Secure, tmp_path: Path) -> None:
+    base = secure.resolver.url
+    body, last = curl(
+        secure, "--http2", "-H", "accept: application/dns-json",
+        f"{base}/dns-query?name=www.example.com&type=A",
+    )  # fmt: skip
+    assert last == "200 2"
+    assert sorted(a["data"] for a in json.loads(body)["Answer"]) == ALL
+    _, last = curl(secure, "--http2", f"{base}/dns-query?dns=!!!")
+    assert last == "400 2"
+    _, last = curl(
+        secure, "--http2", "-H", "content-type: text/plain", "--data-binary", "x",
+        f"{base}/dns-query",
+    )  # fmt: skip
+    assert last == "415 2"
+    huge = tmp_path / "huge.bin"
+    huge.write_bytes(b"x" * 70_000)
+    _, last = curl(
+        secure, "--http2", "-H", "content-type: application/dns-message",
+        "--data-binary", f"@{huge}", f"{base}/dns-query",
+    )  # fmt: skip
+    assert last == "413 2"
+    # a route HTTP/2 does not serve: curl is told HTTP_1_1_REQUIRED and asks again
+    body, last = curl(secure, "--http2", f"{base}/readyz")
+    assert last.split()[1] == "1.1"
+    assert "table" in json.loads(body)
+
+
+def test_curl_resolves_a_name_through_urn_with_doh_url(secure: Secure) -> None:
+    """`curl --doh-url`: curl's own resolver asks urn, over HTTP/2, for the address of the
+    name in the URL; urn answers 127.0.0.1, so the request lands on urn itself."""
+    before = streams(secure)
+    body, last = curl(
+        secure, "--http2", "--doh-url", f"{secure.resolver.url}/dns-query", "-k",
+        f"https://loopback.example.com:{secure.resolver.http}/resolve?name=www.example.com",
+    )  # fmt: skip
+    assert last.startswith("200 ")
+    assert sorted(a["data"] for a in json.loads(body)["Answer"]) == ALL
+    assert streams(secure) > before  # curl's DoH lookups went over HTTP/2
+
+
+def test_dnspython_doh_over_h2(secure: Secure) -> None:
+    query = dns.message.make_query("big.example.com.", "TXT")
+    reply = dns.query.https(
+        query, f"{secure.resolver.url}/dns-query", timeout=5, verify=secure.context,
+        http_version=dns.query.HTTPVersion.H2,
+    )  # fmt: skip
+    assert sum(len(rrset) for rrset in reply.answer) == BIG_ANSWERS
+    get = dns.query.https(
+        dns.message.make_query("nope.example.com.", "A"), f"{secure.resolver.url}/dns-query",
+        timeout=5, verify=secure.context, post=False, http_version=dns.query.HTTPVersion.H2,
+    )  # fmt: skip
+    assert get.rcode() == dns.rcode.NXDOMAIN
+
+
+def test_doh_over_http1_keeps_working(secure: Secure) -> None:
+    query = dns.message.make_query("www.example.com.", "A")
+    reply = dns.query.https(
+        query, f"{secure.resolver.url}/dns-query", timeout=5, verify=secure.context,
+        http_version=dns.query.HTTPVersion.H1,
+    )  # fmt: skip
+    assert sorted(r.address for rrset in reply.answer for r in rrset) == ALL
