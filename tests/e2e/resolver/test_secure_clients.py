@@ -311,3 +311,59 @@ def test_doh_over_http1_keeps_working(secure: Secure) -> None:
         http_version=dns.query.HTTPVersion.H1,
     )  # fmt: skip
     assert sorted(r.address for rrset in reply.answer for r in rrset) == ALL
+
+
+# --- certificate rotation -------------------------------------------------------------
+
+
+def presented(port: int, ca: trustme.CA) -> bytes:
+    """The certificate (DER) a new TLS connection to `port` is shown."""
+    import socket
+
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=HOSTNAME) as tls,
+    ):
+        certificate = tls.getpeercert(binary_form=True)
+    assert certificate is not None
+    return certificate
+
+
+def test_renewed_certificate_files_reach_new_https_and_dot_connections(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    """certbot's way: new files over the old paths under a running process; no restart.
+    Connections opened after get the new certificate on the HTTPS port and on DoT."""
+    import time
+
+    def issue(name: str) -> tuple[Path, Path]:
+        issued = ca.issue_cert("127.0.0.1", HOSTNAME)
+        cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+        issued.cert_chain_pems[0].write_to_path(str(cert))
+        issued.private_key_pem.write_to_path(str(key))
+        return cert, key
+
+    cert, key = issue("live")
+    document = document_dict(
+        checks=tcp_checks(range(4)),
+        records=[multivalue_record("www.example.com.", 4)],
+        tls={"cert": str(cert), "key": str(key)},
+    )
+    config = write_config(tmp_path / "urn.json", document)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with resolver_process(config, tmp_path, context=context, dot=True) as resolver:
+        before = {port: presented(port, ca) for port in (resolver.http, resolver.dot)}
+        new_cert, new_key = issue("renewed")
+        key.write_bytes(new_key.read_bytes())  # never a moment with a mismatched pair
+        cert.write_bytes(new_cert.read_bytes())  # loaded: the pair is read together
+        deadline = time.monotonic() + 15
+        for port in (resolver.http, resolver.dot):
+            while presented(port, ca) == before[port]:
+                assert time.monotonic() < deadline, f"port {port} still shows the old one"
+                time.sleep(0.1)  # polling, bounded by the deadline above
+        assert resolver.metric("urn_tls_certificate_reloads_total", result="ok") >= 2
+        status, _ = resolver.get("/healthz")
+        assert status == 200  # and HTTP/1.1 over the new certificate
