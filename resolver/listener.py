@@ -6,7 +6,8 @@ the peer speaks. With TLS, ALPN decides right after the handshake: `h2` gets an
 `H2Protocol`, anything else (`http/1.1`, or no ALPN) aiohttp's handler. In cleartext,
 HTTP/2 is by prior knowledge only (no Upgrade): the first bytes are held until they match
 the 24-byte client preface or stop matching it, then handed on with the transport; a peer
-that sends neither within `preface_timeout` (urn.http's HEADER_DEADLINE) is closed.
+that sends neither within `preface_timeout` (urn.http's HEADER_DEADLINE) is closed, as is
+a TLS handshake that has not finished by then.
 HTTP/1.1 connections get the handler the runner's aiohttp `Server` makes, which joins
 `Server.connections` in its own `connection_made`: so the runner's `HeaderDeadline` and
 `ConnectionCap` (urn.http) bound them exactly as on a `TCPSite`. HTTP/2 connections are
@@ -107,6 +108,8 @@ class DualSite(web.BaseSite):
             self._host,
             self._port,
             ssl=self._ssl_context,
+            # a handshake that never finishes holds a descriptor outside every cap
+            ssl_handshake_timeout=self._preface if self._ssl_context else None,
             backlog=self._backlog,
             reuse_address=True,
         )

@@ -951,6 +951,23 @@ def test_a_cleartext_peer_that_never_says_which_protocol_is_closed(
     run(main())
 
 
+def test_a_tls_handshake_that_never_finishes_is_closed(
+    run: Callable[[Coroutine[Any, Any, None]], None], server_tls: ssl.SSLContext
+) -> None:
+    """Before the handshake ends no cap counts the connection: its own deadline does."""
+
+    async def main() -> None:
+        async with serving(server_tls, preface_timeout=0.2) as served:
+            reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+            writer.write(b"\x16\x03\x01")  # the start of a ClientHello, and no more
+            async with asyncio.timeout(DEADLINE):
+                assert await reader.read() == b""
+            assert served.protocols == []
+            writer.close()
+
+    run(main())
+
+
 def test_runner_cleanup_alone_stops_the_site_with_goaway(
     run: Callable[[Coroutine[Any, Any, None]], None],
 ) -> None:
