@@ -4,16 +4,19 @@ Owns: the per-query path. `lookup` makes every decision of a query, for every tr
 which node, NXDOMAIN or REFUSED by zone, the entry for the type or the CNAME, RFC 8482 for
 ANY, zone transfers refused, a delegable apex's NS with its glue in additional, the SOA in
 authority for NXDOMAIN and NODATA; `Responder` only renders its result as wire bytes or a
-DoH-JSON body, and counts. Every query reads the table byte of EVERY candidate of the name
-(one C-level itemgetter over the down view), even when the first is healthy, then hands
-the policy's chooser that vector, or an all-healthy one when every candidate is down and
-fail_open is on. Unknown status and answers without a check count as healthy.
+DoH-JSON body, and counts. Every query reads its entry's lever mode (one byte, decided per
+refresh by `resolver.levers`: shifts, overrides, min_healthy, when_all_down), then the
+table byte of EVERY candidate of the name from the down view that mode names (one C-level
+itemgetter), even when the first is healthy, and hands the policy's chooser that vector
+and the answers at the TTL the mode names; or gives the all-down answer the mode names
+(NODATA, NXDOMAIN, SERVFAIL). Unknown status and answers without a check count as healthy.
 Never: caches a health decision between queries, touches sockets or clocks, or uses
 dnspython per query (answer bytes are pre-encoded by `records`).
-Cost: O(question name + candidates) per query, the same whatever the health of the world.
+Cost: O(question name + candidates) per query, the same whatever the health of the world
+and whatever levers are in force.
 
-The down view is `capacity + 1` bytes: 1 where the aggregated status is unhealthy, else 0;
-the extra last byte (always 0) is the slot of answers without a check.
+A down view is `capacity + 1` bytes: 1 where the slot counts as unhealthy, else 0; the
+extra last byte (always 0) is the slot of answers without a check.
 """
 
 # urn: pure
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 
+from resolver import levers
 from resolver.dnsmsg import (
     AA,
     BADVERS,
@@ -50,14 +54,29 @@ from resolver.dnsmsg import (
     opt_record,
     parse_query,
 )
+from resolver.levers import (
+    ANSWERED,
+    DEGRADED,
+    FORCED_LABELS,
+    MODE_LABELS,
+    MODES,
+    NORMAL,
+    OPEN,
+    PANIC,
+    SHIFT_IGNORED,
+    plain,
+)
 from resolver.records import ANY, HINFO_ANY, HINFO_ANY_TEXT, NS, QTYPES, qtype_label
+from urn.config.levers import format_time
 from urn.table import REASON_SHIFT, STATUS_MASK, Reason, Status, statuses_of
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
+    from resolver.levers import Decision
     from resolver.records import Compiled, Entry, Node, Tail
+    from urn.config import Check, Document
     from urn.table import SlotArray
 
 __all__ = [
@@ -70,6 +89,7 @@ __all__ = [
     "qtype_of",
     "resolve",
     "unknown_view",
+    "up_view",
 ]
 
 T = TypeVar("T")
@@ -77,9 +97,10 @@ U = TypeVar("U")
 if TYPE_CHECKING:
     # What `lookup` decides, and the records in the form of the name asked; a plain tuple,
     # not a class, because the hot path builds one per query: (rcode, authoritative, node
-    # or None, answers, tail or None, failed open). The tail is what follows the answers,
+    # or None, answers, tail or None, lever mode). The tail is what follows the answers,
     # pre-rendered: the SOA in authority (NXDOMAIN, NODATA) or an apex NS answer's glue.
-    Lookup: TypeAlias = tuple[int, bool, Node | None, Sequence[T], U | None, bool]
+    # The mode is the entry's (resolver.levers), NORMAL when no entry answered.
+    Lookup: TypeAlias = tuple[int, bool, Node | None, Sequence[T], U | None, int]
 
 NO_QUESTION = -1  # tally key qtype for messages answered without a usable question
 _IN = 1
@@ -91,17 +112,29 @@ _OPT_DO = opt_record(0x80)
 _ZONE_TRANSFERS = frozenset((251, 252))  # IXFR, AXFR
 _HINFO_JSON = json.dumps(HINFO_ANY_TEXT)
 _RCODE_LABELS = {NOERROR: "noerror", NXDOMAIN: "nxdomain", REFUSED: "refused"}
-_REFUSED: Lookup[Any, Any] = (REFUSED, False, None, (), None, False)  # no zone of ours, or not IN
+_REFUSED: Lookup[Any, Any] = (REFUSED, False, None, (), None, NORMAL)  # no zone, or not IN
+# What a JSON answer adds in each lever mode: what the answer is not plainly.
+_MODE_NOTES = (
+    *("", ""),
+    *(',"shift_ignored":true',) * 2,
+    *(',"panic":true',) * 2,
+    *(',"panic":true,"shift_ignored":true',) * 2,
+    *(',"fail_open":true',) * 2,
+    ',"all_down":"closed"',
+    ',"all_down":"nxdomain"',
+    ',"all_down":"servfail"',
+)
 
 
 def resolve(
-    entry: Entry, down: bytes, rng: random.Random, fail_open: bool, items: Sequence[T]
-) -> tuple[list[T], bool]:
-    """The chosen items (parallel to the entry's candidates) and whether fail-open applied."""
-    status = entry.read(down)
-    if fail_open and status == entry.all_down:
-        return entry.choose(entry, entry.zeros, rng, items), True
-    return entry.choose(entry, status, rng, items), False
+    entry: Entry, views: Sequence[bytes], mode: int, rng: random.Random, items: Sequence[T]
+) -> tuple[list[T], int]:
+    """The chosen items (parallel to the entry's candidates) in lever mode `mode` (the
+    entry's byte of a decision's modes), and the mode; none in an all-down mode that
+    answers without records (closed, nxdomain, servfail)."""
+    if mode < ANSWERED:
+        return entry.choose(entry, entry.read(views[mode]), rng, items), mode
+    return [], mode
 
 
 @overload
@@ -109,43 +142,44 @@ def lookup(
     compiled: Compiled,
     name: bytes,
     qtype: int,
-    down: bytes,
+    views: Sequence[bytes],
+    modes: bytes,
     rng: random.Random,
-    fail_open: bool,
 ) -> Lookup[bytes, Tail]: ...
 @overload
 def lookup(
     compiled: Compiled,
     name: str,
     qtype: int,
-    down: bytes,
+    views: Sequence[bytes],
+    modes: bytes,
     rng: random.Random,
-    fail_open: bool,
 ) -> Lookup[str, str]: ...
 def lookup(
     compiled: Compiled,
     name: bytes | str,
     qtype: int,
-    down: bytes,
+    views: Sequence[bytes],
+    modes: bytes,
     rng: random.Random,
-    fail_open: bool,
 ) -> Lookup[Any, Any]:
     """Everything a class-IN query decides: `(rcode, authoritative, node, answers, tail,
-    failed_open)`, the one ladder behind every transport.
+    mode)`, the one ladder behind every transport.
 
     `name` is lower-case wire form (bytes) or canonical text (str); the answer records and
     the tail come back in the same form: wire RRs and a `Tail`, or DoH-JSON fragments and
     a `,"Authority":[...]` or `,"Additional":[...]` member. The tail is the zone's SOA for
     NXDOMAIN and NODATA (which have no answers), the glue of an NS answer at a delegable
-    apex, else None. `node` is the name's node, None when the name does not exist. Pure but
-    for the draws from `rng`: callers count and render.
+    apex, else None. `node` is the name's node, None when the name does not exist. `views`
+    and `modes` are a `levers.Decision`'s: the down view of each mode, the mode of each
+    entry. Pure but for the draws from `rng`: callers count and render.
     """
     if isinstance(name, bytes):
         node = compiled.by_wire.get(name)
         if node is None:
             zone = compiled.zone_for_wire(name)
             return (
-                _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.negative_wire, False)
+                _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.negative_wire, NORMAL)
             )
         wire = True
     else:
@@ -153,29 +187,39 @@ def lookup(
         if node is None:
             zone = compiled.zone_for_text(name)
             return (
-                _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.negative_json, False)
+                _REFUSED if zone is None else (NXDOMAIN, True, None, (), zone.negative_json, NORMAL)
             )
         wire = False
     entry = node.by_type.get(qtype) or node.cname
     if entry is not None:
         # `resolve`, inlined (one Python call less per query); test_lookup holds them equal.
-        items: Sequence[Any] = entry.wires if wire else entry.jsons
-        status = entry.read(down)
-        if fail_open and status == entry.all_down:
-            return NOERROR, True, node, entry.choose(entry, entry.zeros, rng, items), None, True
-        return NOERROR, True, node, entry.choose(entry, status, rng, items), None, False
+        mode = modes[entry.index]
+        if mode < ANSWERED:
+            items: Sequence[Any] = (entry.wires_by_mode if wire else entry.jsons_by_mode)[mode]
+            status = entry.read(views[mode])
+            return NOERROR, True, node, entry.choose(entry, status, rng, items), None, mode
+        return _all_down(node, mode, wire)
     if qtype == ANY:
         hinfo = HINFO_ANY if wire else _hinfo_json(node)
-        return NOERROR, True, node, (hinfo,), None, False
+        return NOERROR, True, node, (hinfo,), None, NORMAL
     if qtype in _ZONE_TRANSFERS:
-        return REFUSED, False, node, (), None, False
+        return REFUSED, False, node, (), None, NORMAL
     if qtype == NS and node.apex is not None:  # no check guards an NS: nothing to read
         apex = node.apex
         if wire:
-            return NOERROR, True, node, apex.ns.wires, apex.glue_wire, False
-        return NOERROR, True, node, apex.ns.jsons, apex.glue_json, False
+            return NOERROR, True, node, apex.ns.wires, apex.glue_wire, NORMAL
+        return NOERROR, True, node, apex.ns.jsons, apex.glue_json, NORMAL
     tail = node.zone.negative_wire if wire else node.zone.negative_json
-    return NOERROR, True, node, (), tail, False  # NODATA
+    return NOERROR, True, node, (), tail, NORMAL  # NODATA
+
+
+def _all_down(node: Node, mode: int, wire: bool) -> Lookup[Any, Any]:
+    """A record with no healthy answer whose `when_all_down` is closed, nxdomain or
+    servfail: NODATA or NXDOMAIN with the zone's SOA, or a SERVFAIL (not authoritative)."""
+    if mode == levers.SERVFAIL:
+        return SERVFAIL, False, node, (), None, mode
+    tail = node.zone.negative_wire if wire else node.zone.negative_json
+    return (NXDOMAIN if mode == levers.NXDOMAIN else NOERROR), True, node, (), tail, mode
 
 
 def _fit(records: Sequence[bytes], room: int) -> tuple[bytes, int]:
@@ -205,30 +249,61 @@ def down_view(table: SlotArray, changed: npt.NDArray[np.bool_] | None = None) ->
     return view + b"\0"
 
 
+def up_view(table: SlotArray, changed: npt.NDArray[np.bool_] | None = None) -> bytes:
+    """1 per slot the table says is healthy (what `invert` turns down), plus a 0 slot;
+    `changed` slots are unknown, as in `down_view`."""
+    up = statuses_of(table) == Status.HEALTHY
+    if changed is not None:
+        up &= ~changed
+    view: bytes = up.astype(np.uint8).tobytes()
+    return view + b"\0"
+
+
 def unknown_view(capacity: int) -> bytes:
     """The view with no table, or a table too old to believe: every slot unknown."""
     return bytes(capacity + 1)
 
 
 class Responder:
-    """Answers queries from the compiled records and the down view in force.
+    """Answers queries from the compiled records and the lever decision in force.
 
-    The service swaps `compiled`, `down` and `fail_open` whole; each query reads them once.
-    `note` is what JSON answers add while no fresh table answers them (the service's).
-    `tallies` counts answers by (qtype, rcode) per transport; `fail_open_answers` and
-    `malformed` count what their names say. The service flushes them into metrics.
+    The service installs `compiled` and its `decision` whole (`install`); each query reads
+    the decision's views and modes once. `note` is what JSON answers add while no fresh
+    table answers them (the service's). `tallies` counts answers by (qtype, rcode) per
+    transport; `answers_by_mode` counts the answers a lever shaped (shift ignored, panic,
+    all down), by mode, and `malformed` what its name says. The service flushes them
+    into metrics.
     """
 
-    __slots__ = ("compiled", "down", "fail_open", "fail_open_answers", "malformed", "note", "rng")
+    __slots__ = (
+        "answers_by_mode",
+        "compiled",
+        "decision",
+        "malformed",
+        "modes",
+        "note",
+        "rng",
+        "views",
+    )
 
-    def __init__(self, compiled: Compiled, rng: random.Random, fail_open: bool = True) -> None:
-        self.compiled = compiled
-        self.down = unknown_view(compiled.capacity)
-        self.fail_open = fail_open
+    def __init__(self, compiled: Compiled, rng: random.Random) -> None:
         self.note = ""
         self.rng = rng
-        self.fail_open_answers = 0
+        self.answers_by_mode = [0] * MODES
         self.malformed: dict[str, int] = {}
+        self.install(compiled, plain(compiled.levers, unknown_view(compiled.capacity)))
+
+    def install(self, compiled: Compiled, decision: Decision) -> None:
+        """Answer from `compiled` as `decision` (made for these very entries) says."""
+        self.compiled = compiled
+        self.decision = decision
+        self.views = decision.views
+        self.modes = decision.modes
+
+    @property
+    def fail_open_answers(self) -> int:
+        """Answers given as if healthy because none of their record's answers was."""
+        return self.answers_by_mode[OPEN] + self.answers_by_mode[OPEN | DEGRADED]
 
     # --- classic DNS and DoH (wire format) -----------------------------------------
 
@@ -239,11 +314,11 @@ class Responder:
         except MessageError as exc:
             return self._refuse(msg, exc, tally)
         if qclass == _IN:  # another class is refused before any lookup
-            rcode, authoritative, _, chosen, tail, failed_open = lookup(
-                self.compiled, msg[12:name_end].lower(), qtype, self.down, self.rng, self.fail_open
+            rcode, authoritative, _, chosen, tail, mode = lookup(
+                self.compiled, msg[12:name_end].lower(), qtype, self.views, self.modes, self.rng
             )
-            if failed_open:
-                self.fail_open_answers += 1
+            if mode >= SHIFT_IGNORED:  # a lever shaped this answer: count it, as fail-open was
+                self.answers_by_mode[mode] += 1
         else:
             rcode, authoritative, _, chosen, tail, _ = _REFUSED
         flags = (_QR_AA if authoritative else QR) | ((msg[2] << 8 | msg[3]) & _RD_CD)
@@ -318,20 +393,15 @@ class Responder:
 
     def json(self, name: str, qtype: int, tally: dict[tuple[int, int], int]) -> str:
         """The DoH-JSON body for a canonical (lower-case, absolute) name and a type."""
-        rcode, _, node, chosen, tail, failed_open = lookup(
-            self.compiled, name, qtype, self.down, self.rng, self.fail_open
+        rcode, _, node, chosen, tail, mode = lookup(
+            self.compiled, name, qtype, self.views, self.modes, self.rng
         )
+        if mode >= SHIFT_IGNORED:
+            self.answers_by_mode[mode] += 1
         name_json = json.dumps(name) if node is None else node.name_json
-        if tail is not None:  # the SOA in authority, or an apex NS answer's glue
-            answers = ",".join(chosen)
-            extra = tail
-        elif failed_open:
-            self.fail_open_answers += 1
-            answers = ",".join(chosen)
-            extra = ',"fail_open":true'
-        else:
-            answers = ",".join(chosen)
-            extra = ""
+        answers = ",".join(chosen)
+        # The SOA in authority, or an apex NS answer's glue; then what the levers did.
+        extra = _MODE_NOTES[mode] if tail is None else tail + _MODE_NOTES[mode]
         key = (qtype, rcode)
         tally[key] = tally.get(key, 0) + 1
         return (
@@ -343,25 +413,42 @@ class Responder:
 
 def explain(
     compiled: Compiled,
+    document: Document,
     name: str,
     qtype: int | None,
     raw: bytes | None,
-    down: bytes,
-    fail_open: bool,
+    decision: Decision,
     rng: random.Random,
     table: dict[str, Any],
     changed: npt.NDArray[np.bool_] | None = None,
 ) -> dict[str, Any]:
-    """Why `name` answers what it does: every candidate's slot, status, reason, and the pick.
+    """Why `name` answers what it does: every candidate's slot, status, reason, the levers
+    on it, how it counted, and the record's mode and one sample pick.
 
-    `raw` is the aggregated table in force (None before any); `down` what queries read
-    (all unknown when the table is missing or too old); `table` facts about the table;
-    `changed` the slots the table cannot speak for (their check changed since its config).
+    `raw` is the aggregated table in force (None before any); `decision` what queries read
+    (made from the table, or from all unknown when it is missing or too old, and the
+    levers of `document` at `decision.now`); `table` facts about the table; `changed` the
+    slots the table cannot speak for (their check changed since its config).
     """
     node = compiled.by_text.get(name)
-    result: dict[str, Any] = {"name": name, "table": table, "fail_open_config": fail_open}
+    result: dict[str, Any] = {
+        "name": name,
+        "table": table,
+        "fail_open_config": document.fail_open,
+        "shifts": [
+            {
+                "az": shift.az,
+                "until": format_time(shift.until),
+                "reason": shift.reason,
+                "active": shift.az in decision.shifted_azs,
+            }
+            for shift in document.shifts
+        ],
+    }
     if node is None:  # NXDOMAIN or REFUSED as a query decides it; it draws nothing from rng
-        result["rcode"] = _RCODE_LABELS[lookup(compiled, name, qtype or 0, down, rng, fail_open)[0]]
+        result["rcode"] = _RCODE_LABELS[
+            lookup(compiled, name, qtype or 0, decision.views, decision.modes, rng)[0]
+        ]
         result["records"] = []
         return result
     result["rcode"] = "noerror"
@@ -373,48 +460,60 @@ def explain(
     ]
     if node.apex is not None and qtype in (None, NS):
         entries.append(node.apex.ns)
+    checks = document.checks_by_slot
     result["records"] = [
-        _explain_entry(entry, raw, down, fail_open, rng, changed) for entry in entries
+        _explain_entry(entry, raw, decision, rng, changed, checks) for entry in entries
     ]
     return result
+
+
+# The modes whose shifts stand (the others ignore a shift, or have no answer up anyway).
+_SHIFT_HOLDS = frozenset((NORMAL, NORMAL | DEGRADED, PANIC, PANIC | DEGRADED))
 
 
 def _explain_entry(
     entry: Entry,
     raw: bytes | None,
-    down: bytes,
-    fail_open: bool,
+    decision: Decision,
     rng: random.Random,
     changed: npt.NDArray[np.bool_] | None,
+    checks: Mapping[int, Check],
 ) -> dict[str, Any]:
-    read = entry.read(down)
+    mode = decision.modes[entry.index]
     answers = []
-    for i, candidate in enumerate(entry.candidates):
+    for candidate in entry.candidates:
+        slot = candidate.slot
+        counted = slot is not None and bool(
+            decision.health[slot] or (decision.shifted[slot] and mode in _SHIFT_HOLDS)
+        )
         item: dict[str, Any] = {
             "value": candidate.value,
-            "slot": candidate.slot,
+            "slot": slot,
             "weight": candidate.weight,
             "role": candidate.role,
-            "counted_as": "unhealthy" if read[i] else "healthy",
+            "counted_as": "unhealthy" if counted else "healthy",
         }
-        if candidate.slot is None:
+        if slot is None:
             item["status"] = "no_check"
             item["reason"] = None
         elif raw is None:
             item["status"] = Status.UNKNOWN.label
             item["reason"] = None
-        elif changed is not None and changed[candidate.slot]:
+        elif changed is not None and changed[slot]:
             item["status"] = Status.UNKNOWN.label
             item["reason"] = "config_changed: the table predates this slot's current target"
         else:
-            byte = raw[candidate.slot]
+            byte = raw[slot]
             status = byte & STATUS_MASK
             item["status"] = _label(Status, status)
             item["reason"] = (
                 _label(Reason, byte >> REASON_SHIFT) if status == Status.UNHEALTHY else None
             )
+        if slot is not None:
+            item.update(_slot_levers(slot, decision, checks.get(slot)))
         answers.append(item)
-    chosen, failed_open = resolve(entry, down, rng, fail_open, entry.candidates)
+    chosen, _ = resolve(entry, decision.views, mode, rng, entry.candidates)
+    degraded = bool(mode & DEGRADED) and mode < ANSWERED
     return {
         "type": entry.rtype,
         "qtype": entry.qtype,
@@ -422,7 +521,39 @@ def _explain_entry(
         "ttl": entry.ttl,
         "answers": answers,
         "would_answer": [c.value for c in chosen],
-        "fail_open_applied": failed_open,
+        "fail_open_applied": mode in (OPEN, OPEN | DEGRADED),
+        "mode": MODE_LABELS[mode],
+        "ttl_now": (
+            entry.ttl_when_degraded
+            if degraded and entry.ttl_when_degraded is not None
+            else entry.ttl
+        ),
+        "min_healthy": (
+            {"count": entry.min_healthy.count, "percent": entry.min_healthy.percent}
+            if entry.min_healthy.enabled
+            else None
+        ),
+        "when_all_down": str(entry.when_all_down),
+        "ttl_when_degraded": entry.ttl_when_degraded,
+    }
+
+
+def _slot_levers(slot: int, decision: Decision, check: Check | None) -> dict[str, Any]:
+    """What the levers did to one slot: inverted, overridden (in force or lapsed), shifted."""
+    override = None if check is None else check.override
+    return {
+        "inverted": bool(decision.inverted[slot]),
+        "override": (
+            None
+            if override is None
+            else {
+                "status": str(override.status),
+                "until": format_time(override.until),
+                "reason": override.reason,
+                "active": FORCED_LABELS[decision.forced[slot]] == str(override.status),
+            }
+        ),
+        "shifted": None if check is None or not decision.shifted[slot] else check.az,
     }
 
 

@@ -82,6 +82,12 @@ class HealthView:
     state: State
     down: bytes  # 1 per unhealthy slot, plus a trailing 0 slot for answers without a check
     detail: Mapping[str, Any] = field(default_factory=dict)
+    # 1 per slot known healthy, as `down` (what `invert` turns down: resolver.levers);
+    # None: the source cannot tell healthy from unknown.
+    up: bytes | None = None
+    # The AZs the fleet shifted away (autoshift, to be carried in the aggregated table);
+    # the levers add them to the document's shifts.
+    autoshifted: tuple[str, ...] = ()
 
 
 class HealthSource(Protocol):

@@ -4,10 +4,13 @@ Owns: turning the document's records and zones into an index the hot path can us
 lower-case wire-form name and text name -> `Node`; per type an `Entry` with a C-level
 reader of every candidate's table byte, the chooser of its policy, and each answer
 pre-encoded once as a DNS resource record (owner = compression pointer 0xC00C to the
-question name, so the bytes fit any query's case) and as a DoH-JSON fragment. Each zone's
+question name, so the bytes fit any query's case) and as a DoH-JSON fragment, at its TTL
+and at its `ttl_when_degraded`, indexed by lever mode (`resolver.levers`); and every
+entry's candidates as flat arrays (`EntryLevers`), for the levers' refresh. Each zone's
 SOA, and for a delegable zone its apex NS answer with the glue that follows it, are
 pre-rendered whole (`Tail`), as are the address records of its in-zone nameservers.
-Never: looks at health, clocks or sockets. Rebuilt whole on every config pass.
+Never: looks at health, levers in force, clocks or sockets. Rebuilt whole on every
+config pass.
 Cost: O(records x answers) with dnspython, once per config pass; nothing per query.
 """
 
@@ -20,10 +23,11 @@ import json
 import struct
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
+from resolver.levers import ANSWERED, DEGRADED, EntryLevers
 from resolver.policy import CHOOSERS, balanced_permutations
-from urn.config import Answer, Policy, Record, RecordType, in_zone
+from urn.config import Answer, MinHealthy, Policy, Record, RecordType, WhenAllDown, in_zone
 
 if TYPE_CHECKING:
     import random
@@ -71,10 +75,14 @@ _AAAA = 28
 _LABELS = {value: name for name, value in QTYPES.items()}
 _RR = struct.Struct(">HHHIH")  # owner pointer, type, class, ttl, rdlength
 _RR_TAIL = struct.Struct(">HHIH")  # type, class, ttl, rdlength: after an owner name
+_TTL = struct.Struct(">I")
+_TTL_AT = 6  # where the TTL sits in an RR with a pointer owner (`_RR`)
 _POINTER_TO_QUESTION = 0xC00C
 _HEADER = 12
 _IN = 1
 ANY_TTL = 3600
+
+T = TypeVar("T")
 
 # The records a response carries after its answers, rendered whole: their bytes, and how
 # many of them go in authority (NSCOUNT) and in additional (ARCOUNT, OPT aside).
@@ -102,23 +110,28 @@ class Candidate:
 class Entry:
     """Everything a query for one (name, type) needs, precomputed."""
 
+    index: int  # the entry's place in `Compiled.entries`: its byte of the lever modes
     name: str
     rtype: str
     qtype: int
     ttl: int
     policy: Policy
     candidates: tuple[Candidate, ...]
-    read: Callable[[bytes], tuple[int, ...]]  # every candidate's byte of the down view
-    all_down: tuple[int, ...]  # what `read` returns when every candidate is down
-    zeros: tuple[int, ...]  # the all-healthy vector, as long, for fail-open
+    read: Callable[[bytes], tuple[int, ...]]  # every candidate's byte of a down view
     wires: tuple[bytes, ...]
     jsons: tuple[str, ...]
+    # By lever mode below levers.ANSWERED: `wires`/`jsons`, or at `ttl_when_degraded`.
+    wires_by_mode: tuple[tuple[bytes, ...], ...]
+    jsons_by_mode: tuple[tuple[str, ...], ...]
     order: tuple[int, ...]
     perms: tuple[tuple[int, ...], ...]
     weights: tuple[int, ...]
     primary: int
     secondary: int
     choose: Chooser
+    min_healthy: MinHealthy = field(default_factory=MinHealthy)
+    when_all_down: WhenAllDown = WhenAllDown.OPEN
+    ttl_when_degraded: int | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -169,6 +182,9 @@ class Compiled:
     record_count: int
     # (owner, type, ttl, value) -> (RR bytes, JSON fragment): what the next pass may reuse.
     encodings: Mapping[tuple[str, str, int, str], tuple[bytes, str]] = field(default_factory=dict)
+    entries: tuple[Entry, ...] = ()  # every entry, by `Entry.index`
+    levers: EntryLevers = field(default_factory=lambda: EntryLevers.of((), 0))
+    record_entries: tuple[int, ...] = ()  # the entry of each of the document's records
 
     def zone_for_wire(self, wire: bytes) -> Zone | None:
         """The most specific zone holding a wire-form (lower-case) name, if any."""
@@ -247,14 +263,19 @@ def _fragment(name: str, qtype: int, ttl: int, data: str) -> str:
     )
 
 
-def _reader(slots: list[int]) -> tuple[Callable[[bytes], tuple[int, ...]], int]:
+def _reader(slots: list[int]) -> Callable[[bytes], tuple[int, ...]]:
     # itemgetter with one index returns a bare int; read it twice to always get a tuple.
     if len(slots) == 1:
-        return itemgetter(slots[0], slots[0]), 2
-    return itemgetter(*slots), len(slots)
+        return itemgetter(slots[0], slots[0])
+    return itemgetter(*slots)
+
+
+def _by_mode(normal: tuple[T, ...], degraded: tuple[T, ...]) -> tuple[tuple[T, ...], ...]:
+    return tuple(degraded if mode & DEGRADED else normal for mode in range(ANSWERED))
 
 
 def _make_entry(
+    entries: list[Entry],
     name: str,
     qtype: int,
     ttl: int,
@@ -264,9 +285,13 @@ def _make_entry(
     rng: random.Random,
     perm_cache: dict[int, tuple[tuple[int, ...], ...]],
     rtype: str,
+    record: Record | None = None,
+    degraded: tuple[tuple[bytes, ...], tuple[str, ...]] | None = None,
 ) -> Entry:
+    """A new entry, appended to `entries`; `record` gives its thresholds, `degraded` its
+    answers' encodings at `ttl_when_degraded` (else its one TTL is used always)."""
     n = len(candidates)
-    read, width = _reader([capacity if c.slot is None else c.slot for c in candidates])
+    read = _reader([capacity if c.slot is None else c.slot for c in candidates])
     if policy is Policy.MULTIVALUE:
         if n not in perm_cache:
             perm_cache[n] = balanced_permutations(n, rng)
@@ -274,7 +299,11 @@ def _make_entry(
     else:
         perms = (tuple(range(n)),)
     roles = [c.role for c in candidates]
-    return Entry(
+    wires = tuple(c.wire for c in candidates)
+    jsons = tuple(c.json for c in candidates)
+    degraded_wires, degraded_jsons = (wires, jsons) if degraded is None else degraded
+    entry = Entry(
+        index=len(entries),
         name=name,
         rtype=rtype,
         qtype=qtype,
@@ -282,20 +311,37 @@ def _make_entry(
         policy=policy,
         candidates=candidates,
         read=read,
-        all_down=(1,) * width,
-        zeros=(0,) * width,
-        wires=tuple(c.wire for c in candidates),
-        jsons=tuple(c.json for c in candidates),
+        wires=wires,
+        jsons=jsons,
+        wires_by_mode=_by_mode(wires, degraded_wires),
+        jsons_by_mode=_by_mode(jsons, degraded_jsons),
         order=tuple(range(n)),
         perms=perms,
         weights=tuple(c.weight for c in candidates),
         primary=roles.index("primary") if "primary" in roles else 0,
         secondary=roles.index("secondary") if "secondary" in roles else 0,
         choose=CHOOSERS[policy],
+        min_healthy=MinHealthy() if record is None else record.min_healthy,
+        when_all_down=WhenAllDown.OPEN if record is None else record.when_all_down,
+        ttl_when_degraded=None if record is None else record.ttl_when_degraded,
+    )
+    entries.append(entry)
+    return entry
+
+
+def _at_ttl(encoded: tuple[bytes, str], ttl: int) -> tuple[bytes, str]:
+    """An answer's encodings with another TTL: the RR's TTL field, the fragment's "TTL"."""
+    wire, fragment = encoded
+    member = json.loads(fragment)
+    member["TTL"] = ttl
+    return (
+        wire[:_TTL_AT] + _TTL.pack(ttl) + wire[_TTL_AT + _TTL.size :],
+        json.dumps(member, separators=(",", ":")),
     )
 
 
 def _record_entry(
+    entries: list[Entry],
     record: Record,
     capacity: int,
     rng: random.Random,
@@ -305,6 +351,9 @@ def _record_entry(
 ) -> Entry:
     qtype = QTYPES[record.type.value]
     candidates = []
+    degraded_ttl = record.ttl_when_degraded
+    shorter = degraded_ttl is not None and degraded_ttl != record.ttl
+    degraded: list[tuple[bytes, str]] = []
     for answer in record.answers:
         key = (record.name, record.type.value, record.ttl, answer.value)
         encoded = previous.get(key)
@@ -315,6 +364,12 @@ def _record_entry(
                 _fragment(record.name, qtype, record.ttl, rdata.to_text()),
             )
         encodings[key] = encoded
+        if shorter:
+            assert degraded_ttl is not None
+            short_key = (record.name, record.type.value, degraded_ttl, answer.value)
+            short = previous.get(short_key) or _at_ttl(encoded, degraded_ttl)
+            encodings[short_key] = short
+            degraded.append(short)
         candidates.append(
             Candidate(
                 value=answer.value,
@@ -326,6 +381,7 @@ def _record_entry(
             )
         )
     return _make_entry(
+        entries,
         record.name,
         qtype,
         record.ttl,
@@ -335,6 +391,8 @@ def _record_entry(
         rng,
         perm_cache,
         record.type.value,
+        record,
+        (tuple(w for w, _ in degraded), tuple(j for _, j in degraded)) if shorter else None,
     )
 
 
@@ -382,6 +440,7 @@ def _zone(spec: ZoneConfig) -> tuple[Zone, Candidate]:
 
 
 def _apex(
+    entries: list[Entry],
     spec: ZoneConfig,
     capacity: int,
     rng: random.Random,
@@ -436,7 +495,7 @@ def _apex(
             glue.append(record(dns.name.from_text(server), rtype, packed))
             glue_json.append(_fragment(server, rtype, spec.ttl, address))
     entry = _make_entry(
-        spec.name, NS, spec.ttl, Policy.SIMPLE, candidates, capacity, rng, perm_cache, "NS"
+        entries, spec.name, NS, spec.ttl, Policy.SIMPLE, candidates, capacity, rng, perm_cache, "NS"
     )
     if not glue:
         return Apex(ns=entry, glue_wire=None, glue_json=None)
@@ -476,6 +535,7 @@ def compile_records(
     (dnspython costs ~40 µs an answer: 0.4 s a pass for 10,000 answers, on the loop).
     """
     capacity = document.capacity
+    entries: list[Entry] = []
     reusable = previous.encodings if previous is not None else {}
     encodings: dict[tuple[str, str, int, str], tuple[bytes, str]] = {}
     perm_cache: dict[int, tuple[tuple[int, ...], ...]] = {}
@@ -487,15 +547,27 @@ def compile_records(
         zone, soa = _zone(spec)
         zones[spec.name] = zone
         types_at.setdefault(spec.name, {})[SOA] = _make_entry(
-            spec.name, SOA, spec.soa.ttl, Policy.SIMPLE, (soa,), capacity, rng, perm_cache, "SOA"
+            entries,
+            spec.name,
+            SOA,
+            spec.soa.ttl,
+            Policy.SIMPLE,
+            (soa,),
+            capacity,
+            rng,
+            perm_cache,
+            "SOA",
         )
         zone_of[spec.name] = zone
         if spec.ns:
-            apexes[spec.name] = _apex(spec, capacity, rng, perm_cache)
+            apexes[spec.name] = _apex(entries, spec, capacity, rng, perm_cache)
     compiled_zones = tuple(zones.values())
     lookup = Compiled(capacity, compiled_zones, {}, {}, {z.wire: z for z in compiled_zones}, 0)
+    record_entries: list[int] = []
     for record in (*document.records, *_address_records(document.zones)):
-        entry = _record_entry(record, capacity, rng, perm_cache, reusable, encodings)
+        entry = _record_entry(entries, record, capacity, rng, perm_cache, reusable, encodings)
+        if len(record_entries) < len(document.records):
+            record_entries.append(entry.index)
         record_zone = lookup.zone_for_text(record.name)
         if record_zone is None:  # the config validator rejects this; keep the index consistent
             continue
@@ -527,6 +599,12 @@ def compile_records(
         zones_by_wire=lookup.zones_by_wire,
         record_count=len(document.records),
         encodings=encodings,
+        entries=tuple(entries),
+        levers=EntryLevers.of(
+            [([c.slot for c in e.candidates], e.min_healthy, e.when_all_down) for e in entries],
+            capacity,
+        ),
+        record_entries=tuple(record_entries),
     )
 
 

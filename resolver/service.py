@@ -6,7 +6,9 @@ aggregator's receiver) and each aggregator's newest is kept, stamped with when i
 arrived. Every `refresh_interval`, and on every delivery, `resolver.health.choose`
 picks the table queries answer from and `judge` says how it stands (fresh, held past
 `max_table_age`, stale, none yet); /readyz, /healthz, metrics, explain and JSON
-answers say so. Decisions per query live in `answer.Responder`.
+answers say so. Every refresh also judges the operator levers (shifts, overrides,
+thresholds) against the wall clock, so an expired one drops out with no config pass
+(`resolver.levers.decide`). Decisions per query live in `answer.Responder`.
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import numpy as np
 
-from resolver.answer import NO_QUESTION, Responder, down_view, explain, unknown_view
+from resolver.answer import NO_QUESTION, Responder, down_view, explain, unknown_view, up_view
 from resolver.dnsmsg import RCODES
 from resolver.dnsserver import DnsServer
 from resolver.health import FRESH, HELD, NO_TABLE, HealthView, ReceivedTable, choose, judge
+from resolver.levers import MODE_LEVERS, SlotLevers, census, decide
 from resolver.records import QTYPES, compile_records, qtype_label
 from resolver.status import ResolverStatus
 from urn.drift import DriftMap
 from urn.errors import StartupError
 from urn.http import TableReceiver, client_ssl_context
 from urn.logs import get_logger
-from urn.metrics import SlotAzs, TableCollector
+from urn.metrics import LeverCollector, LeverState, SlotAzs, TableCollector
 from urn.runtime import cancel_and_wait
 from urn.ticker import run_every
 from urn.tlsfiles import REFRESH_RESULTS, RotatingContext
@@ -89,6 +92,7 @@ class ResolverPlan:
     compiled: Compiled
     configured: SlotArray  # 1 where a check owns the slot, for the slot-count metric
     azs: SlotAzs  # each slot's AZ, for the per-AZ slot metric
+    levers: SlotLevers  # the document's shifts, overrides and inversions, per slot
 
     @property
     def document(self) -> Document:
@@ -106,10 +110,14 @@ async def compile_plan(
     """
     document = loaded.document
     own = random.Random(rng.getrandbits(64))  # the thread draws from its own
-    compiled = await asyncio.to_thread(compile_records, document, own, previous)
+
+    def build() -> tuple[Compiled, SlotLevers]:
+        return compile_records(document, own, previous), SlotLevers.of(document)
+
+    compiled, levers = await asyncio.to_thread(build)
     configured = np.zeros(document.capacity, dtype=np.uint8)
     configured[[check.slot for check in document.checks]] = 1
-    return ResolverPlan(loaded, compiled, configured, SlotAzs.of(document))
+    return ResolverPlan(loaded, compiled, configured, SlotAzs.of(document), levers)
 
 
 class ResolverService:
@@ -134,7 +142,7 @@ class ResolverService:
         self.rng = rng
         self.plan = plan
         document = plan.document
-        self.responder = Responder(plan.compiled, rng, document.fail_open)
+        self.responder = Responder(plan.compiled, rng)
         self.drift = DriftMap()
         self.drift.apply(document)
         self.tables: dict[str, ReceivedTable] = {}  # each aggregator's newest, while fresh
@@ -163,6 +171,7 @@ class ResolverService:
         )
         self.dot_tls: RotatingContext | None = None  # while DNS over TLS is served
         self._fail_open_flushed = 0
+        self._modes_flushed = [0] * len(MODE_LEVERS)
         self.queries_total = 0  # every query the tallies counted, once flushed
         self.status = ResolverStatus(self)  # /v1/status: rebuilt once per push interval
         self._malformed_flushed: dict[str, int] = {}
@@ -179,6 +188,7 @@ class ResolverService:
                 azs=lambda: self.plan.azs,
             )
         )
+        self.registry.register(LeverCollector(self.lever_state))
         self.refresh()
 
     @classmethod
@@ -217,11 +227,9 @@ class ResolverService:
             self.refresh()
             return
         plan = await compile_plan(loaded, self.rng, self.plan.compiled)
-        self.responder.compiled = plan.compiled
-        self.responder.fail_open = plan.document.fail_open
         self.drift.apply(plan.document)
         self.plan = plan
-        self.refresh()
+        self.refresh()  # installs the new records with their own lever decision
 
     def deliver(self, envelope: Envelope) -> None:
         """An accepted table: its sender's newest (the receiver refuses older ones)."""
@@ -263,18 +271,43 @@ class ResolverService:
             return HealthView(state, unknown_view(document.capacity), detail)
         changed = self.drift.changed(table.digest)
         self.table_as_read = table.array if changed is None else np.where(changed, 0, table.array)
-        return HealthView(state, down_view(table.array, changed), detail)
+        return HealthView(
+            state, down_view(table.array, changed), detail, up_view(table.array, changed)
+        )
 
     def refresh(self) -> None:
-        """Ask the health source for the view queries read, and install it."""
+        """Ask the health source for the view queries read, judge the levers on it at the
+        wall clock's now, and install the result with the records it was made for."""
         was = self.view.state
+        was_shifted = self.responder.decision.shifted_azs
         view = self.source.current(self.document, self.clock.monotonic())
-        self.responder.down = view.down
+        plan = self.plan
+        autoshifted = plan.levers.az_mask(view.autoshifted) if view.autoshifted else None
+        decision = decide(
+            plan.compiled.levers, plan.levers, view.down, view.up, self.clock.time(), autoshifted
+        )
+        self.responder.install(plan.compiled, decision)
         self.responder.note = JSON_NOTES[view.state]
         self.view = view
         self.metrics.table_held.set(1 if view.state == HELD else 0)
         if view.state != was:
             log.info("table_state", state=view.state, was=was, **view.detail)
+        if decision.shifted_azs != was_shifted:
+            log.info("zonal_shift", shifted=list(decision.shifted_azs), was=list(was_shifted))
+
+    def lever_state(self) -> LeverState:
+        """The levers in force at the last refresh, for /metrics (urn.metrics)."""
+        decision = self.responder.decision
+        counts = census(decision)
+        return LeverState(
+            records=counts,
+            shifted={az: az in decision.shifted_azs for az in self.plan.levers.azs},
+            overrides={
+                "healthy": counts["override_healthy"],
+                "unhealthy": counts["override_unhealthy"],
+            },
+            inverted=counts["inverted"],
+        )
 
     def table_facts(self) -> dict[str, Any]:
         age = self.table_age()
@@ -311,11 +344,11 @@ class ResolverService:
         table = self.answering
         return explain(
             responder.compiled,
+            self.document,
             name,
             qtype,
             None if table is None else table.slots,
-            responder.down,
-            responder.fail_open,
+            responder.decision,
             self.rng,
             self.table_facts(),
             None if table is None else self.drift.changed(table.digest),
@@ -421,6 +454,12 @@ class ResolverService:
         if opened > self._fail_open_flushed:
             self.metrics.fail_open_answers.inc(opened - self._fail_open_flushed)
             self._fail_open_flushed = opened
+        for mode, labels in enumerate(MODE_LEVERS):
+            count = responder.answers_by_mode[mode]
+            if labels and count > self._modes_flushed[mode]:
+                for label in labels:
+                    self.metrics.lever_answers.labels(label).inc(count - self._modes_flushed[mode])
+                self._modes_flushed[mode] = count
         for reason, count in list(responder.malformed.items()):
             done = self._malformed_flushed.get(reason, 0)
             if count > done:
@@ -503,7 +542,7 @@ class ResolverService:
         return alive, {
             "id": self.settings.id,
             "table": self.table_facts(),
-            "fail_open": self.responder.fail_open,
+            "fail_open": self.document.fail_open,
             "records": self.responder.compiled.record_count,
             "dns_port": self.dns.port or None,
             "dot_port": self.dns.tls_port or None,

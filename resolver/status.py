@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
+from resolver.levers import MODES, census
 from urn.logs import get_logger
 from urn.metrics import SlotAzs
 from urn.status import (
@@ -33,8 +36,11 @@ from urn.statuspage import StatusCache, refresh_quietly, reshaped
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    import numpy.typing as npt
+
     from resolver.answer import Responder
     from resolver.health import ReceivedTable
+    from resolver.records import Compiled
     from resolver.settings import ResolverSettings
     from urn.clock import Clock
     from urn.config import Document
@@ -46,6 +52,9 @@ log = get_logger("resolver")
 
 FORGET_AFTER = 900.0  # an aggregator silent this long leaves the page's list
 STATE_WIDTH = 12
+# Each lever mode's record flag (urn.status.RECORD_FLAGS); "." lets the answer set decide.
+_MODE_FLAGS = np.frombuffer(b"..SSPPPPFFDDD", dtype=np.uint8)
+assert len(_MODE_FLAGS) == MODES
 
 
 class ResolverView(Protocol):
@@ -85,6 +94,9 @@ class ResolverStatus:
         self._azs: SlotAzs | None = None
         self._records: RecordStates | None = None
         self._document: Document | None = None
+        self._compiled: Compiled | None = None
+        self._record_entries: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
+        self._record_candidates: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
         self._queries = 0
         self._fail_open = 0
         self._taken = 0
@@ -102,6 +114,19 @@ class ResolverStatus:
         self._timeline = reshaped(self._timeline, columns, document.intervals.push)
         self.roster.expected = document.senders.aggregators or ()
         self.cache.checks = status_checks(document, "resolver", "aggregate")
+
+    def index(self, compiled: Compiled) -> None:
+        """Where the document's records sit among `compiled`'s entries and candidates;
+        once per compile (a no-op for the very records already indexed)."""
+        if compiled is self._compiled:
+            return
+        self._compiled = compiled
+        entries = np.asarray(compiled.record_entries, dtype=np.intp)
+        starts, sizes = compiled.levers.starts[entries], compiled.levers.sizes[entries]
+        self._record_entries = entries
+        self._record_candidates = (
+            np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
+        ).astype(np.intp)
 
     def refresh(self) -> None:
         """Once per push interval: the snapshot of what queries read now; never raises."""
@@ -140,7 +165,13 @@ class ResolverStatus:
         self._queries, self._fail_open = queries, opened
         self._taken += 1
         responder = service.responder
-        letters, flags, failing_open = records.encoded(table, responder.down, responder.fail_open)
+        self.index(responder.compiled)
+        decision = responder.decision
+        modes = np.frombuffer(decision.modes, dtype=np.uint8)[self._record_entries]
+        letters, flags, failing_open = records.encoded(
+            table, decision.counted_down[self._record_candidates], _MODE_FLAGS[modes]
+        )
+        levers = census(decision)
         answering = service.answering
         body: dict[str, Any] = {
             "v": SNAPSHOT_VERSION,
@@ -155,8 +186,14 @@ class ResolverStatus:
             "ready": "1" if service.ready()[0] else "0",
             "state": fixed_text(service.state, STATE_WIDTH),
             "held": "1" if service.state == "held" else "0",
-            "fail_open": "1" if responder.fail_open else "0",
+            "fail_open": "1" if document.fail_open else "0",
             "records_failing_open": fixed_number(failing_open, 7),
+            "shifted": "".join("1" if az in decision.shifted_azs else "0" for az in azs.names),
+            "overrides_active": fixed_number(
+                levers["override_healthy"] + levers["override_unhealthy"], 7
+            ),
+            "records_panicking": fixed_number(levers["panic"], 7),
+            "records_ignoring_shift": fixed_number(levers["shift_ignored"], 7),
             "table_age": fixed_number(age, 9, 3),
             "unhealthy_by_az": [fixed_number(n, 7) for n in per_az],
             "table": table_b64(table, capacity),

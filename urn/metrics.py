@@ -21,14 +21,18 @@ from urn.errors import WIRE_ERRORS
 from urn.table import FAILURE_REASONS, Reason, SlotArray, Status, reasons_of, statuses_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from urn.config import Document
 
 __all__ = [
+    "LEVER_ANSWERS",
+    "LEVER_RECORD_STATES",
     "AggregatorMetrics",
     "CheckerMetrics",
     "CommonMetrics",
+    "LeverCollector",
+    "LeverState",
     "ResolverMetrics",
     "TableCollector",
 ]
@@ -38,6 +42,15 @@ PROBE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 QUERY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)
 TABLE_RESULTS = ("accepted", *(e.reason for e in WIRE_ERRORS))
 PUSH_RESULTS = ("ok", "timeout", "error", "rejected")
+# What the operator levers did to answers (resolver.levers modes), and to records now.
+LEVER_ANSWERS = (
+    "shift_ignored",
+    "panic",
+    "all_down_closed",
+    "all_down_nxdomain",
+    "all_down_servfail",
+)
+LEVER_RECORD_STATES = (*LEVER_ANSWERS, "all_down_open", "degraded")
 
 
 class _Declare:
@@ -249,6 +262,14 @@ class ResolverMetrics(_ReceivesTables):
             "urn_table_held",
             "1 while no aggregator's table is fresh and the last good one still answers",
         )
+        self.lever_answers = declare.counter(
+            "urn_lever_answers",
+            "Answers an operator lever shaped: a shift ignored so as not to empty a name, "
+            "min_healthy panic, or an all-down answer other than open",
+            ["lever"],
+        )
+        for lever in LEVER_ANSWERS:
+            self.lever_answers.labels(lever)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,3 +352,47 @@ class TableCollector(Collector):
         )
         age_family.add_metric([], float("nan") if age is None else age)
         yield age_family
+
+
+@dataclass(frozen=True, slots=True)
+class LeverState:
+    """The operator levers in force at a resolver's last refresh, for `LeverCollector`."""
+
+    records: Mapping[str, int]  # by LEVER_RECORD_STATES
+    shifted: Mapping[str, bool]  # every AZ of a check: shifted now or not
+    overrides: Mapping[str, int]  # active overrides by status (healthy, unhealthy)
+    inverted: int  # checks with invert: true
+
+
+class LeverCollector(Collector):
+    """Records by lever state, AZs shifted, checks overridden or inverted, when scraped."""
+
+    def __init__(self, state: Callable[[], LeverState | None]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state()
+        records = GaugeMetricFamily(
+            "urn_lever_records",
+            "Records (and zone entries) in each lever state at the last refresh",
+            labels=["state"],
+        )
+        shifted = GaugeMetricFamily(
+            "urn_zonal_shift_active", "1 while the AZ is shifted away", labels=["az"]
+        )
+        overrides = GaugeMetricFamily(
+            "urn_check_overrides", "Checks whose override is in force, by status", labels=["status"]
+        )
+        inverted = GaugeMetricFamily("urn_checks_inverted", "Checks with invert: true")
+        if state is not None:
+            for name in LEVER_RECORD_STATES:
+                records.add_metric([name], float(state.records.get(name, 0)))
+            for az, on in sorted(state.shifted.items()):
+                shifted.add_metric([az], 1.0 if on else 0.0)
+            for status in ("healthy", "unhealthy"):
+                overrides.add_metric([status], float(state.overrides.get(status, 0)))
+            inverted.add_metric([], float(state.inverted))
+        yield records
+        yield shifted
+        yield overrides
+        yield inverted

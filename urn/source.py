@@ -186,7 +186,9 @@ class ConfigLoader:
         if self._current is not None and raw == self._last_raw:
             return self._current.document
         # A 10,000-check YAML document takes seconds to parse: keep the loop serving.
-        return await asyncio.to_thread(parse_text, raw, self.location)
+        # Levers' expiries are judged against this process's wall clock, now: identical
+        # bytes are not judged again, and an expiry only ever comes nearer.
+        return await asyncio.to_thread(parse_text, raw, self.location, self.clock.time())
 
     async def run(self, apply: Callable[[Loaded], Awaitable[None] | None]) -> None:
         """Poll forever on absolute deadlines; the interval follows the current document.

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from urn.config import Policy
+from urn.config.levers import format_time
 from urn.table import REASON_SHIFT, STATUS_MASK, Reason, Status, is_failure
 
 if TYPE_CHECKING:
@@ -271,19 +272,27 @@ _BLANK_ROW = _row("", "", None, None, None, None, used=False)
 # byte no Status names.
 _STATE_LETTERS = np.frombuffer(b"khuxn", dtype=np.uint8)  # by status, then "no check"
 _UPPER = np.uint8(ord("a") - ord("A"))
-RECORD_FLAGS = {"ok": ".", "fail_open": "F", "all_down": "D", "no_answer": "-"}
+RECORD_FLAGS = {
+    "ok": ".",
+    "fail_open": "F",
+    "all_down": "D",
+    "no_answer": "-",
+    "panic": "P",
+    "shift_ignored": "S",
+}
 
 
 class RecordStates:
     """Every record's candidates as flat arrays, built once per config pass; `encoded`
-    turns the table in force into one letter per candidate and one flag per record.
+    turns what queries read into one letter per candidate and one flag per record.
 
-    A candidate is in the answer set when its policy could pick it now: simple and
-    multivalue, every healthy one (multivalue answers up to 8 of them at random);
-    weighted, every healthy one of weight above 0, else the healthy weight-0 ones;
-    failover, the primary while healthy, else the secondary while healthy. With every
-    candidate down and fail-open on, all count as healthy (flag F); with it off, none
-    answers (flag D). Unknown status counts as healthy, as queries count it.
+    A candidate is in the answer set when its policy could pick it now, as it counts it
+    (`counted_down`, after the operator levers: resolver.levers): simple and multivalue,
+    every one counted healthy (multivalue answers up to 8 of them at random); weighted,
+    every healthy one of weight above 0, else the healthy weight-0 ones; failover, the
+    primary while healthy, else the secondary while healthy. The record's flag is the one
+    its lever mode gives (fail-open F, all down D, panic P, shift ignored S), else `-`
+    when nothing answers and `.` when something does.
     """
 
     def __init__(
@@ -322,25 +331,25 @@ class RecordStates:
         self.no_check = self.slots == capacity
 
     def encoded(
-        self, table: SlotArray | None, down: bytes, fail_open: bool
+        self,
+        table: SlotArray | None,
+        counted_down: npt.NDArray[np.bool_],
+        record_flags: npt.NDArray[np.uint8],
     ) -> tuple[str, str, int]:
         """(one letter per candidate, one flag per record, records failing open now).
 
-        `table` is the aggregated table as queries read it (None: all unknown); `down` the
-        down view queries read (`capacity + 1` bytes, 1 per unhealthy slot).
+        `table` is the aggregated table as queries read it (None: all unknown);
+        `counted_down` each candidate as its policy counts it now, in record order;
+        `record_flags` each record's flag from its lever mode (`.`: none).
         """
         if not self.records or not len(self.slots):
             return "", "-" * self.records, 0
-        down_all = np.frombuffer(down, dtype=np.uint8)[self.slots].astype(np.bool_)
         if table is None:
             status = np.zeros(len(self.slots), dtype=np.uint8)
         else:
             padded = np.append(np.asarray(table, dtype=np.uint8), np.uint8(Status.HEALTHY))
             status = (padded[self.slots] & STATUS_MASK).astype(np.uint8)
-        every_down = np.logical_and.reduceat(down_all, self.starts)
-        opened = every_down & fail_open
-        effective = down_all & ~opened[self.owner]
-        up = ~effective
+        up = ~np.asarray(counted_down, dtype=np.bool_)
         chosen = up.copy()
         weighted = self.policy == _POLICY_CODES[Policy.WEIGHTED]
         if weighted.any():
@@ -362,9 +371,10 @@ class RecordStates:
         answering = np.logical_or.reduceat(chosen, self.starts)
         flags = np.full(self.records, ord("."), dtype=np.uint8)
         flags[~answering] = ord("-")
-        flags[every_down & ~opened] = ord("D")
-        flags[opened] = ord("F")
-        return letters.tobytes().decode("ascii"), flags.tobytes().decode("ascii"), int(opened.sum())
+        given = np.asarray(record_flags, dtype=np.uint8)
+        flags = np.where(given == ord("."), flags, given).astype(np.uint8)
+        opened = int((flags == ord("F")).sum())
+        return letters.tobytes().decode("ascii"), flags.tobytes().decode("ascii"), opened
 
     @classmethod
     def of(cls, document: Document) -> RecordStates:
@@ -388,10 +398,23 @@ def _target(check: Check) -> str:
     return f"{check.type}://{check.host}:{check.port}"
 
 
+def _levers(check: Check) -> str:
+    """A check's levers as the page shows them; whether an override is still in force
+    the page tells from its expiry and the snapshot's time."""
+    parts = ["inverted"] if check.invert else []
+    if check.override is not None:
+        override = check.override
+        parts.append(
+            f"override {override.status} until {format_time(override.until)}: {override.reason}"
+        )
+    return "; ".join(parts)
+
+
 def status_checks(document: Document, role: str, kind: str) -> bytes:
     """`/v1/status/checks`: what the page needs from the config, built once per pass.
 
-    Each configured slot's check (name, type, target, AZ), the AZ names, the records
+    Each configured slot's check (name, type, target, AZ, levers), the AZ names, the
+    zonal shifts (AZ, until, reason), the records
     (name, type, policy and each answer's value, slot, weight and role, in the order of
     a snapshot's record letters), and the legend of slot bytes for `kind` ("checker":
     a Reason per byte; "aggregate": status in bits 0-1, reason in bits 2-7).
@@ -406,9 +429,10 @@ def status_checks(document: Document, role: str, kind: str) -> bytes:
         "push_interval": document.intervals.push,
         "azs": azs,
         "checks": [
-            [c.slot, c.name, str(c.type), _target(c), c.az or ""]
+            [c.slot, c.name, str(c.type), _target(c), c.az or "", _levers(c)]
             for c in sorted(document.checks, key=lambda c: c.slot)
         ],
+        "shifts": [[s.az, format_time(s.until), s.reason] for s in document.shifts],
         "records": [
             [
                 r.name,

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING
 
+from urn.clock import SystemClock
 from urn.config import parse_text
 from urn.errors import ConfigError
 from urn.keys import load_keys
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         raw = asyncio.run(read_source(args.config))
-        document = parse_text(raw, args.config)
+        document = parse_text(raw, args.config, SystemClock().time())
         if args.keys:
             load_keys(document)
     except ConfigError as exc:

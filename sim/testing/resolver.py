@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
+    from resolver.answer import Responder
     from resolver.service import ResolverService
     from urn.clock import Clock
 
@@ -30,6 +31,7 @@ __all__ = [
     "CORPUS_RCODES",
     "TEST_ENVIRON",
     "RunningResolver",
+    "answer_from",
     "check_outcome",
     "failover_record",
     "multivalue_record",
@@ -130,6 +132,14 @@ async def running_resolver(
         )
     finally:
         await runner.cleanup()
+
+
+def answer_from(responder: Responder, down: bytes, up: bytes | None = None) -> None:
+    """Make `responder` answer from the down view `down` (and `up`) with no slot levers,
+    as a service's refresh would with a document that has none."""
+    from resolver.levers import plain
+
+    responder.install(responder.compiled, plain(responder.compiled.levers, down, up))
 
 
 def tcp_checks(slots: range | list[int]) -> list[dict[str, Any]]:

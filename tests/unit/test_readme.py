@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from urn.metrics import AggregatorMetrics, CheckerMetrics, ResolverMetrics, TableCollector
+from urn.metrics import (
+    AggregatorMetrics,
+    CheckerMetrics,
+    LeverCollector,
+    ResolverMetrics,
+    TableCollector,
+)
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 
@@ -27,5 +33,6 @@ def test_every_metric_is_documented() -> None:
             registry_name = family.name + ("_total" if family.type == "counter" else "")
             assert f"`{registry_name}`" in README, registry_name
     registry.register(TableCollector(lambda: np.zeros(8, np.uint8), lambda: 0.0))
+    registry.register(LeverCollector(lambda: None))
     for family in registry.collect():
         assert f"`{family.name}`" in README, family.name

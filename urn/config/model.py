@@ -1,8 +1,9 @@
 """The configuration document's shape: frozen dataclasses and enums, nothing else.
 
 Owns: what a validated document holds (checks, records, answers, zones with their SOA,
-NS and glue, intervals, quorum, TLS, key sources, sender allow-lists) and its defaults,
-plus `in_zone`, the one name-in-zone relation.
+NS and glue, intervals, quorum, TLS, key sources, sender allow-lists, and the operator
+levers: zonal shifts, per-check overrides and inversion, per-record thresholds) and its
+defaults, plus `in_zone`, the one name-in-zone relation.
 Never: validates, parses or reads anything; every instance here is already valid
 because `urn.config.validate` is the only code that builds one from a document.
 Cost: nothing at run time beyond the objects themselves (slotted, immutable).
@@ -25,17 +26,22 @@ __all__ = [
     "CheckType",
     "Defaults",
     "Document",
+    "Forced",
     "Intervals",
     "KeySource",
+    "MinHealthy",
     "OnStale",
+    "Override",
     "Policy",
     "Quorum",
     "Record",
     "RecordType",
     "Role",
     "Senders",
+    "Shift",
     "Soa",
     "Tls",
+    "WhenAllDown",
     "Zone",
     "in_zone",
 ]
@@ -69,7 +75,58 @@ class OnStale(StrEnum):
     OPEN = "open"  # treat every slot as unknown (healthy), as before static stability
 
 
+class WhenAllDown(StrEnum):
+    """What a record answers once none of its answers counts as healthy (docs/resolver.md)."""
+
+    OPEN = "open"  # the policy runs as if every answer were healthy (Route 53's fail-open)
+    CLOSED = "closed"  # NODATA: NOERROR, no answer, the zone's SOA in authority
+    NXDOMAIN = "nxdomain"  # as if the name did not exist, with the zone's SOA
+    SERVFAIL = "servfail"  # the resolver admits it cannot answer; clients try elsewhere
+
+
+class Forced(StrEnum):
+    """The status an override gives its check while it lasts."""
+
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
 Role = Literal["primary", "secondary"]
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """An operator's word on one check (maintenance), always with an expiry.
+
+    While `until` (Unix seconds, UTC) lies ahead of a resolver's wall clock the check
+    counts as `status`, whatever the table says; after it, the override drops out by itself.
+    """
+
+    status: Forced
+    until: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """A zonal shift: answers guarded by checks in `az` count as unhealthy until `until`."""
+
+    az: str
+    until: float  # Unix seconds, UTC; judged by each resolver's clock at every refresh
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MinHealthy:
+    """Below `count` healthy answers, or below `percent` of them, a record answers all of
+    them (ELB's unhealthy-state routing, Envoy's panic). Zero and zero: no threshold."""
+
+    count: int = 0
+    percent: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.count > 0 or self.percent > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +156,22 @@ class Quorum:
 
 @dataclass(frozen=True, slots=True)
 class Defaults:
-    """Fleet-wide values a check inherits unless it sets its own.
+    """Fleet-wide values a check or a record inherits unless it sets its own.
 
     One failed probe is enough for a checker's own verdict: the quorum across checkers,
     whose probes of a check are spread evenly over the interval, is what rides out a
     single bad probe, and it detects within a fraction of the interval (docs/verdicts.md).
+    The record thresholds (`min_healthy`, `when_all_down`, `ttl_when_degraded`) default to
+    today's behaviour: no panic threshold, fail open, one TTL.
     """
 
     failures: int = 1
     of_last: int = 1
     timeout: float = 1.0
     quorum: Quorum = Quorum()
+    min_healthy: MinHealthy = MinHealthy()
+    when_all_down: WhenAllDown = WhenAllDown.OPEN
+    ttl_when_degraded: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +239,10 @@ class Check:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     children: tuple[int, ...] = ()
     healthy_if_at_least: int = 1
+    # Resolver-side levers on the status answers read; not part of `target`, so setting
+    # one never makes a table's health of this slot count as from another target.
+    override: Override | None = None
+    invert: bool = False  # Route 53: healthy counts as unhealthy and back; unknown stays
 
     @property
     def is_probed(self) -> bool:
@@ -211,6 +277,10 @@ class Record:
     ttl: int
     policy: Policy
     answers: tuple[Answer, ...]
+    # The fleet defaults are already applied: what this record does, not what it said.
+    min_healthy: MinHealthy = MinHealthy()
+    when_all_down: WhenAllDown = WhenAllDown.OPEN
+    ttl_when_degraded: int | None = None  # at most `ttl`; None: the one TTL always
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +321,6 @@ class Document:
     intervals: Intervals
     staleness: float
     skew: float
-    fail_open: bool
     max_table_age: float
     on_stale: OnStale
     zones: tuple[Zone, ...]
@@ -268,6 +337,13 @@ class Document:
     checks: tuple[Check, ...]
     records: tuple[Record, ...]
     digest: bytes  # SHA-256 of the canonical document; travels in every table
+    shifts: tuple[Shift, ...] = ()  # at most one per AZ; expired ones are inactive
+
+    @property
+    def fail_open(self) -> bool:
+        """The fleet default fails open (`fail_open: true`, the old spelling of
+        `defaults.when_all_down: open`)."""
+        return self.defaults.when_all_down is WhenAllDown.OPEN
 
     @property
     def zone_names(self) -> tuple[str, ...]:

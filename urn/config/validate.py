@@ -2,8 +2,8 @@
 
 Owns: every rule about what a valid document is and between fields (slots inside
 capacity, children without cycles, records inside a zone, failover roles, in-zone
-nameservers with glue) and the field path of every error (`checks[3].slot: 12000 is
-outside capacity 10000`).
+nameservers with glue; the levers' own fields are read by `urn.config.levers`) and the
+field path of every error (`checks[3].slot: 12000 is outside capacity 10000`).
 Never: reads files, URLs, environment variables or clocks, or parses text (`urn.source`
 fetches, `urn.config.load` parses); key material is resolved by the services.
 Cost: O(size of document); runs once per config pass, never on a hot path.
@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from urn.config import levers
 from urn.config.fields import Fields, as_mapping, unique
 from urn.config.load import digest
 from urn.config.model import (
@@ -37,6 +38,7 @@ from urn.config.model import (
     Senders,
     Soa,
     Tls,
+    WhenAllDown,
     Zone,
     in_zone,
 )
@@ -56,15 +58,21 @@ __all__ = ["DEFAULT_SKEW", "normalize_name", "parse_document"]
 DEFAULT_SKEW = 10.0
 
 
-def parse_document(raw: Mapping[str, Any]) -> Document:
-    """Validate a parsed document; raise ConfigError naming the first bad field."""
+def parse_document(raw: Mapping[str, Any], now: float | None = None) -> Document:
+    """Validate a parsed document; raise ConfigError naming the first bad field.
+
+    `now` is the wall time (Unix seconds) the document is validated at: a shift or
+    override expiring more than `levers.LEVER_HORIZON` after it is refused. None judges
+    no horizon (tools reading a document for its shape, and tests).
+    """
     top = Fields(raw, "")
     capacity = top.integer("capacity", 10_000, low=1, high=1_000_000)
     intervals = _intervals(top.mapping("intervals"))
-    defaults = _defaults(top.mapping("defaults"), top.mapping("quorum"))
+    defaults_section = top.mapping("defaults")
+    old_spelling = levers.old_fail_open(top, defaults_section.raw)
+    defaults = _defaults(defaults_section, top.mapping("quorum"), old_spelling)
     staleness = top.number("staleness", max(5.0, 3 * intervals.push), low=0.001)
     skew = top.number("skew", DEFAULT_SKEW, low=0.0)
-    fail_open = top.boolean("fail_open", True)
     max_table_age = top.number("max_table_age", max(30.0, 10 * intervals.push), low=0.001)
     on_stale = top.choice("on_stale", OnStale, OnStale.HOLD)
     zones = _zones(top.sequence("zones"))
@@ -85,18 +93,20 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
     previous_table = _key_sources(top, "previous_table_keys")
     senders = _senders(top.mapping("senders"))
     tls = _tls(top.mapping("tls"))
-    checks = _checks(top.sequence("checks"), capacity, defaults)
+    checks = _checks(top.sequence("checks"), capacity, defaults, now)
     by_name = {c.name: c.slot for c in checks}
     slots = {c.slot for c in checks}
-    records = _records(top.sequence("records"), tuple(z.name for z in zones), slots, by_name)
+    records = _records(
+        top.sequence("records"), tuple(z.name for z in zones), slots, by_name, defaults
+    )
     _records_leave_zones_alone(records, zones)
+    shifts = levers.shifts(top.sequence("shifts"), {c.az for c in checks if c.az is not None}, now)
     top.done()
     return Document(
         capacity=capacity,
         intervals=intervals,
         staleness=staleness,
         skew=skew,
-        fail_open=fail_open,
         max_table_age=max_table_age,
         on_stale=on_stale,
         zones=zones,
@@ -113,6 +123,7 @@ def parse_document(raw: Mapping[str, Any]) -> Document:
         checks=checks,
         records=records,
         digest=digest(raw),
+        shifts=shifts,
     )
 
 
@@ -310,16 +321,26 @@ def _intervals(fields: Fields) -> Intervals:
     return Intervals(probe=probe, push=push, config=config, aggregate_lag=lag)
 
 
-def _defaults(fields: Fields, quorum: Fields) -> Defaults:
+def _defaults(fields: Fields, quorum: Fields, when_all_down: WhenAllDown | None) -> Defaults:
+    """The fleet defaults; `when_all_down` is what the old `fail_open` said, if given."""
     base = Defaults()
     failures = fields.integer("failures", base.failures, low=1, high=HISTORY_BITS)
     of_last = fields.integer("of_last", max(base.of_last, failures), low=1, high=HISTORY_BITS)
     if failures > of_last:
         raise ConfigError(fields.path("failures"), failures, f"exceeds of_last {of_last}")
     timeout = fields.number("timeout", base.timeout, low=0.001)
+    min_healthy = levers.min_healthy(fields, "min_healthy", base.min_healthy, None)
+    all_down = levers.when_all_down(fields, when_all_down or base.when_all_down)
+    degraded_ttl = levers.ttl_when_degraded(fields, None, None, MAX_TTL)
     fields.done()
     return Defaults(
-        failures=failures, of_last=of_last, timeout=timeout, quorum=_quorum(quorum, base.quorum)
+        failures=failures,
+        of_last=of_last,
+        timeout=timeout,
+        quorum=_quorum(quorum, base.quorum),
+        min_healthy=min_healthy,
+        when_all_down=all_down,
+        ttl_when_degraded=degraded_ttl,
     )
 
 
@@ -420,14 +441,16 @@ def _tls(fields: Fields) -> Tls:
     return tls
 
 
-def _checks(items: Sequence[Any], capacity: int, defaults: Defaults) -> tuple[Check, ...]:
+def _checks(
+    items: Sequence[Any], capacity: int, defaults: Defaults, now: float | None
+) -> tuple[Check, ...]:
     checks: list[Check] = []
     seen_slots: dict[int, int] = {}
     seen_names: dict[str, int] = {}
     for i, item in enumerate(items):
         path = f"checks[{i}]"
         fields = Fields(as_mapping(item, path), path)
-        check = _check(fields, capacity, defaults)
+        check = _check(fields, capacity, defaults, now)
         if check.slot in seen_slots:
             raise ConfigError(
                 fields.path("slot"),
@@ -447,7 +470,7 @@ def _checks(items: Sequence[Any], capacity: int, defaults: Defaults) -> tuple[Ch
     return tuple(checks)
 
 
-def _check(fields: Fields, capacity: int, defaults: Defaults) -> Check:
+def _check(fields: Fields, capacity: int, defaults: Defaults, now: float | None) -> Check:
     slot = fields.integer("slot", None, low=0)
     if slot >= capacity:
         raise ConfigError(fields.path("slot"), slot, f"is outside capacity {capacity}")
@@ -474,6 +497,8 @@ def _check(fields: Fields, capacity: int, defaults: Defaults) -> Check:
         "quorum": _quorum(fields.mapping("quorum"), defaults.quorum),
         "az": fields.optional_string("az"),
         "labels": label_map,
+        "override": levers.override(fields, now),
+        "invert": fields.boolean("invert", False),
     }
     if kind is CheckType.CALCULATED:
         children = tuple(fields.integers("children"))
@@ -548,7 +573,11 @@ def _check_children(checks: list[Check], index_by_slot: Mapping[int, int]) -> No
 
 
 def _records(
-    items: Sequence[Any], zones: tuple[str, ...], slots: set[int], by_name: Mapping[str, int]
+    items: Sequence[Any],
+    zones: tuple[str, ...],
+    slots: set[int],
+    by_name: Mapping[str, int],
+    defaults: Defaults,
 ) -> tuple[Record, ...]:
     records: list[Record] = []
     seen: dict[tuple[str, RecordType], int] = {}
@@ -556,7 +585,7 @@ def _records(
     for i, item in enumerate(items):
         path = f"records[{i}]"
         fields = Fields(as_mapping(item, path), path)
-        record = _record(fields, zones, slots, by_name)
+        record = _record(fields, zones, slots, by_name, defaults)
         key = (record.name, record.type)
         if key in seen:
             raise ConfigError(
@@ -578,7 +607,11 @@ def _records(
 
 
 def _record(
-    fields: Fields, zones: tuple[str, ...], slots: set[int], by_name: Mapping[str, int]
+    fields: Fields,
+    zones: tuple[str, ...],
+    slots: set[int],
+    by_name: Mapping[str, int],
+    defaults: Defaults,
 ) -> Record:
     name = normalize_name(fields.string("name", None), fields.path("name"))
     if not any(in_zone(name, zone) for zone in zones):
@@ -599,6 +632,9 @@ def _record(
         )
         for j, a in enumerate(answer_items)
     )
+    min_healthy = levers.min_healthy(fields, "min_healthy", defaults.min_healthy, len(answers))
+    when_all_down = levers.when_all_down(fields, defaults.when_all_down)
+    degraded_ttl = levers.ttl_when_degraded(fields, defaults.ttl_when_degraded, ttl, MAX_TTL)
     fields.done()
     values = [a.value for a in answers]
     if len(set(values)) != len(values):
@@ -618,7 +654,16 @@ def _record(
             fields.path("answers"), values, "a CNAME answers one name: use weighted or failover"
         )
     _fits_one_message(fields.path("answers"), name, rtype, policy, answers)
-    return Record(name=name, type=rtype, ttl=ttl, policy=policy, answers=answers)
+    return Record(
+        name=name,
+        type=rtype,
+        ttl=ttl,
+        policy=policy,
+        answers=answers,
+        min_healthy=min_healthy,
+        when_all_down=when_all_down,
+        ttl_when_degraded=degraded_ttl,
+    )
 
 
 def _fits_one_message(

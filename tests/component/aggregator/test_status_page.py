@@ -103,7 +103,7 @@ async def test_status_snapshot_is_fixed_size_and_follows_the_ticks(tmp_path: Pat
     assert sorted(rows) == ["c1", "c2"]
     assert all(row[2] == "1" and row[5] == "1" and row[6] == "1" for row in rows.values())
     assert len(failed["checkers"]) == len(steady["checkers"])
-    assert checks["checks"][0] == [0, "web-a", "tcp", "tcp://127.0.0.1:1", "a"]
+    assert checks["checks"][0] == [0, "web-a", "tcp", "tcp://127.0.0.1:1", "a", ""]
     assert checks["azs"] == ["a", "b"]
     assert "<canvas" in page
     assert "/v1/status" in page

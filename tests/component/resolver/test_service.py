@@ -307,6 +307,9 @@ async def test_explain_over_http(tmp_path: Path) -> None:
             "counted_as": "unhealthy",
             "status": "unhealthy",
             "reason": "timeout",
+            "inverted": False,
+            "override": None,
+            "shifted": None,
         }
 
 

@@ -396,9 +396,10 @@ async def test_identical_bytes_are_applied_whole_without_revalidating(
     parsed: list[bytes] = []
     real_parse = urn.source.parse_text
 
-    def counting_parse(raw: bytes, origin: str) -> Any:
+    def counting_parse(raw: bytes, origin: str, now: float | None) -> Any:
         parsed.append(raw)
-        return real_parse(raw, origin)
+        assert now == harness.clock.time()  # levers' expiries: the loader's clock
+        return real_parse(raw, origin, now)
 
     monkeypatch.setattr(urn.source, "parse_text", counting_parse)
     path = tmp_path / "urn.json"

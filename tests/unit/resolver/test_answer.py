@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 
 from resolver.answer import Responder, down_view, explain, qtype_of
-from resolver.records import compile_records, name_to_wire, wire_to_text
+from resolver.levers import plain
+from resolver.records import Compiled, compile_records, name_to_wire, wire_to_text
 from sim.testing import document_dict
-from sim.testing.resolver import failover_record, multivalue_record, tcp_checks
-from urn.config import parse_document
+from sim.testing.resolver import answer_from, failover_record, multivalue_record, tcp_checks
+from urn.config import Document, parse_document
 from urn.names import canonical_name
 from urn.table import Reason, Status, aggregated_byte
 
 CAPACITY = 32
 
 
-def compiled():
-    document = parse_document(
+def document() -> Document:
+    return parse_document(
         document_dict(
             checks=tcp_checks(range(8)),
             records=[
@@ -31,7 +32,10 @@ def compiled():
             capacity=CAPACITY,
         )
     )
-    return compile_records(document, random.Random(1))
+
+
+def compiled() -> Compiled:
+    return compile_records(document(), random.Random(1))
 
 
 def body(responder: Responder, name: str, qtype: int = 1) -> dict:
@@ -69,7 +73,9 @@ def test_json_rcodes_and_authority() -> None:
 
 def test_json_flags_fail_open() -> None:
     responder = Responder(compiled(), random.Random(1))
-    responder.down = down_view(np.full(CAPACITY, aggregated_byte(Status.UNHEALTHY), dtype=np.uint8))
+    answer_from(
+        responder, down_view(np.full(CAPACITY, aggregated_byte(Status.UNHEALTHY), dtype=np.uint8))
+    )
     reply = body(responder, "api.example.com.")
     assert reply["fail_open"] is True
     assert [a["data"] for a in reply["Answer"]] == ["10.1.0.1"]
@@ -79,15 +85,10 @@ def test_explain_lists_every_candidate_with_status_and_reason() -> None:
     table = np.full(CAPACITY, aggregated_byte(Status.HEALTHY), dtype=np.uint8)
     table[4] = aggregated_byte(Status.UNHEALTHY, Reason.TIMEOUT)
     facts = {"state": "fresh", "age": 0.5, "aggregator": "agg-1"}
+    index = compiled()
+    decision = plain(index.levers, down_view(table))
     result = explain(
-        compiled(),
-        "api.example.com.",
-        1,
-        table.tobytes(),
-        down_view(table),
-        True,
-        random.Random(1),
-        facts,
+        index, document(), "api.example.com.", 1, table.tobytes(), decision, random.Random(1), facts
     )
     assert result["table"] == facts
     (record,) = result["records"]
@@ -99,12 +100,14 @@ def test_explain_lists_every_candidate_with_status_and_reason() -> None:
     assert record["would_answer"] == ["10.1.0.2"]
     assert not record["fail_open_applied"]
     every_type = explain(
-        compiled(), "api.example.com.", None, None, down_view(table), True, random.Random(1), {}
+        index, document(), "api.example.com.", None, None, decision, random.Random(1), {}
     )
     assert {r["type"] for r in every_type["records"]} == {"A", "TXT"}
     assert every_type["records"][0]["answers"][0]["status"] == "unknown"  # no table: unknown
     assert (
-        explain(compiled(), "no.example.com.", None, None, b"", True, random.Random(1), {})["rcode"]
+        explain(index, document(), "no.example.com.", None, None, decision, random.Random(1), {})[
+            "rcode"
+        ]
         == "nxdomain"
     )
 

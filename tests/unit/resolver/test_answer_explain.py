@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from resolver.answer import Responder, down_view, explain, qtype_of, unknown_view
+from resolver.levers import plain
 from resolver.records import Compiled, compile_records
 from sim.testing import document_dict
-from sim.testing.resolver import failover_record, multivalue_record, tcp_checks
-from urn.config import parse_document
+from sim.testing.resolver import answer_from, failover_record, multivalue_record, tcp_checks
+from urn.config import Document, parse_document
 from urn.table import Reason, Status, aggregated_byte
 
 CAPACITY = 8
@@ -28,8 +29,8 @@ HEALTHY = aggregated_byte(Status.HEALTHY)
 QR, AA, TC, RD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0010
 
 
-def compiled(fail_open: bool = True) -> Compiled:
-    document = parse_document(
+def document(fail_open: bool = True) -> Document:
+    return parse_document(
         document_dict(
             checks=tcp_checks(range(CAPACITY)),
             records=[
@@ -41,7 +42,34 @@ def compiled(fail_open: bool = True) -> Compiled:
             fail_open=fail_open,
         )
     )
-    return compile_records(document, random.Random(1))
+
+
+def compiled(fail_open: bool = True) -> Compiled:
+    return compile_records(document(fail_open), random.Random(1))
+
+
+def explained(
+    name: str,
+    qtype: int | None,
+    raw: bytes | None,
+    down: bytes,
+    fail_open: bool = True,
+    table: dict[str, Any] | None = None,
+    changed: np.ndarray[Any, np.dtype[np.bool_]] | None = None,
+) -> dict[str, Any]:
+    """`explain` under a document without levers, from the down view `down`."""
+    index = compiled(fail_open)
+    return explain(
+        index,
+        document(fail_open),
+        name,
+        qtype,
+        raw,
+        plain(index.levers, down),
+        random.Random(3),
+        {} if table is None else table,
+        changed,
+    )
 
 
 def table(**slots: int) -> bytes:
@@ -58,6 +86,7 @@ def view(raw: bytes, changed: np.ndarray[Any, np.dtype[np.bool_]] | None = None)
 def answer(
     value: str, slot: int | None, role: str | None, counted: str, status: str, reason: str | None
 ) -> dict[str, Any]:
+    levers = {} if slot is None else {"inverted": False, "override": None, "shifted": None}
     return {
         "value": value,
         "slot": slot,
@@ -66,6 +95,18 @@ def answer(
         "counted_as": counted,
         "status": status,
         "reason": reason,
+        **levers,
+    }
+
+
+def thresholds(mode: str, ttl: int = 60, when_all_down: str = "open") -> dict[str, Any]:
+    """What a record without levers of its own says of them, in `mode`."""
+    return {
+        "mode": mode,
+        "ttl_now": ttl,
+        "min_healthy": None,
+        "when_all_down": when_all_down,
+        "ttl_when_degraded": None,
     }
 
 
@@ -77,11 +118,12 @@ TXT = {
     "answers": [answer("hi", None, None, "healthy", "no_check", None)],
     "would_answer": ["hi"],
     "fail_open_applied": False,
+    **thresholds("normal"),
 }
 
 
 def failover_entry(
-    answers: list[dict[str, Any]], would: list[str], failed_open: bool
+    answers: list[dict[str, Any]], would: list[str], failed_open: bool, mode: str = "normal"
 ) -> dict[str, Any]:
     return {
         "type": "A",
@@ -91,18 +133,18 @@ def failover_entry(
         "answers": answers,
         "would_answer": would,
         "fail_open_applied": failed_open,
+        **thresholds(mode),
     }
 
 
 def test_explain_shows_every_candidate_its_status_and_the_pick() -> None:
     raw = table(s4=UNHEALTHY, s5=HEALTHY)
-    body = explain(
-        compiled(), "api.example.com.", None, raw, view(raw), True, random.Random(3), {"t": 1}
-    )
+    body = explained("api.example.com.", None, raw, view(raw), table={"t": 1})
     assert body == {
         "name": "api.example.com.",
         "table": {"t": 1},
         "fail_open_config": True,
+        "shifts": [],
         "rcode": "noerror",
         "zone": "example.com.",
         "records": [
@@ -113,6 +155,7 @@ def test_explain_shows_every_candidate_its_status_and_the_pick() -> None:
                 ],
                 ["10.1.0.2"],
                 False,
+                "normal",
             ),
             TXT,
         ],
@@ -121,7 +164,7 @@ def test_explain_shows_every_candidate_its_status_and_the_pick() -> None:
 
 def test_explain_of_a_fail_open_answer_says_so() -> None:
     raw = table(s4=UNHEALTHY, s5=UNHEALTHY)
-    body = explain(compiled(), "api.example.com.", 1, raw, view(raw), True, random.Random(3), {})
+    body = explained("api.example.com.", 1, raw, view(raw))
     assert body["records"] == [
         failover_entry(
             [
@@ -130,14 +173,13 @@ def test_explain_of_a_fail_open_answer_says_so() -> None:
             ],
             ["10.1.0.1"],
             True,
+            "all_down_open",
         )
     ]
 
 
 def test_explain_without_a_table_or_for_a_changed_slot_counts_it_unknown() -> None:
-    no_table = explain(
-        compiled(), "api.example.com.", 1, None, unknown_view(CAPACITY), False, random.Random(3), {}
-    )
+    no_table = explained("api.example.com.", 1, None, unknown_view(CAPACITY), fail_open=False)
     assert no_table["records"][0]["answers"] == [
         answer("10.1.0.1", 4, "primary", "healthy", "unknown", None),
         answer("10.1.0.2", 5, "secondary", "healthy", "unknown", None),
@@ -145,17 +187,7 @@ def test_explain_without_a_table_or_for_a_changed_slot_counts_it_unknown() -> No
     raw = table(s4=UNHEALTHY, s5=HEALTHY)
     changed = np.zeros(CAPACITY, dtype=np.bool_)
     changed[4] = True
-    body = explain(
-        compiled(),
-        "api.example.com.",
-        1,
-        raw,
-        view(raw, changed),
-        False,
-        random.Random(3),
-        {},
-        changed,
-    )
+    body = explained("api.example.com.", 1, raw, view(raw, changed), False, changed=changed)
     why = "config_changed: the table predates this slot's current target"
     assert body["records"] == [
         failover_entry(
@@ -166,12 +198,13 @@ def test_explain_without_a_table_or_for_a_changed_slot_counts_it_unknown() -> No
             ["10.1.0.1"],
             False,
         )
+        | {"when_all_down": "closed"}
     ]
 
 
 def test_explain_of_a_multivalue_name_draws_its_order() -> None:
     raw = table(s1=UNHEALTHY)
-    body = explain(compiled(), "www.example.com.", 1, raw, view(raw), True, random.Random(3), {})
+    body = explained("www.example.com.", 1, raw, view(raw))
     (entry,) = body["records"]
     assert entry["policy"] == "multivalue"
     assert sorted(entry["would_answer"]) == ["10.0.0.1", "10.0.0.3"]
@@ -181,11 +214,12 @@ def test_explain_of_a_multivalue_name_draws_its_order() -> None:
     ("name", "rcode"), [("nope.example.com.", "nxdomain"), ("x.example.org.", "refused")]
 )
 def test_explain_of_a_name_without_records(name: str, rcode: str) -> None:
-    body = explain(compiled(), name, None, None, unknown_view(CAPACITY), True, random.Random(3), {})
+    body = explained(name, None, None, unknown_view(CAPACITY))
     assert body == {
         "name": name,
         "table": {},
         "fail_open_config": True,
+        "shifts": [],
         "rcode": rcode,
         "records": [],
     }
@@ -224,7 +258,7 @@ def flags_of(reply: bytes | None) -> int:
 def test_counters_add_up_over_several_queries() -> None:
     raw = table(s0=UNHEALTHY, s1=UNHEALTHY, s2=UNHEALTHY)
     responder = Responder(compiled(), random.Random(2))
-    responder.down = view(raw)  # every www answer down: fail-open answers
+    answer_from(responder, view(raw))  # every www answer down: fail-open answers
     tally: dict[tuple[int, int], int] = {}
     for _ in range(3):
         responder.dns(query(), True, tally)

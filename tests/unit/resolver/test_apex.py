@@ -16,9 +16,10 @@ import dns.rdatatype
 import dns.rrset
 
 from resolver.answer import Responder, explain, unknown_view
+from resolver.levers import plain
 from resolver.records import Compiled, compile_records
 from sim.testing import document_dict
-from urn.config import parse_document
+from urn.config import Document, parse_document
 
 NS1, NS2, OUTSIDE = "ns1.example.com.", "ns2.example.com.", "ns.provider.net."
 DELEGABLE = {
@@ -39,9 +40,12 @@ DELEGABLE = {
 WWW = {"name": "www.example.com.", "answers": [{"value": "10.0.0.1"}]}
 
 
+def document(*zones: Any, records: list[dict[str, Any]] | None = None) -> Document:
+    return parse_document(document_dict(zones=list(zones or [DELEGABLE]), records=records or [WWW]))
+
+
 def compiled(*zones: Any, records: list[dict[str, Any]] | None = None) -> Compiled:
-    document = document_dict(zones=list(zones or [DELEGABLE]), records=records or [WWW])
-    return compile_records(parse_document(document), random.Random(1))
+    return compile_records(document(*zones, records=records), random.Random(1))
 
 
 def ask(
@@ -217,12 +221,11 @@ def test_json_answers_ns_with_additional_glue_and_soa_as_an_answer() -> None:
 
 def test_explain_lists_the_apex_ns_records() -> None:
     index = compiled()
-    result = explain(
-        index, "example.com.", None, None, unknown_view(64), True, random.Random(1), {}
-    )
+    decision = plain(index.levers, unknown_view(64))
+    result = explain(index, document(), "example.com.", None, None, decision, random.Random(1), {})
     by_type = {r["type"]: r for r in result["records"]}
     assert set(by_type) == {"SOA", "NS"}
     assert by_type["NS"]["would_answer"] == [NS1, NS2, OUTSIDE]
     assert [a["status"] for a in by_type["NS"]["answers"]] == ["no_check"] * 3
-    only_ns = explain(index, "example.com.", 2, None, unknown_view(64), True, random.Random(1), {})
+    only_ns = explain(index, document(), "example.com.", 2, None, decision, random.Random(1), {})
     assert [r["type"] for r in only_ns["records"]] == ["NS"]

@@ -19,7 +19,7 @@ from resolver.answer import Responder, down_view
 from resolver.dnsmsg import MAX_UDP_PAYLOAD, Dropped, FormErr, NotImplementedOpcode, parse_query
 from resolver.records import compile_records
 from sim.testing import document_dict
-from sim.testing.resolver import check_outcome, multivalue_record, tcp_checks
+from sim.testing.resolver import answer_from, check_outcome, multivalue_record, tcp_checks
 from urn.config import parse_document
 from urn.table import Reason, Status, aggregated_byte
 
@@ -56,7 +56,7 @@ def make_responder(fail_open: bool = True) -> Responder:
             fail_open=fail_open,
         )
     )
-    return Responder(compile_records(document, random.Random(1)), random.Random(2), fail_open)
+    return Responder(compile_records(document, random.Random(1)), random.Random(2))
 
 
 def ask(
@@ -193,15 +193,17 @@ def test_udp_truncates_beyond_512_or_the_edns_size_and_tcp_does_not() -> None:
 def test_all_down_fails_open_and_is_counted() -> None:
     responder = make_responder()
     table = np.full(CAPACITY, aggregated_byte(Status.UNHEALTHY, Reason.REFUSED), dtype=np.uint8)
-    responder.down = down_view(table)
+    answer_from(responder, down_view(table))
     response = ask(responder, dns.message.make_query("www.example.com.", "A"))
     assert len(response.answer[0]) == 8
     assert responder.fail_open_answers == 1
-    closed = make_responder(fail_open=False)
-    closed.down = down_view(table)
+    closed = make_responder(fail_open=False)  # when_all_down closed: NODATA with the SOA
+    answer_from(closed, down_view(table))
     response = ask(closed, dns.message.make_query("www.example.com.", "A"))
     assert response.rcode() == dns.rcode.NOERROR
     assert response.answer == []
+    assert [rrset.rdtype for rrset in response.authority] == [dns.rdatatype.SOA]
+    assert closed.fail_open_answers == 0
 
 
 def test_tally_counts_by_qtype_and_rcode() -> None:

@@ -16,9 +16,10 @@ import pytest
 
 from resolver.answer import Responder, down_view, lookup, resolve, unknown_view
 from resolver.dnsmsg import NOERROR, NXDOMAIN, REFUSED
+from resolver.levers import CLOSED, DEGRADED, NORMAL, OPEN, plain
 from resolver.records import HINFO_ANY, Compiled, compile_records, name_to_wire
 from sim.testing import document_dict
-from sim.testing.resolver import failover_record, multivalue_record, tcp_checks
+from sim.testing.resolver import answer_from, failover_record, multivalue_record, tcp_checks
 from urn.config import parse_document
 from urn.table import Reason, Status, aggregated_byte
 
@@ -28,7 +29,7 @@ DOWN = aggregated_byte(Status.UNHEALTHY, Reason.TIMEOUT)
 UP = aggregated_byte(Status.HEALTHY)
 
 
-def compiled() -> Compiled:
+def compiled(fail_open: bool = True) -> Compiled:
     document = parse_document(
         document_dict(
             checks=tcp_checks(range(12)),
@@ -63,6 +64,7 @@ def compiled() -> Compiled:
                 },
             ],
             capacity=CAPACITY,
+            fail_open=fail_open,
         )
     )
     return compile_records(document, random.Random(1))
@@ -75,20 +77,26 @@ def view(states: dict[int, int] | None = None, default: int = UP) -> bytes:
     return down_view(table)
 
 
+def looked_up(index: Compiled, name: str | bytes, qtype: int, down: bytes, seed: int) -> Any:
+    """`lookup` from the down view `down`, with no slot levers."""
+    decision = plain(index.levers, down)
+    return lookup(index, name, qtype, decision.views, decision.modes, random.Random(seed))
+
+
 def both(
-    index: Compiled, name: str, qtype: int, down: bytes | None = None, fail_open: bool = True
+    index: Compiled, name: str, qtype: int, down: bytes | None = None
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """lookup of the same question in wire form and in text form, from equal rngs."""
     down = unknown_view(CAPACITY) if down is None else down
-    wire = lookup(index, name_to_wire(name), qtype, down, random.Random(9), fail_open)
-    text = lookup(index, name, qtype, down, random.Random(9), fail_open)
+    wire = looked_up(index, name_to_wire(name), qtype, down, 9)
+    text = looked_up(index, name, qtype, down, 9)
     return wire, text
 
 
 @pytest.mark.parametrize("name", ["example.org.", "www.example.org.", "com.", "."])
 def test_a_name_outside_every_zone_is_refused_and_not_authoritative(name: str) -> None:
     for result in both(compiled(), name, A):
-        assert result == (REFUSED, False, None, (), None, False)
+        assert result == (REFUSED, False, None, (), None, NORMAL)
 
 
 @pytest.mark.parametrize(
@@ -101,8 +109,8 @@ def test_a_missing_name_in_a_zone_is_nxdomain_with_the_most_specific_zone_soa(
     index = compiled()
     (soa_zone,) = [z for z in index.zones if z.name == zone]
     wire, text = both(index, name, A)
-    assert wire == (NXDOMAIN, True, None, (), soa_zone.negative_wire, False)
-    assert text == (NXDOMAIN, True, None, (), soa_zone.negative_json, False)
+    assert wire == (NXDOMAIN, True, None, (), soa_zone.negative_wire, NORMAL)
+    assert text == (NXDOMAIN, True, None, (), soa_zone.negative_json, NORMAL)
 
 
 def test_the_entry_for_the_type_answers_with_every_healthy_candidate() -> None:
@@ -110,13 +118,13 @@ def test_the_entry_for_the_type_answers_with_every_healthy_candidate() -> None:
     node = index.by_text["www.example.com."]
     entry = node.by_type[A]
     wire, text = both(index, "www.example.com.", A, view({0: DOWN}))
-    rcode, authoritative, found, answers, authority, failed_open = wire
-    assert (rcode, authoritative, found, authority, failed_open) == (
+    rcode, authoritative, found, answers, authority, mode = wire
+    assert (rcode, authoritative, found, authority, mode) == (
         NOERROR,
         True,
         node,
         None,
-        False,
+        NORMAL | DEGRADED,  # one answer is down
     )
     assert sorted(answers) == sorted(entry.wires[1:])  # multivalue: random order, 0 is down
     assert text[3] == [entry.jsons[entry.wires.index(answer)] for answer in answers]
@@ -134,32 +142,33 @@ def test_a_cname_answers_for_every_type_of_its_name() -> None:
 
 @pytest.mark.parametrize("fail_open", [True, False])
 def test_every_candidate_down_fails_open_only_when_configured(fail_open: bool) -> None:
-    index = compiled()
+    index = compiled(fail_open)
     entry = index.by_text["api.example.com."].by_type[A]
-    wire, text = both(index, "api.example.com.", A, view(default=DOWN), fail_open)
+    wire, text = both(index, "api.example.com.", A, view(default=DOWN))
     if fail_open:  # failover fails open to the primary
-        assert wire[3:] == ([entry.wires[0]], None, True)
-        assert text[3:] == ([entry.jsons[0]], None, True)
-    else:  # NOERROR with no answers and no SOA: the record exists, every answer is down
-        assert wire == (NOERROR, True, wire[2], [], None, False)
-        assert text == (NOERROR, True, text[2], [], None, False)
+        assert wire[3:] == ([entry.wires[0]], None, OPEN | DEGRADED)
+        assert text[3:] == ([entry.jsons[0]], None, OPEN | DEGRADED)
+    else:  # `fail_open: false` is when_all_down closed: NODATA, the zone's SOA in authority
+        zone = index.by_text["api.example.com."].zone
+        assert wire == (NOERROR, True, wire[2], (), zone.negative_wire, CLOSED)
+        assert text == (NOERROR, True, text[2], (), zone.negative_json, CLOSED)
 
 
 def test_one_candidate_up_is_not_fail_open() -> None:
     index = compiled()
     failover = index.by_text["api.example.com."].by_type[A]
     wire, _ = both(index, "api.example.com.", A, view({4: DOWN}))  # the primary is down
-    assert wire[3:] == ([failover.wires[1]], None, False)
+    assert wire[3:] == ([failover.wires[1]], None, NORMAL | DEGRADED)
     multivalue = index.by_text["www.example.com."].by_type[A]
     wire, _ = both(index, "www.example.com.", A, view({0: DOWN, 1: DOWN, 2: DOWN}))
-    assert wire[3:] == ([multivalue.wires[3]], None, False)
+    assert wire[3:] == ([multivalue.wires[3]], None, NORMAL | DEGRADED)
 
 
 def test_any_gets_the_rfc8482_hinfo_answer() -> None:
     index = compiled()
     node = index.by_text["www.example.com."]
     wire, text = both(index, "www.example.com.", ANY)
-    assert wire == (NOERROR, True, node, (HINFO_ANY,), None, False)
+    assert wire == (NOERROR, True, node, (HINFO_ANY,), None, NORMAL)
     (fragment,) = text[3]
     assert json.loads(fragment) == {
         "name": "www.example.com.",
@@ -167,7 +176,7 @@ def test_any_gets_the_rfc8482_hinfo_answer() -> None:
         "TTL": 3600,
         "data": '"RFC8482" ""',
     }
-    assert text[:3] + text[4:] == (NOERROR, True, node, None, False)
+    assert text[:3] + text[4:] == (NOERROR, True, node, None, NORMAL)
 
 
 @pytest.mark.parametrize("qtype", [IXFR, AXFR])
@@ -175,7 +184,7 @@ def test_any_gets_the_rfc8482_hinfo_answer() -> None:
 def test_zone_transfers_are_refused_for_names_that_exist(qtype: int, name: str) -> None:
     index = compiled()
     for result in both(index, name, qtype):
-        assert result == (REFUSED, False, index.by_text[name], (), None, False)
+        assert result == (REFUSED, False, index.by_text[name], (), None, NORMAL)
 
 
 @pytest.mark.parametrize(
@@ -193,8 +202,8 @@ def test_nodata_puts_the_zone_soa_in_authority(name: str, qtype: int, zone: str)
     node = index.by_text[name]
     assert node.zone.name == zone
     wire, text = both(index, name, qtype)
-    assert wire == (NOERROR, True, node, (), node.zone.negative_wire, False)
-    assert text == (NOERROR, True, node, (), node.zone.negative_json, False)
+    assert wire == (NOERROR, True, node, (), node.zone.negative_wire, NORMAL)
+    assert text == (NOERROR, True, node, (), node.zone.negative_json, NORMAL)
 
 
 def test_the_apex_answers_its_soa() -> None:
@@ -211,7 +220,7 @@ def health_patterns(width: int) -> list[set[int]]:
 
 @pytest.mark.parametrize("fail_open", [True, False])
 def test_lookup_chooses_exactly_what_resolve_chooses(fail_open: bool) -> None:
-    index = compiled()
+    index = compiled(fail_open)
     for name, node in index.by_text.items():
         for qtype, entry in node.by_type.items():
             slots = [c.slot for c in entry.candidates]
@@ -223,12 +232,17 @@ def test_lookup_chooses_exactly_what_resolve_chooses(fail_open: bool) -> None:
                         if i in pattern and slot is not None
                     }
                 )
+                decision = plain(index.levers, down)
                 for seed in range(4):
-                    expected = resolve(entry, down, random.Random(seed), fail_open, entry.wires)
-                    result = lookup(
-                        index, name_to_wire(name), qtype, down, random.Random(seed), fail_open
+                    expected = resolve(
+                        entry,
+                        decision.views,
+                        decision.modes[entry.index],
+                        random.Random(seed),
+                        entry.wires,
                     )
-                    assert (result[3], result[5]) == expected, (name, qtype, pattern)
+                    result = looked_up(index, name_to_wire(name), qtype, down, seed)
+                    assert (list(result[3]), result[5]) == expected, (name, qtype, pattern)
 
 
 NAMES = [
@@ -257,15 +271,13 @@ TABLES = {
 @pytest.mark.parametrize("fail_open", [True, False])
 @pytest.mark.parametrize("table", list(TABLES))
 def test_wire_and_text_lookups_decide_the_same(table: str, fail_open: bool) -> None:
-    index = compiled()
+    index = compiled(fail_open)
     for name in NAMES:
         for qtype in QTYPES:
             for seed in range(3):
                 down = TABLES[table]
-                wire = lookup(
-                    index, name_to_wire(name), qtype, down, random.Random(seed), fail_open
-                )
-                text = lookup(index, name, qtype, down, random.Random(seed), fail_open)
+                wire = looked_up(index, name_to_wire(name), qtype, down, seed)
+                text = looked_up(index, name, qtype, down, seed)
                 question = (name, qtype, seed)
                 rcode, authoritative, node, answers, authority, failed_open = wire
                 assert (rcode, authoritative, node, failed_open) == (
@@ -298,12 +310,13 @@ def test_wire_and_text_lookups_decide_the_same(table: str, fail_open: bool) -> N
 @pytest.mark.parametrize("fail_open", [True, False])
 @pytest.mark.parametrize("table", list(TABLES))
 def test_the_wire_and_json_renderers_agree(table: str, fail_open: bool) -> None:
-    index = compiled()
+    index = compiled(fail_open)
     for name in NAMES:
         for qtype in [q for q in QTYPES if q not in (IXFR, AXFR)] + [IXFR, AXFR]:
-            wire_responder = Responder(index, random.Random(3), fail_open)
-            json_responder = Responder(index, random.Random(3), fail_open)
-            wire_responder.down = json_responder.down = TABLES[table]
+            wire_responder = Responder(index, random.Random(3))
+            json_responder = Responder(index, random.Random(3))
+            answer_from(wire_responder, TABLES[table])
+            answer_from(json_responder, TABLES[table])
             query = dns.message.make_query(name, dns.rdatatype.RdataType.make(qtype)).to_wire()
             raw = wire_responder.dns(query, False, {})
             assert raw is not None

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from resolver.answer import down_view, resolve, unknown_view
+from resolver.levers import DEGRADED, MODES, NORMAL, OPEN, EntryLevers, plain
 from resolver.policy import MULTIVALUE_MAX, balanced_permutations
-from resolver.records import Entry, compile_records
+from resolver.records import Candidate, Entry, compile_records
 from sim.testing import document_dict
 from sim.testing.resolver import multivalue_record, tcp_checks
-from urn.config import parse_document
+from urn.config import WhenAllDown, parse_document
 from urn.table import Reason, Status, aggregated_byte
 
 CAPACITY = 64
@@ -39,10 +40,22 @@ def view(states: dict[int, int]) -> bytes:
     return down_view(table)
 
 
+def picked(
+    entry: Entry, down: bytes, rng: random.Random, fail_open: bool = True
+) -> tuple[list[Candidate], bool]:
+    """What the entry answers from the down view `down`, and whether it failed open, with
+    when_all_down open, or closed when not `fail_open` (no other lever)."""
+    all_down = WhenAllDown.OPEN if fail_open else WhenAllDown.CLOSED
+    slots = [c.slot for c in entry.candidates]
+    decision = plain(EntryLevers.of([(slots, entry.min_healthy, all_down)], CAPACITY), down)
+    chosen, mode = resolve(entry, decision.views, decision.modes[0], rng, entry.candidates)
+    return chosen, mode == OPEN | DEGRADED
+
+
 def values(
     entry: Entry, down: bytes, fail_open: bool = True, seed: int = 1
 ) -> tuple[list[str], bool]:
-    chosen, opened = resolve(entry, down, random.Random(seed), fail_open, entry.candidates)
+    chosen, opened = picked(entry, down, random.Random(seed), fail_open)
     return [c.value for c in chosen], opened
 
 
@@ -129,9 +142,7 @@ def test_multivalue_all_unhealthy_fails_open_with_up_to_eight() -> None:
 def test_multivalue_first_answer_is_spread_evenly() -> None:
     entry = entry_for(multivalue_record("svc.example.com.", 8))
     rng = random.Random(3)
-    firsts = Counter(
-        resolve(entry, view({}), rng, True, entry.candidates)[0][0].value for _ in range(8000)
-    )
+    firsts = Counter(picked(entry, view({}), rng)[0][0].value for _ in range(8000))
     assert len(firsts) == 8
     assert min(firsts.values()) > 800  # 1000 expected each
 
@@ -161,9 +172,7 @@ WEIGHTED = record(
 def test_weighted_picks_one_by_weight() -> None:
     entry = entry_for(WEIGHTED)
     rng = random.Random(5)
-    picks = Counter(
-        resolve(entry, view({}), rng, True, entry.candidates)[0][0].value for _ in range(4000)
-    )
+    picks = Counter(picked(entry, view({}), rng)[0][0].value for _ in range(4000))
     assert set(picks) == {"10.0.0.1", "10.0.0.2"}  # weight 0 never while a weighted one is up
     assert 2.4 < picks["10.0.0.1"] / picks["10.0.0.2"] < 3.8
 
@@ -183,7 +192,7 @@ def test_weighted_all_down_fails_open_by_weight_never_weight_zero() -> None:
     entry = entry_for(WEIGHTED)
     rng = random.Random(9)
     down = view({0: DOWN, 1: DOWN, 2: DOWN})
-    results = [resolve(entry, down, rng, True, entry.candidates) for _ in range(2000)]
+    results = [picked(entry, down, rng) for _ in range(2000)]
     assert all(opened for _, opened in results)
     picks = Counter(chosen[0].value for chosen, _ in results)
     assert set(picks) == {"10.0.0.1", "10.0.0.2"}
@@ -203,13 +212,10 @@ def test_weighted_all_weights_zero_choose_evenly_among_healthy() -> None:
         )
     )
     rng = random.Random(2)
-    picks = Counter(
-        resolve(entry, view({1: DOWN}), rng, True, entry.candidates)[0][0].value
-        for _ in range(3000)
-    )
+    picks = Counter(picked(entry, view({1: DOWN}), rng)[0][0].value for _ in range(3000))
     assert set(picks) == {"10.0.0.2", "10.0.0.3"}
     all_down = view({1: DOWN, 2: DOWN, 3: DOWN})
-    chosen, opened = resolve(entry, all_down, rng, True, entry.candidates)
+    chosen, opened = picked(entry, all_down, rng)
     assert opened
     assert len(chosen) == 1
 
@@ -271,5 +277,5 @@ def test_every_candidate_is_read_on_every_query(healthy: bool) -> None:
     counting = CountingView(base)
     CountingView.reads = 0
     # itemgetter calls __getitem__ once per slot: both candidates, though the first decides.
-    resolve(entry, counting, random.Random(1), True, entry.candidates)
+    resolve(entry, (counting,) * MODES, NORMAL, random.Random(1), entry.candidates)
     assert CountingView.reads == 2

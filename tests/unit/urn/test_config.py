@@ -26,6 +26,7 @@ from urn.config import (
     Quorum,
     RecordType,
     Senders,
+    WhenAllDown,
     parse_document,
     parse_text,
 )
@@ -125,7 +126,13 @@ def test_full_yaml_document_parses() -> None:
     assert doc.zone_names == ("example.com.", "internal.")
     assert doc.aggregators == ("http://127.0.0.1:7101", "https://127.0.0.1:7102")
     fleet_quorum = Quorum(unhealthy_at=0.6, min_checkers=2, cross_az=False)
-    assert doc.defaults == Defaults(failures=2, of_last=5, timeout=0.75, quorum=fleet_quorum)
+    assert doc.defaults == Defaults(
+        failures=2,
+        of_last=5,
+        timeout=0.75,
+        quorum=fleet_quorum,
+        when_all_down=WhenAllDown.CLOSED,  # fail_open: false, its old spelling
+    )
     assert doc.assignment.shuffle_shard == 2
     assert doc.push_key.env == "URN_PUSH_KEY"
     assert doc.previous_push_keys[0].file == "/etc/urn/old.key"

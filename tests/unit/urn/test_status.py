@@ -126,11 +126,12 @@ def _states(*records: tuple[Policy, list[tuple[int | None, int, str | None]]]) -
     return RecordStates(records, capacity=8)
 
 
-def _down(*slots: int) -> bytes:
-    view = bytearray(9)
-    for slot in slots:
-        view[slot] = 1
-    return bytes(view)
+def _counted(*down: bool) -> np.ndarray:
+    return np.array(down, dtype=np.bool_)
+
+
+def _flags(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8)
 
 
 def _table(down: tuple[int, ...], unknown: tuple[int, ...] = ()) -> np.ndarray:
@@ -147,24 +148,40 @@ def test_record_states_follow_each_policy() -> None:
         (Policy.FAILOVER, [(4, 1, "primary"), (5, 1, "secondary")]),
         (Policy.SIMPLE, [(6, 1, None)]),
     )
-    letters, flags, opened = states.encoded(_table(()), _down(), fail_open=True)
+    none = _counted(*[False] * 8)
+    letters, flags, opened = states.encoded(_table(()), none, _flags("...."))
     assert (letters, flags, opened) == ("HHNHhHhH", "....", 0)
     down = (1, 2, 4, 6)
-    letters, flags, opened = states.encoded(_table(down), _down(*down), fail_open=True)
+    # the simple record fails open: its mode counts its one answer healthy, flag F
+    counted = _counted(False, True, False, True, False, True, False, False)
+    letters, flags, opened = states.encoded(_table(down), counted, _flags("...F"))
     # weighted: the weight-0 answer stands in; failover: the secondary; simple: fails open
     assert (letters, flags, opened) == ("HuNuHuHU", "...F", 1)
-    letters, flags, _ = states.encoded(_table(down), _down(*down), fail_open=False)
+    counted = _counted(False, True, False, True, False, True, False, True)
+    letters, flags, _ = states.encoded(_table(down), counted, _flags("...D"))
     assert letters[-1] == "u"
     assert flags[-1] == "D"
 
 
+def test_record_states_take_the_lever_flags_and_otherwise_the_answer_set() -> None:
+    states = _states(
+        (Policy.SIMPLE, [(0, 1, None), (1, 1, None)]),
+        (Policy.SIMPLE, [(2, 1, None)]),
+        (Policy.SIMPLE, [(3, 1, None)]),
+    )
+    # panic on the first (both answered), a shift ignored on the second, nothing on the third
+    counted = _counted(False, False, False, True)
+    letters, flags, opened = states.encoded(_table((1, 3)), counted, _flags("PS."))
+    assert (letters, flags, opened) == ("HUHu", "PS-", 0)
+
+
 def test_record_states_unknown_counts_as_healthy_and_no_table_is_unknown() -> None:
     states = _states((Policy.SIMPLE, [(0, 1, None), (1, 1, None)]))
-    letters, _, _ = states.encoded(_table((), unknown=(0,)), _down(), fail_open=True)
+    letters, _, _ = states.encoded(_table((), unknown=(0,)), _counted(False, False), _flags("."))
     assert letters == "KH"
-    letters, flags, _ = states.encoded(None, _down(), fail_open=True)
+    letters, flags, _ = states.encoded(None, _counted(False, False), _flags("."))
     assert (letters, flags) == ("KK", ".")
-    assert _states().encoded(None, _down(), fail_open=True) == ("", "", 0)
+    assert _states().encoded(None, _counted(), _flags("")) == ("", "", 0)
 
 
 def test_snapshot_size_does_not_depend_on_health() -> None:
@@ -179,8 +196,9 @@ def test_snapshot_size_does_not_depend_on_health() -> None:
     sizes = set()
     for tick in range(50):
         table = rng.integers(0, 40, size=8, dtype=np.uint8)
-        down = (table & 3 == Status.UNHEALTHY).astype(np.uint8).tobytes() + b"\0"
-        letters, flags, opened = states.encoded(table, down, fail_open=bool(tick % 2))
+        counted = (table & 3 == Status.UNHEALTHY)[[0, 1, 2, 3]]
+        flags_in = _flags(["..", "F.", ".D", "PS"][tick % 4])
+        letters, flags, opened = states.encoded(table, counted, flags_in)
         failing = unhealthy_by_az(aggregate_failing(table), np.zeros(8, np.uint8), 1)
         timeline.record([rng.random() * 10**tick, failing[0]])
         if tick % 3:
@@ -223,5 +241,5 @@ def test_status_checks_lists_the_config_side() -> None:
     assert len(body["checks"]) == len(document.checks)
     assert body["legend"]["reasons"][Reason.TIMEOUT] == "timeout"
     assert body["azs"] == ["a", "b"]
-    assert body["checks"][0] == [3, "web-a", "http", "http://127.0.0.1:80/", "a"]
+    assert body["checks"][0] == [3, "web-a", "http", "http://127.0.0.1:80/", "a", ""]
     assert body["records"][0][3][1] == ["10.0.0.2", 5, 1, "secondary"]
