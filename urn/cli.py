@@ -1,4 +1,4 @@
-"""The one console script: `urn checker|aggregator|resolver|demo|targets|bench|validate`.
+"""The one console script: `urn checker|aggregator|resolver|demo|targets|bench|validate|shift`.
 
 Each subcommand's module owns its arguments (`add_arguments(parser)`) and its entry
 point (`run(args) -> int`); modules are imported only when their command runs. This is
@@ -55,6 +55,10 @@ def _load(name: str) -> Command:
         from bench import cli as bench
 
         return bench
+    if name == "shift":
+        from urn import shift
+
+        return shift
     from urn import validate
 
     return validate
@@ -68,6 +72,7 @@ COMMANDS: dict[str, str] = {
     "targets": "simulated HTTP/TCP target farms, switchable per target or AZ",
     "bench": "benchmarks: az-failure and the micro benches",
     "validate": "validate a config document and print what is wrong",
+    "shift": "zonal shifts in a file config: start, end, list",
 }
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEVER_HORIZON",
+    "MAX_REASON",
     "MIN_LEVER_SPAN",
     "format_time",
     "min_healthy",
