@@ -281,37 +281,48 @@ class DnsServer:
         await run_every(self.clock, lambda: self.limits.sweep_interval, tick)
 
     async def start(self, host: str, port: int) -> int:
-        """Bind UDP then TCP on the same port (retrying when port 0 drew one TCP has taken)."""
+        """Bind UDP then TCP on the same port (retrying when port 0 drew one TCP has taken).
+
+        A UDP port TCP could not have stays bound until the end, so the kernel cannot
+        hand the same port out again on the next try.
+        """
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        for attempt in range(_BIND_ATTEMPTS):
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-                sock.bind((host, port))
-            except OSError:
-                sock.close()
-                raise
-            bound: int = sock.getsockname()[1]
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self.responder, self.udp_tally, self.observe_udp, self.sample_mask),
-                sock=sock,
-            )
-            try:
-                tcp = await loop.create_server(
-                    lambda: _Tcp(self, self.tcp), host, bound, reuse_address=True
-                )
-            except OSError:
-                transport.close()
-                if port != 0 or attempt == _BIND_ATTEMPTS - 1:
+        refused: list[asyncio.DatagramTransport] = []
+        try:
+            for attempt in range(_BIND_ATTEMPTS):
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+                    sock.bind((host, port))
+                except OSError:
+                    sock.close()
                     raise
-                continue
-            self._udp = transport
-            self._streams.append(tcp)
-            self.port = bound
-            self._start_sweeping()
-            return bound
+                bound: int = sock.getsockname()[1]
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Udp(
+                        self.responder, self.udp_tally, self.observe_udp, self.sample_mask
+                    ),
+                    sock=sock,
+                )
+                try:
+                    tcp = await loop.create_server(
+                        lambda: _Tcp(self, self.tcp), host, bound, reuse_address=True
+                    )
+                except OSError:
+                    refused.append(transport)
+                    if port != 0 or attempt == _BIND_ATTEMPTS - 1:
+                        raise
+                    continue
+                self._udp = transport
+                self._streams.append(tcp)
+                self.port = bound
+                self._start_sweeping()
+                return bound
+        finally:
+            for transport in refused:
+                transport.close()
         raise OSError("could not bind DNS on one port for both UDP and TCP")  # pragma: no cover
 
     async def start_tls(self, host: str, port: int, context: ssl.SSLContext) -> int:

@@ -93,8 +93,8 @@ async def test_a_replica_whose_clock_runs_ahead_wins_nothing_once_it_dies(tmp_pa
 async def test_with_every_aggregator_dead_the_last_good_table_holds(tmp_path: Path) -> None:
     max_age = 3.0
     # Watched this long past max_table_age: nothing in the resolver ages a held table
-    # (it is judged by receipt, once), so four times the age is as telling as any longer.
-    hold_past = 12.0
+    # (it is judged by receipt, once), so three times the age is as telling as any longer.
+    hold_past = 9.0
     plan = _plan(extra={"max_table_age": max_age})
     async with live_fleet(tmp_path, plan) as live:
         await live.set_mode("b", "refuse")

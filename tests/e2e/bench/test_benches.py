@@ -36,6 +36,7 @@ def test_checker_throughput_classifies_each_kind_of_dead_target() -> None:
     figures = _bench(
         "bench.checker_throughput",
         *TINY,
+        "--duration", "0.5",  # after TINY's: classifying needs probes, not seconds
         "--ladder", "1.0",
         "--repeats", "1",
         "--compare-rate", "200",
@@ -75,7 +76,7 @@ def test_checker_overhead_runs_both_designs_without_false_timeouts() -> None:
             ["bench.resolver_qps", "--seconds", "0.3", "--rounds", "1", "--names", "20"],
             id="resolver-qps",
         ),
-        pytest.param(["bench.soak", "--minutes", "0.2", "--per-az", "2"], id="soak"),
+        pytest.param(["bench.soak", "--minutes", "0.1", "--per-az", "2"], id="soak"),
     ],
 )
 def test_every_other_bench_runs_and_ends_with_its_json_line(argv: list[str]) -> None:
