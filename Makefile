@@ -33,10 +33,17 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The suite under coverage, the processes it spawns included (pyproject.toml
-# [tool.coverage.run]), then held to the floors in [tool.urn.coverage].
+# [tool.coverage.run]), then held to the floors in [tool.urn.coverage]. Most tests wait
+# on their fleets' intervals, so they run in PYTEST_WORKERS processes (pytest-xdist);
+# the `serial` ones (benchmark runs, which measure) run afterwards on a quiet machine.
+# Both halves always run, so one failure never hides the other's.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -q --durations=25
+	@status=0; \
+	$(BIN)/coverage run -m pytest -q -n $(PYTEST_WORKERS) -m 'not serial' --durations=25 || status=1; \
+	$(BIN)/coverage run -m pytest -q -p no:xdist -m serial --durations=10 || status=1; \
+	exit $$status
 	$(BIN)/coverage combine -q
 	$(BIN)/python .ci/coverage_floor.py
 

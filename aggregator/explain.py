@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aggregator.autoshift import AutoshiftState
 from aggregator.condition import checker_verdict
 from urn.table import REASON_SHIFT, Reason, Status, status_of_byte
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from urn.table import SlotArray
 
 __all__ = ["explain_slot", "value_label"]
+
+NO_AUTOSHIFT = AutoshiftState()
 
 
 def value_label(value: int) -> str:
@@ -53,6 +56,7 @@ def explain_slot(
     tick_at: float,
     now: float,
     staleness: float,
+    autoshift: AutoshiftState = NO_AUTOSHIFT,
 ) -> dict[str, Any]:
     """The explanation of `slot` given the last tick's table and its fresh tables."""
     out: dict[str, Any] = {
@@ -126,7 +130,21 @@ def explain_slot(
         len(entries),
         plan.thresholds.needed(slot, votes),
     )
+    if check.az is not None and plan.autoshift.rule.enabled:
+        out["autoshift"] = autoshift_of(check.az, autoshift)
     return out
+
+
+def autoshift_of(az: str, autoshift: AutoshiftState) -> dict[str, Any]:
+    """Whether `az` is autoshifted, and the last tick's reasoning."""
+    shares = autoshift.shares
+    return {
+        "az": az,
+        "shifted": autoshift.az == az,
+        "shifted_az": autoshift.az,
+        "unhealthy_share": None if shares is None else round(shares.share(az), 4),
+        "reason": autoshift.reason,
+    }
 
 
 def _quorum_outcome(

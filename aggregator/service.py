@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aiohttp import web
 
+from aggregator.autoshift import AutoshiftState
 from aggregator.explain import explain_slot
 from aggregator.status import AggregatorStatus
 from aggregator.tick import Plan, TickCore, TickResult
@@ -23,7 +24,7 @@ from aggregator.window import Entry, Window
 from urn.drift import DriftMap
 from urn.http import TableReceiver
 from urn.logs import get_logger
-from urn.metrics import SlotAzs, TableCollector
+from urn.metrics import AutoshiftCollector, SlotAzs, TableCollector
 from urn.push import push_all, push_timeout
 from urn.runtime import cancel_and_wait
 from urn.signer import TableSigner
@@ -73,6 +74,7 @@ class Aggregator:
         )
         self.table: SlotArray = empty_table(first.document.capacity)  # the last one computed
         self._built_by = (0, 0)  # fresh checkers and AZs behind `table`
+        self.autoshift = AutoshiftState()  # judged on every table computed
         self._entries: list[Entry] = []  # the fresh tables the last tick read
         self._ticks = 0
         self._started_at = self.clock.monotonic()  # the first good config
@@ -93,6 +95,7 @@ class Aggregator:
                 azs=lambda: self._azs,
             )
         )
+        self.registry.register(AutoshiftCollector(self._autoshift_gauges))
 
     # --- config ------------------------------------------------------------------
 
@@ -172,6 +175,7 @@ class Aggregator:
         self.metrics.tick_cpu.observe(time.thread_time() - started)
         self.metrics.fresh_checkers.set(result.checkers)
         self.metrics.fresh_azs.set(result.azs)
+        self._step_autoshift(table, now)
         self.table = table
         self._built_by = (result.checkers, result.azs)
         self._entries = entries
@@ -179,10 +183,46 @@ class Aggregator:
         self._ticks += 1
         return table
 
+    def _step_autoshift(self, table: SlotArray, now: float) -> None:
+        was = self.autoshift.az
+        self.autoshift = self.autoshift.step(table, self.plan.autoshift, now)
+        if self.autoshift.az != was:
+            if self.autoshift.az is not None:
+                self.metrics.autoshifts.labels(self.autoshift.az).inc()
+            log.warning(
+                "autoshift",
+                az=self.autoshift.az,
+                was=was,
+                reason=self.autoshift.reason,
+                shares=None if self.autoshift.shares is None else self.autoshift.shares.shares,
+            )
+
+    def autoshift_facts(self) -> dict[str, Any]:
+        """The autoshift as the last tick judged it, for /healthz and /v1/status."""
+        state = self.autoshift
+        return {
+            "enabled": self.document.autoshift.enabled,
+            "az": state.az,
+            "reason": state.reason,
+            "since_s": None if state.since is None else round(self._tick_at - state.since, 3),
+            "unhealthy_share": {} if state.shares is None else state.shares.shares,
+        }
+
+    def _autoshift_gauges(self) -> tuple[str | None, dict[str, float]]:
+        shares = self.autoshift.shares
+        return self.autoshift.az, {} if shares is None else shares.shares
+
     def encode_table(self, table: SlotArray) -> bytes:
-        """The signed envelope of `table`, with the fresh checkers and AZs behind it."""
+        """The signed envelope of `table`, with the fresh checkers and AZs behind it and
+        the AZ autoshifted away."""
         checkers, azs = self._built_by
-        return self.signer.sign(self.loaded, table.tobytes(), checkers=checkers, azs=azs)
+        return self.signer.sign(
+            self.loaded,
+            table.tobytes(),
+            checkers=checkers,
+            azs=azs,
+            autoshift=self.autoshift.az or "",
+        )
 
     @property
     def warm_up(self) -> float:
@@ -262,6 +302,7 @@ class Aggregator:
             tick_at=self._tick_at,
             now=self.clock.monotonic(),
             staleness=self.document.staleness,
+            autoshift=self.autoshift,
         )
 
     async def handle_slot(self, request: web.Request) -> web.Response:
@@ -291,6 +332,7 @@ class Aggregator:
             "last_tick_age": None if age is None else round(age, 3),
             "config_error": self.loader.last_error,
             "pushes": {o.peer: o.result for o in self.last_push},
+            "autoshift": self.autoshift_facts(),
         }
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:

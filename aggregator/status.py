@@ -27,8 +27,10 @@ from urn.status import (
     unhealthy_by_az,
 )
 from urn.statuspage import StatusCache, refresh_quietly, reshaped
+from urn.wire import AZ_BYTES
 
 if TYPE_CHECKING:
+    from aggregator.autoshift import AutoshiftState
     from aggregator.settings import AggregatorSettings
     from aggregator.window import Entry, Window
     from urn.clock import Clock
@@ -62,6 +64,8 @@ class AggregatorView(Protocol):
     @property
     def warming_up(self) -> bool: ...
     def ready(self) -> tuple[bool, dict[str, Any]]: ...
+    @property
+    def autoshift(self) -> AutoshiftState: ...
 
 
 class AggregatorStatus:
@@ -133,6 +137,8 @@ class AggregatorStatus:
             "fresh_checkers": fixed_number(checkers, 4),
             "fresh_azs": fixed_number(fresh_azs, 4),
             "unhealthy_by_az": [fixed_number(n, 7) for n in per_az],
+            # padded like every field here, so the snapshot's size never moves
+            "autoshift": (service.autoshift.az or "").ljust(AZ_BYTES),
             "table": table_b64(table, capacity),
             "checker_fields": ["id", "az", "fresh", "age", "sequence", "digest_matches", "used"],
             "checkers": self.roster.encoded(

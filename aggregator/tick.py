@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aggregator.autoshift import AutoshiftPlan
 from aggregator.calculated import CalculatedPlan, apply_calculated
 from aggregator.condition import Conditioner, Observation, Thresholds
 from urn.drift import DriftMap
@@ -39,6 +40,7 @@ class Plan:
     calculated: CalculatedPlan
     configured: SlotArray  # 1 where a check owns the slot, for the slot-count metric
     drift: DriftMap  # slots each older config's tables must not speak for
+    autoshift: AutoshiftPlan
 
     @property
     def capacity(self) -> int:
@@ -58,6 +60,7 @@ class Plan:
             calculated=CalculatedPlan.from_document(document),
             configured=configured,
             drift=drift,
+            autoshift=AutoshiftPlan.from_document(document),
         )
 
     def observation(self, entry: Entry) -> Observation:

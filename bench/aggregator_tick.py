@@ -1,12 +1,14 @@
 """CPU per aggregator tick, steady vs. a third of all slots flipping every tick.
 
 Measures exactly the service's tick decisions (`Window.prune` + `Window.newest_fresh` +
-`TickCore.compute`, what `urn_tick_cpu_seconds` observes) in process CPU time, for
+`TickCore.compute` + the autoshift step, what `urn_tick_cpu_seconds` observes) in process
+CPU time, for
 two aggregators side by side in one run, ticks interleaved (alternating which goes
 first) so machine noise hits both alike:
   steady    every checker reports every slot healthy, every tick;
-  flipping  a third of the slots turn from healthy to failing and back on alternate
-            ticks at every checker, so their verdicts flip every tick.
+  flipping  a third of the slots (all of AZ a's checks) turn from healthy to failing and
+            back on alternate ticks at every checker, so their verdicts flip every tick
+            and AZ a is autoshifted away from the first failing tick on.
 Both see `checkers` fresh checkers spread over three AZs, `window` tables kept each
 (only the newest is read). The ratio flipping/steady is the constant-work figure (goal
 1.00 within noise; p99 under 2 ms at capacity 10,000 x 10 checkers).
@@ -22,10 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from aggregator.autoshift import AutoshiftState
 from aggregator.tick import Plan, TickCore
 from aggregator.window import Entry, Window
 from sim.testing import document_dict
@@ -40,12 +43,16 @@ AZS = ("a", "b", "c")
 
 
 def make_plan(capacity: int) -> Plan:
-    """Every slot a probed check under urn's shipped verdict rule (1 of 1, then quorum)."""
+    """Every slot a probed check under urn's shipped verdict rule (1 of 1, then quorum),
+    a third of them in each AZ, with autoshift on."""
     checks = [
-        {"slot": s, "type": "tcp", "host": "127.0.0.1", "port": 1 + s % 60000}
+        {"slot": s, "type": "tcp", "host": "127.0.0.1", "port": 1 + s % 60000,
+         "az": AZS[s * len(AZS) // capacity]}
         for s in range(capacity)
-    ]
-    document = document_dict(checks, capacity=capacity, staleness=STALENESS)
+    ]  # fmt: skip
+    document = document_dict(
+        checks, capacity=capacity, staleness=STALENESS, autoshift={"min_checks": 1}
+    )
     return Plan.from_document(parse_document(document))
 
 
@@ -58,6 +65,7 @@ class Aggregator:
     core: TickCore
     plan: Plan
     previous: SlotArray
+    autoshift: AutoshiftState = field(default_factory=AutoshiftState)
 
     def push_round(self, tables: list[tuple[SlotArray, SlotArray]], now: float, k: int) -> None:
         """Every checker's table for this interval arrives (outside the measured tick)."""
@@ -70,7 +78,9 @@ class Aggregator:
         self.window.prune(now, STALENESS)
         entries = self.window.newest_fresh(now, STALENESS)
         out = np.empty(self.plan.capacity, dtype=np.uint8)
-        return self.core.compute(entries, self.plan, out).table
+        table = self.core.compute(entries, self.plan, out).table
+        self.autoshift = self.autoshift.step(table, self.plan.autoshift, now)
+        return table
 
 
 _POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
@@ -114,6 +124,7 @@ def run(capacity: int, checkers: int, window: int, ticks: int, warmup: int) -> d
     }
     samples: dict[str, list[int]] = {name: [] for name in aggregators}
     flipped: dict[str, list[int]] = {name: [] for name in aggregators}
+    autoshifted: dict[str, int] = dict.fromkeys(aggregators, 0)
     now = 0.0
     for k in range(warmup + ticks):
         now += PUSH
@@ -137,6 +148,7 @@ def run(capacity: int, checkers: int, window: int, ticks: int, warmup: int) -> d
                 samples[name].append(cpu)
                 changed = statuses_of(table) != statuses_of(aggregator.previous)
                 flipped[name].append(int(np.count_nonzero(changed)))
+                autoshifted[name] += aggregator.autoshift.az is not None
             aggregator.previous = table
 
     last = np.stack([failing] * checkers)
@@ -163,6 +175,7 @@ def run(capacity: int, checkers: int, window: int, ticks: int, warmup: int) -> d
         figures[f"{name}_max_ms"] = round(max(values) / 1e6, 4)
         figures[f"{name}_mean_ms"] = round(float(np.mean(values)) / 1e6, 4)
         figures[f"{name}_slots_flipped_per_tick"] = round(float(np.mean(flipped[name])), 1)
+        figures[f"{name}_autoshifted_ticks"] = autoshifted[name]
     figures["ratio_p50"] = round(figures["flipping_p50_ms"] / figures["steady_p50_ms"], 3)
     figures["ratio_mean"] = round(figures["flipping_mean_ms"] / figures["steady_mean_ms"], 3)
     figures["ratio_p99"] = round(figures["flipping_p99_ms"] / figures["steady_p99_ms"], 3)

@@ -14,7 +14,11 @@ from urn import wire
 
 # One line per element of wire._HEAD's format, in order: (field, meaning).
 HEAD_ELEMENTS = [
-    ("array header", "`0x9c`: msgpack fixarray of 12 elements"),
+    (
+        "array header",
+        f"`{wire._EXPECTED_MARKERS[0]:#04x}`: msgpack fixarray of"
+        f" {wire._EXPECTED_MARKERS[0] - 0x90} elements",
+    ),
     ("version: type", "`0xcc`: msgpack uint8"),
     ("version", f"format version, `{wire.VERSION}`"),
     ("kind: type", "`0xcc`: msgpack uint8"),
@@ -38,6 +42,13 @@ HEAD_ELEMENTS = [
     ("checkers", "aggregate: fresh checkers behind the table; checker: 0"),
     ("azs: type", "`0xcc`: msgpack uint8"),
     ("azs", "aggregate: distinct AZs among those checkers; checker: 0"),
+    ("autoshift: type", "`0xc4`: msgpack bin8"),
+    ("autoshift: length", f"`{wire.AZ_BYTES:#04x}` ({wire.AZ_BYTES})"),
+    (
+        "autoshift",
+        "aggregate: the AZ the fleet shifted away whole (autoshift), UTF-8, right-padded with"
+        " NUL; empty when none; checker: empty",
+    ),
     ("slots: type", "`0xc6`: msgpack bin32"),
     ("slots: length", "S = `slot_bytes(C, kind)`, big-endian: 2C checker, C aggregate"),
 ]

@@ -444,6 +444,11 @@ def explain(
             }
             for shift in document.shifts
         ],
+        "autoshift": {
+            "azs": list(decision.autoshifted_azs),
+            "active": bool(decision.autoshifted_azs) and not decision.autoshift_overruled,
+            "overruled_by_shift": decision.autoshift_overruled,
+        },
     }
     if node is None:  # NXDOMAIN or REFUSED as a query decides it; it draws nothing from rng
         result["rcode"] = _RCODE_LABELS[

@@ -70,6 +70,7 @@ class ReceivedTable:
     received_at: float  # this resolver's monotonic clock
     checkers: int  # fresh checkers behind the table
     azs: int  # and their AZs
+    autoshift: str  # the AZ the aggregators shifted away whole ("" none)
     digest: bytes
     slots: bytes
     array: SlotArray
@@ -85,8 +86,8 @@ class HealthView:
     # 1 per slot known healthy, as `down` (what `invert` turns down: resolver.levers);
     # None: the source cannot tell healthy from unknown.
     up: bytes | None = None
-    # The AZs the fleet shifted away (autoshift, to be carried in the aggregated table);
-    # the levers add them to the document's shifts.
+    # The AZs the fleet shifted away (autoshift, carried in the aggregated table); the
+    # levers add them to the document's shifts unless an operator's shift is in force.
     autoshifted: tuple[str, ...] = ()
 
 

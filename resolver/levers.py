@@ -209,7 +209,9 @@ class Decision:
     forced: npt.NDArray[np.uint8]  # per slot: the override in force (FORCED_LABELS)
     inverted: Mask  # per slot
     shifted: Mask  # per slot: in an AZ shifted now
-    shifted_azs: tuple[str, ...]  # the AZs shifted now
+    shifted_azs: tuple[str, ...]  # the AZs shifted now, by the document or autoshift
+    autoshifted_azs: tuple[str, ...]  # the AZs the fleet autoshifted (in force or not)
+    autoshift_overruled: bool  # an operator's shift in force sets the autoshift aside
     counted_down: Mask  # per candidate (EntryLevers order): as its policy counts it now
 
     @property
@@ -228,8 +230,9 @@ def decide(
 ) -> Decision:
     """The views and modes for the health view `down` (1 per unhealthy slot) and `up` (1
     per slot known healthy; None: none is known, so `invert` only lifts the unhealthy) at
-    wall time `now`. `autoshifted`: per AZ of `slots.azs`, shifted by the fleet (the seam
-    for autoshift carried in the aggregated table), on top of the document's shifts."""
+    wall time `now`. `autoshifted`: per AZ of `slots.azs`, shifted by the fleet (autoshift,
+    carried in the aggregated table); an operator's shift in force takes precedence, as a
+    customer's zonal shift does over Route 53's autoshift, so then it is set aside."""
     width = slots.capacity + 1
     unhealthy = np.frombuffer(down, dtype=np.uint8).astype(np.bool_)
     healthy = (
@@ -241,7 +244,8 @@ def decide(
     forced = np.where(slots.forced_until > now, slots.forced, np.uint8(0)).astype(np.uint8)
     health = np.where(forced == 0, health, forced == _FORCED_CODES[Forced.UNHEALTHY])
     az_shifted = slots.shift_until > now
-    if autoshifted is not None:
+    overruled = autoshifted is not None and bool(autoshifted.any() and az_shifted.any())
+    if autoshifted is not None and not overruled:
         az_shifted[: len(autoshifted)] |= autoshifted
     shifted = az_shifted[slots.az_of]
     shifted_view = (health | shifted).astype(np.uint8).tobytes()
@@ -261,6 +265,10 @@ def decide(
         inverted=slots.invert,
         shifted=shifted,
         shifted_azs=tuple(az for az, on in zip(slots.azs, az_shifted, strict=False) if on),
+        autoshifted_azs=()
+        if autoshifted is None
+        else tuple(az for az, on in zip(slots.azs, autoshifted, strict=False) if on),
+        autoshift_overruled=overruled,
         counted_down=counted,
     )
 

@@ -241,6 +241,7 @@ class ResolverService:
             received_at=self.clock.monotonic(),
             checkers=envelope.checkers,
             azs=envelope.azs,
+            autoshift=envelope.autoshift,
             digest=envelope.config_digest,
             slots=envelope.slots,
             array=np.frombuffer(envelope.slots, dtype=np.uint8),
@@ -272,7 +273,11 @@ class ResolverService:
         changed = self.drift.changed(table.digest)
         self.table_as_read = table.array if changed is None else np.where(changed, 0, table.array)
         return HealthView(
-            state, down_view(table.array, changed), detail, up_view(table.array, changed)
+            state,
+            down_view(table.array, changed),
+            detail,
+            up_view(table.array, changed),
+            autoshifted=(table.autoshift,) if table.autoshift else (),
         )
 
     def refresh(self) -> None:
@@ -293,7 +298,13 @@ class ResolverService:
         if view.state != was:
             log.info("table_state", state=view.state, was=was, **view.detail)
         if decision.shifted_azs != was_shifted:
-            log.info("zonal_shift", shifted=list(decision.shifted_azs), was=list(was_shifted))
+            log.info(
+                "zonal_shift",
+                shifted=list(decision.shifted_azs),
+                was=list(was_shifted),
+                autoshifted=list(decision.autoshifted_azs),
+                autoshift_overruled=decision.autoshift_overruled,
+            )
 
     def lever_state(self) -> LeverState:
         """The levers in force at the last refresh, for /metrics (urn.metrics)."""
@@ -302,6 +313,10 @@ class ResolverService:
         return LeverState(
             records=counts,
             shifted={az: az in decision.shifted_azs for az in self.plan.levers.azs},
+            autoshifted={
+                az: az in decision.autoshifted_azs and not decision.autoshift_overruled
+                for az in self.plan.levers.azs
+            },
             overrides={
                 "healthy": counts["override_healthy"],
                 "unhealthy": counts["override_unhealthy"],

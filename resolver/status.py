@@ -189,6 +189,10 @@ class ResolverStatus:
             "fail_open": "1" if document.fail_open else "0",
             "records_failing_open": fixed_number(failing_open, 7),
             "shifted": "".join("1" if az in decision.shifted_azs else "0" for az in azs.names),
+            "autoshifted": "".join(
+                "1" if az in decision.autoshifted_azs and not decision.autoshift_overruled else "0"
+                for az in azs.names
+            ),
             "overrides_active": fixed_number(
                 levers["override_healthy"] + levers["override_unhealthy"], 7
             ),

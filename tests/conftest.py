@@ -27,6 +27,17 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
+# Benchmark runs measure CPU and latency side by side with a floor, and the contrast
+# design's correctness figures assume the machine is not running a second fleet.
+SERIAL_PATHS = ("tests/e2e/bench/",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(part in item.nodeid for part in SERIAL_PATHS):
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture
 def registry() -> CollectorRegistry:
     """A registry of this test's own, so metric assertions never see another's samples."""

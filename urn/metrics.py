@@ -29,6 +29,7 @@ __all__ = [
     "LEVER_ANSWERS",
     "LEVER_RECORD_STATES",
     "AggregatorMetrics",
+    "AutoshiftCollector",
     "CheckerMetrics",
     "CommonMetrics",
     "LeverCollector",
@@ -232,6 +233,9 @@ class AggregatorMetrics(_ReceivesTables):
             "urn_fresh_checkers", "Checkers with at least one table within staleness"
         )
         self.fresh_azs = declare.gauge("urn_fresh_azs", "Distinct AZs among the fresh checkers")
+        self.autoshifts = declare.counter(
+            "urn_autoshifts", "Autoshifts this aggregator started, by AZ", ["az"]
+        )
 
 
 class ResolverMetrics(_ReceivesTables):
@@ -354,12 +358,39 @@ class TableCollector(Collector):
         yield age_family
 
 
+class AutoshiftCollector(Collector):
+    """An aggregator's autoshift, when scraped: the AZ shifted, every AZ's unhealthy share.
+
+    `facts` gives the AZ autoshifted now (None: none) and the unhealthy share of each AZ's
+    known checks at the last tick (empty with autoshift off)."""
+
+    def __init__(self, facts: Callable[[], tuple[str | None, Mapping[str, float]]]) -> None:
+        self._facts = facts
+
+    def collect(self) -> Iterator[Metric]:
+        active, shares = self._facts()
+        on = GaugeMetricFamily(
+            "urn_autoshift_active", "1 while the AZ is autoshifted away", labels=["az"]
+        )
+        share = GaugeMetricFamily(
+            "urn_autoshift_unhealthy_share",
+            "Share of the AZ's checks with a known status that are unhealthy, last tick",
+            labels=["az"],
+        )
+        for az, value in sorted(shares.items()):
+            on.add_metric([az], 1.0 if az == active else 0.0)
+            share.add_metric([az], value)
+        yield on
+        yield share
+
+
 @dataclass(frozen=True, slots=True)
 class LeverState:
     """The operator levers in force at a resolver's last refresh, for `LeverCollector`."""
 
     records: Mapping[str, int]  # by LEVER_RECORD_STATES
     shifted: Mapping[str, bool]  # every AZ of a check: shifted now or not
+    autoshifted: Mapping[str, bool]  # every AZ of a check: autoshifted and applied, or not
     overrides: Mapping[str, int]  # active overrides by status (healthy, unhealthy)
     inverted: int  # checks with invert: true
 
@@ -380,6 +411,11 @@ class LeverCollector(Collector):
         shifted = GaugeMetricFamily(
             "urn_zonal_shift_active", "1 while the AZ is shifted away", labels=["az"]
         )
+        autoshifted = GaugeMetricFamily(
+            "urn_autoshift_active",
+            "1 while the AZ is autoshifted away (set aside while an operator's shift is in force)",
+            labels=["az"],
+        )
         overrides = GaugeMetricFamily(
             "urn_check_overrides", "Checks whose override is in force, by status", labels=["status"]
         )
@@ -389,10 +425,13 @@ class LeverCollector(Collector):
                 records.add_metric([name], float(state.records.get(name, 0)))
             for az, on in sorted(state.shifted.items()):
                 shifted.add_metric([az], 1.0 if on else 0.0)
+            for az, on in sorted(state.autoshifted.items()):
+                autoshifted.add_metric([az], 1.0 if on else 0.0)
             for status in ("healthy", "unhealthy"):
                 overrides.add_metric([status], float(state.overrides.get(status, 0)))
             inverted.add_metric([], float(state.inverted))
         yield records
         yield shifted
+        yield autoshifted
         yield overrides
         yield inverted

@@ -53,10 +53,13 @@ class TableSigner:
         self.sequence = seed_sequence(clock.time())  # the last one used
         self._warned: tuple[str, ...] = ()
 
-    def sign(self, loaded: Loaded, slots: bytes, *, checkers: int = 0, azs: int = 0) -> bytes:
+    def sign(
+        self, loaded: Loaded, slots: bytes, *, checkers: int = 0, azs: int = 0, autoshift: str = ""
+    ) -> bytes:
         """The signed envelope of `slots`, stamped now, under `loaded`'s config and key.
 
-        `checkers` and `azs` (aggregate tables) are capped at what the wire can carry.
+        `checkers` and `azs` (aggregate tables) are capped at what the wire can carry;
+        `autoshift` (aggregate tables) names the AZ shifted away whole, "" none.
         """
         document = loaded.document
         self.sequence = max(self.sequence + 1, seed_sequence(self._clock.time()))
@@ -76,5 +79,6 @@ class TableSigner:
             slots=slots,
             checkers=min(checkers, MAX_CHECKERS),
             azs=min(azs, MAX_AZS),
+            autoshift=autoshift,
         )
         return encode(envelope, loaded.keys.for_kind(self.kind).signing)

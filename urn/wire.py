@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
+    "AZ_BYTES",
     "MAX_AZS",
     "MAX_CAPACITY",
     "MAX_CHECKERS",
@@ -49,7 +50,7 @@ __all__ = [
     "slot_bytes",
 ]
 
-VERSION = 2
+VERSION = 3
 SENDER_BYTES = 32
 AZ_BYTES = 16
 DIGEST_BYTES = 32
@@ -72,20 +73,20 @@ def slot_bytes(capacity: int, kind: TableKind) -> int:
 
 
 # Element by element, every one with an explicit msgpack type so that widths never vary:
-#   fixarray(12)
+#   fixarray(13)
 #   version uint8 | kind uint8 | sender bin8[32] | az bin8[16] | sequence uint64 |
 #   generated_at float64 | config_digest bin8[32] | capacity uint32 | checkers uint16 |
-#   azs uint8 | slots bin32[slot_bytes] | mac bin8[32]
-_HEAD = struct.Struct(">BBBBB BB32s BB16s BQ Bd BB32s BI BH BB BI")
+#   azs uint8 | autoshift bin8[16] | slots bin32[slot_bytes] | mac bin8[32]
+_HEAD = struct.Struct(">BBBBB BB32s BB16s BQ Bd BB32s BI BH BB BB16s BI")
 _MAC_PREFIX = bytes((0xC4, MAC_BYTES))
 _HEAD_SIZE = _HEAD.size
 _TAIL_SIZE = len(_MAC_PREFIX) + MAC_BYTES
 # Indexes into _HEAD.unpack(): the values, then the type bytes and widths that must match.
 _VERSION, _KIND, _SENDER, _AZ, _SEQUENCE, _GENERATED_AT, _DIGEST = 2, 4, 7, 10, 12, 14, 17
-_CAPACITY, _CHECKERS, _AZS, _SLOTS_LENGTH = 19, 21, 23, 25
-_MARKERS = operator.itemgetter(0, 1, 3, 5, 6, 8, 9, 11, 13, 15, 16, 18, 20, 22, 24)
+_CAPACITY, _CHECKERS, _AZS, _AUTOSHIFT, _SLOTS_LENGTH = 19, 21, 23, 26, 28
+_MARKERS = operator.itemgetter(0, 1, 3, 5, 6, 8, 9, 11, 13, 15, 16, 18, 20, 22, 24, 25, 27)
 _EXPECTED_MARKERS = (
-    0x9C,  # fixarray of 12
+    0x9D,  # fixarray of 13
     0xCC,  # uint8 version
     0xCC,  # uint8 kind
     0xC4,  # bin8 sender ...
@@ -99,6 +100,8 @@ _EXPECTED_MARKERS = (
     0xCE,  # uint32 capacity
     0xCD,  # uint16 checkers
     0xCC,  # uint8 azs
+    0xC4,  # bin8 autoshift ...
+    AZ_BYTES,
     0xC6,  # bin32 slots (its uint32 length must equal slot_bytes(capacity, kind))
 )
 MAX_CHECKERS = 0xFFFF
@@ -124,6 +127,7 @@ class Envelope:
     slots: bytes
     checkers: int = 0  # aggregate tables: fresh checkers that built it (0 in checker tables)
     azs: int = 0  # aggregate tables: distinct AZs among those checkers
+    autoshift: str = ""  # aggregate tables: the AZ the fleet shifted away ("" none)
 
     def __post_init__(self) -> None:
         expected = slot_bytes(self.capacity, self.kind)
@@ -136,6 +140,7 @@ class Envelope:
             raise ValueError(f"checkers {self.checkers} / azs {self.azs} out of range")
         _fixed_text("sender", self.sender, SENDER_BYTES)
         _fixed_text("az", self.az, AZ_BYTES)
+        _fixed_text("autoshift", self.autoshift, AZ_BYTES)
         if len(self.config_digest) != DIGEST_BYTES:
             raise ValueError(f"config_digest must be {DIGEST_BYTES} bytes")
         if not 0 <= self.sequence < 2**64:
@@ -176,6 +181,9 @@ def encode(envelope: Envelope, key: bytes) -> bytes:
         envelope.checkers,
         0xCC,
         envelope.azs,
+        0xC4,
+        AZ_BYTES,
+        _fixed_text("autoshift", envelope.autoshift, AZ_BYTES),
         0xC6,
         len(envelope.slots),
     )
@@ -243,16 +251,9 @@ def decode(
             break
     else:
         raise BadMac("HMAC-SHA256 matches no accepted key")
-    sender_raw = fields[_SENDER].rstrip(b"\0")
-    az_raw = fields[_AZ].rstrip(b"\0")
-    if b"\0" in sender_raw or b"\0" in az_raw:
-        # Only NUL padding may follow the text; a NUL inside could not be re-encoded.
-        raise Undecodable("sender or az holds a NUL before its padding")
-    try:
-        sender = sender_raw.decode()
-        az = az_raw.decode()
-    except UnicodeDecodeError:
-        raise Undecodable("sender or az is not UTF-8") from None
+    sender = _text(fields[_SENDER], "sender")
+    az = _text(fields[_AZ], "az")
+    autoshift = _text(fields[_AUTOSHIFT], "autoshift")
     generated_at = fields[_GENERATED_AT]
     if not math.isfinite(generated_at):
         raise Undecodable("generation time is not a finite number")
@@ -269,13 +270,27 @@ def decode(
     _set(envelope, "slots", data[_HEAD_SIZE:body_end])
     _set(envelope, "checkers", fields[_CHECKERS])
     _set(envelope, "azs", fields[_AZS])
+    _set(envelope, "autoshift", autoshift)
     return envelope
+
+
+def _text(raw: bytes, name: str) -> str:
+    """A fixed-width text field without its NUL padding, or Undecodable."""
+    text = raw.rstrip(b"\0")
+    if b"\0" in text:
+        # Only NUL padding may follow the text; a NUL inside could not be re-encoded.
+        raise Undecodable(f"{name} holds a NUL before its padding")
+    try:
+        return text.decode()
+    except UnicodeDecodeError:
+        raise Undecodable(f"{name} is not UTF-8") from None
 
 
 _set = object.__setattr__
 _KINDS = {int(k): k for k in TableKind}
-# Every fixarray header an envelope of some version has used: version 1 had 10 elements.
-_ARRAY_HEADERS = frozenset((0x9A, _EXPECTED_MARKERS[0]))
+# Every fixarray header an envelope of some version has used: version 1 had 10 elements,
+# version 2 had 12.
+_ARRAY_HEADERS = frozenset((0x9A, 0x9C, _EXPECTED_MARKERS[0]))
 
 
 def _head(data: bytes) -> tuple[Any, ...] | None:

@@ -156,6 +156,7 @@ def signed_table(
     history: bytes | None = None,
     checkers: int = 0,
     azs: int = 0,
+    autoshift: str = "",
 ) -> bytes:
     """An encoded, signed envelope around `slots` (one byte per slot).
 
@@ -176,6 +177,7 @@ def signed_table(
         slots=slots,
         checkers=checkers,
         azs=azs,
+        autoshift=autoshift,
     )
     return encode(envelope, key)
 

@@ -65,9 +65,11 @@ class RunningResolver:
         generated_at: float | None = None,
         checkers: int = 3,
         azs: int = 3,
+        autoshift: str = "",
     ) -> tuple[int, str]:
         """POST a signed aggregated table, as an aggregator built from `checkers` fresh
-        checkers in `azs` AZs would; (status, body)."""
+        checkers in `azs` AZs would, with `autoshift` the AZ it shifted away; (status,
+        body)."""
         body = signed_table(
             slots,
             kind=TableKind.AGGREGATE,
@@ -76,6 +78,7 @@ class RunningResolver:
             generated_at=self.service.clock.time() if generated_at is None else generated_at,
             checkers=checkers,
             azs=azs,
+            autoshift=autoshift,
         )
         async with (
             aiohttp.ClientSession() as session,

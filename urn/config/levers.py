@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from urn.config.fields import Fields, as_mapping
-from urn.config.model import Forced, MinHealthy, Override, Shift, WhenAllDown
+from urn.config.model import Autoshift, Forced, MinHealthy, Override, Shift, WhenAllDown
 from urn.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ __all__ = [
     "LEVER_HORIZON",
     "MAX_REASON",
     "MIN_LEVER_SPAN",
+    "autoshift",
     "format_time",
     "min_healthy",
     "old_fail_open",
@@ -119,6 +120,39 @@ def shifts(items: Sequence[Any], azs: Collection[str], now: float | None) -> tup
         fields.done()
         result.append(shift)
     return tuple(result)
+
+
+def autoshift(top: Fields) -> Autoshift:
+    """`autoshift: {unhealthy_share, min_checks, clear_share, clear_after}`; absent or
+    null, off. `enabled: false` keeps the section but switches it off."""
+    if top.raw.get("autoshift") is None:
+        top.seen.add("autoshift")
+        return Autoshift()
+    section = top.mapping("autoshift")
+    off = Autoshift()
+    enabled = section.boolean("enabled", True)
+    share = section.number("unhealthy_share", off.unhealthy_share, low=0.0, high=1.0)
+    if share == 0.0:
+        raise ConfigError(
+            section.path("unhealthy_share"), share, "must be above 0: no AZ is ever all healthy"
+        )
+    min_checks = section.integer("min_checks", off.min_checks, low=1)
+    clear_share = section.number("clear_share", share / 2, low=0.0)
+    if clear_share >= share:
+        raise ConfigError(
+            section.path("clear_share"),
+            clear_share,
+            f"must be below unhealthy_share ({share:g}): the gap is the hysteresis",
+        )
+    clear_after = section.number("clear_after", off.clear_after, low=0.0)
+    section.done()
+    return Autoshift(
+        enabled=enabled,
+        unhealthy_share=share,
+        min_checks=min_checks,
+        clear_share=clear_share,
+        clear_after=clear_after,
+    )
 
 
 def override(fields: Fields, now: float | None) -> Override | None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Answer",
     "Assignment",
+    "Autoshift",
     "Check",
     "CheckType",
     "Defaults",
@@ -114,6 +115,24 @@ class Shift:
     az: str
     until: float  # Unix seconds, UTC; judged by each resolver's clock at every refresh
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Autoshift:
+    """The fleet shifts an AZ away by itself when most of its checks fail at once.
+
+    Aggregators judge it every tick on their aggregated table (aggregator.autoshift): an
+    AZ starts being shifted when at least `unhealthy_share` of its checks with a known
+    status, and at least `min_checks` of them, are unhealthy while every other AZ is below
+    `clear_share`; it stops once its own share has stayed below `clear_share` for
+    `clear_after` seconds. Off unless the document has an `autoshift` section.
+    """
+
+    enabled: bool = False
+    unhealthy_share: float = 0.5
+    min_checks: int = 10
+    clear_share: float = 0.25
+    clear_after: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +357,7 @@ class Document:
     records: tuple[Record, ...]
     digest: bytes  # SHA-256 of the canonical document; travels in every table
     shifts: tuple[Shift, ...] = ()  # at most one per AZ; expired ones are inactive
+    autoshift: Autoshift = Autoshift()
 
     @property
     def fail_open(self) -> bool:

@@ -101,6 +101,7 @@ def parse_document(raw: Mapping[str, Any], now: float | None = None) -> Document
     )
     _records_leave_zones_alone(records, zones)
     shifts = levers.shifts(top.sequence("shifts"), {c.az for c in checks if c.az is not None}, now)
+    autoshift = levers.autoshift(top)
     top.done()
     return Document(
         capacity=capacity,
@@ -124,6 +125,7 @@ def parse_document(raw: Mapping[str, Any], now: float | None = None) -> Document
         records=records,
         digest=digest(raw),
         shifts=shifts,
+        autoshift=autoshift,
     )
 
 

@@ -50,13 +50,14 @@ CHECKS: list[dict[str, Any]] = [
 ENV = {"URN_PUSH_KEY": TEST_PUSH_KEY.decode()}
 
 
-def write_config(path: Path, checks: list[dict[str, Any]] = CHECKS) -> None:
+def write_config(path: Path, checks: list[dict[str, Any]] = CHECKS, **top: Any) -> None:
     document = document_dict(
         checks,
         capacity=CAPACITY,
         resolvers=RESOLVERS,
         staleness=5.0,
         intervals={"probe": 1.0, "push": 1.0, "config": 5.0},
+        **top,
     )
     path.write_text(json.dumps(document))
 
@@ -129,9 +130,14 @@ class Harness:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, warm_up: float | None = 0.0) -> AsyncIterator[Harness]:
+async def running(
+    tmp_path: Path,
+    warm_up: float | None = 0.0,
+    checks: list[dict[str, Any]] = CHECKS,
+    **top: Any,
+) -> AsyncIterator[Harness]:
     config = tmp_path / "urn.json"
-    write_config(config)
+    write_config(config, checks, **top)
     clock = FakeClock()
     transport = MemoryTransport()
     registry = CollectorRegistry()
@@ -507,3 +513,67 @@ async def test_tick_cpu_is_the_ticks_own_not_other_threads(agg: Harness) -> None
         burner.join()
     charged = (agg.sample("urn_tick_cpu_seconds_sum") or 0.0) - before
     assert 0 < charged <= wall
+
+
+async def test_an_az_most_of_whose_checks_fail_is_autoshifted_then_let_back(
+    tmp_path: Path,
+) -> None:
+    """Six of AZ b's ten checks down (every checker agrees) shift all of b away in the
+    very next pushed table; once b is healthy again it stays shifted for clear_after."""
+    fleet = [
+        {"slot": slot, "name": f"web-{slot}", "type": "tcp", "host": "127.0.0.1",
+         "port": 1000 + slot, "az": "abc"[slot // 10]}
+        for slot in range(30)
+    ]  # fmt: skip
+    rule = {"unhealthy_share": 0.5, "min_checks": 8, "clear_after": 2.5}
+    async with running(tmp_path, checks=fleet, autoshift=rule) as agg:
+        refused = int(Reason.REFUSED)
+
+        async def round_of(down: range) -> Envelope:
+            for sender, az in (("c1", "a"), ("c2", "b"), ("c3", "c")):
+                slots = {f"s{slot}": refused if slot in down else 1 for slot in range(30)}
+                await agg.push(sender, az=az, **slots)
+            return await agg.tick_envelope()
+
+        assert (await round_of(range(10, 14))).autoshift == ""  # 4 of 10: not yet
+        assert agg.sample("urn_autoshift_unhealthy_share", az="b") == 0.4
+        envelope = await round_of(range(10, 16))  # 6 of 10: over
+        assert envelope.autoshift == "b"
+        table = np.frombuffer(envelope.slots, np.uint8)
+        assert (table[16:20] == Status.HEALTHY).all()  # the statuses stay the probes' own
+        assert agg.sample("urn_autoshift_active", az="b") == 1
+        assert agg.sample("urn_autoshift_active", az="a") == 0
+        assert agg.sample("urn_autoshifts_total", az="b") == 1
+        _, health = await agg.get("/healthz")
+        assert health["autoshift"]["az"] == "b"
+        assert health["autoshift"]["reason"] == "60% of its checks unhealthy"
+        _, slot = await agg.get("/v1/slots/17")
+        assert slot["autoshift"] | {"unhealthy_share": None} == {
+            "az": "b",
+            "shifted": True,
+            "shifted_az": "b",
+            "unhealthy_share": None,
+            "reason": "60% of its checks unhealthy",
+        }
+        assert slot["autoshift"]["unhealthy_share"] == 0.6
+
+        held = [(await round_of(range(0))).autoshift for _ in range(3)]  # healthy again
+        assert held == ["b", "b", "b"]  # below clear_share for 0, 1, 2 s: held
+        assert (await round_of(range(0))).autoshift == ""  # 3 s >= clear_after: ended
+        assert agg.sample("urn_autoshift_active", az="b") == 0
+        assert agg.sample("urn_autoshifts_total", az="b") == 1
+
+
+async def test_without_autoshift_the_field_stays_empty(agg: Harness) -> None:
+    refused = int(Reason.REFUSED)
+    await agg.push("c1", az="a", s0=refused, s1=refused, history={"s0": 7, "s1": 7})
+    await agg.push("c2", az="b", s0=refused, s1=refused, history={"s0": 7, "s1": 7})
+    envelope = await agg.tick_envelope()
+    assert envelope.autoshift == ""
+    assert (await agg.get("/healthz"))[1]["autoshift"] == {
+        "enabled": False,
+        "az": None,
+        "reason": "off",
+        "since_s": None,
+        "unhealthy_share": {},
+    }

@@ -6,7 +6,6 @@ and /metrics say (docs/resolver.md, "Operator levers")."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -24,7 +23,6 @@ from urn.table import Reason, Status, aggregated_byte
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from resolver.health import HealthView
     from sim.testing.resolver import RunningResolver
 
 CAPACITY = 16
@@ -329,22 +327,45 @@ async def test_a_lever_beyond_72_hours_is_refused_and_the_last_good_stays(
         assert values(await dig(resolver, "www.example.com.")) == WWW
 
 
-async def test_an_az_the_health_source_autoshifts_leaves_like_a_shift(tmp_path: Path) -> None:
-    """The autoshift seam: a HealthView naming AZs shifted by the fleet (to be carried in
-    the aggregated table) takes them out as a document's shift would."""
+async def test_an_az_the_aggregated_table_autoshifts_leaves_unless_an_operator_shift_rules(
+    tmp_path: Path,
+) -> None:
+    """Autoshift travels in the aggregated table: its AZ leaves as a document's shift
+    would (never emptying a name), the next table without it brings the AZ back, and an
+    operator's shift in force sets it aside (docs/resolver.md, "Operator levers")."""
     clock = FakeClock()
-    async with running_resolver(config(tmp_path), clock=clock) as resolver:
-        await resolver.push(table())
-        service = resolver.service
-        held = service.source
-
-        class Autoshifting:
-            def current(self, document: Any, now: float) -> HealthView:
-                return replace(held.current(document, now), autoshifted=("c",))
-
-        service.source = Autoshifting()
-        service.refresh()
+    registry = CollectorRegistry()
+    async with running_resolver(config(tmp_path), clock=clock, registry=registry) as resolver:
+        await resolver.push(table(), autoshift="c")
         assert values(await dig(resolver, "www.example.com.")) == WWW[:4]
-        service.source = held
-        service.refresh()
+        assert data(await resolve_json(resolver, "www.example.com")) == WWW[:4]
+        assert registry.get_sample_value("urn_autoshift_active", {"az": "c"}) == 1
+        assert registry.get_sample_value("urn_zonal_shift_active", {"az": "c"}) == 1
+        explained = await get_json(f"{resolver.url}/v1/explain", name="www.example.com")
+        assert explained["autoshift"] == {"azs": ["c"], "active": True, "overruled_by_shift": False}
+
+        await resolver.push(table(0), autoshift="b")  # pair: a's answer down, b's shifted
+        assert values(await dig(resolver, "pair.example.com.")) == ["10.1.0.2"]
+        explained = await get_json(f"{resolver.url}/v1/explain", name="pair.example.com")
+        assert explained["records"][0]["mode"] == "shift_ignored"
+
+        await resolver.push(table())
         assert values(await dig(resolver, "www.example.com.")) == WWW
+        assert registry.get_sample_value("urn_autoshift_active", {"az": "c"}) == 0
+
+    shifted_dir = tmp_path / "shifted"
+    shifted_dir.mkdir()
+    shift = {"az": "a", "until": format_time(clock.time() + 600), "reason": "deploy"}
+    async with running_resolver(
+        config(shifted_dir, shifts=[shift]), clock=clock, registry=CollectorRegistry()
+    ) as resolver:
+        await resolver.push(table(), autoshift="c")
+        assert values(await dig(resolver, "www.example.com.")) == WWW[2:]  # only a leaves
+        explained = await get_json(f"{resolver.url}/v1/explain", name="www.example.com")
+        assert explained["autoshift"] == {"azs": ["c"], "active": False, "overruled_by_shift": True}
+        await clock.advance(601.0)  # the operator's shift expires: the autoshift stands
+        await wait_until(
+            lambda: resolver.service.responder.decision.shifted_azs == ("c",),
+            message="the autoshift once the shift expired",
+        )
+        assert values(await dig(resolver, "www.example.com.")) == WWW[:4]

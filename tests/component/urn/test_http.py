@@ -181,6 +181,34 @@ async def test_version_1_table_is_refused_as_version_and_changes_nothing(app: Ap
     assert (await app.post(app.table(sequence=10)))[0] == 200
 
 
+def _version_2_table(at: float, sequence: int) -> bytes:
+    """A signed version-2 checker table: fixarray of 12, no autoshift, 158 + 2C bytes."""
+    slots = checker_table(SLOTS, HISTORY)
+    head = struct.pack(
+        ">BBBBB BB32s BB16s BQ Bd BB32s BI BH BB BI",
+        *(0x9C, 0xCC, 2, 0xCC, int(TableKind.CHECKER)),
+        *(0xC4, 32, b"chk-a1".ljust(32, b"\0"), 0xC4, 16, b"a".ljust(16, b"\0")),
+        *(0xCF, sequence, 0xCB, at, 0xC4, 32, bytes(32)),
+        *(0xCE, CAPACITY, 0xCD, 0, 0xCC, 0, 0xC6, len(slots)),
+    )
+    signed = head + slots
+    return signed + b"\xc4\x20" + hmac.digest(TEST_PUSH_KEY, signed, "sha256")
+
+
+async def test_version_2_table_is_refused_as_version_and_changes_nothing(app: App) -> None:
+    body = _version_2_table(app.clock.time(), sequence=10)
+    assert len(body) == 158 + 2 * CAPACITY < encoded_size(CAPACITY, TableKind.CHECKER)
+    status, reply = await app.post(body)
+    assert (status, reply) == (
+        400,
+        {"error": "version", "detail": "version 2, this build speaks 3"},
+    )
+    assert app.rejected("version") == 1
+    assert app.received("unknown", "version") == 1
+    assert (app.delivered, app.receiver.guard.last_sequence("chk-a1")) == ([], None)
+    assert (await app.post(app.table(sequence=10)))[0] == 200
+
+
 async def test_replayed_table_is_409_and_changes_nothing(app: App) -> None:
     assert (await app.post(app.table(sequence=7)))[0] == 200
     status, reply = await app.post(app.table(sequence=7))

@@ -9,8 +9,9 @@ Every file is decoded with `decode(data, KEYS, CAPACITY, TableKind.CHECKER)`; th
 is "accepted" or the WireError reason. Add each crash reproducer found later as a file
 here (write it from this script) so it stays in the corpus for good.
 
-Wire format version 2: a checker table's slots are two planes of CAPACITY bytes each,
-`last` then `history` (docs/wire.md), so its slots field is 2 x CAPACITY bytes.
+Wire format version 3: a 142-byte head (fixarray of 13, `autoshift` after `azs`), then a
+checker table's slots, two planes of CAPACITY bytes each, `last` then `history`
+(docs/wire.md), so its slots field is 2 x CAPACITY bytes.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ PREVIOUS_KEY = b"urn-corpus-previous-key-fedcba98"
 KEYS = (KEY, PREVIOUS_KEY)
 UNKNOWN_KEY = b"urn-corpus-unknown-key-000000000"
 AT = 1_700_000_000.0
-HEAD = 124  # bytes before the slots; see docs/wire.md
+HEAD = 142  # bytes before the slots; see docs/wire.md
 SLOTS = slot_bytes(CAPACITY, KIND)  # 2 x CAPACITY: the `last` plane, then `history`
+AUTOSHIFT_AT = 121  # the autoshift text, after its bin8 type and length bytes
 # Version 1's head: fixarray of 10, no checkers/azs, one byte per slot (119 bytes).
 V1_HEAD = struct.Struct(">BBBBB BB32s BB16s BQ Bd BB32s BI BI")
+# Version 2's head: fixarray of 12, checkers/azs but no autoshift, two planes (124 bytes).
+V2_HEAD = struct.Struct(">BBBBB BB32s BB16s BQ Bd BB32s BI BH BB BI")
 
 
 def _last(capacity: int) -> bytes:
@@ -103,6 +107,41 @@ def _encode_v1(capacity: int = CAPACITY, key: bytes = KEY) -> bytes:
     return signed + b"\xc4\x20" + hmac.digest(key, signed, "sha256")
 
 
+def _encode_v2(capacity: int = CAPACITY, key: bytes = KEY) -> bytes:
+    """A well-formed, correctly signed version-2 checker table (no autoshift field)."""
+    slots = _slots(capacity, TableKind.CHECKER)
+    head = V2_HEAD.pack(
+        0x9C,
+        0xCC,
+        2,
+        0xCC,
+        int(TableKind.CHECKER),
+        0xC4,
+        32,
+        b"chk-a1".ljust(32, b"\0"),
+        0xC4,
+        16,
+        b"a".ljust(16, b"\0"),
+        0xCF,
+        7,
+        0xCB,
+        AT,
+        0xC4,
+        32,
+        bytes(range(32)),
+        0xCE,
+        capacity,
+        0xCD,
+        0,
+        0xCC,
+        0,
+        0xC6,
+        len(slots),
+    )
+    signed = head + slots
+    return signed + b"\xc4\x20" + hmac.digest(key, signed, "sha256")
+
+
 def _resign(data: bytes | bytearray, key: bytes = KEY) -> bytes:
     body = bytes(data[:-32])
     return body + hmac.digest(key, body[:-2], "sha256")
@@ -120,6 +159,8 @@ def cases() -> dict[str, tuple[bytes, str]]:
     assert len(valid) == encoded_size(CAPACITY, KIND) == HEAD + SLOTS + 34
     v1 = _encode_v1()
     assert len(v1) == V1_HEAD.size + CAPACITY + 34
+    v2 = _encode_v2()
+    assert len(v2) == V2_HEAD.size + SLOTS + 34 < len(valid)
     flipped_mac = bytearray(valid)
     flipped_mac[-1] ^= 0x80
     flipped_slot = bytearray(valid)
@@ -132,8 +173,9 @@ def cases() -> dict[str, tuple[bytes, str]]:
         "valid-all-healthy.bin": (encode(_envelope(slots=all_healthy), KEY), "accepted"),
         "valid-previous-key.bin": (encode(_envelope(), PREVIOUS_KEY), "accepted"),
         "empty.bin": (b"", "undecodable"),
-        "one-byte.bin": (b"\x9c", "truncated"),
+        "one-byte.bin": (b"\x9d", "truncated"),
         "one-byte-v1.bin": (b"\x9a", "version"),
+        "one-byte-v2.bin": (b"\x9c", "version"),
         "truncated-in-head.bin": (valid[:60], "truncated"),
         "truncated-after-head.bin": (valid[:HEAD], "truncated"),
         "truncated-in-slots.bin": (valid[: HEAD + CAPACITY // 2], "truncated"),
@@ -157,6 +199,10 @@ def cases() -> dict[str, tuple[bytes, str]]:
         "wrong-version-1-envelope.bin": (v1, "version"),
         "wrong-version-1-envelope-unsigned.bin": (v1[:-32] + bytes(32), "version"),
         "wrong-version-1-truncated.bin": (v1[:60], "version"),
+        # A genuine, correctly signed version-2 table (fixarray of 12, no autoshift).
+        "wrong-version-2-envelope.bin": (v2, "version"),
+        "wrong-version-2-envelope-unsigned.bin": (v2[:-32] + bytes(32), "version"),
+        "wrong-version-2-truncated.bin": (v2[:60], "version"),
         "wrong-kind-aggregate.bin": (encode(_envelope(kind=TableKind.AGGREGATE), KEY), "kind"),
         # Kind is checked before the MAC: a forged aggregate table is still `kind`.
         "wrong-kind-aggregate-bad-mac.bin": (
@@ -170,7 +216,7 @@ def cases() -> dict[str, tuple[bytes, str]]:
         "garbage-json.bin": (json.dumps({"slots": [1] * 10}).encode(), "undecodable"),
         "garbage-right-size.bin": (b"\xa5" * len(valid), "undecodable"),
         "garbage-msgpack-other-widths.bin": (
-            # The same twelve fields, packed with the smallest widths msgpack would choose.
+            # The same thirteen fields, packed with the smallest widths msgpack would choose.
             msgpack.packb(
                 [
                     VERSION,
@@ -183,6 +229,7 @@ def cases() -> dict[str, tuple[bytes, str]]:
                     CAPACITY,
                     0,
                     0,
+                    bytes(16),
                     bytes(SLOTS),
                     bytes(32),
                 ]
@@ -202,6 +249,8 @@ def cases() -> dict[str, tuple[bytes, str]]:
         ),
         "signed-sender-nul-inside.bin": (_patched(7, b"ab\0cd"), "undecodable"),
         "signed-sender-not-utf8.bin": (_patched(7, b"\xff\xfe"), "undecodable"),
+        "signed-autoshift-nul-inside.bin": (_patched(AUTOSHIFT_AT, b"b\0c"), "undecodable"),
+        "signed-autoshift-not-utf8.bin": (_patched(AUTOSHIFT_AT, b"\xff\xfe"), "undecodable"),
         "signed-time-nan.bin": (_patched(67, struct.pack(">d", float("nan"))), "undecodable"),
         "signed-time-inf.bin": (_patched(67, struct.pack(">d", float("inf"))), "undecodable"),
     }

@@ -145,6 +145,7 @@ def test_explain_shows_every_candidate_its_status_and_the_pick() -> None:
         "table": {"t": 1},
         "fail_open_config": True,
         "shifts": [],
+        "autoshift": {"azs": [], "active": False, "overruled_by_shift": False},
         "rcode": "noerror",
         "zone": "example.com.",
         "records": [
@@ -220,6 +221,7 @@ def test_explain_of_a_name_without_records(name: str, rcode: str) -> None:
         "table": {},
         "fail_open_config": True,
         "shifts": [],
+        "autoshift": {"azs": [], "active": False, "overruled_by_shift": False},
         "rcode": rcode,
         "records": [],
     }

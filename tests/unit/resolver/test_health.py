@@ -34,6 +34,7 @@ def table(
         received_at=received_at,
         checkers=checkers,
         azs=azs,
+        autoshift="",
         digest=b"",
         slots=b"",
         array=np.zeros(0, np.uint8),

@@ -74,6 +74,7 @@ class Row:
     checks: dict[int, dict[str, Any]] = field(default_factory=dict)  # slot -> extra fields
     record: dict[str, Any] = field(default_factory=dict)
     shifts: list[dict[str, Any]] = field(default_factory=list)
+    autoshift: tuple[str, ...] = ()  # the AZs the aggregated table says the fleet shifted
     source: str = "fresh"  # fresh | held: the table answers; stale | none: all unknown
     at: float = 0.0  # seconds after NOW the refresh judges the levers
     rcode: int = NOERROR
@@ -101,6 +102,13 @@ ROWS = [
     Row("a shift never empties a name", "shift_ignored", ["10.0.0.2"], table={0: DOWN, 2: DOWN},
         shifts=[shift("b")]),
     Row("an expired shift drops out", "normal", ALL, shifts=[shift("b", 60)], at=60),
+    Row("autoshift takes its AZ out", "normal", ["10.0.0.1", "10.0.0.3"], autoshift=("b",)),
+    Row("autoshift never empties a name", "shift_ignored", ["10.0.0.2"],
+        table={0: DOWN, 2: DOWN}, autoshift=("b",)),
+    Row("an operator's shift sets autoshift aside", "normal", ["10.0.0.1", "10.0.0.2"],
+        shifts=[shift("c")], autoshift=("b",)),
+    Row("an expired shift lets autoshift stand", "normal", ["10.0.0.1", "10.0.0.3"],
+        shifts=[shift("c", 60)], autoshift=("b",), at=60),
     Row("below min_healthy count: panic answers all", "panic", ALL, table={0: DOWN, 1: DOWN},
         record={"min_healthy": {"count": 2}}),
     Row("at min_healthy count: no panic", "normal", ["10.0.0.2", "10.0.0.3"], table={0: DOWN},
@@ -132,6 +140,8 @@ ROWS = [
         checks={0: override("unhealthy")}, source="stale"),
     Row("held (on_stale hold): the held table, shifts still apply", "normal", ["10.0.0.1"],
         table={2: DOWN}, shifts=[shift("b")], source="held"),
+    Row("held (on_stale hold): the held table's autoshift still applies", "normal",
+        ["10.0.0.1"], table={2: DOWN}, autoshift=("b",), source="held"),
     Row("no table yet: invert has nothing to invert", "normal", ALL,
         checks={0: {"invert": True}}, source="none"),
     Row("ttl_when_degraded while an answer is down", "normal", ["10.0.0.2", "10.0.0.3"],
@@ -169,7 +179,9 @@ def decided(row: Row) -> tuple[Any, ...]:
         down, up = down_view(table), up_view(table)
     else:
         down, up = unknown_view(CAPACITY), None
-    decision = decide(compiled.levers, SlotLevers.of(document), down, up, NOW + row.at)
+    slots = SlotLevers.of(document)
+    autoshifted = slots.az_mask(row.autoshift) if row.autoshift else None
+    decision = decide(compiled.levers, slots, down, up, NOW + row.at, autoshifted)
     return compiled, decision
 
 

@@ -195,6 +195,25 @@ LEVER_ERRORS: list[tuple[dict[str, Any], str, str]] = [
         "fail_open",
         "False is the old spelling of defaults.when_all_down: give one or the other",
     ),
+    (
+        doc(autoshift={"unhealthy_share": 0}),
+        "autoshift.unhealthy_share",
+        "0.0 must be above 0: no AZ is ever all healthy",
+    ),
+    (
+        doc(autoshift={"unhealthy_share": 1.5}),
+        "autoshift.unhealthy_share",
+        "1.5 must be at most 1.0",
+    ),
+    (
+        doc(autoshift={"unhealthy_share": 0.4, "clear_share": 0.4}),
+        "autoshift.clear_share",
+        "0.4 must be below unhealthy_share (0.4): the gap is the hysteresis",
+    ),
+    (doc(autoshift={"min_checks": 0}), "autoshift.min_checks", "0 must be at least 1"),
+    (doc(autoshift={"clear_after": -1}), "autoshift.clear_after", "-1 must be at least 0.0"),
+    (doc(autoshift={"share": 0.5}), "autoshift.share", "0.5 is not a known field"),
+    (doc(autoshift=[0.5]), "autoshift", "[0.5] must be a mapping"),
 ]
 
 
@@ -289,8 +308,23 @@ def test_by_default_no_lever_is_in_force() -> None:
     document = parse_document(doc(), NOW)
     (www,) = document.records
     assert document.shifts == ()
+    assert not document.autoshift.enabled
     assert (www.min_healthy, www.when_all_down, www.ttl_when_degraded) == (
         MinHealthy(),
         WhenAllDown.OPEN,
         None,
     )
+
+
+def test_autoshift_is_on_with_its_section_and_clear_share_defaults_to_half() -> None:
+    on = parse_document(doc(autoshift={"unhealthy_share": 0.6}), NOW).autoshift
+    assert (on.enabled, on.unhealthy_share, on.min_checks, on.clear_share, on.clear_after) == (
+        True,
+        0.6,
+        10,
+        0.3,
+        60.0,
+    )
+    assert parse_document(doc(autoshift={}), NOW).autoshift.enabled
+    assert not parse_document(doc(autoshift={"enabled": False}), NOW).autoshift.enabled
+    assert not parse_document(doc(autoshift=None), NOW).autoshift.enabled

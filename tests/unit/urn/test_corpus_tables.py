@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from urn.errors import WireError
+from urn.errors import Undecodable, UnknownVersion, WireError
 from urn.table import CheckerPlanes
 from urn.wire import TableKind, decode, encoded_size, slot_bytes
 
@@ -73,10 +73,42 @@ def test_corpus_keeps_a_genuine_version_1_table() -> None:
     assert any(hmac.compare_digest(hmac.digest(k, signed, "sha256"), data[-32:]) for k in KEYS)
 
 
+def test_corpus_keeps_a_genuine_version_2_table() -> None:
+    """A real v2 envelope (fixarray of 12, two planes, no autoshift, signed with an accepted
+    key): refused as `version`, never read as a truncated or garbled v3 table."""
+    data = (CORPUS / "wrong-version-2-envelope.bin").read_bytes()
+    assert EXPECTED["files"]["wrong-version-2-envelope.bin"] == "version"
+    capacity = EXPECTED["capacity"]
+    assert len(data) == 158 + 2 * capacity < encoded_size(capacity, KIND)
+    assert (data[0], data[1], data[2]) == (0x9C, 0xCC, 2)
+    signed = data[:-34]
+    assert data[-34:-32] == b"\xc4\x20"
+    assert any(hmac.compare_digest(hmac.digest(k, signed, "sha256"), data[-32:]) for k in KEYS)
+    with pytest.raises(UnknownVersion, match="version 2, this build speaks 3"):
+        decode(data, KEYS, capacity, KIND)
+
+
+@pytest.mark.parametrize(
+    ("name", "detail"),
+    [
+        ("signed-autoshift-nul-inside.bin", "autoshift holds a NUL before its padding"),
+        ("signed-autoshift-not-utf8.bin", "autoshift is not UTF-8"),
+        ("signed-sender-nul-inside.bin", "sender holds a NUL before its padding"),
+        ("signed-sender-not-utf8.bin", "sender is not UTF-8"),
+    ],
+)
+def test_corpus_signed_text_refusals_name_their_field(name: str, detail: str) -> None:
+    data = (CORPUS / name).read_bytes()
+    with pytest.raises(Undecodable) as caught:
+        decode(data, KEYS, EXPECTED["capacity"], KIND)
+    assert str(caught.value) == detail
+
+
 def test_corpus_valid_tables_carry_both_planes() -> None:
     capacity = EXPECTED["capacity"]
     envelope = decode((CORPUS / "valid.bin").read_bytes(), KEYS, capacity, KIND)
     assert len(envelope.slots) == slot_bytes(capacity, KIND) == 2 * capacity
+    assert envelope.autoshift == ""  # a checker table carries none
     planes = CheckerPlanes(envelope.slots, capacity)
     assert set(planes.last.tolist()) >= set(range(12))  # every defined code, 12+ too
     assert planes.history.any()

@@ -55,7 +55,8 @@ CAPACITY = 10_000
 KEYS = (TEST_PUSH_KEY,)
 OTHER_KEY = b"some-other-key-not-the-test-one!"
 NOW = 1_700_000_000.0
-HEAD = 124  # bytes before the slots (docs/wire.md)
+HEAD = 142  # bytes before the slots (docs/wire.md)
+AUTOSHIFT_AT = 119  # its bin8 type byte, then the length 16, then the text
 CHECKER, AGGREGATE = TableKind.CHECKER, TableKind.AGGREGATE
 
 
@@ -70,6 +71,7 @@ def envelope(
     digest: bytes = b"\x11" * 32,
     checkers: int = 0,
     azs: int = 0,
+    autoshift: str = "",
 ) -> Envelope:
     """An envelope of `kind` around its whole slots field (both planes for a checker)."""
     body = bytes(slot_bytes(CAPACITY, kind)) if slots is None else slots
@@ -84,6 +86,7 @@ def envelope(
         slots=body,
         checkers=checkers,
         azs=azs,
+        autoshift=autoshift,
     )
 
 
@@ -105,6 +108,22 @@ def encode_v1(capacity: int, kind: TableKind = CHECKER, key: bytes = TEST_PUSH_K
         *(0xCE, capacity, 0xC6, capacity),
     )
     signed = head + bytes([Reason.HEALTHY]) * capacity
+    return signed + b"\xc4\x20" + hmac.digest(key, signed, "sha256")
+
+
+def encode_v2(capacity: int, kind: TableKind = CHECKER, key: bytes = TEST_PUSH_KEY) -> bytes:
+    """A well-formed, signed version-2 envelope: fixarray of 12, checkers/azs, no autoshift."""
+    slots = bytes([Reason.HEALTHY]) * slot_bytes(capacity, kind)
+    head = struct.pack(
+        ">BBBBB BB32s BB16s BQ Bd BB32s BI BH BB BI",
+        *(0x9C, 0xCC, 2, 0xCC, int(kind)),
+        *(0xC4, SENDER_BYTES, b"chk-a1".ljust(SENDER_BYTES, b"\0")),
+        *(0xC4, 16, b"a".ljust(16, b"\0")),
+        *(0xCF, 1, 0xCB, NOW),
+        *(0xC4, 32, b"\x11" * 32),
+        *(0xCE, capacity, 0xCD, 0, 0xCC, 0, 0xC6, len(slots)),
+    )
+    signed = head + slots
     return signed + b"\xc4\x20" + hmac.digest(key, signed, "sha256")
 
 
@@ -166,6 +185,10 @@ def test_encoded_size_is_the_same_for_every_aggregate_table() -> None:
         {"checkers": 1, "azs": 1},
         {"checkers": 300, "azs": 3},
         {"checkers": MAX_CHECKERS, "azs": MAX_AZS},
+        {"autoshift": ""},
+        {"autoshift": "b"},
+        {"autoshift": "eu-west-1a-long!"},
+        {"autoshift": "é" * 8},
     ],
 )
 @pytest.mark.parametrize("kind", list(TableKind))
@@ -182,9 +205,19 @@ def test_encoded_size_grows_two_bytes_per_checker_slot_and_one_per_aggregate_slo
 ) -> None:
     checker = encode(envelope(bytes(2 * capacity)), TEST_PUSH_KEY)
     aggregate = encode(envelope(bytes(capacity), kind=AGGREGATE), TEST_PUSH_KEY)
-    assert len(checker) == encoded_size(capacity, CHECKER) == 158 + 2 * capacity
-    assert len(aggregate) == encoded_size(capacity, AGGREGATE) == 158 + capacity
-    assert encoded_size(0, CHECKER) == encoded_size(0, AGGREGATE) == 158
+    assert len(checker) == encoded_size(capacity, CHECKER) == 176 + 2 * capacity
+    assert len(aggregate) == encoded_size(capacity, AGGREGATE) == 176 + capacity
+    assert encoded_size(0, CHECKER) == encoded_size(0, AGGREGATE) == 176
+
+
+@pytest.mark.parametrize("kind", list(TableKind))
+def test_autoshift_width_never_changes_the_size(kind: TableKind) -> None:
+    """No AZ shifted and a 16-byte AZ name shifted: the same bytes on the wire."""
+    name = "eu-central-1c-x!"
+    assert len(name.encode()) == 16
+    none = encode(envelope(kind=kind, autoshift=""), TEST_PUSH_KEY)
+    widest = encode(envelope(kind=kind, autoshift=name), TEST_PUSH_KEY)
+    assert len(none) == len(widest) == encoded_size(CAPACITY, kind)
 
 
 def test_slot_bytes_by_kind() -> None:
@@ -212,8 +245,31 @@ def test_round_trip(kind: TableKind) -> None:
         digest=bytes(range(32)),
         checkers=0 if kind is CHECKER else 37,
         azs=0 if kind is CHECKER else 3,
+        autoshift="" if kind is CHECKER else "eu-west-1c",
     )
     assert decode(encode(original, TEST_PUSH_KEY), KEYS, CAPACITY, kind) == original
+
+
+def test_autoshift_round_trips_in_an_aggregate_table() -> None:
+    data = encode(envelope(bytes(CAPACITY), kind=AGGREGATE, autoshift="b"), TEST_PUSH_KEY)
+    # On the wire: bin8 of 16 after azs, the AZ name right-padded with NUL.
+    assert data[AUTOSHIFT_AT : AUTOSHIFT_AT + 18] == b"\xc4\x10" + b"b".ljust(16, b"\0")
+    assert decode(data, KEYS, CAPACITY, AGGREGATE).autoshift == "b"
+
+
+def test_a_checker_table_carries_no_autoshift() -> None:
+    assert envelope().autoshift == ""
+    assert VALID[AUTOSHIFT_AT : AUTOSHIFT_AT + 18] == b"\xc4\x10" + bytes(16)
+    assert decode(VALID, KEYS, CAPACITY, CHECKER).autoshift == ""
+
+
+def test_autoshift_is_covered_by_the_mac() -> None:
+    data = encode(envelope(bytes(CAPACITY), kind=AGGREGATE, autoshift="b"), TEST_PUSH_KEY)
+    for offset in (AUTOSHIFT_AT + 2, AUTOSHIFT_AT + 3, AUTOSHIFT_AT + 17):
+        tampered_data = bytearray(data)
+        tampered_data[offset] ^= 0x01
+        with pytest.raises(BadMac):
+            decode(bytes(tampered_data), KEYS, CAPACITY, AGGREGATE)
 
 
 def test_checker_table_round_trips_both_planes() -> None:
@@ -292,16 +348,17 @@ def test_decode_requires_the_expected_kind() -> None:
     assert decode(VALID, KEYS, CAPACITY, CHECKER).kind is CHECKER
 
 
-def test_bytes_are_valid_msgpack_with_twelve_fields() -> None:
+def test_bytes_are_valid_msgpack_with_thirteen_fields() -> None:
     original = envelope(bytes([1, 2, 3]) * 3 + b"\0", sequence=42, checkers=7, azs=2)
     data = encode(original, TEST_PUSH_KEY)
-    assert data[0] == 0x9C
+    assert data[0] == 0x9D
     fields = msgpack.unpackb(data)
-    assert len(fields) == 12
+    assert len(fields) == 13
     version, kind, sender, az, sequence, generated_at, digest, capacity, *rest = fields
-    checkers, azs, slots, mac = rest
+    checkers, azs, autoshift, slots, mac = rest
     assert (version, kind, sequence, generated_at, capacity) == (VERSION, 1, 42, NOW, 5)
     assert (checkers, azs) == (7, 2)
+    assert autoshift == bytes(16)
     assert sender == b"chk-a1".ljust(SENDER_BYTES, b"\0")
     assert az == b"a".ljust(16, b"\0")
     assert digest == original.config_digest
@@ -348,13 +405,21 @@ MAC_MARKER_AT = HEAD + slot_bytes(CAPACITY, CHECKER)
             id="flipped-history-unsigned",
         ),
         pytest.param(tampered(2, VERSION + 1), UnknownVersion, "version", id="version"),
-        pytest.param(tampered(2, 1), UnknownVersion, "version", id="version-1-in-a-v2-body"),
+        pytest.param(tampered(2, 1), UnknownVersion, "version", id="version-1-in-a-v3-body"),
+        pytest.param(tampered(2, 2), UnknownVersion, "version", id="version-2-in-a-v3-body"),
         pytest.param(encode_v1(CAPACITY), UnknownVersion, "version", id="v1-envelope"),
         pytest.param(
             encode_v1(CAPACITY, key=OTHER_KEY), UnknownVersion, "version", id="v1-other-key"
         ),
         pytest.param(encode_v1(CAPACITY)[:50], UnknownVersion, "version", id="v1-inside-head"),
         pytest.param(b"\x9a", UnknownVersion, "version", id="v1-array-header-only"),
+        pytest.param(encode_v2(CAPACITY), UnknownVersion, "version", id="v2-envelope"),
+        pytest.param(
+            encode_v2(CAPACITY, key=OTHER_KEY), UnknownVersion, "version", id="v2-other-key"
+        ),
+        pytest.param(encode_v2(CAPACITY)[:50], UnknownVersion, "version", id="v2-inside-head"),
+        pytest.param(encode_v2(CAPACITY)[:124], UnknownVersion, "version", id="v2-head-only"),
+        pytest.param(b"\x9c", UnknownVersion, "version", id="v2-array-header-only"),
         pytest.param(_bigger_table(), WrongCapacity, "capacity", id="bigger-capacity"),
         pytest.param(_smaller_table(), WrongCapacity, "capacity", id="smaller-capacity"),
         pytest.param(VALID[:-1], Truncated, "truncated", id="one-byte-short"),
@@ -369,7 +434,21 @@ MAC_MARKER_AT = HEAD + slot_bytes(CAPACITY, CHECKER)
         pytest.param(b"x" * len(VALID), Undecodable, "undecodable", id="garbage-right-size"),
         pytest.param(
             msgpack.packb(
-                [VERSION, 1, b"s", b"a", 1, NOW, b"d", CAPACITY, 0, 0, bytes(2 * CAPACITY), b"m"]
+                [
+                    VERSION,
+                    1,
+                    b"s",
+                    b"a",
+                    1,
+                    NOW,
+                    b"d",
+                    CAPACITY,
+                    0,
+                    0,
+                    b"",
+                    bytes(2 * CAPACITY),
+                    b"m",
+                ]
             ),
             Undecodable,
             "undecodable",
@@ -381,6 +460,12 @@ MAC_MARKER_AT = HEAD + slot_bytes(CAPACITY, CHECKER)
         ),
         pytest.param(tampered(114, 0xCC), Undecodable, "undecodable", id="checkers-type-byte"),
         pytest.param(tampered(117, 0xCD), Undecodable, "undecodable", id="azs-type-byte"),
+        pytest.param(
+            tampered(AUTOSHIFT_AT, 0xC5), Undecodable, "undecodable", id="autoshift-type-byte"
+        ),
+        pytest.param(
+            tampered(AUTOSHIFT_AT + 1, 0x11), Undecodable, "undecodable", id="autoshift-width"
+        ),
         pytest.param(
             tampered(MAC_MARKER_AT + 1, 0x21), Undecodable, "undecodable", id="mac-marker"
         ),
@@ -403,6 +488,29 @@ def test_a_version_1_envelope_is_refused_as_version(kind: TableKind) -> None:
         with pytest.raises(UnknownVersion) as caught:
             decode(encode_v1(capacity, kind), KEYS, capacity, kind)
         assert "version 1" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", list(TableKind))
+def test_a_version_2_envelope_is_refused_as_version(kind: TableKind) -> None:
+    """A genuine v2 table (no autoshift), signed with an accepted key: never read as v3."""
+    for capacity in (1, 64, CAPACITY):
+        data = encode_v2(capacity, kind)
+        assert len(data) == 158 + slot_bytes(capacity, kind) < encoded_size(capacity, kind)
+        with pytest.raises(UnknownVersion) as caught:
+            decode(data, KEYS, capacity, kind)
+        assert str(caught.value) == "version 2, this build speaks 3"
+
+
+@pytest.mark.parametrize("kind", list(TableKind))
+def test_a_bigger_version_2_envelope_of_the_exact_size_is_refused_as_version(
+    kind: TableKind,
+) -> None:
+    """A v2 table 18 bytes of slots bigger has exactly a v3 table's size: still `version`."""
+    extra = 18 // slot_bytes(1, kind)
+    data = encode_v2(64 + extra, kind)
+    assert len(data) == encoded_size(64, kind)
+    with pytest.raises(UnknownVersion):
+        decode(data, KEYS, 64, kind)
 
 
 def test_wrong_kind_aggregate_table_to_a_checker_receiver() -> None:
@@ -468,6 +576,23 @@ def test_signed_sender_not_utf8_is_undecodable() -> None:
         decode(resign(data), KEYS, CAPACITY, CHECKER)
 
 
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (b"b\0c", "autoshift holds a NUL before its padding"),
+        (b"\0b", "autoshift holds a NUL before its padding"),
+        (b"\xff", "autoshift is not UTF-8"),
+        (b"\xc3", "autoshift is not UTF-8"),  # a truncated two-byte sequence
+    ],
+)
+def test_signed_autoshift_that_is_not_nul_free_utf8_is_undecodable(raw: bytes, detail: str) -> None:
+    data = bytearray(encode(envelope(bytes(CAPACITY), kind=AGGREGATE), TEST_PUSH_KEY))
+    data[AUTOSHIFT_AT + 2 : AUTOSHIFT_AT + 2 + len(raw)] = raw
+    with pytest.raises(Undecodable) as caught:
+        decode(resign(data), KEYS, CAPACITY, AGGREGATE)
+    assert str(caught.value) == detail
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_signed_non_finite_time_is_undecodable(value: float) -> None:
     data = bytearray(VALID)
@@ -479,8 +604,8 @@ def test_signed_non_finite_time_is_undecodable(value: float) -> None:
 @pytest.mark.parametrize("length", [2 * CAPACITY - 1, 2 * CAPACITY + 1, CAPACITY, 0])
 def test_mismatched_slot_length_prefix_is_undecodable(length: int) -> None:
     data = bytearray(VALID)
-    assert struct.unpack_from(">BI", data, 119) == (0xC6, 2 * CAPACITY)
-    struct.pack_into(">I", data, 120, length)
+    assert struct.unpack_from(">BI", data, HEAD - 5) == (0xC6, 2 * CAPACITY)
+    struct.pack_into(">I", data, HEAD - 4, length)
     with pytest.raises(Undecodable):
         decode(resign(data), KEYS, CAPACITY, CHECKER)
 
@@ -513,6 +638,10 @@ def test_no_keys_accepts_nothing() -> None:
         {"sender": "x" * (SENDER_BYTES + 1)},
         {"sender": "a\0b"},
         {"az": "z" * 17},
+        {"autoshift": "z" * 17},
+        {"autoshift": "é" * 8 + "z"},  # 17 UTF-8 bytes in 9 characters
+        {"autoshift": "a\0b"},
+        {"autoshift": "\0"},
         {"sequence": -1},
         {"sequence": 2**64},
         {"digest": b"short"},
@@ -730,6 +859,7 @@ def test_truncated_or_extended_envelopes_only_raise_wire_errors(cut: int, tail: 
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(0, MAX_CHECKERS),
     st.integers(0, MAX_AZS),
+    st.text(max_size=4).filter(lambda s: "\0" not in s),
 )
 def test_round_trip_property(
     kind: TableKind,
@@ -739,6 +869,7 @@ def test_round_trip_property(
     at: float,
     checkers: int,
     azs: int,
+    autoshift: str,
 ) -> None:
     width = slot_bytes(SMALL, kind)
     slots = data.draw(st.binary(min_size=width, max_size=width))
@@ -750,6 +881,7 @@ def test_round_trip_property(
         generated_at=at,
         checkers=checkers,
         azs=azs,
+        autoshift=autoshift,
     )
     encoded = encode(original, TEST_PUSH_KEY)
     assert len(encoded) == encoded_size(SMALL, kind)

@@ -6,6 +6,7 @@ import re
 import runpy
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from sim.testing import TEST_PUSH_KEY, signed_table
@@ -41,11 +42,11 @@ def test_every_documented_type_byte_is_in_a_real_envelope(kind: TableKind) -> No
             offset = int(match.group(1)) + (slots if "+ S" in line else 0)
             assert data[offset] == int(match.group(2), 16), line
             checked += 1
-    assert checked == 17  # 15 in the head, 2 before the MAC
+    assert checked == 19  # 17 in the head, 2 before the MAC
 
 
 def test_documented_sizes_are_encoded_size() -> None:
-    """The prose's "158 + 2C" and "158 + C" and its worked sizes match the code."""
+    """The prose's "176 + 2C" and "176 + C" and its worked sizes match the code."""
     head = encoded_size(0, TableKind.CHECKER)
     assert f"`{head} + 2C` bytes for a checker table" in DOC
     assert f"`{head} + C`\nbytes for an aggregate table" in DOC
@@ -60,7 +61,30 @@ def test_documented_sizes_are_encoded_size() -> None:
 def test_documented_head_is_the_code_head() -> None:
     assert f"struct `{wire._HEAD.format}`" in DOC
     assert f"({wire._HEAD.size} bytes)" in DOC
+    assert f"The head (bytes 0–{wire._HEAD.size - 1})" in DOC
+    assert f'"The head" is the first\n{wire._HEAD.size} bytes' in DOC
     assert f"# The table envelope: wire format, version {wire.VERSION}" in DOC
+    assert f"(`urn.wire.VERSION = {wire.VERSION}`)" in DOC
+    assert f"- **version** (`{wire.VERSION}`)" in DOC
+
+
+def test_documented_plain_array_is_what_msgpack_reads() -> None:
+    """The doc's `msgpack.unpackb` listing names every element, in the order it decodes."""
+    match = re.search(r"plain (\d+)-element array\n`\[([^\]]+)\]`", DOC)
+    assert match, "the plain-array listing moved"
+    names = [name.strip() for name in match.group(2).split(",")]
+    count = wire._EXPECTED_MARKERS[0] - 0x90  # the fixarray's element count
+    assert int(match.group(1)) == len(names) == count
+    assert names.index("autoshift") == names.index("azs") + 1 == names.index("slots") - 1
+    data = signed_table(bytes(4), kind=TableKind.AGGREGATE, key=TEST_PUSH_KEY)
+    assert len(msgpack.unpackb(data)) == count
+
+
+def test_documented_slot_offsets_follow_the_head() -> None:
+    head = wire._HEAD.size
+    assert f"at offset `{head} + i` and its `history` byte at\n  `{head} + C + i`" in DOC
+    assert f"in an aggregate table slot `i` is at `{head} + i`" in DOC
+    assert f"(offsets 0 to {head - 1} + S:" in DOC
 
 
 def test_documented_checker_reasons_are_the_code_reasons() -> None:
@@ -70,7 +94,10 @@ def test_documented_checker_reasons_are_the_code_reasons() -> None:
     assert sorted(documented) == [int(r) for r in Reason]
     for name in ("LOCAL", "STALE"):
         assert f"`{name}`" in documented[Reason[name]]
-    assert "| 12–255 | not defined in version 2 | failure of unknown kind (as 9) |" in DOC
+    assert (
+        f"| 12–255 | not defined in version {wire.VERSION} | failure of unknown kind (as 9) |"
+        in DOC
+    )
 
 
 def test_documented_aggregated_bytes_are_right() -> None:
