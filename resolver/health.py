@@ -12,8 +12,10 @@ The choice (docs/reliability.md, "Which aggregator's table answers"):
   * only the tables of the latest round compete (received within half a push interval
     of the newest one): a replica that fell silent stops answering at the next round;
   * among those, the one built from the most fresh checkers, then the most AZs, wins; a
-    tie goes to the latest received. A replica that sees fewer checkers never wins
-    over one that sees more.
+    tie goes to the sender whose table answered before, then to the latest received.
+    A replica that sees fewer checkers never wins over one that sees more, and two
+    replicas that judge alike but for a tick at an edge (an autoshift one of them just
+    restarted without) never make answers alternate round by round.
   * none fresh: hold the last chosen table (`on_stale: hold`, the default: static
     stability, an aggregator outage changes no answer) or read every slot as unknown
     (`on_stale: open`). Either way the resolver is not ready (`/readyz` 503).
@@ -100,9 +102,14 @@ class HealthSource(Protocol):
 
 
 def choose(
-    tables: Iterable[ReceivedTable], now: float, max_age: float, push_interval: float
+    tables: Iterable[ReceivedTable],
+    now: float,
+    max_age: float,
+    push_interval: float,
+    incumbent: str | None = None,
 ) -> ReceivedTable | None:
-    """The table that answers at monotonic `now`, or None when none is fresh."""
+    """The table that answers at monotonic `now`, or None when none is fresh;
+    `incumbent` is the sender whose table answered until now (None: none did)."""
     fresh = [t for t in tables if now - t.received_at <= max_age]
     if not fresh:
         return None
@@ -110,7 +117,7 @@ def choose(
     this_round = newest - ROUND_SHARE * push_interval
     return max(
         (t for t in fresh if t.received_at >= this_round),
-        key=lambda t: (t.checkers, t.azs, t.received_at),
+        key=lambda t: (t.checkers, t.azs, t.sender == incumbent, t.received_at),
     )
 
 

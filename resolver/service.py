@@ -258,7 +258,8 @@ class ResolverService:
         max_age = document.max_table_age
         for sender in [s for s, t in self.tables.items() if now - t.received_at > max_age]:
             del self.tables[sender]  # forgotten: only `answering` may outlive max_table_age
-        chosen = choose(self.tables.values(), now, max_age, document.intervals.push)
+        incumbent = None if self.answering is None else self.answering.sender
+        chosen = choose(self.tables.values(), now, max_age, document.intervals.push, incumbent)
         if chosen is not None:
             self.answering = chosen
         table = self.answering

@@ -369,3 +369,21 @@ async def test_an_az_the_aggregated_table_autoshifts_leaves_unless_an_operator_s
             message="the autoshift once the shift expired",
         )
         assert values(await dig(resolver, "www.example.com.")) == WWW[:4]
+
+
+async def test_a_replica_that_lost_an_autoshift_does_not_take_turns_with_the_one_holding_it(
+    tmp_path: Path,
+) -> None:
+    """agg-2 restarted and no longer carries the autoshift agg-1 still holds: with equal
+    checkers the resolver keeps answering from agg-1, whichever arrives last."""
+    async with running_resolver(config(tmp_path), clock=FakeClock()) as resolver:
+        await resolver.push(table(), sender="agg-1", autoshift="c")
+        for _ in range(3):
+            await resolver.push(table(), sender="agg-2")
+            assert values(await dig(resolver, "www.example.com.")) == WWW[:4]
+            await resolver.push(table(), sender="agg-1", autoshift="c")
+            assert values(await dig(resolver, "www.example.com.")) == WWW[:4]
+        assert resolver.service.answering is not None
+        assert resolver.service.answering.sender == "agg-1"
+        await resolver.push(table(), sender="agg-2", checkers=4)  # sees more: it wins
+        assert values(await dig(resolver, "www.example.com.")) == WWW

@@ -75,6 +75,17 @@ def test_a_tie_goes_to_the_latest_received() -> None:
     assert choose([first, second], 100.1, MAX_AGE, PUSH) is second
 
 
+def test_a_tie_keeps_the_sender_that_answered_before() -> None:
+    """Replicas whose tables arrive in either order each round, and differ (one restarted
+    and lost an autoshift the other still holds), never take turns answering."""
+    for order in ((100.00, 100.02), (100.02, 100.00)):
+        holder = table("agg-1", received_at=order[0])
+        restarted = table("agg-2", received_at=order[1])
+        assert choose([holder, restarted], 100.1, MAX_AGE, PUSH, incumbent="agg-1") is holder
+    more = table("agg-2", received_at=100.0, checkers=7)
+    assert choose([holder, more], 100.1, MAX_AGE, PUSH, incumbent="agg-1") is more
+
+
 def test_a_silent_replica_stops_competing_at_the_next_round() -> None:
     """More checkers do not keep a dead replica's last table answering."""
     dead = table("agg-1", received_at=100.0, checkers=9)
