@@ -22,7 +22,8 @@ RULE = {"unhealthy_share": 0.5, "min_checks": 8, "clear_share": 0.2, "clear_afte
 
 
 def plan(on: bool = True, **rule: Any) -> AutoshiftPlan:
-    """Ten probed checks per AZ in slots 0-29 (a, b, c), one calculated check in slot 30."""
+    """Ten probed checks per AZ in slots 0-29 (a, b, c), one calculated check in slot 30
+    (its AZ d is no probed check's, so autoshift never counts it)."""
     checks: list[dict[str, Any]] = [
         {"slot": slot, "name": f"c{slot}", "type": "tcp", "host": "127.0.0.1", "port": 9,
          "az": AZS[slot // PER_AZ]}
@@ -30,7 +31,7 @@ def plan(on: bool = True, **rule: Any) -> AutoshiftPlan:
     ]  # fmt: skip
     checks.append(
         {"slot": 30, "name": "all", "type": "calculated", "children": [0, 10],
-         "healthy_if_at_least": 1}
+         "healthy_if_at_least": 1, "az": "d"}
     )  # fmt: skip
     top: dict[str, Any] = {"autoshift": {**RULE, **rule}} if on else {}
     return AutoshiftPlan.from_document(parse_document(document_dict(checks, **top)))
@@ -172,3 +173,55 @@ def test_explained_shares_and_start_time() -> None:
     assert state.reason == "70% of its checks unhealthy"
     assert state.shares is not None
     assert state.shares.share("b") == pytest.approx(0.7)
+
+
+def test_every_verdict_keeps_the_counts_it_was_judged_on() -> None:
+    """Explain and the share gauges read them, whichever way the tick went."""
+    cases = [
+        (table(), None, "no AZ over unhealthy_share"),
+        (table({"b": 6, "c": 6}), None, "2 AZs over it: none"),
+        (table({"b": 6, "c": 2}), None, "b is over unhealthy_share, but c not healthy either"),
+        (
+            table({"a": 3, "b": 6, "c": 2}),
+            None,
+            "b is over unhealthy_share, but a, c not healthy either",
+        ),
+        (table({"b": 6}, unknown={"a": 10, "c": 10}), None, "b is the only AZ with known checks"),
+        (table({"b": 6}), "b", "60% of its checks unhealthy"),
+    ]
+    for tick, az, reason in cases:
+        state = AutoshiftState().step(tick, plan(), 0.0)
+        assert (state.az, state.reason) == (az, reason)
+        assert state.shares == AzShares.of(tick, plan())
+    for tick in (table({"b": 3}), table({"b": 0}), table(unknown={"b": 10})):
+        held = AutoshiftState("b", 1.0).step(tick, plan(), 5.0)
+        assert (held.az, held.since, held.shares) == ("b", 1.0, AzShares.of(tick, plan()))
+
+
+def test_exactly_min_checks_known_is_enough_to_start_hold_and_end() -> None:
+    # b: 8 known (min_checks), 5 of them down
+    assert AutoshiftState().step(table({"b": 5}, unknown={"b": 2}), plan(), 0.0).az == "b"
+    held = AutoshiftState("b", 0.0).step(table({"b": 4}, unknown={"b": 2}), plan(), 1.0)
+    assert held.reason == "50% of its checks unhealthy"
+    clearing = AutoshiftState("b", 0.0).step(table(unknown={"b": 2}), plan(), 1.0)
+    assert clearing.clear_since == 1.0
+
+
+def test_two_azs_are_enough() -> None:
+    state = AutoshiftState().step(table({"b": 6}, unknown={"c": 10}), plan(), 0.0)
+    assert state.az == "b"
+
+
+def test_a_fleet_without_azs_never_autoshifts() -> None:
+    checks = [{"slot": 0, "name": "x", "type": "tcp", "host": "127.0.0.1", "port": 9}]
+    bare = AutoshiftPlan.from_document(
+        parse_document(document_dict(checks, autoshift={"min_checks": 1}))
+    )
+    assert bare.azs == ()
+    assert AzShares.of(table(), bare) == AzShares((), (), ())
+    state = AutoshiftState().step(table(), bare, 0.0)
+    assert (state.az, state.reason) == (None, "no AZ over unhealthy_share")
+
+
+def test_an_az_with_nothing_known_has_no_unhealthy_share() -> None:
+    assert AzShares.of(table(unknown={"c": 10}), plan()).share("c") == 0.0
