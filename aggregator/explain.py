@@ -142,7 +142,10 @@ def autoshift_of(az: str, autoshift: AutoshiftState) -> dict[str, Any]:
         "az": az,
         "shifted": autoshift.az == az,
         "shifted_az": autoshift.az,
-        "unhealthy_share": None if shares is None else round(shares.share(az), 4),
+        # None too for an AZ a config pass added since the last tick
+        "unhealthy_share": None
+        if shares is None or az not in shares.azs
+        else round(shares.share(az), 4),
         "reason": autoshift.reason,
     }
 

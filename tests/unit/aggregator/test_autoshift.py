@@ -225,3 +225,17 @@ def test_a_fleet_without_azs_never_autoshifts() -> None:
 
 def test_an_az_with_nothing_known_has_no_unhealthy_share() -> None:
     assert AzShares.of(table(unknown={"c": 10}), plan()).share("c") == 0.0
+
+
+def test_explain_says_none_for_an_az_added_since_the_last_tick() -> None:
+    from aggregator.explain import autoshift_of
+
+    state = AutoshiftState().step(table({"b": 6}), plan(), 0.0)
+    assert autoshift_of("b", state)["unhealthy_share"] == 0.6
+    assert autoshift_of("z", state) == {
+        "az": "z",
+        "shifted": False,
+        "shifted_az": "b",
+        "unhealthy_share": None,
+        "reason": "60% of its checks unhealthy",
+    }
