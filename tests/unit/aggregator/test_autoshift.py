@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aggregator.autoshift import AutoshiftPlan, AutoshiftState, AzShares
+from aggregator.explain import autoshift_of
 from sim.testing import document_dict
 from urn.config import parse_document
 from urn.table import Reason, SlotArray, Status, aggregated_byte
@@ -228,8 +229,6 @@ def test_an_az_with_nothing_known_has_no_unhealthy_share() -> None:
 
 
 def test_explain_says_none_for_an_az_added_since_the_last_tick() -> None:
-    from aggregator.explain import autoshift_of
-
     state = AutoshiftState().step(table({"b": 6}), plan(), 0.0)
     assert autoshift_of("b", state)["unhealthy_share"] == 0.6
     assert autoshift_of("z", state) == {
