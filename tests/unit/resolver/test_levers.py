@@ -95,7 +95,7 @@ ROWS = [
         checks={0: override("healthy")}),
     Row("override beats invert", "normal", ALL, checks={0: {"invert": True} | override("healthy")}),
     Row("an expired override drops out", "normal", ALL, checks={0: override("unhealthy", 60)},
-        at=61),
+        at=60),
     Row("a shift takes its AZ out", "normal", ["10.0.0.1", "10.0.0.3"], shifts=[shift("b")]),
     Row("a shift beats an override healthy", "normal", ["10.0.0.1", "10.0.0.3"],
         checks={1: override("healthy")}, shifts=[shift("b")]),
@@ -317,7 +317,8 @@ def test_autoshifted_azs_add_to_the_documents_shifts() -> None:
     mask = slots.az_mask(("b", "z"))  # an AZ no check has is ignored
     assert mask.tolist() == [False, True, False]
     decision = decide(compiled.levers, slots, down_view(table), up_view(table), NOW, mask)
-    assert decision.shifted_azs == ("b",)
+    assert decision.shifted_azs == decision.autoshifted_azs == ("b",)
+    assert (decision.now, decision.autoshift_overruled) == (NOW, False)
     chosen, _ = resolve(
         compiled.by_text["www.example.com."].by_type[A],
         decision.views,
@@ -346,8 +347,65 @@ def test_census_counts_entries_by_lever_and_checks_by_override() -> None:
     assert counts["shift_ignored"] == counts["all_down_open"] == 0
 
 
+def test_census_of_a_fleet_without_levers_counts_nothing_forced() -> None:
+    """No override anywhere: the override counts are zero, not an index past the end."""
+    _, decision = decided(Row("x", "normal", ALL))
+    counts = census(decision)
+    assert (counts["override_healthy"], counts["override_unhealthy"], counts["inverted"]) == (
+        0,
+        0,
+        0,
+    )
+
+
+def test_census_counts_all_down_open_records_as_degraded() -> None:
+    row = Row("x", "all_down_open", ALL, table={0: DOWN, 1: DOWN, 2: DOWN})
+    _, decision = decided(row)
+    counts = census(decision)
+    assert (counts["all_down_open"], counts["degraded"]) == (1, 1)
+    row = Row("x", "all_down_closed", [], table={0: DOWN, 1: DOWN, 2: DOWN},
+              record={"when_all_down": "closed"})  # fmt: skip
+    counts = census(decided(row)[1])
+    assert (counts["all_down_open"], counts["degraded"]) == (0, 1)
+
+
+def test_census_tells_healthy_overrides_from_unhealthy_ones() -> None:
+    row = Row("x", "normal", ALL, checks={s: override("healthy") for s in (0, 1)})
+    counts = census(decided(row)[1])
+    assert (counts["override_healthy"], counts["override_unhealthy"]) == (2, 0)
+
+
+def test_min_healthy_percent_compares_exactly() -> None:
+    """1 of 2 healthy is 50 %: below 50.5 it panics, at 50 it does not."""
+
+    def mode_of(percent: float) -> str:
+        row = Row("x", "?", [], table={0: DOWN}, record={"min_healthy": {"percent": percent}})
+        document = row_document(row)
+        document["records"][0]["answers"] = document["records"][0]["answers"][:2]
+        parsed = parse_document(document, now=NOW)
+        compiled = compile_records(parsed, random.Random(1))
+        table = np.full(CAPACITY, UP, dtype=np.uint8)
+        table[0] = DOWN
+        decision = decide(
+            compiled.levers, SlotLevers.of(parsed), down_view(table), up_view(table), NOW
+        )
+        entry = compiled.by_text["www.example.com."].by_type[A]
+        return MODE_LABELS[decision.modes[entry.index]]
+
+    assert mode_of(50.5) == "panic"
+    assert mode_of(50.0) == "normal"
+
+
+def test_plain_decides_with_no_lever_on_any_slot() -> None:
+    entries = EntryLevers.of([([0, 1], MinHealthy(), WhenAllDown.OPEN)], 4)
+    decision = plain(entries, bytes([1, 0, 0, 0, 0]))
+    assert decision.forced.tolist() == [0] * 5
+    assert not decision.inverted.any()
+    assert not decision.shifted.any()
+
+
 def test_an_entry_without_candidates_is_refused() -> None:
-    with pytest.raises(ValueError, match="at least one candidate"):
+    with pytest.raises(ValueError, match=r"^every entry needs at least one candidate$"):
         EntryLevers.of([([], MinHealthy(), WhenAllDown.OPEN)], 4)
 
 

@@ -214,6 +214,26 @@ LEVER_ERRORS: list[tuple[dict[str, Any], str, str]] = [
     (doc(autoshift={"clear_after": -1}), "autoshift.clear_after", "-1 must be at least 0.0"),
     (doc(autoshift={"share": 0.5}), "autoshift.share", "0.5 is not a known field"),
     (doc(autoshift=[0.5]), "autoshift", "[0.5] must be a mapping"),
+    (
+        doc(autoshift={"unhealthy_share": -0.5}),
+        "autoshift.unhealthy_share",
+        "-0.5 must be at least 0.0",
+    ),
+    (doc(autoshift={"clear_share": -0.1}), "autoshift.clear_share", "-0.1 must be at least 0.0"),
+    (doc(shifts=["b"]), "shifts[0]", "'b' must be a mapping"),
+    (
+        document_dict(
+            checks=[{"slot": 0, "name": "c0", "type": "tcp", "host": "10.0.0.1", "port": 80}],
+            shifts=[SHIFT],
+        ),
+        "shifts[0].az",
+        "'b' is not the AZ of any check (none)",
+    ),
+    (
+        doc(defaults={"min_healthy": {"count": 0x10000}}),
+        "defaults.min_healthy.count",
+        "65536 must be at most 65535",
+    ),
 ]
 
 
@@ -259,6 +279,40 @@ shifts: [{{az: b, until: {at(60)}, reason: deploy}}]
     naive = text.replace("Z,", ",")
     with pytest.raises(ConfigError, match=r"shifts\[0\].until: .* must be a UTC time"):
         parse_text(naive, now=NOW)
+    with pytest.raises(ConfigError) as caught:
+        parse_text(local, now=NOW)
+    assert "2027-01-15 08:01:00+01:00" in str(caught.value)  # the time as written
+
+
+def test_every_lever_at_its_bound_is_accepted() -> None:
+    longest = "x" * 500
+    document = parse_document(
+        doc(
+            shifts=[SHIFT | {"reason": longest}],
+            rec={"min_healthy": {"count": 3}, "ttl_when_degraded": 30},
+            defaults={"ttl_when_degraded": 2**31 - 1},
+        ),
+        NOW,
+    )
+    (www,) = document.records
+    assert document.shifts[0].reason == longest
+    assert (www.min_healthy, www.ttl_when_degraded) == (MinHealthy(count=3), 30)
+    assert document.defaults.ttl_when_degraded == 2**31 - 1
+    assert "must be 1-500 bytes" in error(doc(shifts=[SHIFT | {"reason": longest + "x"}]))
+
+
+def test_a_lever_given_as_null_is_no_lever() -> None:
+    document = parse_document(
+        doc(check={"override": None}, rec={"min_healthy": None}, fail_open=None), NOW
+    )
+    assert document.checks[0].override is None
+    assert document.records[0].min_healthy == MinHealthy()
+    assert document.fail_open
+
+
+def test_min_healthy_with_a_percent_alone_has_no_count() -> None:
+    (www,) = parse_document(doc(rec={"min_healthy": {"percent": 50}}), NOW).records
+    assert www.min_healthy == MinHealthy(count=0, percent=50.0)
 
 
 def test_rfc3339_forms_and_their_round_trip() -> None:
