@@ -64,3 +64,79 @@ def test_small_az_failure_run_is_correct_in_both_designs(tmp_path):
     for role in ("checker", "aggregator"):
         sizes = {urn[p]["roles"][role]["bytes_per_push"] for p in ("steady", "failure")}
         assert len(sizes) == 1, (role, sizes)
+
+
+def _small_run(out, *extra: str, phase: str = "4") -> dict:
+    """One small urn-only run (three checkers, one aggregator, no viewers); its report."""
+    command = [
+        sys.executable, "-m", "urn", "bench", "az-failure",
+        "--checks", "300",
+        "--checkers-per-az", "1",
+        "--probe-interval", "1",
+        "--push-interval", "0.5",
+        "--config-interval", "1",
+        "--timeout", "1",
+        "--aggregators", "1",
+        "--qps", "200",
+        "--phase-seconds", phase,
+        "--farm-processes", "1",
+        "--viewers", "0",
+        "--no-plots",
+        "--quiet",
+        "--out", str(out),
+        *extra,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = json.loads(done.stdout.strip().splitlines()[-1])
+    assert last["bench"] == "az-failure"
+    assert list(last["figures"]) == ["config", "urn"]  # a lever implies --design urn
+    return json.loads((out / "report.json").read_text())
+
+
+def test_a_zonal_shift_of_a_healthy_az_leaves_and_comes_back_by_expiry(tmp_path):
+    """`--shift b --shift-ends expire`, with every record's min_healthy in force: b's
+    answers leave within a config plus a push interval, nothing else goes, and all come
+    back once the shift runs out; the whole tables stay the same size throughout."""
+    out = tmp_path / "shift"
+    report = _small_run(out, "--shift", "b", "--shift-ends", "expire", "--min-healthy", phase="3")
+    assert report["config"]["min_healthy"] == {"count": 1, "percent": 50}
+    urn = report["designs"]["urn"]
+    shift = urn["levers"]["shift"]
+    assert shift["leave_bound_s"] == 1.5
+    assert shift["timed_names"] > 0
+    assert shift["never_left"] == 0
+    assert shift["answers_after_bound"] == 0
+    assert shift["leave_s"]["max"] <= shift["leave_bound_s"]
+    assert shift["healthy_answers_dropped"] == 0, urn["correctness"]["dropped_examples"]
+    assert shift["back_names"] > 0
+    assert shift["not_back"] == 0, shift
+    for role in ("checker", "aggregator"):
+        sizes = {urn["phases"][p]["roles"][role]["bytes_per_push"] for p in ("steady", "failure")}
+        assert len(sizes) == 1, (role, sizes)
+    assert "## zonal shift of AZ b (urn), ended by expiry" in (out / "report.md").read_text()
+
+
+def test_a_partial_az_failure_without_autoshift_drops_only_the_dead(tmp_path):
+    """`--fail-fraction 0.6`: the dead 60 % of b's answers leave within the detection
+    bound, its live 40 % never leave and none of them is dropped, and the dead come back."""
+    out = tmp_path / "partial"
+    report = _small_run(out, "--fail-fraction", "0.6", "--fail-mode", "refuse", "--design", "urn")
+    partial = report["designs"]["urn"]["levers"]["fail_fraction"]
+    assert partial["autoshift"] is False
+    assert partial["dead_targets"] + partial["live_targets"] == 100
+    assert 40 <= partial["dead_targets"] <= 80
+    assert partial["dead_names"] > 0
+    assert partial["dead_leave_s"]["max"] <= partial["dead_bound_s"]
+    assert partial["dead_never_left"] == 0
+    assert partial["dead_answers_after_bound"] == 0
+    assert partial["live_names"] > 0
+    assert partial["live_leave_s"] == {}  # no live answer ever left
+    assert partial["live_never_left"] > 0
+    assert partial["live_answers_after_bound"] > 0
+    assert partial["healthy_answers_dropped"] == 0
+    assert partial["not_back"] == 0
+    assert partial["autoshift_active_s"] is None  # never turned on (or not there at all)
+    correctness = report["designs"]["urn"]["correctness"]
+    assert correctness["healthy_answers_dropped"] == 0, correctness["dropped_examples"]
+    assert correctness["never_turned"] == []
