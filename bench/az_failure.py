@@ -1646,8 +1646,8 @@ def plot(report: Mapping[str, Any], results: Mapping[str, Any], out: Path) -> No
                 ax.axvline(phase.start - t0, color="k", ls="--", lw=0.6)
             ax.legend(fontsize=6, ncol=4, loc="upper right")
         fig.suptitle(
-            f"az-failure, design {design}: AZ {report['config']['fail_az']} "
-            f"{report['config']['fail_mode']} at the first dashed line"
+            f"az-failure, design {design}: {_event(report['config'])} at the first dashed line",
+            fontsize=9,
         )
         fig.tight_layout()
         fig.savefig(out / f"az-failure-{design}.png", dpi=90)
