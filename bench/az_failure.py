@@ -116,7 +116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="only this share (0 < F <= 1, default 1) of the failing AZ's targets fail: those"
         " whose id hashes below F (blake2b: the same targets every run); the rest stay"
-        " healthy and none of their answers may be dropped (without --autoshift). Any design",
+        " healthy and none of their answers may be dropped (without --autoshift). Any design."
+        " With --shift nothing fails unless this is given: then this share of --fail-az"
+        " (another AZ) fails at the moment the shift is written, and is restored with it",
     )
     levers = parser.add_argument_group(
         "operator levers (docs/resolver.md); each implies --design urn and refuses another"
@@ -273,8 +275,16 @@ def _lever_problem(args: argparse.Namespace) -> str | None:
     azs = AZS[: args.azs]
     if args.shift is not None and args.shift not in azs:
         return f"--shift: {args.shift!r} is not one of the AZs ({', '.join(azs)})"
-    if args.shift is not None and args.fail_fraction < 1.0:
-        return "--shift shifts a healthy AZ: nothing fails, so --fail-fraction has no place"
+    if args.shift is not None and args.fail_fraction < 1.0 and args.shift == args.fail_az:
+        return (
+            f"--shift {args.shift} with --fail-fraction: the shifted AZ stays healthy; fail part"
+            " of another (--fail-az)"
+        )
+    if args.shift is not None and args.fail_fraction < 1.0 and args.shift_ends == "expire":
+        return (
+            "--shift-ends expire with --fail-fraction: the shift and the failure end together"
+            " (--shift-ends end), so that one judge times both"
+        )
     if args.autoshift and args.autoshift_clear_after < 0:
         return f"--autoshift-clear-after: {args.autoshift_clear_after:g} must be >= 0"
     levers = [
@@ -366,8 +376,10 @@ class AzFailure:
         self.key = secrets.token_hex(32)
         self.cores = len(os.sched_getaffinity(0))
         self.loadavg: dict[tuple[str, str], float] = {}
-        # The AZ the run is about: the one shifted (--shift) or the one failing.
+        # The AZ shifted (--shift) or else the one failing; and whether any target fails:
+        # with --shift, only when --fail-fraction asks for it (in another AZ).
         self.az: str = args.shift or args.fail_az
+        self.failing_run = args.shift is None or args.fail_fraction < 1.0
         # A zonal shift is a document edit: each resolver's next config pass reads it (one
         # config interval) and its next refresh applies it; a push interval covers that.
         self.shift_bound = float(args.config_interval) + float(args.push_interval)
@@ -576,7 +588,7 @@ class AzFailure:
             failure_phase = time.time() % a.push_interval / a.push_interval
             if shift is not None:
                 await asyncio.to_thread(shift.start, time.time())
-            else:
+            if self.failing_run:
                 await self._fail()
             t_fail_done = time.monotonic()
             poll: list[tuple[float, float, float]] = []
@@ -589,13 +601,13 @@ class AzFailure:
             await asyncio.sleep(self._until_phase(None))
             t_recover = time.monotonic()
             recovery_phase = time.time() % a.push_interval / a.push_interval
-            t_restored = t_recover
-            if shift is None:
+            t_unshift = t_recover
+            if self.failing_run:
                 await self._set_mode(a.fail_az, "healthy")
-            elif a.shift_ends == "end":
+            if shift is not None and a.shift_ends == "end":
                 await asyncio.to_thread(shift.end)
-            else:  # it runs out by itself, in recovery: time it from its expiry
-                t_restored = shift.until - (time.time() - time.monotonic())
+            elif shift is not None:  # it runs out by itself, in recovery: timed from then
+                t_unshift = shift.until - (time.time() - time.monotonic())
             await self._phase(design, "recovery", t_recover, a.phase_seconds, samples, roles, stop)
             t_end = time.monotonic()
             if poller is not None:
@@ -617,17 +629,9 @@ class AzFailure:
             Phase("recovery", t_recover, t_end),
         ]
         history = self._history(rows[rows["t"] >= t0], queried)
-        levers: dict[str, Any] = {}
-        if shift is not None:
-            verdict, levers["shift"] = self._judge_shift(
-                queried, history, t_fail, t_restored, shift
-            )
-        else:
-            verdict, partial = self._judge_failure(
-                queried, history, t_fail, t_recover, poll, design
-            )
-            if partial:
-                levers["fail_fraction"] = partial
+        verdict, levers = self._judge(
+            queried, history, (t_fail, t_recover, t_unshift), poll, design, shift
+        )
         return {
             "design": design,
             "phases": phases,
@@ -680,10 +684,12 @@ class AzFailure:
             await self._set_mode(a.fail_az, a.fail_mode, targets=self.failing)
 
     async def _poll_autoshift(self, plan: FleetPlan, out: list[tuple[float, float, float]]) -> None:
-        """Every LEVER_POLL_SECONDS: (time, unhealthy slots, urn_autoshift_active of the AZ)
-        at the first aggregator. Only the failing AZ fails, so its unhealthy slots are all
-        of them; NaN where the aggregator has no such metric."""
+        """Every LEVER_POLL_SECONDS: (time, the AZ's unhealthy share, its
+        urn_autoshift_active) at the first aggregator. The share is the aggregator's own
+        `urn_autoshift_unhealthy_share` where autoshift is on, else its unhealthy slots over
+        the AZ's checks (only that AZ fails); NaN where it has no such metric."""
         url = plan.aggregator_urls()[0] + "/metrics"
+        share = f'urn_autoshift_unhealthy_share{{az="{self.az}"}} '
         unhealthy = 'urn_slots{status="unhealthy"} '
         active = f'urn_autoshift_active{{az="{self.az}"}} '
         deadline = time.monotonic()
@@ -691,61 +697,105 @@ class AzFailure:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with self.session.get(url) as response:
                     text = await response.text()
-                out.append((time.monotonic(), _gauge(text, unhealthy), _gauge(text, active)))
+                seen = _gauge(text, share)
+                if not math.isfinite(seen):
+                    seen = _gauge(text, unhealthy) / self.per_az
+                out.append((time.monotonic(), seen, _gauge(text, active)))
             deadline += LEVER_POLL_SECONDS
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
-    def _judge_failure(
+    def _judge(
         self,
         queried: Sequence[Mapping[str, Any]],
         history: Mapping[str, Sequence[Observation]],
-        t_fail: float,
-        t_recover: float,
+        times: tuple[float, float, float],
         poll: Sequence[tuple[float, float, float]],
         design: str,
+        shift: ShiftWriter | None,
     ) -> tuple[Verdict, dict[str, Any]]:
-        """The run's verdict; with --fail-fraction or --autoshift, its lever figures too.
+        """The run's verdict, and the levers' figures (none for a plain run).
 
-        What may go: the dead answers; with autoshift, every answer of the AZ, within one
-        push interval more than the detection bound, back once the autoshift clears."""
+        What may go: the failing AZ's answers (only the dead ones under --fail-fraction,
+        every one again with autoshift, a push interval later and until it clears), and
+        the shifted AZ's. A name whose every answer is among those ignores the shift (a
+        shift never empties a name): it is judged as under the failure alone."""
         a = self.args
+        t_fail, t_recover, t_unshift = times
         autoshift = bool(a.autoshift) and design == "urn"
-        partial = a.fail_fraction < 1.0
-        dead = {_value_of(t) for t in self.failing}
-        excused = dead if partial and not autoshift else None
         push = float(a.push_interval)
-        settle = self.bound + (a.autoshift_clear_after + 2 * push if autoshift else 0.0)
-        bound = self.bound + (push if autoshift else 0.0)
+        shifted = self._values(a.shift) if a.shift else set()
+        dead = {_value_of(t) for t in self.failing} if self.failing_run else set()
+        gone = self._values(a.fail_az) if autoshift or a.fail_fraction >= 1.0 else dead
+        gone = gone if self.failing_run else set()
+        bound, settle = 0.0, 0.0
+        if self.failing_run:
+            bound = self.bound + (push if autoshift else 0.0)
+            settle = self.bound + (a.autoshift_clear_after + 2 * push if autoshift else 0.0)
+        if shifted:
+            bound, settle = max(bound, self.shift_bound), max(settle, self.shift_bound)
+        ignoring = [r for r in queried if shifted and _values_of(r) <= shifted | gone]
+        rest = [r for r in queried if r not in ignoring]
+        # With a failure too, the shift ends as the AZ is restored (see _lever_problem).
+        at = {"failed_at": t_fail, "restored_at": t_unshift if shifted else t_recover}
+        verdict = judge(
+            rest, history, dead_az="", bound=bound, settle=settle, dead=shifted | gone, **at
+        )
+        if ignoring:
+            alone = judge(
+                ignoring, history, dead_az="", bound=bound, settle=settle, dead=gone, **at
+            )
+            verdict = _merged(verdict, alone)
+        levers: dict[str, Any] = {}
+        if shift is not None:
+            levers["shift"] = self._shift_figures(rest, history, t_fail, t_unshift, shift, verdict)
+            levers["shift"]["ignoring_names"] = len(ignoring)
+        if a.fail_fraction < 1.0 or autoshift:
+            levers["fail_fraction"] = self._partial_figures(
+                queried, history, (t_fail, t_recover), poll, autoshift, gone, verdict
+            )
+        return verdict, levers
+
+    def _values(self, az: str) -> set[str]:
+        """Every answer value standing for a target of `az`."""
+        return {_value_of(s.id) for s in self.specs if s.az == az}
+
+    def _partial_figures(
+        self,
+        queried: Sequence[Mapping[str, Any]],
+        history: Mapping[str, Sequence[Observation]],
+        times: tuple[float, float],
+        poll: Sequence[tuple[float, float, float]],
+        autoshift: bool,
+        gone: set[str],
+        verdict: Verdict,
+    ) -> dict[str, Any]:
+        """When the dead answers left, when the live ones of the AZ left (autoshift) or that
+        they stayed, where the autoshift threshold was crossed, and what came back."""
+        a = self.args
+        t_fail, t_recover = times
+        push = float(a.push_interval)
         common = {"dead_az": a.fail_az, "failed_at": t_fail, "restored_at": t_recover}
-        verdict = judge(queried, history, bound=bound, settle=settle, dead=excused, **common)
-        if not (partial or autoshift):
-            return verdict, {}
-        gone = judge(queried, history, bound=self.bound, settle=settle, dead=dead, **common)
-        failing = set(self.failing)
-        live = {_value_of(s.id) for s in self.specs if s.az == a.fail_az and s.id not in failing}
+        dead = {_value_of(t) for t in self.failing}
+        died = judge(queried, history, bound=self.bound, settle=self.bound, dead=dead, **common)
+        live = self._values(a.fail_az) - dead
         left = judge(queried, history, bound=self.bound + push, settle=0.0, dead=live, **common)
         back, not_back = came_back(
-            queried, history, dead_az=a.fail_az, restored_at=t_recover, dead=excused
+            queried, history, dead_az=a.fail_az, restored_at=t_recover, dead=gone
         )
         live_leave = Verdict.spread(left.detection.values())
-        crossed = _first(poll, lambda x: x[1] >= AUTOSHIFT["unhealthy_share"] * self.per_az)
+        crossed = _first(poll, lambda x: x[1] >= AUTOSHIFT["unhealthy_share"])
         active = _first(poll, lambda x: x[2] >= 1.0)
         cleared = _first(poll, lambda x: x[0] >= t_recover and x[2] == 0.0)
-        since = {
-            "threshold_crossed_s": crossed,
-            "autoshift_active_s": active,
-            "autoshift_cleared_s": cleared,
-        }
-        figures = {
+        return {
             "fraction": a.fail_fraction,
             "autoshift": autoshift,
             "dead_targets": len(self.failing),
             "live_targets": self.per_az - len(self.failing),
-            "dead_names": _affected(gone),
-            "dead_leave_s": Verdict.spread(gone.detection.values()),
+            "dead_names": _affected(died),
+            "dead_leave_s": Verdict.spread(died.detection.values()),
             "dead_bound_s": self.bound,
-            "dead_never_left": len(gone.never_turned),
-            "dead_answers_after_bound": gone.dead_after_bound,
+            "dead_never_left": len(died.never_turned),
+            "dead_answers_after_bound": died.dead_after_bound,
             "live_names": _affected(left),
             "live_timed_names": len(left.detection),
             "live_leave_s": live_leave,
@@ -753,10 +803,9 @@ class AzFailure:
             # Live answers of the AZ served later than the detection bound plus a push
             # interval after the failure: none with autoshift, most of them without.
             "live_answers_after_bound": left.dead_after_bound,
-            **{
-                k: None if v is None else v - (t_recover if "cleared" in k else t_fail)
-                for k, v in since.items()
-            },
+            "threshold_crossed_s": None if crossed is None else crossed - t_fail,
+            "autoshift_active_s": None if active is None else active - t_fail,
+            "autoshift_cleared_s": None if cleared is None else cleared - t_recover,
             "after_threshold_bound_s": push,
             "live_leave_after_threshold_s": (
                 live_leave["max"] - (crossed - t_fail)
@@ -768,39 +817,38 @@ class AzFailure:
             "not_back": len(not_back),
             "healthy_answers_dropped": verdict.healthy_dropped,
         }
-        return verdict, figures
 
-    def _judge_shift(
+    def _shift_figures(
         self,
-        queried: Sequence[Mapping[str, Any]],
+        rest: Sequence[Mapping[str, Any]],
         history: Mapping[str, Sequence[Observation]],
         t_shift: float,
-        t_restored: float,
+        t_unshift: float,
         shift: ShiftWriter,
-    ) -> tuple[Verdict, dict[str, Any]]:
-        """A shift's verdict, as a failure's with the shifted AZ's answers as the dead ones
-        and the shift bound; and its figures."""
+        verdict: Verdict,
+    ) -> dict[str, Any]:
+        """When the shifted AZ's answers left (against the shift bound) and came back."""
         a = self.args
-        verdict = judge(
-            queried,
+        left = judge(
+            rest,
             history,
             dead_az=self.az,
             failed_at=t_shift,
-            restored_at=t_restored,
+            restored_at=t_unshift,
             bound=self.shift_bound,
             settle=self.shift_bound,
         )
-        back, not_back = came_back(queried, history, dead_az=self.az, restored_at=t_restored)
-        return verdict, {
+        back, not_back = came_back(rest, history, dead_az=self.az, restored_at=t_unshift)
+        return {
             "az": self.az,
             "ends": a.shift_ends,
             "until": _rfc3339(shift.until),
-            "affected_names": _affected(verdict),
-            "timed_names": len(verdict.detection),
-            "leave_s": Verdict.spread(verdict.detection.values()),
+            "affected_names": _affected(left),
+            "timed_names": len(left.detection),
+            "leave_s": Verdict.spread(left.detection.values()),
             "leave_bound_s": self.shift_bound,
-            "never_left": len(verdict.never_turned),
-            "answers_after_bound": verdict.dead_after_bound,
+            "never_left": len(left.never_turned),
+            "answers_after_bound": left.dead_after_bound,
             "healthy_answers_dropped": verdict.healthy_dropped,
             "back_s": Verdict.spread(back.values()),
             "back_names": len(back),
@@ -1134,6 +1182,24 @@ def _first(
     poll: Sequence[tuple[float, float, float]], test: Callable[[tuple[float, float, float]], bool]
 ) -> float | None:
     return next((x[0] for x in poll if test(x)), None)
+
+
+def _values_of(record: Mapping[str, Any]) -> set[str]:
+    return {answer["value"] for answer in record["answers"]}
+
+
+def _merged(one: Verdict, two: Verdict) -> Verdict:
+    """Two verdicts over disjoint names as one."""
+    return Verdict(
+        detection={**one.detection, **two.detection},
+        recovery={**one.recovery, **two.recovery},
+        never_turned=one.never_turned + two.never_turned,
+        unmeasured=one.unmeasured + two.unmeasured,
+        dead_after_bound=one.dead_after_bound + two.dead_after_bound,
+        healthy_dropped=one.healthy_dropped + two.healthy_dropped,
+        dropped_examples=(one.dropped_examples + two.dropped_examples)[:5],
+        queries=one.queries + two.queries,
+    )
 
 
 def _affected(verdict: Verdict) -> int:
@@ -1485,14 +1551,16 @@ def _event(c: Mapping[str, Any]) -> str:
         for name, key in (("autoshift", "autoshift"), ("every record's min_healthy", "min_healthy"))
         if c.get(key)
     )
-    if c.get("shift"):
-        return (
-            f"AZ {c['shift']} is shifted away (its targets healthy, the shift ended by"
-            f" {c['shift_ends']}){extra}"
-        )
     share = c.get("fail_fraction", 1.0)
     what = f"AZ {c['fail_az']}" if share >= 1.0 else f"{100 * share:.0f} % of AZ {c['fail_az']}"
-    return f"{what} fails ({c['fail_mode']}){extra}"
+    failing = f"{what} fails ({c['fail_mode']})"
+    if c.get("shift"):
+        shifted = (
+            f"AZ {c['shift']} is shifted away (its targets healthy, the shift ended by"
+            f" {c['shift_ends']})"
+        )
+        return shifted + (f" and {failing}" if share < 1.0 else "") + extra
+    return failing + extra
 
 
 def _viewer_lines(report: Mapping[str, Any], designs: Sequence[str]) -> list[str]:

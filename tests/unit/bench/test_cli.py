@@ -66,7 +66,11 @@ def test_lever_options_imply_urn_and_refuse_another_design_or_a_bad_value(capsys
         (["--shift", "b", "--design", "both"], "--shift: operator levers are measured on urn"),
         (["--autoshift", "--min-healthy", "--design", "edge"], "--autoshift, --min-healthy:"),
         (["--shift", "z"], "--shift: 'z' is not one of the AZs (a, b, c)"),
-        (["--shift", "b", "--fail-fraction", "0.5"], "nothing fails, so --fail-fraction"),
+        (["--shift", "b", "--fail-fraction", "0.5"], "the shifted AZ stays healthy; fail part"),
+        (
+            ["--shift", "c", "--shift-ends", "expire", "--fail-fraction", "0.5"],
+            "--shift-ends expire with --fail-fraction: the shift and the failure end together",
+        ),
         (["--fail-fraction", "0"], "--fail-fraction: 0 must be in (0, 1]"),
         (["--fail-fraction", "1.5"], "--fail-fraction: 1.5 must be in (0, 1]"),
         (["--autoshift", "--autoshift-clear-after", "-1"], "--autoshift-clear-after: -1"),
@@ -78,6 +82,7 @@ def test_lever_options_imply_urn_and_refuse_another_design_or_a_bad_value(capsys
         (["--min-healthy"], "urn"),
         (["--shift", "c", "--design", "urn"], "urn"),
         (["--fail-fraction", "0.6"], "both"),  # a partial failure needs no lever
+        (["--shift", "c", "--fail-fraction", "0.6"], "urn"),  # b fails while c is shifted
         ([], "both"),
     ):
         args = parser().parse_args(["az-failure", *extra])
