@@ -784,6 +784,8 @@ class AzFailure:
         )
         live_leave = Verdict.spread(left.detection.values())
         crossed = _first(poll, lambda x: x[1] >= AUTOSHIFT["unhealthy_share"])
+        # The read before the first one at or above the share: the crossing lies between.
+        below = max((x[0] for x in poll if crossed is not None and x[0] < crossed), default=None)
         active = _first(poll, lambda x: x[2] >= 1.0)
         cleared = _first(poll, lambda x: x[0] >= t_recover and x[2] == 0.0)
         return {
@@ -806,11 +808,11 @@ class AzFailure:
             "threshold_crossed_s": None if crossed is None else crossed - t_fail,
             "autoshift_active_s": None if active is None else active - t_fail,
             "autoshift_cleared_s": None if cleared is None else cleared - t_recover,
+            "threshold_below_s": None if below is None else below - t_fail,
             "after_threshold_bound_s": push,
+            # At most: timed from the last read below the share (the crossing came later).
             "live_leave_after_threshold_s": (
-                live_leave["max"] - (crossed - t_fail)
-                if crossed is not None and live_leave
-                else None
+                live_leave["max"] - (below - t_fail) if below is not None and live_leave else None
             ),
             "poll_seconds": LEVER_POLL_SECONDS,
             "back_s": Verdict.spread(back.values()),
@@ -955,11 +957,21 @@ class AzFailure:
         async def one(control: str, body: dict[str, Any]) -> None:
             if "targets" in body and not body["targets"]:
                 return
-            async with self.session.post(f"{control}/v1/mode", json=body) as response:
-                if response.status != 200:
-                    raise RuntimeError(
-                        f"farm {control} refused {mode}: {response.status} {await response.text()}"
-                    )
+            for attempt in (1, 2):
+                try:
+                    async with self.session.post(f"{control}/v1/mode", json=body) as response:
+                        if response.status != 200:
+                            raise RuntimeError(
+                                f"farm {control} refused {mode}: {response.status}"
+                                f" {await response.text()}"
+                            )
+                        return
+                except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+                    # Seen once on a loaded machine: the restore's connection reset. A mode
+                    # change is idempotent (targets already in it are left alone): again.
+                    if attempt == 2:
+                        raise
+                    _say(f"farm {control}: {exc!r}; asking again")
 
         await asyncio.gather(*(one(c, b) for c, b in zip(self.controls, bodies, strict=True)))
 
@@ -1518,7 +1530,8 @@ def _lever_lines(report: Mapping[str, Any], designs: Sequence[str]) -> list[str]
                 f" {_spread(partial['dead_leave_s'])} |",
                 f"| names with a dead answer that never turned | {partial['dead_never_left']} |",
                 f"| dead answers after the bound | {partial['dead_answers_after_bound']} |",
-                f"| autoshift threshold crossed at the first aggregator (s) |"
+                "| autoshift threshold crossed at the first aggregator, between reads (s) |"
+                f" {_cell(partial.get('threshold_below_s'))} and"
                 f" {_cell(partial['threshold_crossed_s'])} |",
                 f"| urn_autoshift_active{{az={az}}} went to 1 (s) |"
                 f" {_cell(partial['autoshift_active_s'])} |",
@@ -1526,7 +1539,7 @@ def _lever_lines(report: Mapping[str, Any], designs: Sequence[str]) -> list[str]
                 f" ({partial['live_timed_names']}) |",
                 f"| live answers left: min / median / max (s) |"
                 f" {_spread(partial['live_leave_s']) if partial['live_leave_s'] else 'never'} |",
-                f"| live answers left after the threshold, max (s; bound"
+                f"| live answers left after the threshold, at most (s; bound"
                 f" {partial['after_threshold_bound_s']:g}) |"
                 f" {_cell(partial['live_leave_after_threshold_s'])} |",
                 f"| names whose live answer never left | {partial['live_never_left']} |",
