@@ -9,12 +9,19 @@ per query of resolvers, bytes pushed per interval by every sender, latency perce
 per run: detection and recovery of every affected queried name and the correctness
 counters (judged by `sim.verdict`, the same judge as the demo and the e2e test).
 Writes report.json, report.md and PNG plots to --out, ends with one JSON line.
+
+Operator levers (issue 18), urn alone: `--shift AZ` shifts a healthy AZ instead (a
+document edit, as `urn shift` makes it, ended or left to expire in recovery) and times
+its answers leaving and coming back; `--fail-fraction F` fails only part of the AZ, and
+`--autoshift` lets the aggregators take the rest away; `--min-healthy` puts a threshold
+on every record, so that the constant-work figures hold with levers in force.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -22,6 +29,7 @@ import secrets
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,23 +44,34 @@ from sim.farm_layout import layout
 from sim.fleet import Fleet, Member
 from sim.loadgen import load_records
 from sim.observe import Observation
-from sim.scenario import AZS, FleetPlan, attribute, build_document
+from sim.scenario import AZS, FleetPlan, answer_value, attribute, build_document
 from sim.testing import free_port
-from sim.verdict import Verdict, judge
-from urn.config import Defaults
+from sim.verdict import Verdict, came_back, judge
+from urn.config import Defaults, parse_document
+from urn.config.levers import parse_time
+from urn.config.load import load_text
 from urn.runtime import run_main
+from urn.shiftedit import edit_text, end_shift, shift_entries, start_shift, with_shifts
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["add_arguments", "cpu_budget", "run"]
+    from sim.farm_layout import TargetSpec
+
+__all__ = ["add_arguments", "cpu_budget", "failing_targets", "run"]
 
 PROBE_CPU = 35e-6  # measured on this machine: a lean prober's CPU per HTTP probe
 FARM_CPU = 35e-6  # and the farm's per probe served
 QUERY_CPU = 80e-6  # resolver answer plus load generator, per query (budget estimate)
 CONFIG_CPU = 40e-6  # measured here: parsing and applying the document, per check per pass
 BUDGET_LIMIT = 0.70
+# The levers' settings (issue 18, "Must show"). A 2 of 3 record sits at 66 %, a failover at
+# 50 %: in force on every record at every refresh, but no AZ failure takes one below it.
+MIN_HEALTHY = {"count": 1, "percent": 50}
+AUTOSHIFT = {"unhealthy_share": 0.5, "min_checks": 10}
+EXPIRE_INTO_RECOVERY = 1.0  # --shift-ends expire: at least this far into recovery, rounded up
+LEVER_POLL_SECONDS = 0.1  # how often an aggregator's /metrics is read for autoshift
 # A farm process spends about 40 us per probe served (measured here: python -m
 # bench.farm_cost), so one core serves 25,000 probes/s at best; sharding well below that
 # keeps the farm's own queueing out of the detection and latency figures.
@@ -85,8 +104,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--design",
         choices=["urn", "edge", "both", "edge,urn"],
-        default="both",
-        help="both runs urn then edge against the same farm; edge,urn the other way round",
+        default=None,
+        help="both runs urn then edge against the same farm; edge,urn the other way round"
+        " (default both; urn with --shift, --autoshift or --min-healthy, which refuse the"
+        " others: the edge design has no operator levers to measure)",
+    )
+    parser.add_argument(
+        "--fail-fraction",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="only this share (0 < F <= 1, default 1) of the failing AZ's targets fail: those"
+        " whose id hashes below F (blake2b: the same targets every run); the rest stay"
+        " healthy and none of their answers may be dropped (without --autoshift). Any design."
+        " With --shift nothing fails unless this is given: then this share of --fail-az"
+        " (another AZ) fails at the moment the shift is written, and is restored with it",
+    )
+    levers = parser.add_argument_group(
+        "operator levers (docs/resolver.md); each implies --design urn and refuses another"
+    )
+    levers.add_argument(
+        "--shift",
+        metavar="AZ",
+        default=None,
+        help="instead of a failure, a zonal shift of AZ, whose targets stay healthy: written"
+        " into the fleet's config file (urn.shiftedit, atomically) at the failure phase and"
+        " ended in recovery (--shift-ends). Its answers must leave within one config plus one"
+        " push interval, no other answer may go, and every one must come back",
+    )
+    levers.add_argument(
+        "--shift-ends",
+        choices=["end", "expire"],
+        default="end",
+        help="end: the shift is removed at the start of recovery, as `urn shift end` does;"
+        f" expire: it is written with an `until` {EXPIRE_INTO_RECOVERY:g} s (plus up to a"
+        " push interval) past the start of recovery, and left to run out (default end)",
+    )
+    levers.add_argument(
+        "--autoshift",
+        action="store_true",
+        help=f"write `autoshift: {_flow(AUTOSHIFT)}` (and clear_after) into the document: with"
+        " --fail-fraction above the share, the rest of the AZ must leave within one push"
+        " interval of the threshold being crossed",
+    )
+    levers.add_argument(
+        "--autoshift-clear-after",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="autoshift.clear_after, the seconds the AZ's share must stay below clear_share"
+        " before the autoshift ends (default 5, so that it ends within the recovery phase;"
+        " urn's own default is 60)",
+    )
+    levers.add_argument(
+        "--min-healthy",
+        action="store_true",
+        help=f"every record carries `min_healthy: {_flow(MIN_HEALTHY)}`, so that the constant-work"
+        " figures are measured with a lever judged on every record at every refresh",
     )
     parser.add_argument("--phase-seconds", type=float, default=20.0, metavar="S")
     parser.add_argument(
@@ -148,6 +222,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
+def _flow(section: Mapping[str, object]) -> str:
+    """A section as YAML flow style: `{count: 1, percent: 50}`."""
+    return "{" + ", ".join(f"{k}: {v}" for k, v in section.items()) + "}"
+
+
 def cpu_budget(
     *,
     checks: int,
@@ -182,7 +261,67 @@ def run(args: argparse.Namespace) -> int:
     if args.farm_processes is not None and not 1 <= args.farm_processes <= per_az:
         _say(f"--farm-processes: {args.farm_processes} must be 1..{per_az} (targets per AZ)")
         return 2
+    problem = _lever_problem(args)
+    if problem:
+        _say(problem)
+        return 2
     return run_main(lambda stop: AzFailure(args).main(stop), args.loop)
+
+
+def _lever_problem(args: argparse.Namespace) -> str | None:
+    """Why the lever options cannot run as given (None: they can); settles --design."""
+    if not 0.0 < args.fail_fraction <= 1.0:
+        return f"--fail-fraction: {args.fail_fraction:g} must be in (0, 1]"
+    azs = AZS[: args.azs]
+    if args.shift is not None and args.shift not in azs:
+        return f"--shift: {args.shift!r} is not one of the AZs ({', '.join(azs)})"
+    if args.shift is not None and args.fail_fraction < 1.0 and args.shift == args.fail_az:
+        return (
+            f"--shift {args.shift} with --fail-fraction: the shifted AZ stays healthy; fail part"
+            " of another (--fail-az)"
+        )
+    if args.shift is not None and args.fail_fraction < 1.0 and args.shift_ends == "expire":
+        return (
+            "--shift-ends expire with --fail-fraction: the shift and the failure end together"
+            " (--shift-ends end), so that one judge times both"
+        )
+    if args.autoshift and args.autoshift_clear_after < 0:
+        return f"--autoshift-clear-after: {args.autoshift_clear_after:g} must be >= 0"
+    levers = [
+        flag
+        for flag, on in (
+            ("--shift", args.shift is not None),
+            ("--autoshift", args.autoshift),
+            ("--min-healthy", args.min_healthy),
+        )
+        if on
+    ]
+    if levers and args.design not in (None, "urn"):
+        return (
+            f"{', '.join(levers)}: operator levers are measured on urn alone (the edge-"
+            f"triggered design has none); --design {args.design} is refused: use --design urn"
+            " or leave it out"
+        )
+    if args.design is None:
+        args.design = "urn" if levers else "both"
+    return None
+
+
+def failing_targets(specs: Sequence[TargetSpec], az: str, fraction: float) -> list[str]:
+    """The ids of AZ `az`'s targets that --fail-fraction fails: those whose id hashes
+    below `fraction` (every one at 1.0), the same ones on every run and machine."""
+    return [s.id for s in specs if s.az == az and _unit_hash(s.id) < fraction]
+
+
+def _unit_hash(text: str) -> float:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def _value_of(target_id: str) -> str:
+    """The answer value standing for target `<az>-<index>` (sim.scenario.answer_value)."""
+    az, index = target_id.rsplit("-", 1)
+    return answer_value(az, int(index))
 
 
 def _say(text: str) -> None:
@@ -237,6 +376,13 @@ class AzFailure:
         self.key = secrets.token_hex(32)
         self.cores = len(os.sched_getaffinity(0))
         self.loadavg: dict[tuple[str, str], float] = {}
+        # The AZ shifted (--shift) or else the one failing; and whether any target fails:
+        # with --shift, only when --fail-fraction asks for it (in another AZ).
+        self.az: str = args.shift or args.fail_az
+        self.failing_run = args.shift is None or args.fail_fraction < 1.0
+        # A zonal shift is a document edit: each resolver's next config pass reads it (one
+        # config interval) and its next refresh applies it; a push interval covers that.
+        self.shift_bound = float(args.config_interval) + float(args.push_interval)
 
     # --- setup -----------------------------------------------------------------------
 
@@ -301,9 +447,12 @@ class AzFailure:
     async def main(self, stop: asyncio.Event) -> int:
         a = self.args
         budget = self.budget()
-        designs = ["urn", "edge"] if a.design == "both" else a.design.split(",")
+        design: str = a.design or "both"
+        designs = ["urn", "edge"] if design == "both" else design.split(",")
         base_port = free_port(stable=True)
         specs = layout(self.azs, self.per_az, base_port)
+        self.specs = specs
+        self.failing = failing_targets(specs, a.fail_az, a.fail_fraction)
         shards = self.farm_processes()
         self.controls = [f"http://127.0.0.1:{free_port(stable=True)}" for _ in range(shards)]
         results: dict[str, Any] = {}
@@ -370,7 +519,7 @@ class AzFailure:
     ) -> dict[str, Any]:
         a = self.args
         plan = self._plan()
-        document = build_document(specs, plan)
+        document = self._with_levers(build_document(specs, plan))
         run_dir = self.out / design
         run_dir.mkdir(parents=True, exist_ok=True)
         config = run_dir / "config.json"
@@ -429,18 +578,42 @@ class AzFailure:
             # Checkers push on the wall-clock instants k * push, so when within that grid
             # the AZ dies sets how long its news waits for a push. Fail at a phase drawn
             # at random (and say which), not at whatever phase set-up happened to leave.
+            shift = None
+            if a.shift:
+                # The phase boundary then costs one edit of the text and one rename.
+                shift = ShiftWriter(config, a.shift, self._shift_lead())
+                await asyncio.to_thread(shift.prepare, time.time())
             await asyncio.sleep(self._until_phase(a.failure_phase))
             t_fail = time.monotonic()
             failure_phase = time.time() % a.push_interval / a.push_interval
-            await self._set_mode(a.fail_az, a.fail_mode)
+            if shift is not None:
+                await asyncio.to_thread(shift.start, time.time())
+            if self.failing_run:
+                await self._fail()
             t_fail_done = time.monotonic()
+            poll: list[tuple[float, float, float]] = []
+            poller = (
+                asyncio.create_task(self._poll_autoshift(plan, poll))
+                if design == "urn" and (a.autoshift or a.fail_fraction < 1.0)
+                else None
+            )
             await self._phase(design, "failure", t_fail, a.phase_seconds, samples, roles, stop)
             await asyncio.sleep(self._until_phase(None))
             t_recover = time.monotonic()
             recovery_phase = time.time() % a.push_interval / a.push_interval
-            await self._set_mode(a.fail_az, "healthy")
+            t_unshift = t_recover
+            if self.failing_run:
+                await self._set_mode(a.fail_az, "healthy")
+            if shift is not None and a.shift_ends == "end":
+                await asyncio.to_thread(shift.end)
+            elif shift is not None:  # it runs out by itself, in recovery: timed from then
+                t_unshift = shift.until - (time.time() - time.monotonic())
             await self._phase(design, "recovery", t_recover, a.phase_seconds, samples, roles, stop)
             t_end = time.monotonic()
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
             await viewers.stop()
             await self._snapshot(fleet, plan, run_dir, queried)
             sampler.cancel()
@@ -455,14 +628,9 @@ class AzFailure:
             Phase("failure", t_fail, t_recover),
             Phase("recovery", t_recover, t_end),
         ]
-        verdict = judge(
-            queried,
-            self._history(rows[rows["t"] >= t0], queried),
-            dead_az=a.fail_az,
-            failed_at=t_fail,
-            restored_at=t_recover,
-            bound=self.bound,
-            settle=self.bound,
+        history = self._history(rows[rows["t"] >= t0], queried)
+        verdict, levers = self._judge(
+            queried, history, (t_fail, t_recover, t_unshift), poll, design, shift
         )
         return {
             "design": design,
@@ -477,6 +645,7 @@ class AzFailure:
             "failure_phase": failure_phase,
             "recovery_phase": recovery_phase,
             "t_recover": t_recover,
+            "levers": levers,
             "viewers": {
                 "count": a.viewers,
                 "snapshot": sizes_by_phase(
@@ -485,6 +654,208 @@ class AzFailure:
                     watched,
                 ),
             },
+        }
+
+    def _with_levers(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The document with --min-healthy on every record and --autoshift's section."""
+        a = self.args
+        if a.min_healthy:
+            for record in document["records"]:
+                record["min_healthy"] = dict(MIN_HEALTHY)
+        if a.autoshift:
+            document["autoshift"] = {**AUTOSHIFT, "clear_after": a.autoshift_clear_after}
+        return document
+
+    def _shift_lead(self) -> float:
+        """How far after it is written the shift's `until` lies: with --shift-ends expire,
+        past the failure phase, the wait for the push-grid instant recovery starts at (at
+        most a push interval and a tenth) and EXPIRE_INTO_RECOVERY more; else an hour."""
+        a = self.args
+        if a.shift_ends == "expire":
+            return float(a.phase_seconds) + float(a.push_interval) + 0.1 + EXPIRE_INTO_RECOVERY
+        return 3600.0
+
+    async def _fail(self) -> None:
+        """The failure: the whole AZ, or only --fail-fraction of its targets."""
+        a = self.args
+        if a.fail_fraction >= 1.0:
+            await self._set_mode(a.fail_az, a.fail_mode)
+        elif self.failing:
+            await self._set_mode(a.fail_az, a.fail_mode, targets=self.failing)
+
+    async def _poll_autoshift(self, plan: FleetPlan, out: list[tuple[float, float, float]]) -> None:
+        """Every LEVER_POLL_SECONDS: (time, the AZ's unhealthy share, its
+        urn_autoshift_active) at the first aggregator. The share is the aggregator's own
+        `urn_autoshift_unhealthy_share` where autoshift is on, else its unhealthy slots over
+        the AZ's checks (only that AZ fails); NaN where it has no such metric."""
+        url = plan.aggregator_urls()[0] + "/metrics"
+        share = f'urn_autoshift_unhealthy_share{{az="{self.az}"}} '
+        unhealthy = 'urn_slots{status="unhealthy"} '
+        active = f'urn_autoshift_active{{az="{self.az}"}} '
+        deadline = time.monotonic()
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.session.get(url) as response:
+                    text = await response.text()
+                seen = _gauge(text, share)
+                if not math.isfinite(seen):
+                    seen = _gauge(text, unhealthy) / self.per_az
+                out.append((time.monotonic(), seen, _gauge(text, active)))
+            deadline += LEVER_POLL_SECONDS
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
+    def _judge(
+        self,
+        queried: Sequence[Mapping[str, Any]],
+        history: Mapping[str, Sequence[Observation]],
+        times: tuple[float, float, float],
+        poll: Sequence[tuple[float, float, float]],
+        design: str,
+        shift: ShiftWriter | None,
+    ) -> tuple[Verdict, dict[str, Any]]:
+        """The run's verdict, and the levers' figures (none for a plain run).
+
+        What may go: the failing AZ's answers (only the dead ones under --fail-fraction,
+        every one again with autoshift, a push interval later and until it clears), and
+        the shifted AZ's. A name whose every answer is among those ignores the shift (a
+        shift never empties a name): it is judged as under the failure alone."""
+        a = self.args
+        t_fail, t_recover, t_unshift = times
+        autoshift = bool(a.autoshift) and design == "urn"
+        push = float(a.push_interval)
+        shifted = self._values(a.shift) if a.shift else set()
+        dead = {_value_of(t) for t in self.failing} if self.failing_run else set()
+        gone = self._values(a.fail_az) if autoshift or a.fail_fraction >= 1.0 else dead
+        gone = gone if self.failing_run else set()
+        bound, settle = 0.0, 0.0
+        if self.failing_run:
+            bound = self.bound + (push if autoshift else 0.0)
+            settle = self.bound + (a.autoshift_clear_after + 2 * push if autoshift else 0.0)
+        if shifted:
+            bound, settle = max(bound, self.shift_bound), max(settle, self.shift_bound)
+        ignoring = [r for r in queried if shifted and _values_of(r) <= shifted | gone]
+        rest = [r for r in queried if r not in ignoring]
+        # With a failure too, the shift ends as the AZ is restored (see _lever_problem).
+        at = {"failed_at": t_fail, "restored_at": t_unshift if shifted else t_recover}
+        verdict = judge(
+            rest, history, dead_az="", bound=bound, settle=settle, dead=shifted | gone, **at
+        )
+        if ignoring:
+            alone = judge(
+                ignoring, history, dead_az="", bound=bound, settle=settle, dead=gone, **at
+            )
+            verdict = _merged(verdict, alone)
+        levers: dict[str, Any] = {}
+        if shift is not None:
+            levers["shift"] = self._shift_figures(rest, history, t_fail, t_unshift, shift, verdict)
+            levers["shift"]["ignoring_names"] = len(ignoring)
+        if a.fail_fraction < 1.0 or autoshift:
+            levers["fail_fraction"] = self._partial_figures(
+                queried, history, (t_fail, t_recover), poll, autoshift, gone, verdict
+            )
+        return verdict, levers
+
+    def _values(self, az: str) -> set[str]:
+        """Every answer value standing for a target of `az`."""
+        return {_value_of(s.id) for s in self.specs if s.az == az}
+
+    def _partial_figures(
+        self,
+        queried: Sequence[Mapping[str, Any]],
+        history: Mapping[str, Sequence[Observation]],
+        times: tuple[float, float],
+        poll: Sequence[tuple[float, float, float]],
+        autoshift: bool,
+        gone: set[str],
+        verdict: Verdict,
+    ) -> dict[str, Any]:
+        """When the dead answers left, when the live ones of the AZ left (autoshift) or that
+        they stayed, where the autoshift threshold was crossed, and what came back."""
+        a = self.args
+        t_fail, t_recover = times
+        push = float(a.push_interval)
+        common = {"dead_az": a.fail_az, "failed_at": t_fail, "restored_at": t_recover}
+        dead = {_value_of(t) for t in self.failing}
+        died = judge(queried, history, bound=self.bound, settle=self.bound, dead=dead, **common)
+        live = self._values(a.fail_az) - dead
+        left = judge(queried, history, bound=self.bound + push, settle=0.0, dead=live, **common)
+        back, not_back = came_back(
+            queried, history, dead_az=a.fail_az, restored_at=t_recover, dead=gone
+        )
+        live_leave = Verdict.spread(left.detection.values())
+        crossed = _first(poll, lambda x: x[1] >= AUTOSHIFT["unhealthy_share"])
+        # The read before the first one at or above the share: the crossing lies between.
+        below = max((x[0] for x in poll if crossed is not None and x[0] < crossed), default=None)
+        active = _first(poll, lambda x: x[2] >= 1.0)
+        cleared = _first(poll, lambda x: x[0] >= t_recover and x[2] == 0.0)
+        return {
+            "fraction": a.fail_fraction,
+            "autoshift": autoshift,
+            "dead_targets": len(self.failing),
+            "live_targets": self.per_az - len(self.failing),
+            "dead_names": _affected(died),
+            "dead_leave_s": Verdict.spread(died.detection.values()),
+            "dead_bound_s": self.bound,
+            "dead_never_left": len(died.never_turned),
+            "dead_answers_after_bound": died.dead_after_bound,
+            "live_names": _affected(left),
+            "live_timed_names": len(left.detection),
+            "live_leave_s": live_leave,
+            "live_never_left": len(left.never_turned),
+            # Live answers of the AZ served later than the detection bound plus a push
+            # interval after the failure: none with autoshift, most of them without.
+            "live_answers_after_bound": left.dead_after_bound,
+            "threshold_crossed_s": None if crossed is None else crossed - t_fail,
+            "autoshift_active_s": None if active is None else active - t_fail,
+            "autoshift_cleared_s": None if cleared is None else cleared - t_recover,
+            "threshold_below_s": None if below is None else below - t_fail,
+            "after_threshold_bound_s": push,
+            # At most: timed from the last read below the share (the crossing came later).
+            "live_leave_after_threshold_s": (
+                live_leave["max"] - (below - t_fail) if below is not None and live_leave else None
+            ),
+            "poll_seconds": LEVER_POLL_SECONDS,
+            "back_s": Verdict.spread(back.values()),
+            "not_back": len(not_back),
+            "healthy_answers_dropped": verdict.healthy_dropped,
+        }
+
+    def _shift_figures(
+        self,
+        rest: Sequence[Mapping[str, Any]],
+        history: Mapping[str, Sequence[Observation]],
+        t_shift: float,
+        t_unshift: float,
+        shift: ShiftWriter,
+        verdict: Verdict,
+    ) -> dict[str, Any]:
+        """When the shifted AZ's answers left (against the shift bound) and came back."""
+        a = self.args
+        left = judge(
+            rest,
+            history,
+            dead_az=self.az,
+            failed_at=t_shift,
+            restored_at=t_unshift,
+            bound=self.shift_bound,
+            settle=self.shift_bound,
+        )
+        back, not_back = came_back(rest, history, dead_az=self.az, restored_at=t_unshift)
+        return {
+            "az": self.az,
+            "ends": a.shift_ends,
+            "until": _rfc3339(shift.until),
+            "affected_names": _affected(left),
+            "timed_names": len(left.detection),
+            "leave_s": Verdict.spread(left.detection.values()),
+            "leave_bound_s": self.shift_bound,
+            "never_left": len(left.never_turned),
+            "answers_after_bound": left.dead_after_bound,
+            "healthy_answers_dropped": verdict.healthy_dropped,
+            "back_s": Verdict.spread(back.values()),
+            "back_names": len(back),
+            "not_back": len(not_back),
+            "not_back_examples": not_back[:5],
         }
 
     def _until_phase(self, phase: float | None) -> float:
@@ -571,19 +942,38 @@ class AzFailure:
             await asyncio.sleep(0.2)
         raise RuntimeError("the resolver answered no query within 60 s")
 
-    async def _set_mode(self, az: str, mode: str) -> None:
-        """Every farm process at once: they hold disjoint shares of the AZ's targets."""
+    async def _set_mode(self, az: str, mode: str, targets: Sequence[str] | None = None) -> None:
+        """Every farm process at once: they hold disjoint shares of the AZ's targets (the
+        layout's every Nth, `urn targets serve --shard`); `targets`: only those of the AZ."""
+        shards = len(self.controls)
+        bodies: list[dict[str, Any]] = []
+        for index in range(shards):
+            if targets is None:
+                bodies.append({"az": az, "mode": mode})
+                continue
+            mine = {s.id for s in self.specs[index::shards]}
+            bodies.append({"targets": [t for t in targets if t in mine], "mode": mode})
 
-        async def one(control: str) -> None:
-            async with self.session.post(
-                f"{control}/v1/mode", json={"az": az, "mode": mode}
-            ) as response:
-                if response.status != 200:
-                    raise RuntimeError(
-                        f"farm {control} refused {mode}: {response.status} {await response.text()}"
-                    )
+        async def one(control: str, body: dict[str, Any]) -> None:
+            if "targets" in body and not body["targets"]:
+                return
+            for attempt in (1, 2):
+                try:
+                    async with self.session.post(f"{control}/v1/mode", json=body) as response:
+                        if response.status != 200:
+                            raise RuntimeError(
+                                f"farm {control} refused {mode}: {response.status}"
+                                f" {await response.text()}"
+                            )
+                        return
+                except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+                    # Seen once on a loaded machine: the restore's connection reset. A mode
+                    # change is idempotent (targets already in it are left alone): again.
+                    if attempt == 2:
+                        raise
+                    _say(f"farm {control}: {exc!r}; asking again")
 
-        await asyncio.gather(*(one(control) for control in self.controls))
+        await asyncio.gather(*(one(c, b) for c, b in zip(self.controls, bodies, strict=True)))
 
     async def _sample(
         self, members: Mapping[str, Member], roles: Mapping[str, str], samples: list[Sample]
@@ -723,17 +1113,109 @@ class AzFailure:
                 "detection_model_s": self.model(),
                 "farm_processes": len(self.controls),
                 "farm_nice": a.farm_nice,
+                "design": a.design,
+                "shift": a.shift,
+                "shift_ends": a.shift_ends if a.shift else None,
+                "shift_bound_s": self.shift_bound,
+                "fail_fraction": a.fail_fraction,
+                "autoshift": (
+                    {**AUTOSHIFT, "clear_after": a.autoshift_clear_after} if a.autoshift else None
+                ),
+                "min_healthy": dict(MIN_HEALTHY) if a.min_healthy else None,
             },
             "budget": dict(budget),
             "designs": {},
         }
         for design, result in results.items():
             out["designs"][design] = design_report(result, a.push_interval, self.cores)
-            model = self.model(result["failure_phase"])
+            model = {} if a.shift else self.model(result["failure_phase"])
             out["designs"][design]["correctness"]["detection_model_s"] = model
             for phase, data in out["designs"][design]["phases"].items():
                 data["loadavg_1m_at_start"] = self.loadavg.get((design, phase), math.nan)
         return out
+
+
+class ShiftWriter:
+    """--shift's edits of the fleet's config file, made as `urn shift` makes them
+    (urn.shiftedit: only `shifts` changes) and written atomically, so that a process's
+    config pass reads the old document or the new one, never half of one."""
+
+    def __init__(self, path: Path, az: str, lead: float) -> None:
+        self.path = path
+        self.az = az
+        self.lead = lead  # seconds from the write to the shift's `until`
+        self.until = math.nan  # wall time, once started
+        self.text = ""
+        self.raw: Mapping[str, Any] = {}
+
+    def entry(self, now: float) -> dict[str, str]:
+        return {"az": self.az, "until": _rfc3339(now + self.lead), "reason": _SHIFT_REASON}
+
+    def prepare(self, now: float) -> None:
+        """Read the file, and validate it whole with the shift as every process will (a
+        10,000-check document takes a while); ConfigError here, not in the fleet."""
+        self.text = self.path.read_text()
+        self.raw = load_text(self.text)
+        entries, _ = start_shift(shift_entries(self.raw), self.entry(now))
+        parse_document(with_shifts(self.raw, entries), now)
+
+    def start(self, now: float) -> None:
+        """Write the shift (`until` = now + lead, to the millisecond), as `shift start`."""
+        entry = self.entry(now)
+        self.until = parse_time(entry["until"], "shifts")
+        entries, _ = start_shift(shift_entries(self.raw), entry)
+        _replace_file(self.path, edit_text(self.text, self.raw, entries).text)
+
+    def end(self) -> None:
+        """Remove the shift, as `urn shift end`."""
+        text = self.path.read_text()
+        raw = load_text(text)
+        entries, _ = end_shift(shift_entries(raw), self.az)
+        _replace_file(self.path, edit_text(text, raw, entries).text)
+
+
+_SHIFT_REASON = "urn bench az-failure --shift"
+
+
+def _rfc3339(seconds: float) -> str:
+    """RFC 3339 UTC to the millisecond (urn.config.levers.format_time stops at seconds)."""
+    stamp = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def _replace_file(path: Path, text: str) -> None:
+    """Replace `path` by `text`: a file beside it, then a rename."""
+    temporary = path.with_name(f".{path.name}.bench.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _first(
+    poll: Sequence[tuple[float, float, float]], test: Callable[[tuple[float, float, float]], bool]
+) -> float | None:
+    return next((x[0] for x in poll if test(x)), None)
+
+
+def _values_of(record: Mapping[str, Any]) -> set[str]:
+    return {answer["value"] for answer in record["answers"]}
+
+
+def _merged(one: Verdict, two: Verdict) -> Verdict:
+    """Two verdicts over disjoint names as one."""
+    return Verdict(
+        detection={**one.detection, **two.detection},
+        recovery={**one.recovery, **two.recovery},
+        never_turned=one.never_turned + two.never_turned,
+        unmeasured=one.unmeasured + two.unmeasured,
+        dead_after_bound=one.dead_after_bound + two.dead_after_bound,
+        healthy_dropped=one.healthy_dropped + two.healthy_dropped,
+        dropped_examples=(one.dropped_examples + two.dropped_examples)[:5],
+        queries=one.queries + two.queries,
+    )
+
+
+def _affected(verdict: Verdict) -> int:
+    return len(verdict.detection) + len(verdict.never_turned) + len(verdict.unmeasured)
 
 
 def design_report(result: Mapping[str, Any], push: float, cores: int) -> dict[str, Any]:
@@ -771,6 +1253,7 @@ def design_report(result: Mapping[str, Any], push: float, cores: int) -> dict[st
     ]
     return {
         "phases": phases,
+        "levers": result.get("levers", {}),
         "correctness": {
             "detection_s": Verdict.spread(verdict.detection.values()),
             "recovery_s": Verdict.spread(verdict.recovery.values()),
@@ -891,7 +1374,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"{c['checks']} checks in {c['azs']} AZs, {c['checkers_per_az']} checkers per AZ, "
         f"probe {c['probe_interval']:g}s, push {c['push_interval']:g}s, timeout {c['timeout']:g}s, "
         f"{c['aggregators']} aggregators, {c['resolvers']} resolver(s), {c['qps']:g} qps; "
-        f"AZ {c['fail_az']} fails ({c['fail_mode']}) for {c['phase_seconds']:g}s; "
+        f"{_event(c)} for {c['phase_seconds']:g}s; "
         f"each checker {c['failures']} of its last {c['of_last']} probes, quorum"
         f" {c.get('unhealthy_at', math.nan):g} of checkers;"
         f" detection bound {c['detection_bound_s']:g}s;"
@@ -1000,8 +1483,97 @@ def markdown(report: Mapping[str, Any]) -> str:
         + " |"
     )
     lines.append("")
+    lines.extend(_lever_lines(report, designs))
     lines.extend(_viewer_lines(report, designs))
     return "\n".join(lines)
+
+
+def _lever_lines(report: Mapping[str, Any], designs: Sequence[str]) -> list[str]:
+    """The zonal shift's and the partial failure's figures, each beside its bound."""
+    c = report["config"]
+    lines: list[str] = []
+    for d in designs:
+        levers = report["designs"][d].get("levers") or {}
+        shift = levers.get("shift")
+        if shift:
+            lines += [
+                f"## zonal shift of AZ {shift['az']} ({d}), ended by "
+                + ("`urn shift end`-style removal" if shift["ends"] == "end" else "expiry")
+                + f", until {shift['until']}",
+                "",
+                "| figure | value |",
+                "|---|---|",
+                f"| names with an answer in AZ {shift['az']} queried (timed) |"
+                f" {shift['affected_names']} ({shift['timed_names']}) |",
+                f"| its answers left: min / median / max (s) | {_spread(shift['leave_s'])} |",
+                f"| bound: one config interval + one push interval (s) |"
+                f" {shift['leave_bound_s']:g} |",
+                f"| names that never left | {shift['never_left']} |",
+                f"| its answers after the bound | {shift['answers_after_bound']} |",
+                f"| other answers dropped | {shift['healthy_answers_dropped']} |",
+                f"| came back: min / median / max (s) | {_spread(shift['back_s'])} |",
+                f"| names not back by the end | {shift['not_back']} |",
+                "",
+            ]
+        partial = levers.get("fail_fraction")
+        if partial:
+            az = c["fail_az"]
+            lines += [
+                f"## {100 * partial['fraction']:.0f} % of AZ {az} fails ({d}),"
+                f" autoshift {'on' if partial['autoshift'] else 'off'}",
+                "",
+                "| figure | value |",
+                "|---|---|",
+                f"| targets of AZ {az}: dead / live | {partial['dead_targets']} /"
+                f" {partial['live_targets']} |",
+                f"| dead answers left: min / median / max (s; bound {partial['dead_bound_s']:g}) |"
+                f" {_spread(partial['dead_leave_s'])} |",
+                f"| names with a dead answer that never turned | {partial['dead_never_left']} |",
+                f"| dead answers after the bound | {partial['dead_answers_after_bound']} |",
+                "| autoshift threshold crossed at the first aggregator, between reads (s) |"
+                f" {_cell(partial.get('threshold_below_s'))} and"
+                f" {_cell(partial['threshold_crossed_s'])} |",
+                f"| urn_autoshift_active{{az={az}}} went to 1 (s) |"
+                f" {_cell(partial['autoshift_active_s'])} |",
+                f"| names with a live answer in AZ {az} (timed) | {partial['live_names']}"
+                f" ({partial['live_timed_names']}) |",
+                f"| live answers left: min / median / max (s) |"
+                f" {_spread(partial['live_leave_s']) if partial['live_leave_s'] else 'never'} |",
+                f"| live answers left after the threshold, at most (s; bound"
+                f" {partial['after_threshold_bound_s']:g}) |"
+                f" {_cell(partial['live_leave_after_threshold_s'])} |",
+                f"| names whose live answer never left | {partial['live_never_left']} |",
+                "| live answers after the bound + a push |"
+                f" {partial['live_answers_after_bound']} |",
+                f"| answers dropped that had to stay | {partial['healthy_answers_dropped']} |",
+                f"| autoshift cleared after the restore (s) |"
+                f" {_cell(partial['autoshift_cleared_s'])} |",
+                f"| came back: min / median / max (s) | {_spread(partial['back_s'])} |",
+                f"| names not back by the end | {partial['not_back']} |",
+                f"(times from the failure unless said; the aggregator's /metrics is read every"
+                f" {partial['poll_seconds']:g} s)",
+                "",
+            ]
+    return lines
+
+
+def _event(c: Mapping[str, Any]) -> str:
+    """What the failure phase does, for the report's first line."""
+    extra = "".join(
+        f"; {name} {c[key]}"
+        for name, key in (("autoshift", "autoshift"), ("every record's min_healthy", "min_healthy"))
+        if c.get(key)
+    )
+    share = c.get("fail_fraction", 1.0)
+    what = f"AZ {c['fail_az']}" if share >= 1.0 else f"{100 * share:.0f} % of AZ {c['fail_az']}"
+    failing = f"{what} fails ({c['fail_mode']})"
+    if c.get("shift"):
+        shifted = (
+            f"AZ {c['shift']} is shifted away (its targets healthy, the shift ended by"
+            f" {c['shift_ends']})"
+        )
+        return shifted + (f" and {failing}" if share < 1.0 else "") + extra
+    return failing + extra
 
 
 def _viewer_lines(report: Mapping[str, Any], designs: Sequence[str]) -> list[str]:
@@ -1084,6 +1656,13 @@ def summary_figures(report: Mapping[str, Any]) -> dict[str, Any]:
         for key in ("failure_phase", "recovery_phase"):
             if key in data:
                 f[key] = round(data[key], 3)
+        for lever, values in (data.get("levers") or {}).items():
+            for key, value in values.items():
+                if isinstance(value, dict):
+                    for part in ("min", "median", "max"):
+                        f[f"{lever}.{key}.{part}"] = value.get(part)
+                elif not isinstance(value, list):
+                    f[f"{lever}.{key}"] = value
         viewers = data.get("viewers") or {}
         f["viewers"] = viewers.get("count", 0)
         for phase, per in (viewers.get("snapshot") or {}).items():
@@ -1148,8 +1727,8 @@ def plot(report: Mapping[str, Any], results: Mapping[str, Any], out: Path) -> No
                 ax.axvline(phase.start - t0, color="k", ls="--", lw=0.6)
             ax.legend(fontsize=6, ncol=4, loc="upper right")
         fig.suptitle(
-            f"az-failure, design {design}: AZ {report['config']['fail_az']} "
-            f"{report['config']['fail_mode']} at the first dashed line"
+            f"az-failure, design {design}: {_event(report['config'])} at the first dashed line",
+            fontsize=9,
         )
         fig.tight_layout()
         fig.savefig(out / f"az-failure-{design}.png", dpi=90)

@@ -11,6 +11,11 @@ when the resolver turned away. A weighted name serves the dead value only when i
 draw picks it, and a failover name whose secondary died never served it, so their last
 dead answer says nothing about when the resolver learned; they are still judged for
 dead answers after the bound and for never turning away (`unmeasured` names them).
+
+A partial failure (some of an AZ's targets die, the rest live on) is judged by the
+answer values that died (`dead`): only they are excused while down, so a live answer
+of the same AZ that goes missing is a drop. `came_back` says when each name served its
+returning answers again.
 """
 
 # urn: pure
@@ -24,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sim.scenario import attribute
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
-__all__ = ["Verdict", "judge"]
+__all__ = ["Verdict", "came_back", "judge"]
 
 
 class Seen(Protocol):
@@ -71,6 +76,12 @@ def _az(value: str) -> str | None:
     return where[0] if where else None
 
 
+def _dead_test(dead_az: str, dead: Collection[str] | None) -> Callable[[str], bool]:
+    if dead is None:
+        return lambda value: _az(value) == dead_az
+    return dead.__contains__
+
+
 def judge(
     records: Sequence[Mapping[str, Any]],
     history: Mapping[str, Sequence[Seen]],
@@ -80,24 +91,26 @@ def judge(
     restored_at: float,
     bound: float,
     settle: float,
+    dead: Collection[str] | None = None,
 ) -> Verdict:
-    """Judge every record that has an answer in `dead_az`.
+    """Judge every record that has a dead answer: one in `dead_az`, or among `dead`.
 
     `bound`: seconds after the failure by which no dead answer may be served.
     `settle`: seconds after the restore during which a returning answer's absence is
     excused (it is healthy again but not yet known to be).
+    `dead`: the answer values that died, when not the whole of `dead_az` did.
     """
+    is_dead = _dead_test(dead_az, dead)
     verdict = Verdict()
     for record in records:
         name = record["name"]
         seen = history.get(name, ())
         verdict.queries += len(seen)
-        affected = any(_az(a["value"]) == dead_az for a in record["answers"])
-        if affected:
-            _detection(verdict, name, record, seen, dead_az, failed_at, restored_at, bound)
+        if any(is_dead(a["value"]) for a in record["answers"]):
+            _detection(verdict, name, record, seen, is_dead, failed_at, restored_at, bound)
         for observation in seen:
             down = failed_at <= observation.at < restored_at + settle
-            missing = _missing_healthy(record, observation, dead_az if down else None)
+            missing = _missing_healthy(record, observation, is_dead if down else None)
             if missing:
                 verdict.healthy_dropped += missing
                 if len(verdict.dropped_examples) < 5:
@@ -107,12 +120,43 @@ def judge(
     return verdict
 
 
+def came_back(
+    records: Sequence[Mapping[str, Any]],
+    history: Mapping[str, Sequence[Seen]],
+    *,
+    dead_az: str,
+    restored_at: float,
+    dead: Collection[str] | None = None,
+) -> tuple[dict[str, float], list[str]]:
+    """Seconds from `restored_at` until each name whose every answer held a dead value
+    (`_always_served`) served all its dead values again; and the names that never did."""
+    is_dead = _dead_test(dead_az, dead)
+    back: dict[str, float] = {}
+    never: list[str] = []
+    for record in records:
+        values = {a["value"] for a in record["answers"] if is_dead(a["value"])}
+        if not values or not _always_served(record, is_dead):
+            continue
+        if record["policy"] == "failover":
+            values = {a["value"] for a in record["answers"] if a.get("role") == "primary"}
+        name = record["name"]
+        first = next(
+            (o.at for o in history.get(name, ()) if o.at >= restored_at and values <= o.answers),
+            None,
+        )
+        if first is None:
+            never.append(name)
+        else:
+            back[name] = first - restored_at
+    return back, never
+
+
 def _detection(
     verdict: Verdict,
     name: str,
     record: Mapping[str, Any],
     seen: Sequence[Seen],
-    dead_az: str,
+    is_dead: Callable[[str], bool],
     failed_at: float,
     restored_at: float,
     bound: float,
@@ -120,38 +164,38 @@ def _detection(
     during = [o for o in seen if failed_at <= o.at < restored_at]
     if not during:
         return
-    dead = [o.at for o in during if any(_az(v) == dead_az for v in o.answers)]
+    dead = [o.at for o in during if any(is_dead(v) for v in o.answers)]
     verdict.dead_after_bound += sum(1 for at in dead if at - failed_at > bound)
     if dead and dead[-1] >= during[-1].at:
         verdict.never_turned.append(name)
-    elif _always_served(record, dead_az):
+    elif _always_served(record, is_dead):
         verdict.detection[name] = (dead[-1] if dead else failed_at) - failed_at
     else:
         verdict.unmeasured.append(name)
     if record["policy"] in ("multivalue", "simple"):
-        back = [
-            o.at for o in seen if o.at >= restored_at and any(_az(v) == dead_az for v in o.answers)
-        ]
+        back = [o.at for o in seen if o.at >= restored_at and any(is_dead(v) for v in o.answers)]
         if back:
             verdict.recovery[name] = back[0] - restored_at
 
 
-def _always_served(record: Mapping[str, Any], dead_az: str) -> bool:
-    """Whether every answer for `record` holds its dead-AZ value while that AZ lives."""
+def _always_served(record: Mapping[str, Any], is_dead: Callable[[str], bool]) -> bool:
+    """Whether every answer for `record` holds its dead value while that target lives."""
     policy = record["policy"]
     if policy in ("multivalue", "simple"):
         return True
     if policy == "failover":
         primary = next(a["value"] for a in record["answers"] if a.get("role") == "primary")
-        return _az(primary) == dead_az
+        return is_dead(primary)
     return False
 
 
-def _missing_healthy(record: Mapping[str, Any], seen: Seen, dead_az: str | None) -> int:
-    """How many healthy answers one response lacks (answers in `dead_az` excused)."""
+def _missing_healthy(
+    record: Mapping[str, Any], seen: Seen, is_dead: Callable[[str], bool] | None
+) -> int:
+    """How many healthy answers one response lacks (dead answers excused, when given)."""
     if seen.rcode != 0:
         return 1
-    live = {a["value"] for a in record["answers"] if _az(a["value"]) != dead_az}
+    live = {a["value"] for a in record["answers"] if is_dead is None or not is_dead(a["value"])}
     policy = record["policy"]
     if policy in ("multivalue", "simple"):
         return len(live - seen.answers)
@@ -161,4 +205,4 @@ def _missing_healthy(record: Mapping[str, Any], seen: Seen, dead_az: str | None)
     # weighted: one answer; it must exist and, while a live answer exists, be live
     if not seen.answers:
         return 1
-    return int(bool(live) and not (seen.answers & live) and dead_az is None)
+    return int(bool(live) and not (seen.answers & live) and is_dead is None)

@@ -64,3 +64,89 @@ def test_small_az_failure_run_is_correct_in_both_designs(tmp_path):
     for role in ("checker", "aggregator"):
         sizes = {urn[p]["roles"][role]["bytes_per_push"] for p in ("steady", "failure")}
         assert len(sizes) == 1, (role, sizes)
+
+
+def _small_run(out, *extra: str, phase: str = "4") -> dict:
+    """One small urn-only run (three checkers, one aggregator, no viewers); its report."""
+    command = [
+        sys.executable, "-m", "urn", "bench", "az-failure",
+        "--checks", "300",
+        "--checkers-per-az", "1",
+        "--probe-interval", "1",
+        "--push-interval", "0.5",
+        "--config-interval", "1",
+        "--timeout", "1",
+        "--aggregators", "1",
+        "--qps", "200",
+        "--phase-seconds", phase,
+        "--farm-processes", "1",
+        "--viewers", "0",
+        "--no-plots",
+        "--quiet",
+        "--out", str(out),
+        *extra,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = json.loads(done.stdout.strip().splitlines()[-1])
+    assert last["bench"] == "az-failure"
+    assert list(last["figures"]) == ["config", "urn"]  # a lever implies --design urn
+    return json.loads((out / "report.json").read_text())
+
+
+def test_a_shift_of_a_healthy_az_and_a_partial_failure_of_another_in_one_run(tmp_path):
+    """One run, with every record's min_healthy in force: AZ c is shifted (`--shift c`)
+    while 60 % of AZ b's targets refuse (`--fail-fraction 0.6`, no autoshift). c's answers
+    leave within a config plus a push interval and all come back once the shift is
+    removed (as `urn shift end` does; expiry is a bench figure, bench/az_failure.md). b's
+    dead answers leave within the detection bound and come back, its live ones never
+    leave. No other answer is ever dropped (a failover whose primary died in b and whose
+    secondary is in c ignores the shift: a shift never empties a name), and the whole
+    tables stay the same size throughout."""
+    out = tmp_path / "levers"
+    report = _small_run(
+        out,
+        "--shift", "c",
+        "--fail-az", "b",
+        "--fail-fraction", "0.6",
+        "--fail-mode", "refuse",
+        "--min-healthy",
+    )  # fmt: skip
+    assert report["config"]["min_healthy"] == {"count": 1, "percent": 50}
+    urn = report["designs"]["urn"]
+    correctness = urn["correctness"]
+    assert correctness["healthy_answers_dropped"] == 0, correctness["dropped_examples"]
+    assert correctness["never_turned"] == []
+    assert correctness["dead_answers_after_bound"] == 0
+
+    shift = urn["levers"]["shift"]
+    assert shift["leave_bound_s"] == 1.5
+    assert shift["timed_names"] > 0
+    assert shift["never_left"] == 0
+    assert shift["answers_after_bound"] == 0
+    assert shift["leave_s"]["max"] <= shift["leave_bound_s"]
+    assert shift["back_names"] > 0
+    assert shift["not_back"] == 0, shift
+    assert shift["ignoring_names"] == 1  # svc6: primary b-6 (dead), secondary in c
+
+    partial = urn["levers"]["fail_fraction"]
+    assert partial["autoshift"] is False
+    assert partial["dead_targets"] + partial["live_targets"] == 100
+    assert 40 <= partial["dead_targets"] <= 80
+    assert partial["dead_names"] > 0
+    assert partial["dead_leave_s"]["max"] <= partial["dead_bound_s"]
+    assert partial["dead_never_left"] == 0
+    assert partial["dead_answers_after_bound"] == 0
+    assert partial["live_names"] > 0
+    assert partial["live_leave_s"] == {}  # no live answer of b ever left
+    assert partial["live_never_left"] > 0
+    assert partial["live_answers_after_bound"] > 0
+    assert partial["not_back"] == 0
+    assert partial["autoshift_active_s"] is None
+
+    for role in ("checker", "aggregator"):
+        sizes = {urn["phases"][p]["roles"][role]["bytes_per_push"] for p in ("steady", "failure")}
+        assert len(sizes) == 1, (role, sizes)
+    text = (out / "report.md").read_text()
+    assert "## zonal shift of AZ c (urn), ended by `urn shift end`-style removal" in text
+    assert "## 60 % of AZ b fails (urn), autoshift off" in text

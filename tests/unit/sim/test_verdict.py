@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from sim.scenario import answer_value, attribute
-from sim.verdict import judge
+from sim.verdict import came_back, judge
 
 A0, B0, C0 = answer_value("a", 0), answer_value("b", 0), answer_value("c", 0)
 MULTI = {
@@ -154,3 +154,55 @@ def test_a_weighted_name_still_serving_the_dead_az_at_the_end_never_turned() -> 
         [WEIGHTED], history, dead_az="b", failed_at=10.0, restored_at=20.0, bound=30.0, settle=3.0
     )
     assert verdict.never_turned == ["svc1.example.com."]
+
+
+B1 = answer_value("b", 1)
+MULTI_B1 = {
+    "name": "svc4.example.com.",
+    "policy": "multivalue",
+    "answers": [{"value": answer_value("a", 1)}, {"value": B1}, {"value": answer_value("c", 1)}],
+}
+
+
+def test_a_partial_failure_excuses_only_the_dead_answers() -> None:
+    """Target b-0 died, b-1 lives: b-1 missing is a drop, b-0 missing is the point."""
+    a1, c1 = answer_value("a", 1), answer_value("c", 1)
+    history = {
+        "svc0.example.com.": [seen(9.0, A0, B0, C0), seen(11.0, A0, C0), seen(21.0, A0, B0, C0)],
+        "svc4.example.com.": [seen(9.0, a1, B1, c1), seen(11.0, a1, B1, c1), seen(12.0, a1, c1)],
+    }
+    verdict = judge(
+        [MULTI, MULTI_B1],
+        history,
+        dead_az="b",
+        failed_at=10.0,
+        restored_at=20.0,
+        bound=3.0,
+        settle=3.0,
+        dead={B0},
+    )
+    assert verdict.detection == {"svc0.example.com.": 0.0}
+    assert verdict.recovery == {"svc0.example.com.": 1.0}
+    assert verdict.healthy_dropped == 1
+    assert verdict.dropped_examples == [f"svc4.example.com. at +2.00s: {sorted([a1, c1])}"]
+
+
+def test_came_back_times_every_returning_name_and_names_the_missing() -> None:
+    history = {
+        "svc0.example.com.": [seen(19.0, A0, C0), seen(21.5, A0, B0, C0)],
+        "svc2.example.com.": [seen(19.0, C0), seen(20.5, C0)],
+        "svc1.example.com.": [seen(21.0, A0)],  # weighted: served by chance, not judged
+    }
+    back, never = came_back([MULTI, FAILOVER, WEIGHTED], history, dead_az="b", restored_at=20.0)
+    assert back == {"svc0.example.com.": 1.5}
+    assert never == ["svc2.example.com."]
+    # Every answer died: a failover is back when its primary is, whatever its secondary.
+    both = {
+        **FAILOVER,
+        "answers": [{"value": B0, "role": "primary"}, {"value": B1, "role": "secondary"}],
+    }
+    back, never = came_back(
+        [both], {"svc2.example.com.": [seen(21.0, B0)]}, dead_az="b", restored_at=20.0
+    )
+    assert back == {"svc2.example.com.": 1.0}
+    assert never == []
