@@ -152,3 +152,33 @@ def test_a_shift_of_a_healthy_az_and_a_partial_failure_of_another_in_one_run(tmp
     text = (out / "report.md").read_text()
     assert "## zonal shift of AZ c (urn), ended by `urn shift end`-style removal" in text
     assert "## 60 % of AZ b fails (urn), autoshift off" in text
+
+
+def test_with_autoshift_the_live_rest_of_a_mostly_dead_az_leaves_too(tmp_path):
+    """60 % of AZ b refuses and `--autoshift` is on: once the aggregators' unhealthy share
+    of b crosses 0.5 the whole AZ is shifted, so b's live answers leave too, within a
+    push interval of the crossing; no answer of a or c is dropped, and every b answer
+    comes back after the restore and clear_after (1 s here). Through real processes:
+    the aggregators judge it, the envelope carries it, the resolver applies it."""
+    out = tmp_path / "autoshift"
+    report = _small_run(
+        out,
+        "--fail-az", "b",
+        "--fail-fraction", "0.6",
+        "--fail-mode", "refuse",
+        "--autoshift",
+        "--autoshift-clear-after", "1",
+    )  # fmt: skip
+    correctness = report["designs"]["urn"]["correctness"]
+    assert correctness["healthy_answers_dropped"] == 0, correctness["dropped_examples"]
+    partial = report["designs"]["urn"]["levers"]["fail_fraction"]
+    assert partial["autoshift"] is True
+    assert partial["dead_never_left"] == 0
+    assert partial["live_names"] > 0
+    assert partial["live_never_left"] == 0  # the live ones left as well
+    assert partial["threshold_crossed_s"] is not None
+    assert partial["autoshift_active_s"] is not None
+    assert partial["live_leave_after_threshold_s"] is not None
+    assert partial["live_leave_after_threshold_s"] <= partial["after_threshold_bound_s"] * slack()
+    assert partial["not_back"] == 0
+    assert partial["autoshift_cleared_s"] is not None
