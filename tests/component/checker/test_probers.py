@@ -8,6 +8,7 @@ from __future__ import annotations
 import _socket
 import asyncio
 import errno
+import os
 import select
 import socket
 import ssl
@@ -25,7 +26,7 @@ from urn.config import Check, CheckType
 from urn.table import Reason
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 
 def check(
@@ -580,6 +581,67 @@ async def test_a_probes_surprise_is_an_error_verdict_and_the_others_go_on(
     engine.abort_all()
 
 
+def _probe_sockets(server_ports: set[int]) -> set[int]:
+    """This process's open descriptors, less the ones our own test targets accepted."""
+    mine = set()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:  # not a socket (or gone): count it
+            mine.add(fd)
+            continue
+        try:
+            if sock.getsockname()[1] not in server_ports:
+                mine.add(fd)
+        except (OSError, IndexError):
+            mine.add(fd)
+        finally:
+            sock.detach()
+    return mine
+
+
+async def test_no_descriptor_outlives_its_probe_whatever_ends_it(
+    http_port: int, https_port: int, raw_server: Callable[[str], Awaitable[int]]
+):
+    """Answered, refused, timed out (connecting, in the TLS handshake, waiting for the
+    answer), reset, garbage, TLS failures, names: each probe's socket is closed with
+    its verdict, and `abort_all` closes the epoll set."""
+    hold, reset, garbage = [await raw_server(b) for b in ("hold", "reset", "garbage")]
+    servers = {http_port, https_port, hold, reset, garbage}
+    refused = free_port()
+    cases = [
+        (check(CheckType.HTTP, http_port), Reason.HEALTHY),
+        (check(CheckType.HTTPS, https_port), Reason.HEALTHY),
+        (check(CheckType.HTTPS, https_port, verify_tls=True), Reason.TLS),  # unknown CA
+        (check(CheckType.HTTPS, http_port), Reason.TLS),  # a plain HTTP answer to TLS
+        (check(CheckType.TCP, http_port), Reason.HEALTHY),
+        (check(CheckType.HTTP, refused), Reason.REFUSED),
+        (check(CheckType.HTTPS, refused), Reason.REFUSED),
+        (check(CheckType.HTTP, hold, timeout=0.05), Reason.TIMEOUT),
+        (check(CheckType.HTTPS, hold, timeout=0.05), Reason.TIMEOUT),  # in the handshake
+        (check(CheckType.HTTP, reset), Reason.RESET),
+        (check(CheckType.HTTPS, reset), Reason.RESET),
+        (check(CheckType.HTTP, garbage), Reason.ERROR),
+        (check(CheckType.HTTP, http_port, host="localhost"), Reason.HEALTHY),
+        (check(CheckType.HTTP, http_port, host="name.invalid"), Reason.DNS),
+    ]
+    loop = asyncio.get_running_loop()
+    before = _probe_sockets(servers)
+    results: list[int] = []
+    engine = ProbeEngine(loop.time, lambda _t, verdict, _s, _f: results.append(verdict))
+    for done, (c, _) in enumerate(cases):
+        engine.start(target(c), loop.time())
+        while len(results) == done:
+            await asyncio.sleep(0.005)
+            engine.sweep(loop.time())
+        assert engine._poll is not None
+        assert _probe_sockets(servers) - before == {engine._poll.fileno()}
+    assert results == [reason for _, reason in cases]
+    engine.abort_all()
+    assert _probe_sockets(servers) == before
+
+
 def test_request_bytes_are_http11_with_close():
     t = target(check(CheckType.HTTP, 8080, "/healthz?x=1"))
     assert t.request.startswith(b"GET /healthz?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n")
@@ -629,6 +691,7 @@ async def test_own_stall_past_a_deadline_never_turns_an_answer_into_a_timeout():
             await asyncio.sleep(0.005)
             engine.sweep(loop.time())
         assert results == [Reason.HEALTHY]
+        engine.abort_all()
     finally:
         thread.join(timeout=5)
         listener.close()
@@ -652,6 +715,7 @@ async def test_reported_stall_extends_every_deadline_in_flight(
     engine.sweep(begun + 1.6)
     assert results == [Reason.TIMEOUT]
     assert engine.in_flight == 0
+    engine.abort_all()
 
 
 async def test_stall_between_connect_and_answer_is_not_a_timeout():
@@ -669,3 +733,4 @@ async def test_stall_between_connect_and_answer_is_not_a_timeout():
             await asyncio.sleep(0.005)
             engine.sweep(loop.time())
         assert results == [Reason.HEALTHY]
+        engine.abort_all()
