@@ -17,7 +17,8 @@ that lets sessions resume, and once against one that does not.
 A ladder step counts as sustained when nothing was skipped, at least 98 % of the offered
 rate was done and p99 lateness stayed within 25 ms (and 10 % of the interval). A step
 that fails while the checker was starved of its core by other processes (more than 5 %
-of the window runnable but waiting) is run again, at most twice, and says so.
+of the window runnable but waiting) is run again, at most twice (`--retries`), and says
+so.
 
     python -m bench.checker_throughput            # full run (about 7 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
@@ -45,7 +46,7 @@ import numpy as np
 from urn.table import Reason
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
 BENCH = "checker_throughput"
 # probe intervals for 10,000 checks: 5,000 to 27,800 probes/s
@@ -247,8 +248,14 @@ def checker_config(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         return handle.name, checks
 
 
-def checker_main(spec: dict[str, Any]) -> None:
-    """One measured checker run; prints a JSON result line."""
+def read_spec() -> dict[str, Any]:
+    """A child's spec: one JSON line on stdin, written once the parent has its farm."""
+    spec: dict[str, Any] = json.loads(sys.stdin.readline())
+    return spec
+
+
+def checker_main() -> None:
+    """One measured checker run (spec from `read_spec`); prints a JSON result line."""
     import uvloop
 
     from checker.app import TUNING, build_service
@@ -256,6 +263,7 @@ def checker_main(spec: dict[str, Any]) -> None:
     from sim.testing import MemoryTransport
     from urn.runtime import tune_process
 
+    spec = read_spec()  # after the imports, which so run while the farm starts
     _pin(spec.get("cpu"))
     path, checks = checker_config(spec)
     urls = {c["slot"]: f"http://{c['host']}:{c['port']}{c['path']}" for c in checks}
@@ -357,7 +365,7 @@ def floor_request(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".encode()
 
 
-def floor_main(spec: dict[str, Any]) -> None:
+def floor_main() -> None:
     """The machine's floor: the leanest connection-per-probe HTTP loop, flat out.
 
     `concurrency` workers each connect, send one GET, take the first bytes of the answer
@@ -367,6 +375,7 @@ def floor_main(spec: dict[str, Any]) -> None:
     """
     import uvloop
 
+    spec = read_spec()
     _pin(spec.get("cpu"))
     targets = [(port, floor_request(path)) for port, path in spec["targets"]]
 
@@ -425,7 +434,7 @@ def floor_main(spec: dict[str, Any]) -> None:
     print(json.dumps(uvloop.run(run())), flush=True)
 
 
-def floor_raw_main(spec: dict[str, Any]) -> None:
+def floor_raw_main() -> None:
     """The floor on the checker's own I/O path: raw non-blocking sockets in one
     edge-triggered epoll set that the loop watches as one reader (`checker.probers`).
 
@@ -439,6 +448,7 @@ def floor_raw_main(spec: dict[str, Any]) -> None:
 
     import uvloop
 
+    spec = read_spec()
     _pin(spec.get("cpu"))
     targets = [(("127.0.0.1", port), floor_request(path)) for port, path in spec["targets"]]
     watch = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
@@ -510,38 +520,56 @@ def floor_raw_main(spec: dict[str, Any]) -> None:
     print(json.dumps(uvloop.run(run())), flush=True)
 
 
-def _run_child(flag: str, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run this module with `flag SPEC` in a fresh process; its last JSON line."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.checker_throughput", flag, json.dumps(spec)],
-        capture_output=True,
+@contextlib.contextmanager
+def _child(flag: str) -> Iterator[subprocess.Popen[str]]:
+    """This module in role `flag` in a fresh process, started at once: it imports what
+    its role needs while the caller starts the farm, then waits for its spec on stdin
+    (`_measured`). Killed on the way out if it is still running."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.checker_throughput", flag],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
     )
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{flag} run failed ({out.returncode}): {out.stderr[-2000:]}")
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+
+
+def _measured(
+    child: subprocess.Popen[str],
+    spec: dict[str, Any],
+    args: argparse.Namespace,
+    farm: Any,
+    *,
+    slack: float,
+) -> dict[str, Any]:
+    """`child`'s last JSON line for `spec` with the run's warm-up, duration and CPU added,
+    given `slack` seconds past them; the target farm (if any) is stopped afterwards."""
+    spec = {**spec, "warmup": args.warmup, "duration": args.duration, "cpu": args.checker_cpu}
+    try:
+        out, err = child.communicate(
+            json.dumps(spec) + "\n", timeout=args.warmup + args.duration + slack
+        )
+    finally:
+        if farm is not None:
+            _stop_farm(farm)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if child.returncode != 0 or not lines:
+        raise RuntimeError(f"bench child failed ({child.returncode}): {err[-2000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
-def _measured_child(
-    flag: str, spec: dict[str, Any], args: argparse.Namespace, farm: Any, *, slack: float
-) -> dict[str, Any]:
-    """`_run_child` with the run's warm-up, duration and CPU added to `spec`, given
-    `slack` seconds past them; the target farm (if any) is stopped afterwards."""
-    spec = {**spec, "warmup": args.warmup, "duration": args.duration, "cpu": args.checker_cpu}
-    try:
-        return _run_child(flag, spec, timeout=args.warmup + args.duration + slack)
-    finally:
-        if farm is not None:
-            _stop_farm(farm)
-
-
 def floor(args: argparse.Namespace, concurrency: int, *, raw: bool = False) -> dict[str, Any]:
-    farm, targets = _start_farm("healthy", args.targets, args.slow_delay, args.farm_cpu)
-    spec = {"targets": targets, "concurrency": concurrency}
-    result = _measured_child("--floor-raw" if raw else "--floor", spec, args, farm, slack=60)
+    with _child("--floor-raw" if raw else "--floor") as child:
+        farm, targets = _start_farm("healthy", args.targets, args.slow_delay, args.farm_cpu)
+        spec = {"targets": targets, "concurrency": concurrency}
+        result = _measured(child, spec, args, farm, slack=60)
     done = result["completed_per_s"]
     result["cpu_util"] = result["cpu_s"] / result["wall_s"]
     result["cpu_us_per_probe"] = result["cpu_s"] / max(done * result["wall_s"], 1) * 1e6
@@ -604,26 +632,27 @@ def scenario(
     timeout: float,
     prober: str = "protocol",
 ) -> dict[str, Any]:
-    farm = None
-    host = "127.0.0.1"
-    if mode == "refused":
-        from sim.testing import free_port
+    with _child("--checker") as child:
+        farm = None
+        host = "127.0.0.1"
+        if mode == "refused":
+            from sim.testing import free_port
 
-        host = REFUSING_HOST
-        targets = [(free_port(REFUSING_HOST), "/") for _ in range(args.targets)]
-    else:
-        farm, targets = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
-    spec = {
-        "host": host,
-        "targets": targets,
-        "checks": checks,
-        "interval": interval,
-        "timeout": timeout,
-        "prober": prober,
-        "type": "https" if mode in HTTPS_MODES else "http",
-        "farm_pid": None if farm is None else farm.pid,
-    }
-    result = _measured_child("--checker", spec, args, farm, slack=120)
+            host = REFUSING_HOST
+            targets = [(free_port(REFUSING_HOST), "/") for _ in range(args.targets)]
+        else:
+            farm, targets = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
+        spec = {
+            "host": host,
+            "targets": targets,
+            "checks": checks,
+            "interval": interval,
+            "timeout": timeout,
+            "prober": prober,
+            "type": "https" if mode in HTTPS_MODES else "http",
+            "farm_pid": None if farm is None else farm.pid,
+        }
+        result = _measured(child, spec, args, farm, slack=120)
     result.update(
         mode=mode,
         checks=checks,
@@ -661,10 +690,10 @@ def sustained(result: dict[str, Any]) -> bool:
 
 
 def ladder_step(args: argparse.Namespace, **how: Any) -> dict[str, Any]:
-    """`scenario(args, **how)`, run again (at most STARVED_RETRIES times) while it is not
+    """`scenario(args, **how)`, run again (at most `args.retries` times) while it is not
     sustained and the checker was starved of its core by other processes meanwhile."""
     result = scenario(args, **how)
-    for _ in range(STARVED_RETRIES):
+    for _ in range(args.retries):
         if sustained(result) or result["runq_wait_share"] <= STARVED_RETRY_SHARE:
             break
         print(f"    (starved {result['runq_wait_share'] * 100:.0f}% of the window: again)")
@@ -717,7 +746,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     ]
 
     print("   the floor: the leanest connection-per-probe loop, flat out on the same core")
-    floors = [floor(args, concurrency) for concurrency in (64, 256)]
+    floors = [floor(args, concurrency) for concurrency in args.floors]
     top = max(floors, key=lambda r: r["completed_per_s"])
     figures["floor_probes_per_s"] = round(top["completed_per_s"])
     figures["floor_cpu_us_per_probe"] = round(top["cpu_us_per_probe"], 1)
@@ -820,7 +849,8 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
 
 def https(args: argparse.Namespace, figures: dict[str, Any]) -> dict[str, Any]:
     """HTTPS on the same probe path: the ladder against a farm that lets sessions resume,
-    then the CPU per probe of resumed and of full handshakes at one rate."""
+    then the CPU per probe of resumed and of full handshakes at one rate (unless that
+    rate is 0)."""
     print(
         "4) HTTPS ladder: every check HTTPS, the TLS farm lets sessions resume"
         f" (timeout {args.timeout}s)"
@@ -850,6 +880,8 @@ def https(args: argparse.Namespace, figures: dict[str, Any]) -> dict[str, Any]:
         round(out["https_sustained_probes_per_s"] / http_rate, 3) if http_rate else None
     )
     rate = args.https_compare_rate
+    if rate <= 0:
+        return out
     print(f"   CPU per probe at {rate:.0f} probes/s offered: HTTP, HTTPS resumed, HTTPS full")
     for mode, key in (
         ("healthy", "http"),
@@ -881,6 +913,13 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_LADDER,
         help="probe intervals to try for --checks checks, loosest first",
     )
+    parser.add_argument(
+        "--floors",
+        type=int,
+        nargs="+",
+        default=[64, 256],
+        help="probes in flight of each uvloop floor run (the raw floor runs 64)",
+    )
     parser.add_argument("--compare-rate", type=float, default=4_000.0)
     parser.add_argument("--ratio-rate", type=float, default=5_000.0)
     parser.add_argument("--ratio-timeout", type=float, default=0.25)
@@ -893,7 +932,18 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_HTTPS_LADDER,
         help="offered HTTPS probes/s to try, lowest first",
     )
-    parser.add_argument("--https-compare-rate", type=float, default=500.0)
+    parser.add_argument(
+        "--https-compare-rate",
+        type=float,
+        default=500.0,
+        help="offered probes/s of the HTTP/HTTPS CPU comparison; 0: no comparison",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=STARVED_RETRIES,
+        help="runs again of a ladder step that failed while the checker was starved",
+    )
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--checker-cpu", type=int, default=0)
@@ -902,22 +952,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--farm", help=argparse.SUPPRESS)
     parser.add_argument("--farm-count", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--farm-delay", type=float, default=0.1, help=argparse.SUPPRESS)
-    parser.add_argument("--checker", help=argparse.SUPPRESS)
-    parser.add_argument("--floor", help=argparse.SUPPRESS)
-    parser.add_argument("--floor-raw", help=argparse.SUPPRESS)
+    parser.add_argument("--checker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-raw", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.farm:
         cpu = args.farm_cpu if args.farm_cpu is not None and args.farm_cpu >= 0 else None
         farm_main(args.farm, args.farm_count, args.farm_delay, cpu)
         return 0
     if args.checker:
-        checker_main(json.loads(args.checker))
+        checker_main()
         return 0
     if args.floor:
-        floor_main(json.loads(args.floor))
+        floor_main()
         return 0
     if args.floor_raw:
-        floor_raw_main(json.loads(args.floor_raw))
+        floor_raw_main()
         return 0
     if args.no_pin:
         args.checker_cpu = args.farm_cpu = None
