@@ -60,6 +60,7 @@ MAX_EVENTS = 128  # ready probes run per loop callback (a few ms), so timers int
 # (or send room freed). Edge-triggered means each step runs until it would block.
 _WATCH = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
 _FAILED = select.EPOLLERR | select.EPOLLHUP
+_READABLE = select.EPOLLIN | _FAILED
 _STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 _IN_PROGRESS = frozenset((0, errno.EINPROGRESS))
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -234,8 +235,11 @@ class _Probe:
                     state = self.state = _SENDING
             if state == _HANDSHAKE and not self._handshake():
                 return
-            if self.state == _SENDING and not self._send():
-                return
+            if self.state == _SENDING:
+                if not self._send():
+                    return
+                if not events & _READABLE:
+                    return  # nothing had come: what comes next is an edge of its own
         self._read()
 
     def _handshake(self) -> bool:

@@ -473,6 +473,35 @@ async def test_a_request_bigger_than_the_socket_buffers_goes_out_in_pieces():
         listener.close()
 
 
+async def test_an_answer_not_yet_there_costs_no_recv(monkeypatch: pytest.MonkeyPatch):
+    """The request goes out on the connect's edge; the answer is read on its own edge,
+    so the only recv a probe makes is the one that brings bytes (edge-triggered: data
+    that comes after an event is reported as another)."""
+    calls: list[int] = []  # bytes each recv brought; -1: it would have blocked
+
+    def counting(family: int, kind: int) -> Wrapped:
+        sock = Wrapped(family, kind)
+        real = sock._sock.recv
+
+        def recv(size: int) -> bytes:
+            try:
+                data = real(size)
+            except BlockingIOError:
+                calls.append(-1)
+                raise
+            calls.append(len(data))
+            return data
+
+        sock.recv = recv  # type: ignore[method-assign]
+        return sock
+
+    monkeypatch.setattr(probers, "open_socket", counting)
+    with ThreadedTarget(delay=0.05) as served:
+        assert await probe_once(target(check(CheckType.HTTP, served.port))) == Reason.HEALTHY
+    assert len(calls) == 1
+    assert calls[0] > 0
+
+
 async def test_a_ready_socket_no_probe_owns_is_passed_over():
     clock = FakeClock()
     engine, results = recording_engine(clock)
