@@ -1,5 +1,5 @@
-"""Checker throughput: probes/s one checker process sustains, its p99 lateness, and the CPU
-ratio all-dead/all-healthy for refused, blackholed and slow targets.
+"""Checker throughput: probes/s one checker process sustains, its p99 lateness, the CPU
+ratio all-dead/all-healthy for refused, blackholed and slow targets, and HTTPS probes/s.
 
 Every scenario runs a fresh checker process (the real `CheckerService`, SystemClock,
 pushes into memory) pinned to CPU 0 against the simulated target farm (`sim.farm`) in a
@@ -9,9 +9,18 @@ warm-up.
 The same run also measures an aiohttp-client prober at the same offered load, side by
 side, so the choice of prober is a measured one, and the floor of this machine: the
 leanest connection-per-probe HTTP loop (no schedule, no deadlines, no table) flat out
-on the same core, which no prober built on uvloop's transports can beat here.
+on the same core, on uvloop's transports as before and on raw sockets and one epoll set
+(the checker's own I/O path, so the difference is what the checker adds to it). HTTPS
+runs the same checker against a TLS farm (this module's own, ECDSA P-256 certificate)
+that lets sessions resume, and once against one that does not.
 
-    python -m bench.checker_throughput            # full run (about 5 minutes)
+A ladder step counts as sustained when nothing was skipped, at least 98 % of the offered
+rate was done and p99 lateness stayed within 25 ms (and 10 % of the interval). A step
+that fails while the checker was starved of its core by other processes (more than 5 %
+of the window runnable but waiting) is run again, at most twice (`--retries`), and says
+so.
+
+    python -m bench.checker_throughput            # full run (about 7 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
 
 Ends with one JSON line: {"bench": "checker_throughput", "figures": {...}}.
@@ -30,15 +39,26 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from urn.table import Reason
 
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+
 BENCH = "checker_throughput"
-DEFAULT_LADDER = [2.0, 1.0, 0.8, 0.67, 0.57, 0.5]  # probe intervals for 10,000 checks
+# probe intervals for 10,000 checks: 5,000 to 27,800 probes/s
+DEFAULT_LADDER = [2.0, 1.0, 0.8, 0.67, 0.57, 0.5, 0.45, 0.4, 0.36]
+# offered HTTPS probes/s, as that many checks each probed once a second (so the warm-up
+# gives every check its first, full handshake and the window measures resumed ones)
+DEFAULT_HTTPS_LADDER = [250.0, 500.0, 750.0, 1000.0, 1250.0, 1500.0, 2000.0, 3000.0]
 PUSH_KEY = "bench-push-key-0123456789abcdef"
+LATENESS_P99_BOUND_MS = 25.0
+STARVED_RETRY_SHARE = 0.05  # a failed step this starved of its core is run again
+STARVED_RETRIES = 2
+HTTPS_MODES = ("https", "https-full")  # TLS farm: sessions resume, or never
 
 
 # --- processes -------------------------------------------------------------------------
@@ -71,14 +91,79 @@ def farm_main(mode: str, count: int, delay: float, cpu: int | None) -> None:
     raise_fd_limit()
 
     async def serve() -> None:
-        farm = await loopback_farm(count, mode, slow_delay=delay, backlog=4096)
-        targets = [(spec.port, spec.path) for spec in farm.specs]
+        stop: Callable[[], Awaitable[None]]
+        if mode in HTTPS_MODES:
+            tls = await _tls_farm(count, resume=mode == "https")
+            targets, stop = tls.targets, tls.close
+        else:
+            farm = await loopback_farm(count, mode, slow_delay=delay, backlog=4096)
+            targets, stop = [(spec.port, spec.path) for spec in farm.specs], farm.close
         print(json.dumps({"targets": targets}), flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)
-        await farm.close()
+        await stop()
 
     uvloop.run(serve())
+
+
+class _TlsFarm:
+    """HTTPS targets on 127.0.0.1: each connection reads one request head, gets a 200
+    (`sim.farm.HEALTHY`) and is closed, as the plain farm's healthy targets do."""
+
+    def __init__(self, servers: list[asyncio.Server]) -> None:
+        self.servers = servers
+        self.targets = [(int(s.sockets[0].getsockname()[1]), "/") for s in servers]
+
+    async def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+
+async def _tls_farm(count: int, *, resume: bool) -> _TlsFarm:
+    import ssl
+
+    import trustme
+
+    from sim.farm import HEALTHY
+
+    class Answer(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.transport: asyncio.Transport | None = None
+            self.head = b""
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+
+        def data_received(self, data: bytes) -> None:
+            self.head += data
+            if b"\r\n\r\n" in self.head and self.transport is not None:
+                self.transport.write(HEALTHY)
+                self.transport.close()
+                self.transport = None
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    if not resume:  # no session tickets (TLS 1.3) and none for TLS 1.2: every handshake full
+        context.num_tickets = 0
+        context.options |= ssl.OP_NO_TICKET
+    loop = asyncio.get_running_loop()
+    servers = [
+        await loop.create_server(Answer, "127.0.0.1", 0, ssl=context, backlog=4096)
+        for _ in range(count)
+    ]
+    return _TlsFarm(servers)
+
+
+def _process_cpu(pid: int | None) -> float:
+    """CPU seconds (user and system) process `pid` has used so far; 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class AiohttpEngine:
@@ -132,9 +217,9 @@ class AiohttpEngine:
 
 
 def checker_config(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """A bench checker's config written to a temp file: `spec["checks"]` HTTP checks spread
-    over `spec["targets"]` (port, path) on `spec.get("host")`, at `spec["interval"]` and
-    `spec["timeout"]`.
+    """A bench checker's config written to a temp file: `spec["checks"]` checks of
+    `spec.get("type", "http")` spread over `spec["targets"]` (port, path) on
+    `spec.get("host")`, at `spec["interval"]` and `spec["timeout"]`.
     Returns the file's path and the checks."""
     from sim.testing import document_dict
 
@@ -144,7 +229,7 @@ def checker_config(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         {
             "slot": i,
             "name": f"t{i}",
-            "type": "http",
+            "type": spec.get("type", "http"),
             "host": spec.get("host", "127.0.0.1"),
             "port": targets[i % len(targets)][0],
             "path": targets[i % len(targets)][1],
@@ -163,8 +248,14 @@ def checker_config(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         return handle.name, checks
 
 
-def checker_main(spec: dict[str, Any]) -> None:
-    """One measured checker run; prints a JSON result line."""
+def read_spec() -> dict[str, Any]:
+    """A child's spec: one JSON line on stdin, written once the parent has its farm."""
+    spec: dict[str, Any] = json.loads(sys.stdin.readline())
+    return spec
+
+
+def checker_main() -> None:
+    """One measured checker run (spec from `read_spec`); prints a JSON result line."""
     import uvloop
 
     from checker.app import TUNING, build_service
@@ -172,6 +263,7 @@ def checker_main(spec: dict[str, Any]) -> None:
     from sim.testing import MemoryTransport
     from urn.runtime import tune_process
 
+    spec = read_spec()  # after the imports, which so run while the farm starts
     _pin(spec.get("cpu"))
     path, checks = checker_config(spec)
     urls = {c["slot"]: f"http://{c['host']}:{c['port']}{c['path']}" for c in checks}
@@ -213,7 +305,10 @@ def checker_main(spec: dict[str, Any]) -> None:
         await asyncio.sleep(spec["warmup"])
         measuring = True
         lateness.clear()
-        service._lateness.clear()
+        del service._lateness[:]
+        engine: Any = service.engine
+        tls0 = getattr(engine, "tls_handshakes", 0), getattr(engine, "tls_resumed", 0)
+        farm0 = _process_cpu(spec.get("farm_pid"))
         cpu0, wall0, times0 = time.process_time(), time.monotonic(), os.times()
         sched0 = _schedstat()
         started0, done0, skipped0 = service.probes_started, completed(), skipped()
@@ -222,6 +317,8 @@ def checker_main(spec: dict[str, Any]) -> None:
         cpu1, wall1, times1 = time.process_time(), time.monotonic(), os.times()
         sched1 = _schedstat()
         started1, done1, skipped1 = service.probes_started, completed(), skipped()
+        farm1 = _process_cpu(spec.get("farm_pid"))
+        tls1 = getattr(engine, "tls_handshakes", 0), getattr(engine, "tls_resumed", 0)
         lateness.extend(service._lateness)
         measuring = False
         by_reason = {
@@ -252,6 +349,9 @@ def checker_main(spec: dict[str, Any]) -> None:
             "lateness_p99_ms": float(np.percentile(values, 99)) * 1e3,
             "lateness_max_ms": float(values.max()) * 1e3,
             "reasons": {k: v for k, v in by_reason.items() if v},
+            "farm_cpu_util": (farm1 - farm0) / wall,
+            "tls_handshakes": tls1[0] - tls0[0],
+            "tls_resumed": tls1[1] - tls0[1],
         }
 
     try:
@@ -265,7 +365,7 @@ def floor_request(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".encode()
 
 
-def floor_main(spec: dict[str, Any]) -> None:
+def floor_main() -> None:
     """The machine's floor: the leanest connection-per-probe HTTP loop, flat out.
 
     `concurrency` workers each connect, send one GET, take the first bytes of the answer
@@ -275,6 +375,7 @@ def floor_main(spec: dict[str, Any]) -> None:
     """
     import uvloop
 
+    spec = read_spec()
     _pin(spec.get("cpu"))
     targets = [(port, floor_request(path)) for port, path in spec["targets"]]
 
@@ -333,43 +434,147 @@ def floor_main(spec: dict[str, Any]) -> None:
     print(json.dumps(uvloop.run(run())), flush=True)
 
 
-def _run_child(flag: str, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run this module with `flag SPEC` in a fresh process; its last JSON line."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.checker_throughput", flag, json.dumps(spec)],
-        capture_output=True,
+def floor_raw_main() -> None:
+    """The floor on the checker's own I/O path: raw non-blocking sockets in one
+    edge-triggered epoll set that the loop watches as one reader (`checker.probers`).
+
+    `concurrency` probes in flight, flat out: connect, send one GET on the first ready
+    event, take the first bytes of the answer and close, no Task, no transport, no
+    schedule, no deadlines, no table. The checker's own cost over this is what its
+    schedule, deadlines, table and bookkeeping add.
+    """
+    import select
+    import socket
+
+    import uvloop
+
+    spec = read_spec()
+    _pin(spec.get("cpu"))
+    targets = [(("127.0.0.1", port), floor_request(path)) for port, path in spec["targets"]]
+    watch = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
+    stream = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+
+    async def run() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        poll = select.epoll()
+        open_: dict[int, list[Any]] = {}  # fd -> [socket, request or None once sent]
+        counts = [0, 0]  # healthy, other
+        state = {"next": 0, "running": True}
+
+        def launch() -> None:
+            index = state["next"]
+            state["next"] = index + 1
+            address, request = targets[index % len(targets)]
+            sock = socket.socket(socket.AF_INET, stream)
+            sock.connect_ex(address)
+            open_[sock.fileno()] = [sock, request]
+            poll.register(sock.fileno(), watch)
+
+        def ready() -> None:
+            for fd, _ in poll.poll(0, 512):
+                entry = open_[fd]
+                sock = entry[0]
+                if entry[1] is not None:
+                    try:
+                        sock.send(entry[1])
+                    except OSError:
+                        counts[1] += 1
+                        del open_[fd]
+                        sock.close()
+                        launch()
+                        continue
+                    entry[1] = None
+                try:
+                    data = sock.recv(16384)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                counts[0 if data.startswith(b"HTTP/1.1 2") else 1] += 1
+                del open_[fd]
+                sock.close()
+                if state["running"]:
+                    launch()
+
+        loop.add_reader(poll.fileno(), ready)
+        for _ in range(spec["concurrency"]):
+            launch()
+        await asyncio.sleep(spec["warmup"])
+        done0, cpu0, times0, wall0 = sum(counts), time.process_time(), os.times(), time.monotonic()
+        await asyncio.sleep(spec["duration"])
+        done1, cpu1, times1, wall1 = sum(counts), time.process_time(), os.times(), time.monotonic()
+        state["running"] = False
+        loop.remove_reader(poll.fileno())
+        for sock, _ in open_.values():
+            sock.close()
+        poll.close()
+        wall = wall1 - wall0
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu1 - cpu0,
+            "sys_s": times1.system - times0.system,
+            "completed_per_s": (done1 - done0) / wall,
+            "failed": counts[1],
+        }
+
+    print(json.dumps(uvloop.run(run())), flush=True)
+
+
+@contextlib.contextmanager
+def _child(flag: str) -> Iterator[subprocess.Popen[str]]:
+    """This module in role `flag` in a fresh process, started at once: it imports what
+    its role needs while the caller starts the farm, then waits for its spec on stdin
+    (`_measured`). Killed on the way out if it is still running."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.checker_throughput", flag],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
     )
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{flag} run failed ({out.returncode}): {out.stderr[-2000:]}")
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+
+
+def _measured(
+    child: subprocess.Popen[str],
+    spec: dict[str, Any],
+    args: argparse.Namespace,
+    farm: Any,
+    *,
+    slack: float,
+) -> dict[str, Any]:
+    """`child`'s last JSON line for `spec` with the run's warm-up, duration and CPU added,
+    given `slack` seconds past them; the target farm (if any) is stopped afterwards."""
+    spec = {**spec, "warmup": args.warmup, "duration": args.duration, "cpu": args.checker_cpu}
+    try:
+        out, err = child.communicate(
+            json.dumps(spec) + "\n", timeout=args.warmup + args.duration + slack
+        )
+    finally:
+        if farm is not None:
+            _stop_farm(farm)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if child.returncode != 0 or not lines:
+        raise RuntimeError(f"bench child failed ({child.returncode}): {err[-2000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
-def _measured_child(
-    flag: str, spec: dict[str, Any], args: argparse.Namespace, farm: Any, *, slack: float
-) -> dict[str, Any]:
-    """`_run_child` with the run's warm-up, duration and CPU added to `spec`, given
-    `slack` seconds past them; the target farm (if any) is stopped afterwards."""
-    spec = {**spec, "warmup": args.warmup, "duration": args.duration, "cpu": args.checker_cpu}
-    try:
-        return _run_child(flag, spec, timeout=args.warmup + args.duration + slack)
-    finally:
-        if farm is not None:
-            _stop_farm(farm)
-
-
-def floor(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
-    farm, targets = _start_farm("healthy", args.targets, args.slow_delay, args.farm_cpu)
-    spec = {"targets": targets, "concurrency": concurrency}
-    result = _measured_child("--floor", spec, args, farm, slack=60)
+def floor(args: argparse.Namespace, concurrency: int, *, raw: bool = False) -> dict[str, Any]:
+    with _child("--floor-raw" if raw else "--floor") as child:
+        farm, targets = _start_farm("healthy", args.targets, args.slow_delay, args.farm_cpu)
+        spec = {"targets": targets, "concurrency": concurrency}
+        result = _measured(child, spec, args, farm, slack=60)
     done = result["completed_per_s"]
     result["cpu_util"] = result["cpu_s"] / result["wall_s"]
     result["cpu_us_per_probe"] = result["cpu_s"] / max(done * result["wall_s"], 1) * 1e6
     print(
-        f"  floor    {concurrency:4} in flight  done {done:7.0f}/s  cpu"
+        f"  {'floor raw' if raw else 'floor':9} {concurrency:4} in flight  done {done:7.0f}/s  cpu"
         f" {result['cpu_util'] * 100:5.1f}%  {result['cpu_us_per_probe']:6.1f} us/probe"
         f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)"
         f"  failed {result['failed']}",
@@ -427,24 +632,27 @@ def scenario(
     timeout: float,
     prober: str = "protocol",
 ) -> dict[str, Any]:
-    farm = None
-    host = "127.0.0.1"
-    if mode == "refused":
-        from sim.testing import free_port
+    with _child("--checker") as child:
+        farm = None
+        host = "127.0.0.1"
+        if mode == "refused":
+            from sim.testing import free_port
 
-        host = REFUSING_HOST
-        targets = [(free_port(REFUSING_HOST), "/") for _ in range(args.targets)]
-    else:
-        farm, targets = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
-    spec = {
-        "host": host,
-        "targets": targets,
-        "checks": checks,
-        "interval": interval,
-        "timeout": timeout,
-        "prober": prober,
-    }
-    result = _measured_child("--checker", spec, args, farm, slack=120)
+            host = REFUSING_HOST
+            targets = [(free_port(REFUSING_HOST), "/") for _ in range(args.targets)]
+        else:
+            farm, targets = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
+        spec = {
+            "host": host,
+            "targets": targets,
+            "checks": checks,
+            "interval": interval,
+            "timeout": timeout,
+            "prober": prober,
+            "type": "https" if mode in HTTPS_MODES else "http",
+            "farm_pid": None if farm is None else farm.pid,
+        }
+        result = _measured(child, spec, args, farm, slack=120)
     result.update(
         mode=mode,
         checks=checks,
@@ -463,19 +671,50 @@ def scenario(
         f"  {result['cpu_us_per_probe']:6.1f} us/probe"
         f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)"
         f"  lateness p99 {result['lateness_p99_ms']:7.2f} ms  skipped {result['skipped']}"
-        f"  starved {result['runq_wait_share'] * 100:3.0f}%",
+        f"  starved {result['runq_wait_share'] * 100:3.0f}%"
+        f"  farm {result['farm_cpu_util'] * 100:3.0f}%",
         flush=True,
     )
     return result
 
 
 def sustained(result: dict[str, Any]) -> bool:
-    """Kept up: nothing skipped, >= 98% of the offered rate done, p99 late < 10% interval."""
+    """Kept up: nothing skipped, >= 98% of the offered rate done, p99 lateness within
+    LATENESS_P99_BOUND_MS and under 10% of the interval."""
     return bool(
         result["skipped"] == 0
         and result["completed_per_s"] >= 0.98 * result["offered_per_s"]
+        and result["lateness_p99_ms"] <= LATENESS_P99_BOUND_MS
         and result["lateness_p99_ms"] < 100 * result["interval"]
     )
+
+
+def ladder_step(args: argparse.Namespace, **how: Any) -> dict[str, Any]:
+    """`scenario(args, **how)`, run again (at most `args.retries` times) while it is not
+    sustained and the checker was starved of its core by other processes meanwhile."""
+    result = scenario(args, **how)
+    for _ in range(args.retries):
+        if sustained(result) or result["runq_wait_share"] <= STARVED_RETRY_SHARE:
+            break
+        print(f"    (starved {result['runq_wait_share'] * 100:.0f}% of the window: again)")
+        result = scenario(args, **how)
+    return result
+
+
+def climb(
+    args: argparse.Namespace, steps: list[tuple[int, float]], **how: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Run `(checks, interval)` steps in order until one is not sustained: (all run, the
+    last sustained one)."""
+    ran: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    for checks, interval in steps:
+        result = ladder_step(args, checks=checks, interval=interval, **how)
+        ran.append(result)
+        if not sustained(result):
+            break
+        best = result
+    return ran, best
 
 
 def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
@@ -485,17 +724,12 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         f" {args.targets} target ports, window {args.duration}s after {args.warmup}s warm-up"
     )
     print("1) ladder of offered HTTP load, all targets healthy (protocol prober)")
-    best: dict[str, Any] | None = None
-    ladder: list[dict[str, Any]] = []
-    for interval in args.ladder:
-        result = scenario(
-            args, mode="healthy", checks=args.checks, interval=interval, timeout=args.timeout
-        )
-        ladder.append(result)
-        if sustained(result):
-            best = result
-        else:
-            break
+    ladder, best = climb(
+        args,
+        [(args.checks, interval) for interval in args.ladder],
+        mode="healthy",
+        timeout=args.timeout,
+    )
     figures["sustained_probes_per_s"] = round(best["completed_per_s"]) if best else 0
     figures["sustained_offered_per_s"] = round(best["offered_per_s"]) if best else 0
     figures["p99_lateness_ms_at_sustained"] = round(best["lateness_p99_ms"], 2) if best else None
@@ -512,7 +746,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     ]
 
     print("   the floor: the leanest connection-per-probe loop, flat out on the same core")
-    floors = [floor(args, concurrency) for concurrency in (64, 256)]
+    floors = [floor(args, concurrency) for concurrency in args.floors]
     top = max(floors, key=lambda r: r["completed_per_s"])
     figures["floor_probes_per_s"] = round(top["completed_per_s"])
     figures["floor_cpu_us_per_probe"] = round(top["cpu_us_per_probe"], 1)
@@ -520,6 +754,14 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     figures["sustained_share_of_floor"] = round(
         figures["sustained_probes_per_s"] / max(top["completed_per_s"], 1), 3
     )
+    raw = floor(args, 64, raw=True)
+    figures["floor_raw_probes_per_s"] = round(raw["completed_per_s"])
+    figures["floor_raw_cpu_us_per_probe"] = round(raw["cpu_us_per_probe"], 1)
+    figures["sustained_share_of_floor_raw"] = round(
+        figures["sustained_probes_per_s"] / max(raw["completed_per_s"], 1), 3
+    )
+    if best is not None:
+        figures["cpu_us_per_probe_at_sustained"] = round(best["cpu_us_per_probe"], 1)
 
     print(f"2) prober comparison at {args.compare_rate:.0f} probes/s offered, healthy targets")
     interval = args.checks / args.compare_rate
@@ -600,7 +842,62 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         )
         figures[f"{name}_skipped"] = sum(d["skipped"] for d in dead)
         figures[f"{name}_reasons"] = dead[-1]["reasons"]
+
+    figures.update(https(args, figures))
     return figures
+
+
+def https(args: argparse.Namespace, figures: dict[str, Any]) -> dict[str, Any]:
+    """HTTPS on the same probe path: the ladder against a farm that lets sessions resume,
+    then the CPU per probe of resumed and of full handshakes at one rate (unless that
+    rate is 0)."""
+    print(
+        "4) HTTPS ladder: every check HTTPS, the TLS farm lets sessions resume"
+        f" (timeout {args.timeout}s)"
+    )
+    ran, best = climb(
+        args,
+        [(round(rate), 1.0) for rate in args.https_ladder],
+        mode="https",
+        timeout=args.timeout,
+    )
+    out: dict[str, Any] = {
+        "https_ladder": [
+            {
+                "offered_per_s": round(r["offered_per_s"]),
+                "done_per_s": round(r["completed_per_s"]),
+                "lateness_p99_ms": round(r["lateness_p99_ms"], 2),
+                "skipped": r["skipped"],
+                "farm_cpu_util": round(r["farm_cpu_util"], 2),
+            }
+            for r in ran
+        ],
+        "https_sustained_probes_per_s": round(best["completed_per_s"]) if best else 0,
+        "https_p99_lateness_ms_at_sustained": round(best["lateness_p99_ms"], 2) if best else None,
+    }
+    http_rate = figures.get("sustained_probes_per_s") or 0
+    out["https_share_of_http"] = (
+        round(out["https_sustained_probes_per_s"] / http_rate, 3) if http_rate else None
+    )
+    rate = args.https_compare_rate
+    if rate <= 0:
+        return out
+    print(f"   CPU per probe at {rate:.0f} probes/s offered: HTTP, HTTPS resumed, HTTPS full")
+    for mode, key in (
+        ("healthy", "http"),
+        ("https", "https_resumed"),
+        ("https-full", "https_full"),
+    ):
+        result = scenario(args, mode=mode, checks=round(rate), interval=1.0, timeout=args.timeout)
+        out[f"{key}_cpu_us_per_probe"] = round(result["cpu_us_per_probe"], 1)
+        if mode in HTTPS_MODES:
+            handshakes = max(result["tls_handshakes"], 1)
+            out[f"{key}_session_reused_share"] = round(result["tls_resumed"] / handshakes, 3)
+            out[f"{key}_farm_cpu_util"] = round(result["farm_cpu_util"], 2)
+    out["https_resumed_vs_http_cpu_per_probe"] = round(
+        out["https_resumed_cpu_us_per_probe"] / max(out["http_cpu_us_per_probe"], 1e-9), 2
+    )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -616,11 +913,37 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_LADDER,
         help="probe intervals to try for --checks checks, loosest first",
     )
+    parser.add_argument(
+        "--floors",
+        type=int,
+        nargs="+",
+        default=[64, 256],
+        help="probes in flight of each uvloop floor run (the raw floor runs 64)",
+    )
     parser.add_argument("--compare-rate", type=float, default=4_000.0)
     parser.add_argument("--ratio-rate", type=float, default=5_000.0)
     parser.add_argument("--ratio-timeout", type=float, default=0.25)
     parser.add_argument("--slow-delay", type=float, default=0.1)
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the ratio runs")
+    parser.add_argument(
+        "--https-ladder",
+        type=float,
+        nargs="+",
+        default=DEFAULT_HTTPS_LADDER,
+        help="offered HTTPS probes/s to try, lowest first",
+    )
+    parser.add_argument(
+        "--https-compare-rate",
+        type=float,
+        default=500.0,
+        help="offered probes/s of the HTTP/HTTPS CPU comparison; 0: no comparison",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=STARVED_RETRIES,
+        help="runs again of a ladder step that failed while the checker was starved",
+    )
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--checker-cpu", type=int, default=0)
@@ -629,18 +952,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--farm", help=argparse.SUPPRESS)
     parser.add_argument("--farm-count", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--farm-delay", type=float, default=0.1, help=argparse.SUPPRESS)
-    parser.add_argument("--checker", help=argparse.SUPPRESS)
-    parser.add_argument("--floor", help=argparse.SUPPRESS)
+    parser.add_argument("--checker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-raw", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.farm:
         cpu = args.farm_cpu if args.farm_cpu is not None and args.farm_cpu >= 0 else None
         farm_main(args.farm, args.farm_count, args.farm_delay, cpu)
         return 0
     if args.checker:
-        checker_main(json.loads(args.checker))
+        checker_main()
         return 0
     if args.floor:
-        floor_main(json.loads(args.floor))
+        floor_main()
+        return 0
+    if args.floor_raw:
+        floor_raw_main()
         return 0
     if args.no_pin:
         args.checker_cpu = args.farm_cpu = None
@@ -648,6 +975,8 @@ def main(argv: list[str] | None = None) -> int:
         args.warmup, args.duration, args.repeats = 1.5, 3.0, 1
         if args.ladder == DEFAULT_LADDER:
             args.ladder = DEFAULT_LADDER[1:4]
+        if args.https_ladder == DEFAULT_HTTPS_LADDER:
+            args.https_ladder = DEFAULT_HTTPS_LADDER[:3]
     figures = orchestrate(args)
     figures["machine_cpus"] = os.cpu_count()
     print(json.dumps({"bench": BENCH, "figures": figures}))

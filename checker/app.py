@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = ["GC_THRESHOLDS", "SERVICE", "TUNING", "build_service", "make_app"]
 
-# Every probe allocates a dozen objects the cyclic collector tracks (task, coroutine,
-# transport, futures), and in-flight ones survive into older generations, so at the
-# default thresholds the collector, not the probes, bounds the probe rate (the figures
-# are in docs/checker.md). Garbage cycles live a little longer; refcounting frees the
-# rest at once.
+# Every probe allocates objects the cyclic collector tracks (its `_Probe` and response
+# scanner), and in-flight ones survive into older generations, so at the default
+# thresholds the collector would run every few hundred probes and traverse everything in
+# flight (when each probe was a Task it was 11 % of the loop: docs/checker.md). Garbage
+# cycles live a little longer; refcounting frees the rest at once.
 GC_THRESHOLDS = (20_000, 20, 100)
 # Every probe in flight holds a socket: the soft fd limit, raised to the hard one, sizes
 # how many may run at once (CheckerSettings.fd_limit carries it to the service).

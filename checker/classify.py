@@ -89,8 +89,24 @@ def classify_error(exc: BaseException, stage: Stage) -> Reason:
     return Reason.ERROR
 
 
+# What a status line's first 13 bytes say (all `_parse_status` reads), memoised: a
+# target sends the same few lines every probe. Bounded: never more than this many.
+_STATUS_LINES: dict[bytes, int] = {}
+_STATUS_LINES_MAX = 1024
+
+
 def _status_of(line: bytes) -> int:
     """Status code of an `HTTP/1.x NNN ...` line, or -1 if the line is not one."""
+    key = line[:13]
+    code = _STATUS_LINES.get(key)
+    if code is None:
+        code = _parse_status(line)
+        if len(key) == 13 and len(_STATUS_LINES) < _STATUS_LINES_MAX:
+            _STATUS_LINES[key] = code
+    return code
+
+
+def _parse_status(line: bytes) -> int:
     if len(line) < 12 or not line.startswith(b"HTTP/1.") or line[8:9] != b" ":
         return -1
     code = line[9:12]

@@ -1,16 +1,20 @@
-"""HTTP/HTTPS/TCP probes at the asyncio Protocol level: I/O only, verdicts from classify.
+"""HTTP/HTTPS/TCP probes on raw non-blocking sockets: I/O only, verdicts from classify.
 
-Owns: opening one connection per probe, writing one request, feeding the bytes that come
-back to `classify.ResponseScanner`, and ending every probe by its deadline. Each probe
-reports exactly one `Reason` through the engine's `record` callback.
+Owns: opening one connection per probe, writing one request (after a TLS handshake for
+HTTPS), feeding the bytes that come back to `classify.ResponseScanner`, and ending every
+probe by its deadline. Each probe reports exactly one `Reason` through `record`.
 Never: decides what is healthy (classify does), retries, or backs off.
-Cost: one Task (connect) and one Protocol object per probe; no per-probe timer. Deadlines
-are enforced by `sweep(now)`: in-flight probes sit in one FIFO per distinct timeout, so
-deadlines in each FIFO are in start order and a sweep pops only expired heads. A probe is
-timed out only after the loop has polled for I/O past its deadline (see `sweep`). A dead
-target (refused, blackholed, slow) therefore costs no more than a live one: a refused
-probe ends in its connect, a blackholed one is aborted by the sweep with no timer to
-cancel, and nothing wakes in between. Enforcement is as precise as the sweep cadence.
+Cost: per probe one socket, one `_Probe` (plus a scanner for HTTP) and one registration
+in an edge-triggered epoll set that the event loop watches as one reader; no Task,
+coroutine, future, transport or timer. HTTP, HTTPS and TCP take the same path, and a
+probe runs inside the loop callback that reports its socket ready, so a batch of ready
+probes costs one callback and one `epoll_wait`. HTTPS offers the target's last session
+back (resumption where the target allows it). Deadlines are enforced by `sweep(now)`:
+in-flight probes sit in one FIFO per distinct timeout, so deadlines in each FIFO are in
+start order and a sweep pops only expired heads. A dead target (refused, blackholed,
+slow) therefore makes no more work than a live one: refused ends on its first event,
+blackholed is closed by the sweep with nothing to cancel, nothing wakes in between.
+Linux only (epoll, SOCK_NONBLOCK), as the checker's deployments are.
 
 Deadlines run on loop-available time, not wall time: the caller tells `sweep` how long
 the loop stalled (woke later than it asked to: starved of CPU, or busy with its own
@@ -21,15 +25,19 @@ late verdicts and late starts, never as target timeouts.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
+import errno
 import ipaddress
 import math
+import os
+import select
 import socket
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any
 
-from checker.classify import ResponseScanner, Stage, classify_error
+from checker.classify import ResponseScanner, classify_error
 from urn.config import CheckType
 from urn.table import Reason
 
@@ -38,17 +46,39 @@ if TYPE_CHECKING:
 
     from urn.config import Check
 
-__all__ = ["ProbeEngine", "Target", "compile_target", "tls_contexts"]
+__all__ = ["ProbeEngine", "Target", "compile_target", "open_socket", "tls_contexts"]
 
 USER_AGENT = "urn-checker/1"
 _HEALTHY = int(Reason.HEALTHY)
 _TIMEOUT = int(Reason.TIMEOUT)
+_LOCAL = int(Reason.LOCAL)
+READ_SIZE = 16384  # one recv; the scanner needs at most its head bound plus the window
+MAX_EVENTS = 128  # ready probes run per loop callback (a few ms), so timers interleave
+
+# Edge-triggered, both ways, for the probe's whole life: no epoll_ctl after the first.
+# The first EPOLLOUT edge says the connect finished; later edges say new bytes arrived
+# (or send room freed). Edge-triggered means each step runs until it would block.
+_WATCH = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
+_FAILED = select.EPOLLERR | select.EPOLLHUP
+_READABLE = select.EPOLLIN | _FAILED
+_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+_IN_PROGRESS = frozenset((0, errno.EINPROGRESS))
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+# Probe states: what the next ready event means.
+_RESOLVING, _CONNECTING, _HANDSHAKE, _SENDING, _READING = range(5)
+
+# The C socket type: the `socket.socket` subclass adds Python-level bookkeeping for
+# makefile() that a probe never uses, about a microsecond per probe. A seam for tests too.
+open_socket: Callable[[int, int], _socket.socket] = _socket.socket
 
 
 class Target:
     """One check compiled for the probe path: address, request bytes, TLS, deadline."""
 
     __slots__ = (
+        "address",
+        "family",
         "host",
         "is_tcp",
         "numeric",
@@ -56,6 +86,7 @@ class Target:
         "request",
         "search",
         "server_hostname",
+        "session",
         "slot",
         "ssl",
         "timeout",
@@ -79,19 +110,28 @@ class Target:
         self.request = request
         self.search = search
         self.ssl = ssl_context
+        self.session: ssl.SSLSession | None = None  # the last one the target gave us
         self.is_tcp = not request
         self.server_hostname = host if ssl_context is not None else None
+        self.address: tuple[Any, ...] = (host, port)
         try:
-            ipaddress.ip_address(host)
+            version = ipaddress.ip_address(host).version
         except ValueError:
             self.numeric = False
+            self.family = socket.AF_UNSPEC  # known once the name resolves
         else:
             self.numeric = True
+            self.family = socket.AF_INET6 if version == 6 else socket.AF_INET
 
 
 def tls_contexts(ca_file: str | None = None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(no-verify, verify) client contexts for HTTPS checks; verify uses `ca_file` if given."""
-    lax = ssl.create_default_context()
+    """(no-verify, verify) client contexts for HTTPS checks; verify uses `ca_file` if given.
+
+    The no-verify context holds no trust store: OpenSSL still runs its verification
+    (and ignores the result), and with the system store that means looking issuers up
+    in the CA directory on every full handshake, most of the cost of one.
+    """
+    lax = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     lax.check_hostname = False
     lax.verify_mode = ssl.CERT_NONE
     strict = ssl.create_default_context(cafile=ca_file)
@@ -124,10 +164,25 @@ def compile_target(check: Check, lax: ssl.SSLContext, strict: ssl.SSLContext) ->
     )
 
 
-class _Probe(asyncio.Protocol):
-    """One probe: the connection's protocol and its bookkeeping at once."""
+def _os_error(code: int) -> OSError:
+    return OSError(code, os.strerror(code))  # the errno's own subclass (refused, reset...)
 
-    __slots__ = ("deadline", "done", "engine", "scanner", "started", "target", "task", "transport")
+
+class _Probe:
+    """One probe: its socket, where it stands, and its deadline on the available clock."""
+
+    __slots__ = (
+        "deadline",
+        "done",
+        "engine",
+        "fd",
+        "out",
+        "scanner",
+        "sock",
+        "started",
+        "state",
+        "target",
+    )
 
     def __init__(self, engine: ProbeEngine, target: Target, started: float) -> None:
         self.engine = engine
@@ -135,42 +190,112 @@ class _Probe(asyncio.Protocol):
         self.started = started
         self.deadline = started - engine.stalled + target.timeout  # on the available clock
         self.done = False
-        self.transport: asyncio.Transport | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.state = _CONNECTING
+        self.sock: _socket.socket | None = None
+        self.fd = -1
+        self.out = target.request  # bytes still to send
         self.scanner = ResponseScanner(target.search) if target.request else None
 
-    def __call__(self) -> _Probe:  # the protocol factory is the probe itself
-        return self
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        stream = cast("asyncio.Transport", transport)
-        if self.done:  # expired while the connection was completing
-            stream.abort()
+    def resolved(self, future: asyncio.Future[list[Any]]) -> None:
+        """The name's addresses are known (or not): connect to the first."""
+        if self.done or future.cancelled():
             return
-        self.transport = stream
-        if self.scanner is None:
-            self.engine.finish(self, _HEALTHY)
-        else:
-            stream.write(self.target.request)
+        exc = future.exception()
+        if exc is not None:
+            self.engine.finish(self, int(classify_error(exc, "resolve")))
+            return
+        family, _, _, _, address = future.result()[0]
+        self.engine.connect(self, family, address)
 
-    def data_received(self, data: bytes) -> None:
-        if not self.done and self.scanner is not None:
-            verdict = self.scanner.feed(data)
+    def ready(self, events: int) -> None:
+        """The socket is ready: move through the stages until one would block."""
+        state = self.state
+        if state != _READING:
+            if state == _CONNECTING:
+                sock = self.sock
+                assert sock is not None
+                if events & _FAILED:
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if code:
+                        self.engine.finish(self, int(classify_error(_os_error(code), "connect")))
+                        return
+                target = self.target
+                if target.is_tcp:
+                    self.engine.finish(self, _HEALTHY)
+                    return
+                if target.ssl is not None:
+                    self.sock = target.ssl.wrap_socket(
+                        sock,  # type: ignore[arg-type]  # the C type has all it uses
+                        server_hostname=target.server_hostname,
+                        do_handshake_on_connect=False,
+                        session=target.session,
+                    )
+                    state = self.state = _HANDSHAKE
+                else:
+                    state = self.state = _SENDING
+            if state == _HANDSHAKE and not self._handshake():
+                return
+            if self.state == _SENDING:
+                if not self._send():
+                    return
+                if not events & _READABLE:
+                    return  # nothing had come: what comes next is an edge of its own
+        self._read()
+
+    def _handshake(self) -> bool:
+        sock = self.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except _WOULD_BLOCK:
+            return False
+        except Exception as exc:
+            self.engine.finish(self, int(classify_error(exc, "connect")))
+            return False
+        self.engine.tls_handshakes += 1
+        if sock.session_reused:
+            self.engine.tls_resumed += 1
+        self.state = _SENDING
+        return True
+
+    def _send(self) -> bool:
+        sock = self.sock
+        assert sock is not None
+        try:
+            sent = sock.send(self.out)
+        except _WOULD_BLOCK:
+            return False
+        except Exception as exc:
+            self.engine.finish(self, int(classify_error(exc, "exchange")))
+            return False
+        if sent < len(self.out):  # rare: no room for a whole request on a new connection
+            self.out = self.out[sent:]
+            return False
+        self.state = _READING
+        return True
+
+    def _read(self) -> None:
+        sock = self.sock
+        scanner = self.scanner
+        assert sock is not None
+        assert scanner is not None
+        while True:
+            try:
+                data = sock.recv(READ_SIZE)
+            except _WOULD_BLOCK:
+                return
+            except Exception as exc:
+                self.engine.finish(self, int(classify_error(exc, "exchange")))
+                return
+            verdict = scanner.feed(data) if data else scanner.eof()
             if verdict:
+                if self.target.ssl is not None and not sock.session_reused:  # type: ignore[attr-defined]
+                    # A new session (the offered one was refused, or none was offered): keep
+                    # it for the next probe. Taking one is dear (Python copies it through
+                    # DER), so a session that resumed is kept as it is.
+                    self.target.session = sock.session  # type: ignore[attr-defined]
                 self.engine.finish(self, verdict)
-
-    def eof_received(self) -> bool | None:
-        if not self.done and self.scanner is not None:
-            self.engine.finish(self, self.scanner.eof())
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done:
-            if exc is not None:
-                verdict = int(classify_error(exc, "exchange"))
-            else:
-                verdict = self.scanner.eof() if self.scanner is not None else int(Reason.RESET)
-            self.engine.finish(self, verdict)
+                return
 
 
 class ProbeEngine:
@@ -185,55 +310,87 @@ class ProbeEngine:
         self._monotonic = monotonic
         self._record = record
         self._by_timeout: dict[float, deque[_Probe]] = {}
-        self.in_flight = 0
+        self._by_fd: dict[int, _Probe] = {}
+        self._poll: select.epoll | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.in_flight = 0
         self._last_sweep = -math.inf  # on the available clock
         self.stalled = 0.0  # seconds of loop stall so far: the wall clock minus the available
+        self.tls_handshakes = 0  # HTTPS handshakes completed, and how many resumed a session
+        self.tls_resumed = 0
 
     def start(self, target: Target, now: float) -> None:
-        """Open a probe of `target` that must end by `now + target.timeout`."""
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        """Open a probe of `target` now (its connect is issued before this returns); it
+        must end by `now + target.timeout`. Read `now` just before the call: time spent
+        starting earlier probes of a batch is not the target's."""
         probe = _Probe(self, target, now)
         self.in_flight += 1
         queue = self._by_timeout.get(target.timeout)
         if queue is None:
             queue = self._by_timeout[target.timeout] = deque()
         queue.append(probe)
-        probe.task = loop.create_task(self._open(probe, loop))
+        if target.numeric:
+            self.connect(probe, target.family, target.address)
+            return
+        probe.state = _RESOLVING  # in a worker thread, as the loop's own getaddrinfo does
+        future = asyncio.get_running_loop().run_in_executor(
+            None, socket.getaddrinfo, target.host, target.port, 0, socket.SOCK_STREAM
+        )
+        future.add_done_callback(probe.resolved)
 
-    async def _open(self, probe: _Probe, loop: asyncio.AbstractEventLoop) -> None:
-        target = probe.target
-        stage: Stage = "connect"
-        # The clock starts when this probe's connect really begins, not when it was queued:
-        # time lost to our own busy loop must not count against the target. Tasks run in
-        # creation order and the available clock never runs backwards, so each deadline
-        # FIFO stays in deadline order.
-        probe.started = self._monotonic()
-        probe.deadline = probe.started - self.stalled + target.timeout
+    def connect(self, probe: _Probe, family: int, address: tuple[Any, ...]) -> None:
+        """Issue `probe`'s connect and watch its socket (a step of `start`)."""
         try:
-            host = target.host
-            if not target.numeric:
-                stage = "resolve"
-                infos = await loop.getaddrinfo(host, target.port, type=socket.SOCK_STREAM)
-                host = str(infos[0][4][0])
-                stage = "connect"
-            await loop.create_connection(
-                probe,
-                host,
-                target.port,
-                ssl=target.ssl,
-                server_hostname=target.server_hostname,
-            )
-        except asyncio.CancelledError:
-            if not probe.done:  # cancelled by shutdown, not by our deadline sweep
-                raise
-        except Exception as exc:
-            if not probe.done:
-                self.finish(probe, int(classify_error(exc, stage)))
-        finally:
-            probe.task = None
+            sock = open_socket(family, _STREAM)
+        except OSError as exc:  # out of descriptors, most likely: our trouble, not theirs
+            self.finish(probe, int(classify_error(exc, "connect")))
+            return
+        try:
+            code = sock.connect_ex(address)
+        except OSError as exc:
+            code = exc.errno or errno.EINVAL
+        if code not in _IN_PROGRESS:
+            sock.close()
+            self.finish(probe, int(classify_error(_os_error(code), "connect")))
+            return
+        fd = sock.fileno()
+        try:
+            (self._poll or self._watch()).register(fd, _WATCH)
+        except OSError:  # the epoll set is full (max_user_watches): our own limit
+            sock.close()
+            self.finish(probe, _LOCAL)
+            return
+        probe.sock = sock
+        probe.fd = fd
+        probe.state = _CONNECTING
+        self._by_fd[fd] = probe
+
+    def _watch(self) -> select.epoll:
+        """The epoll set of every probe socket, watched by the running loop as one fd."""
+        loop = asyncio.get_running_loop()
+        poll = select.epoll()
+        loop.add_reader(poll.fileno(), self._ready)
+        self._loop = loop
+        self._poll = poll
+        return poll
+
+    def _ready(self) -> bool:
+        """The loop's one reader: run the probes whose sockets are ready, at most
+        MAX_EVENTS of them (the loop calls again while more are); True if that was all."""
+        poll = self._poll
+        if poll is None:
+            return True
+        by_fd = self._by_fd
+        ready = poll.poll(0, MAX_EVENTS)
+        for fd, events in ready:
+            probe = by_fd.get(fd)
+            if probe is None:
+                continue
+            try:
+                probe.ready(events)
+            except Exception as exc:  # a probe's surprise must never stop the others
+                self.finish(probe, int(classify_error(exc, "exchange")))
+        return len(ready) < MAX_EVENTS
 
     def finish(self, probe: _Probe, verdict: int) -> None:
         """End `probe` with `verdict` (first call wins) and close its connection."""
@@ -241,13 +398,11 @@ class ProbeEngine:
             return
         probe.done = True
         self.in_flight -= 1
-        transport = probe.transport
-        if transport is not None:
-            probe.transport = None
-            if verdict == _TIMEOUT:
-                transport.abort()
-            else:
-                transport.close()
+        sock = probe.sock
+        if sock is not None:
+            probe.sock = None
+            del self._by_fd[probe.fd]
+            sock.close()  # also leaves the epoll set
         self._record(probe.target, verdict, probe.started, self._monotonic())
 
     def sweep(self, now: float, stalled: float = 0.0) -> None:
@@ -256,26 +411,25 @@ class ProbeEngine:
         `stalled`: how much later than planned the loop woke for this sweep (seconds in
         which it could read nothing). It is added to every in-flight probe's deadline, so
         a probe is timed out only after its target had its whole timeout of time in which
-        the loop was available to read the answer, whatever stage (connect, request,
-        response) the stall interrupted.
+        the loop was available to read the answer, whatever stage (connect, handshake,
+        request, response) the stall interrupted.
 
-        The cutoff is the previous sweep's time, not `now`: the event loop has polled for
-        I/O at least once since then, so an answer that arrived before a deadline has been
-        read before the probe is called timed out.
+        Every socket already ready is read first, and the cutoff is the previous sweep's
+        time, not `now`: so an answer that arrived before a deadline has been read before
+        the probe is called timed out, however many answers arrived at once.
         """
+        while not self._ready():
+            pass
         if stalled > 0.0:
             self.stalled += stalled
         cutoff = self._last_sweep
         self._last_sweep = now - self.stalled
+        finish = self.finish
         for queue in self._by_timeout.values():
             while queue and queue[0].deadline <= cutoff:
                 probe = queue.popleft()
-                if probe.done:
-                    continue
-                task = probe.task
-                self.finish(probe, _TIMEOUT)
-                if task is not None:
-                    task.cancel()
+                if not probe.done:
+                    finish(probe, _TIMEOUT)
 
     def next_deadline(self) -> float | None:
         """The earliest deadline among probes still queued for the sweep (wall clock, if
@@ -289,7 +443,7 @@ class ProbeEngine:
             del self._by_timeout[timeout]
 
     def abort_all(self) -> None:
-        """Shut down: end every in-flight probe without recording it."""
+        """Shut down: end every in-flight probe without recording it, stop watching."""
         for queue in self._by_timeout.values():
             while queue:
                 probe = queue.popleft()
@@ -297,7 +451,13 @@ class ProbeEngine:
                     continue
                 probe.done = True
                 self.in_flight -= 1
-                if probe.transport is not None:
-                    probe.transport.abort()
-                if probe.task is not None:
-                    probe.task.cancel()
+                if probe.sock is not None:
+                    probe.sock.close()
+                    probe.sock = None
+        self._by_fd.clear()
+        poll, loop = self._poll, self._loop
+        self._poll = self._loop = None
+        if poll is not None:
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(poll.fileno())
+            poll.close()

@@ -14,7 +14,9 @@ due exactly once per interval whatever happened to its last probe.
 Cost: O(1) amortised per due probe; O(checks log checks) per rebuild (config pass).
 
 A cursor that falls more than one interval behind (a stalled process) jumps forward and
-reports how many probes it skipped, so the service can count them; it never bursts.
+reports how many probes it skipped, so the service can count them; it never bursts. A
+`take` may be capped: probes due but not taken stay due, in order, for the next take, so
+a backlog is the cursor's lag and nothing else (no queue, no second copy of a probe).
 """
 
 # urn: pure
@@ -87,11 +89,13 @@ class Schedule:
             return None
         return self.epoch + self._cycle * self.interval + self.offsets[self._index]
 
-    def take(self, now: float) -> tuple[list[int], list[float], int]:
-        """Slots due by `now`, their due times, and how many probes were skipped.
+    def take(self, now: float, limit: int | None = None) -> tuple[list[int], list[float], int]:
+        """Slots due by `now` (at most `limit` of them), their due times, and how many
+        probes were skipped.
 
         A probe due more than one interval ago is skipped (its check's next probe is
         already due); the service counts it, it is never reported as a target failure.
+        Due probes beyond `limit` are left for the next take.
         """
         slots: list[int] = []
         dues: list[float] = []
@@ -111,7 +115,9 @@ class Schedule:
             skipped = cycle * n + index - before
             start = self.epoch + cycle * interval
             due = start + offsets[index]
-        while due <= now:
+        room = -1 if limit is None else limit  # counts down to 0; from -1 it never gets there
+        while due <= now and room:
+            room -= 1
             slots.append(self.slots[index])
             dues.append(due)
             index += 1

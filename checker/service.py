@@ -12,7 +12,9 @@ interval late are skipped and counted (`urn_probes_skipped`), never failed; a lo
 extends the deadlines of the probes in flight (see `ProbeEngine.sweep`).
 Cost per probe: one schedule step, one `ProbeEngine.start`, one table write and a few
 list appends; metrics are folded in once per push interval, not per probe. The probe
-loop wakes on a fixed grid (`TICK`), so its own cost per second is fixed too.
+loop wakes on a fixed grid (`Admission.tick`, from the config's rate), so its own cost
+per second is fixed too, and a wake starts at most `Admission.per_wake` probes: a late
+wake never becomes a bigger batch.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from checker.admission import Admission, admission
+from checker.admission import TICK_MAX, Admission, admission
 from checker.assign import assigned_checks, check_key, position
 from checker.probers import ProbeEngine, Target, compile_target, tls_contexts
 from checker.schedule import Schedule, phase, spread_phase
@@ -42,7 +44,7 @@ from urn.ticker import run_aligned
 from urn.wire import TableKind
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from prometheus_client import Histogram
 
@@ -58,13 +60,11 @@ __all__ = ["CheckerPlan", "CheckerService", "observe_many"]
 
 log = get_logger("checker")
 
-# The probe loop wakes only on a fixed grid of TICK (at most 1/TICK times a second, as
-# the edge design's buckets): due probes start in batches at the first grid point after
-# they fall due, and that lateness (< TICK) is measured like any other. Waking once a
-# millisecond cost more CPU than the probes themselves at moderate rates.
-TICK = 0.02
+# The probe loop wakes only on a fixed grid of the admission's tick (5 to 20 ms, about a
+# hundred probes due per wake): due probes start in batches at the first grid point after
+# they fall due, and that lateness (< tick) is measured like any other.
 IDLE_WAKE = 0.05  # wake at least this often with nothing due (config passes may add work)
-SWEEP_SLACK = 2 * TICK  # a probe may outlive its timeout by up to this much (two sweeps)
+SWEEP_SLACK = 2 * TICK_MAX  # a probe may outlive its timeout by up to two sweeps
 # Waking up to this much later than planned is timer noise; beyond it the loop stalled
 # (CPU starved, or busy with its own work) and every probe in flight gets that much more
 # time, so our own stall is never judged as a target timeout.
@@ -83,7 +83,7 @@ def stale_after(interval: float, timeout: float) -> float:
     return interval + max(interval, timeout + SWEEP_SLACK) + STALE_GRACE * interval
 
 
-def observe_many(histogram: Histogram, values: list[float]) -> None:
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
     """`histogram.observe(v)` for every value at once (one numpy pass, not one call each)."""
     if not values:
         return
@@ -94,12 +94,12 @@ def observe_many(histogram: Histogram, values: list[float]) -> None:
         for value in values:
             histogram.observe(value)
         return
-    array = np.asarray(values, dtype=np.float64)
-    counts = np.bincount(np.searchsorted(bounds, array, side="left"), minlength=len(bounds))
+    data = np.asarray(values, dtype=np.float64)
+    counts = np.bincount(np.searchsorted(bounds, data, side="left"), minlength=len(bounds))
     for index, count in enumerate(counts.tolist()):
         if count:
             buckets[index].inc(count)
-    total.inc(float(array.sum()))
+    total.inc(float(data.sum()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +143,16 @@ class CheckerService:
         self._phases: dict[tuple[str, tuple[int, int] | None], float] = {}
         self.stale_count = 0  # slots the last pushed table reported STALE
         self.schedule = Schedule(1.0, self._epoch, (), self._epoch)
-        self._pending: deque[tuple[int, float]] = deque()
-        self._queued = bytearray(capacity)
         self._limit = 1
+        self._per_wake = 1
+        self._tick = TICK_MAX
         self._fd = current_fd_limit() if settings.fd_limit is None else settings.fd_limit
         self.signer = TableSigner(TableKind.CHECKER, settings.id, clock, az=settings.az)
         # Per-probe facts, folded into metrics once per push interval.
         self._counts = [0] * (max(Reason) + 1)
-        self._durations: list[float] = []
-        self._lateness: list[float] = []
+        # Arrays of C doubles, not lists: folding one is a single buffer, not 20,000 floats.
+        self._durations = array("d")
+        self._lateness = array("d")
         self._skipped = 0
         self.probes_started = 0
         self.cycle_log: deque[tuple[int, int, int]] = deque(maxlen=256)  # (cycle, started, skip)
@@ -162,7 +163,7 @@ class CheckerService:
         self.pushes = 0
         self._cpu_mark = time.process_time()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._admission = Admission(0, 0)
+        self._admission = Admission(0, 0, TICK_MAX, 0)
         self._installed = False
         self.metrics.ready.set_function(lambda: float(self.ready()[0]))
         self.status = CheckerStatus(self)  # /v1/status: rebuilt after every push
@@ -195,7 +196,7 @@ class CheckerService:
             interval=interval,
             phases=tuple(sorted((c.slot, self._phase(document, c)) for c in checks)),
             admission=admission(
-                (c.timeout + SWEEP_SLACK for c in checks),
+                [c.timeout + SWEEP_SLACK for c in checks],
                 interval,
                 soft,
                 self.settings.fd_reserve,
@@ -255,6 +256,8 @@ class CheckerService:
     def _admit(self, sizing: Admission) -> None:
         soft, hard = self._fd
         self._limit = sizing.limit
+        self._per_wake = sizing.per_wake
+        self._tick = sizing.tick
         self.metrics.concurrency_needed.set(sizing.needed)
         self.metrics.concurrency_limit.set(sizing.limit)
         self.metrics.fd_limit.set(soft)
@@ -292,73 +295,40 @@ class CheckerService:
             at = self._capacity + slot
             raw[at] = ((raw[at] << 1) & 0xFF) | (verdict != _HEALTHY)
 
-    def launch(self, now: float) -> None:
-        """Start every probe due by `now`, within the concurrency limit."""
+    def launch(self, now: float) -> bool:
+        """Start the probes due by `now`, as many as this wake's admission allows; True
+        when it stopped at the per-wake cap (more may be due now).
+
+        Due probes beyond that stay due in the schedule (its cursor lags), are started by
+        the next wakes in due order, and are skipped and counted once an interval late.
+        """
         engine = self.engine
-        targets = self._targets
-        pending = self._pending
-        queued = self._queued
-        lateness = self._lateness
-        limit = self._limit
-        interval = self.schedule.interval
+        room = self._limit - engine.in_flight
+        cap = self._per_wake
+        limit = room if room < cap else cap
+        slots, dues, skipped = self.schedule.take(now, limit if limit > 0 else 0)
         started = 0
-        skipped = 0
-        while pending and engine.in_flight < limit:
-            slot, due = pending.popleft()
-            queued[slot] = 0
-            target = targets[slot]
-            if target is None:
-                continue
-            if now - due > interval:
-                skipped += 1
-                continue
-            self._count_cycle(due)
-            engine.start(target, now)
-            lateness.append(now - due)
-            started += 1
-        slots, dues, jumped = self.schedule.take(now)
-        skipped += jumped
-        cycle_end = self._cycle_end
-        if (
-            slots
-            and not pending
-            and engine.in_flight + len(slots) <= limit
-            and dues[-1] < cycle_end
-        ):
-            # The steady state: the whole batch starts now, inside the current cycle.
+        if slots:
+            # Each probe's clock (and lateness) starts when its own connect is issued.
+            monotonic = self.clock.monotonic
+            targets = self._targets
+            lateness = self._lateness
             start = engine.start
-            for slot in slots:
+            steady = dues[-1] < self._cycle_end  # the whole batch in the current cycle
+            for slot, due in zip(slots, dues, strict=True):
                 target = targets[slot]
-                if target is not None:
-                    start(target, now)
+                if target is not None:  # defensive: apply rebuilds the schedule
+                    if not steady:
+                        self._count_cycle(due)
+                    at = monotonic()
+                    start(target, at)
+                    lateness.append(at - due)
                     started += 1
-            if started == len(slots):
-                lateness.extend([now - due for due in dues])
-            else:  # a check removed under the schedule (defensive: apply rebuilds it)
-                lateness.extend(
-                    [now - d for s, d in zip(slots, dues, strict=True) if targets[s] is not None]
-                )
-            slots, dues = [], []
-        for slot, due in zip(slots, dues, strict=True):
-            target = targets[slot]
-            if target is None:
-                continue
-            if engine.in_flight < limit and not pending:
-                if due >= cycle_end:
-                    self._count_cycle(due)
-                    cycle_end = self._cycle_end
-                engine.start(target, now)
-                lateness.append(now - due)
-                started += 1
-            elif queued[slot]:
-                skipped += 1  # its previous probe has not even started: one is enough
-            else:
-                queued[slot] = 1
-                pending.append((slot, due))
         self.probes_started += started
         self._cycle_started += started
         self._skipped += skipped
         self._cycle_skipped += skipped
+        return limit == cap and len(slots) == cap
 
     def _count_cycle(self, due: float) -> None:
         if due >= self._cycle_end:
@@ -371,13 +341,12 @@ class CheckerService:
             )
 
     def _next_wake(self, now: float) -> float:
-        """The first grid point at or after the next thing to do, at least ~TICK/10 ahead."""
+        """The first grid point at or after the next thing to do, at least ~tick/10 ahead."""
         epoch = self._epoch
-        grid = epoch + (math.floor((now - epoch) / TICK) + 1) * TICK
-        if grid - now < 0.1 * TICK:  # `now` is (a rounding error short of) a grid point
-            grid += TICK
-        if self._pending:
-            return grid
+        tick = self._tick
+        grid = epoch + (math.floor((now - epoch) / tick) + 1) * tick
+        if grid - now < 0.1 * tick:  # `now` is (a rounding error short of) a grid point
+            grid += tick
         wake = now + IDLE_WAKE
         due = self.schedule.next_due()
         if due is not None and due < wake:
@@ -387,7 +356,7 @@ class CheckerService:
             wake = deadline
         if wake <= grid:
             return grid
-        return epoch + math.ceil((wake - epoch) / TICK) * TICK
+        return epoch + math.ceil((wake - epoch) / tick) * tick
 
     async def _probe_loop(self) -> None:
         clock = self.clock
@@ -399,10 +368,20 @@ class CheckerService:
             # A wake later than planned is time the loop could not read answers in: the
             # engine adds it to every in-flight probe's deadline.
             engine.sweep(now, late - STALL_GRACE if late > STALL_GRACE else 0.0)
-            self.launch(now)
-            # A timer may fire a little early (the loop's clock has a coarse grain): plan
-            # from the grid point we meant to wake at, or we would wake twice for it.
-            planned = self._next_wake(now if now > planned else planned)
+            if self.launch(now):
+                # Stopped at the per-wake cap with more due: start the next batch once the
+                # loop has read the answers ready now, so a backlog drains as fast as the
+                # core allows, in batches that never grow. A yield that takes longer than
+                # timer noise is credited as a stall, as a late wake is.
+                planned = clock.monotonic()
+                await asyncio.sleep(0)
+                continue
+            # Plan from the end of this wake's work: a grid point it overran would not
+            # sleep at all, and a loop that never yields reads no answers and pushes no
+            # tables. And from the grid point we meant to wake at when a timer fired a
+            # little early (the loop's clock has a coarse grain), or we would wake twice.
+            done = clock.monotonic()
+            planned = self._next_wake(done if done > planned else planned)
             await clock.sleep_until(planned)
 
     # --- pushing -------------------------------------------------------------------
@@ -452,10 +431,10 @@ class CheckerService:
             if counts[reason]:
                 metrics.probes.labels(reason.label).inc(counts[reason])
                 counts[reason] = 0
-        durations, self._durations = self._durations, []
-        lateness, self._lateness = self._lateness, []
+        durations, self._durations = self._durations, array("d")
+        lateness, self._lateness = self._lateness, array("d")
         observe_many(metrics.probe_duration, durations)
-        observe_many(metrics.probe_lateness, [max(0.0, x) for x in lateness])
+        observe_many(metrics.probe_lateness, lateness)  # >= 0: a probe starts once due
         if self._skipped:
             metrics.probes_skipped.inc(self._skipped)
             self._skipped = 0

@@ -156,9 +156,12 @@ async def probe_once(target: Target, sweep_every: float = 0.005) -> int:
 
     engine = ProbeEngine(loop.time, record)
     engine.start(target, loop.time())
-    while not results:
-        await asyncio.sleep(sweep_every)
-        engine.sweep(loop.time())
+    try:
+        while not results:
+            await asyncio.sleep(sweep_every)
+            engine.sweep(loop.time())
+    finally:
+        engine.abort_all()  # its epoll set, and the loop's reader of it
     return results[0]
 
 

@@ -5,10 +5,16 @@ Run on both event loops: uvloop (what `urn checker` uses) and asyncio's own.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
+import errno
+import os
+import select
 import socket
+import ssl
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +24,9 @@ from sim.testing import FakeClock, free_port, wait_until
 from sim.testing.targets import ThreadedTarget, probe_once
 from urn.config import Check, CheckType
 from urn.table import Reason
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 
 def check(
@@ -172,20 +181,15 @@ async def test_tcp_dns_failure():
 
 
 class WatchedProbe(probers._Probe):
-    """The engine's own probe, saying when its connection was made and when it was lost."""
+    """The engine's own probe, counting the ready events it was given."""
 
     def __init__(self, engine: ProbeEngine, target: Target, started: float) -> None:
         super().__init__(engine, target, started)
-        self.made = False
-        self.lost = False
+        self.events = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.made = True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.lost = True
+    def ready(self, events: int) -> None:
+        self.events += 1
+        super().ready(events)
 
 
 @pytest.fixture
@@ -202,15 +206,41 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> list[WatchedProbe]:
     return started
 
 
-class LateTransport(asyncio.Transport):
-    """A connection that completes after its probe has ended: it must be aborted."""
+class Holder:
+    """A target that accepts, reads whatever comes and never answers (HTTP or TLS), and
+    counts the connections it accepted and the ones the prober closed."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.aborted = False
+        self.accepted = 0
+        self.closed = 0
+        self.received = 0
+        self._server: asyncio.Server | None = None
 
-    def abort(self) -> None:
-        self.aborted = True
+    async def start(self) -> int:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.accepted += 1
+            try:
+                while data := await reader.read(65536):
+                    self.received += len(data)
+            except ConnectionError:
+                pass
+            self.closed += 1
+            writer.close()
+
+        self._server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
+@pytest.fixture
+async def holder() -> AsyncIterator[Holder]:
+    server = Holder()
+    await server.start()
+    yield server
+    server.stop()
 
 
 def recording_engine(clock: FakeClock) -> tuple[ProbeEngine, list[int]]:
@@ -219,87 +249,82 @@ def recording_engine(clock: FakeClock) -> tuple[ProbeEngine, list[int]]:
     return engine, results
 
 
-ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+def holder_port(server: Holder) -> int:
+    assert server._server is not None
+    return int(server._server.sockets[0].getsockname()[1])
 
 
 @pytest.mark.parametrize("kind", [CheckType.HTTP, CheckType.HTTPS])
-async def test_a_probe_timed_out_reports_once_whatever_its_connection_does_later(
-    raw_server, probes: list[WatchedProbe], kind: CheckType
+async def test_a_probe_timed_out_reports_once_and_its_connection_is_closed(
+    holder: Holder, probes: list[WatchedProbe], kind: CheckType
 ):
-    """Deadline first: the sweep reports TIMEOUT, and nothing the connection does after
-    (lost, an answer, EOF, completing at last, another finish) reports again. HTTP: timed
-    out waiting for the answer; HTTPS: timed out in the TLS handshake, the connect
-    cancelled."""
-    port = await raw_server("hold")  # accepts TCP, never answers and never speaks TLS
+    """Deadline first: the sweep reports TIMEOUT and closes the socket, so nothing the
+    target does later can reach the probe, and a later finish does not report again.
+    HTTP: timed out waiting for the answer; HTTPS: timed out in the TLS handshake."""
     clock = FakeClock()
     engine, results = recording_engine(clock)
     now = clock.monotonic()
-    engine.start(target(check(kind, port, timeout=0.5)), now)
+    engine.start(target(check(kind, holder_port(holder), timeout=0.5)), now)
     (probe,) = probes
-    if kind is CheckType.HTTP:
-        await wait_until(lambda: probe.made, message="the request sent")
-    else:
-        await asyncio.sleep(0)  # the connect begins: the probe's deadline is set
-        assert not probe.made
+    stage = probers._READING if kind is CheckType.HTTP else probers._HANDSHAKE
+    await wait_until(
+        lambda: probe.state == stage and holder.received > 0, message="the first bytes sent"
+    )
     engine.sweep(now)
     engine.sweep(now + 0.6)  # past the deadline, but only after the previous sweep
     assert results == []
     engine.sweep(now + 0.7)
     assert results == [Reason.TIMEOUT]
     assert engine.in_flight == 0
-    if kind is CheckType.HTTP:
-        await wait_until(lambda: probe.lost, message="the aborted connection lost")
-    else:
-        await wait_until(lambda: probe.task is None, message="the cancelled connect unwound")
-    probe.data_received(ANSWER)  # a late answer, already read
-    probe.eof_received()
-    probe.connection_lost(None)
-    late = LateTransport()
-    probe.connection_made(late)  # the connection completes only now
-    assert late.aborted
+    assert probe.sock is None
+    assert engine._by_fd == {}
+    await wait_until(lambda: holder.closed == 1, message="the target saw the close")
     engine.finish(probe, int(Reason.HEALTHY))  # first call wins
     engine.sweep(now + 2.0)
     assert results == [Reason.TIMEOUT]
     assert engine.in_flight == 0
+    engine.abort_all()
 
 
 async def test_a_probe_answered_reports_once_whatever_the_sweep_does_later(
     http_port: int, probes: list[WatchedProbe]
 ):
-    """Answer first: the connection reports HEALTHY, and neither the sweep past its
-    deadline nor a late TIMEOUT nor the connection's own late callbacks report again."""
+    """Answer first: the probe reports HEALTHY on the event that brought the answer, and
+    neither the sweep past its deadline nor a late TIMEOUT report again."""
     clock = FakeClock()
     engine, results = recording_engine(clock)
     now = clock.monotonic()
     engine.start(target(check(CheckType.HTTP, http_port, timeout=0.5)), now)
     (probe,) = probes
-    await wait_until(lambda: probe.lost, message="the probe answered and its connection closed")
+    await wait_until(lambda: bool(results), message="the probe answered")
     assert results == [Reason.HEALTHY]
     assert engine.in_flight == 0
+    assert probe.sock is None
+    assert 2 <= probe.events <= 3  # connected; answered (perhaps the request's ack between)
     engine.sweep(now + 1.0)
     engine.sweep(now + 2.0)  # past the deadline on every count
     engine.finish(probe, int(Reason.TIMEOUT))  # first call wins
-    probe.data_received(ANSWER)
-    probe.eof_received()
-    probe.connection_lost(ConnectionResetError())
     assert results == [Reason.HEALTHY]
     assert engine.in_flight == 0
     assert engine.next_deadline() is None
+    engine.abort_all()
 
 
 async def test_sweep_ends_many_hung_probes_at_once_and_each_once(
-    raw_server, probes: list[WatchedProbe]
+    holder: Holder, probes: list[WatchedProbe]
 ):
-    port = await raw_server("hold")
     clock = FakeClock()
     engine, results = recording_engine(clock)
-    t = target(check(CheckType.HTTP, port, timeout=0.1))
+    t = target(check(CheckType.HTTP, holder_port(holder), timeout=0.1))
     now = clock.monotonic()
     for _ in range(20):
         engine.start(t, now)
     assert engine.in_flight == 20
     assert engine.next_deadline() == pytest.approx(now + 0.1)
-    await wait_until(lambda: all(p.made for p in probes), message="20 requests sent")
+    await wait_until(
+        lambda: all(p.state == probers._READING for p in probes) and holder.accepted == 20,
+        message="20 requests sent",
+    )
     engine.sweep(now + 0.05)
     engine.sweep(now + 0.5)  # deadlines passed, but only after the previous sweep
     assert results == []
@@ -307,26 +332,343 @@ async def test_sweep_ends_many_hung_probes_at_once_and_each_once(
     assert results == [Reason.TIMEOUT] * 20
     assert engine.in_flight == 0
     engine.sweep(now + 1.0)
-    await wait_until(
-        lambda: all(p.lost and p.task is None for p in probes),
-        message="every aborted probe unwound",
-    )
+    await wait_until(lambda: holder.closed == 20, message="every connection closed")
     assert len(results) == 20  # nothing reported twice
+    assert engine._by_fd == {}
+    engine.abort_all()
 
 
-async def test_abort_all_reports_nothing(raw_server, probes: list[WatchedProbe]):
-    port = await raw_server("hold")
+async def test_abort_all_reports_nothing_and_stops_watching(holder: Holder, http_port: int):
     clock = FakeClock()
     engine, results = recording_engine(clock)
-    engine.start(target(check(CheckType.HTTP, port, timeout=5)), clock.monotonic())
-    (probe,) = probes
-    await wait_until(lambda: probe.made, message="the request sent")
+    engine.start(target(check(CheckType.HTTP, http_port)), clock.monotonic())
+    await wait_until(lambda: results == [Reason.HEALTHY], message="an answered probe")
+    results.clear()  # answered, but still queued for the sweep: aborting passes it over
+    engine.start(target(check(CheckType.HTTP, holder_port(holder), timeout=5)), clock.monotonic())
+    await wait_until(lambda: holder.received > 0, message="the request sent")
+    poll = engine._poll
+    assert poll is not None
     engine.abort_all()
-    await wait_until(lambda: probe.lost, message="the aborted connection lost")
+    assert poll.closed
+    assert engine._poll is None
+    await wait_until(lambda: holder.closed == 1, message="the aborted connection closed")
     engine.sweep(clock.monotonic() + 10)
     engine.sweep(clock.monotonic() + 20)
     assert results == []
     assert engine.in_flight == 0
+    # An engine shut down can start again: it watches a fresh epoll set.
+    engine.start(target(check(CheckType.HTTP, http_port)), clock.monotonic())
+    await wait_until(lambda: results == [Reason.HEALTHY], message="a probe after the abort")
+    engine.abort_all()
+
+
+async def test_a_name_still_resolving_at_its_deadline_times_out_and_never_connects(
+    monkeypatch: pytest.MonkeyPatch, holder: Holder
+):
+    """The deadline covers name resolution too; an answer that comes later is dropped."""
+    resolving = threading.Event()
+    release = threading.Event()
+    getaddrinfo = socket.getaddrinfo
+
+    def slow(host: str, *args: Any, **kwargs: Any) -> Any:
+        resolving.set()
+        release.wait(5)
+        return getaddrinfo("127.0.0.1", *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    now = clock.monotonic()
+    c = check(CheckType.HTTP, holder_port(holder), host="slow.test", timeout=0.5)
+    engine.start(target(c), now)
+    await wait_until(resolving.is_set, message="resolution begun")
+    engine.sweep(now + 1.0)
+    engine.sweep(now + 3.0)
+    assert results == [Reason.TIMEOUT]
+    release.set()
+    await asyncio.sleep(0.2)
+    assert holder.accepted == 0  # the late answer opened nothing
+    assert results == [Reason.TIMEOUT]
+    engine.abort_all()
+
+
+async def test_out_of_descriptors_is_local_not_the_targets(
+    monkeypatch: pytest.MonkeyPatch, http_port: int
+):
+    def no_descriptors(*_: Any) -> socket.socket:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(probers, "open_socket", no_descriptors)
+    assert await probe_once(target(check(CheckType.HTTP, http_port))) == Reason.LOCAL
+
+
+class Wrapped:
+    """A real probe socket, with one of its calls replaced."""
+
+    def __init__(self, family: int, kind: int, **replaced: Any) -> None:
+        self._sock = _socket.socket(family, kind)
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _raise(exc: BaseException) -> Any:
+    def call(*_: Any) -> Any:
+        raise exc
+
+    return call
+
+
+@pytest.mark.parametrize(
+    ("replaced", "expected"),
+    [
+        ({"connect_ex": lambda _address: errno.ECONNREFUSED}, Reason.REFUSED),  # at once
+        ({"connect_ex": lambda _address: errno.ENETUNREACH}, Reason.ERROR),
+        ({"connect_ex": _raise(OSError(errno.EADDRNOTAVAIL, "no local port"))}, Reason.LOCAL),
+        ({"send": _raise(ConnectionResetError(errno.ECONNRESET, "reset"))}, Reason.RESET),
+        ({"recv": _raise(ConnectionResetError(errno.ECONNRESET, "reset"))}, Reason.RESET),
+    ],
+    ids=["connect-refused-at-once", "connect-unreachable", "no-local-port", "send", "recv"],
+)
+async def test_errors_of_each_call_end_the_probe_with_their_reason(
+    monkeypatch: pytest.MonkeyPatch, http_port: int, replaced: dict[str, Any], expected: Reason
+):
+    monkeypatch.setattr(
+        probers, "open_socket", lambda family, kind: Wrapped(family, kind, **replaced)
+    )
+    assert await probe_once(target(check(CheckType.HTTP, http_port))) == expected
+
+
+async def test_a_request_bigger_than_the_socket_buffers_goes_out_in_pieces():
+    """A send that takes only part of the request waits for room (the next edge) and
+    sends the rest: the target reads one whole request and answers it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    heads: list[int] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                time.sleep(0.001)  # a slow reader: the prober's buffer fills first
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            heads.append(len(head))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        c = check(CheckType.HTTP, listener.getsockname()[1], "/" + "a" * 4_000_000, timeout=20)
+        t = target(c)
+        assert await probe_once(t) == Reason.HEALTHY
+        assert heads == [len(t.request)]
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+
+
+async def test_an_answer_not_yet_there_costs_no_recv(monkeypatch: pytest.MonkeyPatch):
+    """The request goes out on the connect's edge; the answer is read on its own edge,
+    so the only recv a probe makes is the one that brings bytes (edge-triggered: data
+    that comes after an event is reported as another)."""
+    calls: list[int] = []  # bytes each recv brought; -1: it would have blocked
+
+    def counting(family: int, kind: int) -> Wrapped:
+        sock = Wrapped(family, kind)
+        real = sock._sock.recv
+
+        def recv(size: int) -> bytes:
+            try:
+                data = real(size)
+            except BlockingIOError:
+                calls.append(-1)
+                raise
+            calls.append(len(data))
+            return data
+
+        sock.recv = recv  # type: ignore[method-assign]
+        return sock
+
+    monkeypatch.setattr(probers, "open_socket", counting)
+    with ThreadedTarget(delay=0.05) as served:
+        assert await probe_once(target(check(CheckType.HTTP, served.port))) == Reason.HEALTHY
+    assert len(calls) == 1
+    assert calls[0] > 0
+
+
+async def test_a_ready_socket_no_probe_owns_is_passed_over():
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    poll = engine._watch()
+    ours, theirs = socket.socketpair()
+    try:
+        poll.register(ours.fileno(), select.EPOLLIN)
+        theirs.send(b"x")
+        assert engine._ready()  # nothing of ours was ready: nothing happened
+        assert results == []
+    finally:
+        engine.abort_all()
+        ours.close()
+        theirs.close()
+
+
+async def test_a_full_epoll_set_is_local_not_the_targets(http_port: int):
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+
+    class Full:
+        def register(self, fd: int, events: int) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    engine._poll = Full()  # type: ignore[assignment]
+    engine.start(target(check(CheckType.HTTP, http_port)), clock.monotonic())
+    assert results == [Reason.LOCAL]
+    assert engine.in_flight == 0
+    engine._poll = None
+
+
+async def test_https_offers_the_targets_last_session_back(https_port: int):
+    """Session resumption where the target allows it: later handshakes resume, and a
+    session that resumed is kept as it is (taking a new one copies it through DER)."""
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    t = target(check(CheckType.HTTPS, https_port, search="all good"))
+    sessions = []
+    for expected in (1, 2, 3):
+        engine.start(t, clock.monotonic())
+        await wait_until(lambda n=expected: len(results) == n, message="an HTTPS probe")
+        sessions.append(t.session)
+    assert results == [Reason.HEALTHY] * 3
+    assert sessions[0] is not None
+    assert sessions[2] is sessions[1] is sessions[0]
+    assert (engine.tls_handshakes, engine.tls_resumed) == (3, 2)
+    engine.abort_all()
+
+
+def test_the_no_verify_context_holds_no_trust_store(ca_file: str):
+    """OpenSSL verifies (and ignores the result) even without verify_tls: with no store
+    there is nothing to look issuers up in on each full handshake."""
+    lax, strict = tls_contexts(ca_file)
+    assert lax.verify_mode == ssl.CERT_NONE
+    assert not lax.check_hostname
+    assert lax.get_ca_certs() == []
+    assert lax.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert strict.verify_mode == ssl.CERT_REQUIRED
+    assert strict.check_hostname
+    assert len(strict.get_ca_certs()) == 1  # the CA file given
+
+
+async def test_sweep_reads_every_answer_already_there_before_it_times_anything_out(
+    monkeypatch: pytest.MonkeyPatch, probes: list[WatchedProbe]
+):
+    """Many answers ready at once (more than one loop callback takes): the sweep reads
+    them all before it judges a deadline, so none of them is called a timeout."""
+    monkeypatch.setattr(probers, "MAX_EVENTS", 4)
+    with ThreadedTarget(delay=0.1) as served:
+        loop = asyncio.get_running_loop()
+        clock = FakeClock()
+        engine, results = recording_engine(clock)
+        now = clock.monotonic()
+        t = target(check(CheckType.HTTP, served.port, timeout=0.5))
+        for _ in range(20):
+            engine.start(t, now)
+        await wait_until(
+            lambda: all(p.state == probers._READING for p in probes), message="20 requests sent"
+        )
+        assert engine._poll is not None
+        loop.remove_reader(engine._poll.fileno())  # the loop reads nothing by itself now
+        await wait_until(lambda: served.answered == 20, message="20 answers sent")
+        await asyncio.sleep(0.05)  # and arrived
+        assert results == []
+        engine.sweep(now + 1.0)  # past every deadline
+        engine.sweep(now + 2.0)
+        assert results == [Reason.HEALTHY] * 20
+        engine.abort_all()
+
+
+async def test_a_probes_surprise_is_an_error_verdict_and_the_others_go_on(
+    monkeypatch: pytest.MonkeyPatch, http_port: int, probes: list[WatchedProbe]
+):
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    t = target(check(CheckType.HTTP, http_port))
+    engine.start(t, clock.monotonic())
+
+    def surprise(events: int) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(probes[0], "ready", surprise)
+    engine.start(t, clock.monotonic())
+    await wait_until(lambda: len(results) == 2, message="both probes ended")
+    assert sorted(results) == sorted([Reason.ERROR, Reason.HEALTHY])
+    engine.abort_all()
+
+
+def _probe_sockets(server_ports: set[int]) -> set[int]:
+    """This process's open descriptors, less the ones our own test targets accepted."""
+    mine = set()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:  # not a socket (or gone): count it
+            mine.add(fd)
+            continue
+        try:
+            if sock.getsockname()[1] not in server_ports:
+                mine.add(fd)
+        except (OSError, IndexError):
+            mine.add(fd)
+        finally:
+            sock.detach()
+    return mine
+
+
+async def test_no_descriptor_outlives_its_probe_whatever_ends_it(
+    http_port: int, https_port: int, raw_server: Callable[[str], Awaitable[int]]
+):
+    """Answered, refused, timed out (connecting, in the TLS handshake, waiting for the
+    answer), reset, garbage, TLS failures, names: each probe's socket is closed with
+    its verdict, and `abort_all` closes the epoll set."""
+    hold, reset, garbage = [await raw_server(b) for b in ("hold", "reset", "garbage")]
+    servers = {http_port, https_port, hold, reset, garbage}
+    refused = free_port()
+    cases = [
+        (check(CheckType.HTTP, http_port), Reason.HEALTHY),
+        (check(CheckType.HTTPS, https_port), Reason.HEALTHY),
+        (check(CheckType.HTTPS, https_port, verify_tls=True), Reason.TLS),  # unknown CA
+        (check(CheckType.HTTPS, http_port), Reason.TLS),  # a plain HTTP answer to TLS
+        (check(CheckType.TCP, http_port), Reason.HEALTHY),
+        (check(CheckType.HTTP, refused), Reason.REFUSED),
+        (check(CheckType.HTTPS, refused), Reason.REFUSED),
+        (check(CheckType.HTTP, hold, timeout=0.05), Reason.TIMEOUT),
+        (check(CheckType.HTTPS, hold, timeout=0.05), Reason.TIMEOUT),  # in the handshake
+        (check(CheckType.HTTP, reset), Reason.RESET),
+        (check(CheckType.HTTPS, reset), Reason.RESET),
+        (check(CheckType.HTTP, garbage), Reason.ERROR),
+        (check(CheckType.HTTP, http_port, host="localhost"), Reason.HEALTHY),
+        (check(CheckType.HTTP, http_port, host="name.invalid"), Reason.DNS),
+    ]
+    loop = asyncio.get_running_loop()
+    before = _probe_sockets(servers)
+    results: list[int] = []
+    engine = ProbeEngine(loop.time, lambda _t, verdict, _s, _f: results.append(verdict))
+    for done, (c, _) in enumerate(cases):
+        engine.start(target(c), loop.time())
+        while len(results) == done:
+            await asyncio.sleep(0.005)
+            engine.sweep(loop.time())
+        assert engine._poll is not None
+        assert _probe_sockets(servers) - before == {engine._poll.fileno()}
+    assert results == [reason for _, reason in cases]
+    engine.abort_all()
+    assert _probe_sockets(servers) == before
 
 
 def test_request_bytes_are_http11_with_close():
@@ -368,7 +710,8 @@ async def test_own_stall_past_a_deadline_never_turns_an_answer_into_a_timeout():
         loop = asyncio.get_running_loop()
         results: list[int] = []
         engine = ProbeEngine(loop.time, lambda _t, verdict, _s, _f: results.append(verdict))
-        engine.start(target(check(CheckType.HTTP, listener.getsockname()[1], timeout=0.2)), 0)
+        port = listener.getsockname()[1]
+        engine.start(target(check(CheckType.HTTP, port, timeout=0.2)), loop.time())
         await wait_until(accepted.is_set, timeout=5, interval=0.001)
         engine.sweep(loop.time())
         stall(0.4)  # our own overload: the loop stalls past the probe's deadline
@@ -377,21 +720,21 @@ async def test_own_stall_past_a_deadline_never_turns_an_answer_into_a_timeout():
             await asyncio.sleep(0.005)
             engine.sweep(loop.time())
         assert results == [Reason.HEALTHY]
+        engine.abort_all()
     finally:
         thread.join(timeout=5)
         listener.close()
 
 
 async def test_reported_stall_extends_every_deadline_in_flight(
-    raw_server, probes: list[WatchedProbe]
+    holder: Holder, probes: list[WatchedProbe]
 ):
     """`sweep(now, stalled)`: time the loop lost is given back to the probes in flight."""
-    port = await raw_server("hold")
     clock = FakeClock()
     engine, results = recording_engine(clock)
     begun = clock.monotonic()  # the probe's clock starts when its connect begins
-    engine.start(target(check(CheckType.HTTP, port, timeout=0.1)), begun)
-    await wait_until(lambda: probes[0].made, message="the request sent")
+    engine.start(target(check(CheckType.HTTP, holder_port(holder), timeout=0.1)), begun)
+    await wait_until(lambda: probes[0].state == probers._READING, message="the request sent")
     engine.sweep(begun + 0.05)
     engine.sweep(begun + 1.0, stalled=1.0 - 0.05)  # a stall; deadline not reached on the
     engine.sweep(begun + 1.05)  # available clock (begun + 0.05): nothing timed out yet
@@ -401,6 +744,7 @@ async def test_reported_stall_extends_every_deadline_in_flight(
     engine.sweep(begun + 1.6)
     assert results == [Reason.TIMEOUT]
     assert engine.in_flight == 0
+    engine.abort_all()
 
 
 async def test_stall_between_connect_and_answer_is_not_a_timeout():
@@ -418,3 +762,4 @@ async def test_stall_between_connect_and_answer_is_not_a_timeout():
             await asyncio.sleep(0.005)
             engine.sweep(loop.time())
         assert results == [Reason.HEALTHY]
+        engine.abort_all()

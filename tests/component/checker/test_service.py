@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from checker.admission import TICK_MAX
 from checker.app import SERVICE, build_service, make_app
 from checker.service import CheckerService, observe_many
 from checker.settings import CheckerSettings, parse_selector
@@ -435,6 +437,45 @@ async def test_loop_stalls_never_turn_answered_probes_into_timeouts(
     lateness_count = registry.get_sample_value("urn_probe_lateness_seconds_count") or 0
     on_time = registry.get_sample_value("urn_probe_lateness_seconds_bucket", {"le": "0.1"}) or 0
     assert lateness_count - on_time > 0  # and the ones started late were measured as late
+
+
+async def test_the_probe_loop_yields_even_when_each_wake_overruns_the_next(
+    tmp_path: Path, running: Callable[..., Any]
+):
+    """A wake whose work runs past the next grid point still gives the loop back before
+    the next one: answers are read and other tasks run (pushes, config passes)."""
+    with ThreadedTarget() as target:
+        checks = [http_check(slot, target.port) for slot in range(10)]
+        config = write_config(tmp_path / "c.json", checks)
+        service = await running(config, MemoryTransport())
+        launch = service.launch
+        slow = 30
+
+        def overrunning(now: float) -> bool:
+            nonlocal slow
+            if slow > 0:
+                slow -= 1
+                time.sleep(2 * TICK_MAX)  # this wake's work outlasts the next grid point
+            return launch(now)
+
+        beats: list[float] = []
+
+        async def other_task() -> None:
+            while True:
+                beats.append(time.monotonic())
+                await asyncio.sleep(0)
+
+        service.launch = overrunning  # type: ignore[method-assign]
+        task = asyncio.create_task(other_task())
+        try:
+            await wait_until(lambda: slow == 0, timeout=20, message="the slow wakes")
+        finally:
+            task.cancel()
+    gaps = [b - a for a, b in itertools.pairwise(beats)]
+    assert len(beats) >= 20
+    # Each wake blocks the loop for 2 ticks; between two of them the loop must run the
+    # other task. A loop that never yielded would block it for all 30 at once.
+    assert max(gaps) < 5 * TICK_MAX * slack(), max(gaps)
 
 
 async def test_pushes_land_on_the_fleet_wide_wall_clock_instants(tmp_path):

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from checker import probers
+from checker.admission import BURST_FLOOR, per_wake, tick_for
 from checker.app import build_service
 from checker.assign import check_key, position
 from checker.schedule import spread_phase
-from checker.service import CheckerService, stale_after
+from checker.service import SWEEP_SLACK, CheckerService, stale_after
 from checker.settings import CheckerSettings
 from sim.testing import TEST_PUSH_KEY, MemoryTransport, document_dict, free_port
 from sim.testing.targets import loopback_farm
@@ -262,15 +264,10 @@ async def test_history_shifts_in_each_outcome_and_local_errors_leave_it_alone(
     assert (pushed.last[4], pushed.history[4]) == (Reason.HEALTHY, 0b010)
 
     # The checker runs out of descriptors: the probe fails on our side, not the target's.
-    loop = asyncio.get_running_loop()
-    connect = loop.create_connection
+    def out_of_descriptors(*_: Any) -> Any:
+        raise OSError(errno.EMFILE, "Too many open files")
 
-    async def out_of_descriptors(*args: Any, **kwargs: Any) -> Any:
-        if args[2] == toggle.port:
-            raise OSError(errno.EMFILE, "Too many open files")
-        return await connect(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "create_connection", out_of_descriptors)
+    monkeypatch.setattr(probers, "open_socket", out_of_descriptors)
     assert (await run.next_probe(4)).verdict == Reason.LOCAL
     now = run.planes()
     assert (now.last[4], now.history[4]) == (Reason.LOCAL, 0b010)  # history untouched
@@ -412,10 +409,52 @@ async def test_a_target_that_times_out_every_probe_is_never_stale(
     assert tables >= 400
     # The pushes did see results almost two intervals old (and nearer stale_after than
     # one interval): the worst case was exercised.
-    assert stale_after(interval, interval) == pytest.approx(0.5 + 0.54 + 0.125)
+    assert stale_after(interval, interval) == pytest.approx(0.5 + 0.5 + SWEEP_SLACK + 0.125)
     assert 2 * interval - 0.05 < oldest < stale_after(interval, interval)
     assert sample(run.service, "urn_stale_slots") == 0
     assert sample(run.service, "urn_probes_skipped_total") == 0
+
+
+# --- admission -------------------------------------------------------------------------
+
+
+async def test_a_late_wake_starts_its_backlog_in_batches_no_bigger_than_the_cap(
+    tmp_path: Path, checker: Callable[..., Any]
+) -> None:
+    """The loop wakes 0.6 s late (as after a stall): what fell due meanwhile starts at
+    once, but in batches of at most `per_wake`, each after the loop read what was ready,
+    and nothing more than an interval late, so nothing is skipped."""
+    checks = [check(slot, free_port(EMPTY_HOST), kind="tcp", host=EMPTY_HOST) for slot in range(60)]
+    run: Checker = await checker(write_config(tmp_path / "c.json", checks))
+    service = run.service
+    cap = service._per_wake
+    assert cap == per_wake(60, 1.0, tick_for(60, 1.0)) == BURST_FLOOR
+    batches: list[tuple[float, int, bool]] = []
+    launch = service.launch
+
+    def counted(now: float) -> bool:
+        before = service.probes_started
+        more = launch(now)
+        batches.append((now, service.probes_started - before, more))
+        return more
+
+    service.launch = counted  # type: ignore[method-assign]
+    await run.step_until(lambda: service.probes_started > 0)
+    run.clock._now += 0.6  # the loop's next wake comes late: a backlog
+    await run.step()
+    late = run.clock.monotonic() - STEP
+    burst = [(n, more) for at, n, more in batches if at >= late - 0.01]
+    sizes = [n for n, _ in burst if n]
+    assert len(sizes) >= 2, burst  # 0.6 s of 60 checks a second is more than one batch
+    assert all(n == cap for n in sizes[:-1]), burst
+    assert 0 < sizes[-1] <= cap, burst
+    flags = [more for n, more in burst if n]
+    assert flags == [True] * (len(sizes) - 1) + [sizes[-1] == cap]
+    due = service.schedule.next_due()
+    assert due is not None
+    assert due > late  # the backlog is gone
+    assert sample(service, "urn_probes_skipped_total") == 0
+    assert service._skipped == 0
 
 
 # --- config changes --------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from checker import classify
 from checker.classify import MAX_HEAD, SEARCH_WINDOW, ResponseScanner, classify_status
 from urn.table import Reason
 
@@ -123,3 +124,20 @@ def test_search_window_holds_across_feeds() -> None:
     inside = ResponseScanner(b"ok")
     assert inside.feed(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 5000) == 0
     assert inside.feed(b"x" * (SEARCH_WINDOW - 5002) + b"ok") == Reason.HEALTHY
+
+
+def test_status_lines_are_memoised_by_what_decides_them_and_the_memo_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(classify, "_STATUS_LINES", {})
+    monkeypatch.setattr(classify, "_STATUS_LINES_MAX", 2)
+    assert classify._status_of(b"HTTP/1.1 200 OK\r\n") == 200
+    assert classify._status_of(b"HTTP/1.1 200 Fine\r\n") == 200  # the same first 13 bytes
+    assert classify._status_of(b"HTTP/1.1 2000\r\n") == -1  # not a status line, memoised too
+    assert classify._status_of(b"HTTP/1.0 503 Busy\r\n") == 503  # memo full: parsed, not kept
+    assert set(classify._STATUS_LINES) == {b"HTTP/1.1 200 ", b"HTTP/1.1 2000"}
+    assert classify._status_of(b"HTTP/1.1 204") == 204  # 12 bytes decide nothing alone
+    assert len(classify._STATUS_LINES) == 2
+    # What the memo holds is what parsing says, for every line it was asked about.
+    for line in (b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 2000\r\n", b"HTTP/1.0 503 Busy\r\n"):
+        assert classify._status_of(line) == classify._parse_status(line)

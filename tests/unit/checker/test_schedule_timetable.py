@@ -3,7 +3,8 @@
 A probe of the check at phase p in cycle c (c >= 0) is due at epoch + c x interval +
 p x interval. The cursor starts at the first probe due at or after `now` (cycle 0's first
 when `now` is before the epoch); `take(now)` returns every probe due by `now` in due order,
-except that probes due more than one interval before `now` are skipped and counted. The
+except that probes due more than one interval before `now` are skipped and counted, and
+`take(now, limit)` returns only the first `limit` of them (the rest stay due). The
 reference below enumerates that timetable outright; every value is a multiple of 1/16, so
 the floating-point sums are exact and the comparison can be too.
 """
@@ -35,13 +36,14 @@ class Timetable:
         cycle, index = divmod(position, len(self.slots))
         return self.epoch + cycle * self.interval + self.offsets[index]
 
-    def take(self, now: float) -> tuple[list[int], list[float], int]:
+    def take(self, now: float, limit: int | None = None) -> tuple[list[int], list[float], int]:
         skipped = 0
         while now - self.due(self.position) > self.interval:
             self.position += 1
             skipped += 1
-        slots, dues = [], []
-        while self.due(self.position) <= now:
+        slots: list[int] = []
+        dues: list[float] = []
+        while self.due(self.position) <= now and (limit is None or len(slots) < limit):
             slots.append(self.slots[self.position % len(self.slots)])
             dues.append(self.due(self.position))
             self.position += 1
@@ -71,6 +73,35 @@ def test_take_follows_the_timetable_through_steps_and_stalls(seed: int) -> None:
         assert schedule.take(now) == model.take(now)
         assert schedule.next_due() == model.due(model.position)
         assert schedule.cycle == model.position // n
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_capped_take_leaves_the_rest_due_and_still_skips_what_is_over_an_interval_late(
+    seed: int,
+) -> None:
+    rng = random.Random(100 + seed)
+    interval = rng.choice([0.25, 0.5, 2.0])
+    n = rng.randint(1, 8)
+    entries = [(slot, _sixteenths(rng, 0, 15)) for slot in rng.sample(range(50), n)]
+    schedule = Schedule(interval, 0.0, entries, now=0.0)
+    model = Timetable(interval, 0.0, entries, 0.0)
+    now = 0.0
+    for _ in range(60):
+        step = interval * (_sixteenths(rng, 0, 8) if rng.random() < 0.8 else rng.randint(1, 3))
+        now += step
+        limit = rng.randint(0, 3)
+        taken = schedule.take(now, limit)
+        assert taken == model.take(now, limit)
+        assert len(taken[0]) <= limit
+        assert schedule.next_due() == model.due(model.position)
+
+
+def test_what_a_cap_leaves_is_taken_next_in_due_order() -> None:
+    schedule = Schedule(1.0, 0.0, [(1, 0.125), (2, 0.25), (3, 0.375)], now=0.0)
+    assert schedule.take(0.5, 2) == ([1, 2], [0.125, 0.25], 0)
+    assert schedule.next_due() == 0.375  # already due: the cursor lags, nothing queued
+    assert schedule.take(0.5, 2) == ([3], [0.375], 0)
+    assert schedule.take(0.5, 0) == ([], [], 0)
 
 
 def test_starting_before_the_epoch_waits_for_cycle_zero() -> None:
