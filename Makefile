@@ -34,10 +34,11 @@ typecheck: $(STAMP)
 
 # The suite under coverage, the processes it spawns included (pyproject.toml
 # [tool.coverage.run]), then held to the floors in [tool.urn.coverage]. Most tests wait
-# on their fleets' intervals, so they run in PYTEST_WORKERS processes (pytest-xdist);
-# the `serial` ones (benchmark runs, which measure) run afterwards on a quiet machine.
+# on their fleets' intervals, so they run in PYTEST_WORKERS processes (pytest-xdist;
+# on 2 cores 4 workers took 5m24s where 2 took 7m15s, docs/testing.md); the `serial`
+# ones (benchmark runs, which measure) run afterwards, alone on the machine.
 # Both halves always run, so one failure never hides the other's.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 4
 pytest: $(STAMP)
 	rm -f .coverage .coverage.*
 	@status=0; \
