@@ -54,6 +54,10 @@ _TIMEOUT = int(Reason.TIMEOUT)
 _LOCAL = int(Reason.LOCAL)
 READ_SIZE = 16384  # one recv; the scanner needs at most its head bound plus the window
 MAX_EVENTS = 128  # ready probes run per loop callback (a few ms), so timers interleave
+# Names waiting on the resolver threads at once. Past it our own resolver is not keeping
+# up (hung, or far too slow): a new probe of a name ends at once as LOCAL (no data)
+# instead of queueing without bound behind the ones already stuck.
+MAX_RESOLVING = 256
 
 # Edge-triggered, both ways, for the probe's whole life: no epoll_ctl after the first.
 # The first EPOLLOUT edge says the connect finished; later edges say new bytes arrived
@@ -198,6 +202,7 @@ class _Probe:
 
     def resolved(self, future: asyncio.Future[list[Any]]) -> None:
         """The name's addresses are known (or not): connect to the first."""
+        self.engine.resolving -= 1
         if self.done or future.cancelled():
             return
         exc = future.exception()
@@ -314,6 +319,7 @@ class ProbeEngine:
         self._poll: select.epoll | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.in_flight = 0
+        self.resolving = 0  # names handed to the resolver threads and not yet answered
         self._last_sweep = -math.inf  # on the available clock
         self.stalled = 0.0  # seconds of loop stall so far: the wall clock minus the available
         self.tls_handshakes = 0  # HTTPS handshakes completed, and how many resumed a session
@@ -332,6 +338,10 @@ class ProbeEngine:
         if target.numeric:
             self.connect(probe, target.family, target.address)
             return
+        if self.resolving >= MAX_RESOLVING:
+            self.finish(probe, _LOCAL)
+            return
+        self.resolving += 1
         probe.state = _RESOLVING  # in a worker thread, as the loop's own getaddrinfo does
         future = asyncio.get_running_loop().run_in_executor(
             None, socket.getaddrinfo, target.host, target.port, 0, socket.SOCK_STREAM

@@ -392,6 +392,38 @@ async def test_a_name_still_resolving_at_its_deadline_times_out_and_never_connec
     engine.abort_all()
 
 
+async def test_a_hung_resolver_queues_no_more_than_max_resolving_names(
+    monkeypatch: pytest.MonkeyPatch, holder: Holder
+):
+    """Past MAX_RESOLVING names waiting on the resolver threads, a new probe of a name
+    ends at once as LOCAL (our resolver's trouble, no data), not queued without bound;
+    once the resolver answers again, names are resolved and probed as before."""
+    release = threading.Event()
+    getaddrinfo = socket.getaddrinfo
+
+    def hung(host: str, *args: Any, **kwargs: Any) -> Any:
+        release.wait(5)
+        return getaddrinfo("127.0.0.1", *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    monkeypatch.setattr(probers, "MAX_RESOLVING", 3)
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    c = check(CheckType.TCP, holder_port(holder), host="hung.test", timeout=30.0)
+    for _ in range(5):
+        engine.start(target(c), clock.monotonic())
+    assert results == [Reason.LOCAL, Reason.LOCAL]
+    assert (engine.resolving, engine.in_flight) == (3, 3)
+    release.set()
+    await wait_until(lambda: len(results) == 5, message="the three resolved and probed")
+    assert results[2:] == [Reason.HEALTHY] * 3
+    assert engine.resolving == 0
+    engine.start(target(c), clock.monotonic())
+    await wait_until(lambda: len(results) == 6, message="a name resolved again")
+    assert results[5] == Reason.HEALTHY
+    engine.abort_all()
+
+
 async def test_out_of_descriptors_is_local_not_the_targets(
     monkeypatch: pytest.MonkeyPatch, http_port: int
 ):
