@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import ssl
 import time
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -202,9 +203,10 @@ class HeaderDeadline:
 
     aiohttp bounds a head's size but not its arrival time, so a peer that sends half a
     request line and stalls holds its connection forever (slow-loris). Counted from a
-    connection's first sighting or its last request, whichever is later: a keep-alive
-    pusher sends a table every push interval and is never idle that long, and an idle
-    connection closed here costs a client one reconnect.
+    connection's first sighting or the end of its last request, whichever is later, and
+    never while a request is being handled: a keep-alive pusher sends a table every push
+    interval and is never idle that long, and an idle connection closed here costs a
+    client one reconnect.
     """
 
     def __init__(self, seconds: float = HEADER_DEADLINE, sweep_every: float = 1.0) -> None:
@@ -219,7 +221,9 @@ class HeaderDeadline:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         key = id(request.protocol)
-        self._last[key] = time.monotonic()
+        # The head is in: no deadline while the handler runs, however long it takes (a
+        # mode change over thousands of targets, a slow peer reading its answer).
+        self._last[key] = math.inf
         try:
             return await handler(request)
         finally:

@@ -20,9 +20,15 @@ async def _ok(_: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+async def _slow(_: web.Request) -> web.Response:
+    await asyncio.sleep(1.0)  # twice the deadline
+    return web.Response(text="slow but whole")
+
+
 async def _serve(guard: HeaderDeadline) -> tuple[web.AppRunner, int]:
     app = web.Application()
     app.router.add_get("/", _ok)
+    app.router.add_get("/slow", _slow)
     runner = await start_runner(app, guard)
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -70,5 +76,19 @@ async def test_an_idle_keep_alive_connection_is_closed_and_the_client_reconnects
                     message=f"idle connection {closed} closed",
                 )
         assert guard.closed == 2
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_handler_slower_than_the_deadline_still_answers_whole() -> None:
+    """The deadline is for the head: once it is in, the handler may take its time."""
+    guard = HeaderDeadline(seconds=0.5, sweep_every=0.05)
+    runner, port = await _serve(guard)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/slow") as response:
+                assert await response.text() == "slow but whole"
+            assert guard.closed == 0
+            await wait_until(lambda: guard.closed == 1, 5, message="idle after it: closed")
     finally:
         await runner.cleanup()
