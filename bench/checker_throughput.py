@@ -365,6 +365,28 @@ def floor_request(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".encode()
 
 
+Mark = tuple[int, float, "os.times_result", float]
+
+
+def _mark(counts: list[int]) -> Mark:
+    """Probes done so far, process CPU, os.times() and the wall clock, at one instant."""
+    return sum(counts), time.process_time(), os.times(), time.monotonic()
+
+
+def _window_figures(start: Mark, end: Mark, failed: int) -> dict[str, float]:
+    """A floor's figures over the window between two marks."""
+    done0, cpu0, times0, wall0 = start
+    done1, cpu1, times1, wall1 = end
+    wall = wall1 - wall0
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu1 - cpu0,
+        "sys_s": times1.system - times0.system,
+        "completed_per_s": (done1 - done0) / wall,
+        "failed": failed,
+    }
+
+
 def floor_main() -> None:
     """The machine's floor: the leanest connection-per-probe HTTP loop, flat out.
 
@@ -417,19 +439,12 @@ def floor_main() -> None:
 
         workers = [asyncio.create_task(worker(i)) for i in range(spec["concurrency"])]
         await asyncio.sleep(spec["warmup"])
-        done0, cpu0, times0, wall0 = sum(counts), time.process_time(), os.times(), time.monotonic()
+        start = _mark(counts)
         await asyncio.sleep(spec["duration"])
-        done1, cpu1, times1, wall1 = sum(counts), time.process_time(), os.times(), time.monotonic()
+        end = _mark(counts)
         running[0] = False
         await asyncio.gather(*workers, return_exceptions=True)
-        wall = wall1 - wall0
-        return {
-            "wall_s": wall,
-            "cpu_s": cpu1 - cpu0,
-            "sys_s": times1.system - times0.system,
-            "completed_per_s": (done1 - done0) / wall,
-            "failed": counts[1],
-        }
+        return _window_figures(start, end, counts[1])
 
     print(json.dumps(uvloop.run(run())), flush=True)
 
@@ -500,22 +515,15 @@ def floor_raw_main() -> None:
         for _ in range(spec["concurrency"]):
             launch()
         await asyncio.sleep(spec["warmup"])
-        done0, cpu0, times0, wall0 = sum(counts), time.process_time(), os.times(), time.monotonic()
+        start = _mark(counts)
         await asyncio.sleep(spec["duration"])
-        done1, cpu1, times1, wall1 = sum(counts), time.process_time(), os.times(), time.monotonic()
+        end = _mark(counts)
         state["running"] = False
         loop.remove_reader(poll.fileno())
         for sock, _ in open_.values():
             sock.close()
         poll.close()
-        wall = wall1 - wall0
-        return {
-            "wall_s": wall,
-            "cpu_s": cpu1 - cpu0,
-            "sys_s": times1.system - times0.system,
-            "completed_per_s": (done1 - done0) / wall,
-            "failed": counts[1],
-        }
+        return _window_figures(start, end, counts[1])
 
     print(json.dumps(uvloop.run(run())), flush=True)
 
