@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
-import struct
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from sim.testing import TEST_PUSH_KEY, signed_table
+from sim.testing.legacy import legacy_table
 from urn.clock import FakeClock
 from urn.http import TableReceiver, add_observability_routes, parse_listen
 from urn.metrics import AggregatorMetrics
@@ -158,15 +157,7 @@ async def test_each_rejection_has_its_status_reason_and_count(app: App, reason: 
 
 def _version_1_table(at: float, sequence: int) -> bytes:
     """A signed version-1 checker table: fixarray of 10, one byte per slot, 153 + C bytes."""
-    head = struct.pack(
-        ">BBBBB BB32s BB16s BQ Bd BB32s BI BI",
-        *(0x9A, 0xCC, 1, 0xCC, int(TableKind.CHECKER)),
-        *(0xC4, 32, b"chk-a1".ljust(32, b"\0"), 0xC4, 16, b"a".ljust(16, b"\0")),
-        *(0xCF, sequence, 0xCB, at, 0xC4, 32, bytes(32)),
-        *(0xCE, CAPACITY, 0xC6, CAPACITY),
-    )
-    signed = head + SLOTS
-    return signed + b"\xc4\x20" + hmac.digest(TEST_PUSH_KEY, signed, "sha256")
+    return legacy_table(1, SLOTS, key=TEST_PUSH_KEY, sequence=sequence, generated_at=at)
 
 
 async def test_version_1_table_is_refused_as_version_and_changes_nothing(app: App) -> None:
@@ -184,15 +175,7 @@ async def test_version_1_table_is_refused_as_version_and_changes_nothing(app: Ap
 def _version_2_table(at: float, sequence: int) -> bytes:
     """A signed version-2 checker table: fixarray of 12, no autoshift, 158 + 2C bytes."""
     slots = checker_table(SLOTS, HISTORY)
-    head = struct.pack(
-        ">BBBBB BB32s BB16s BQ Bd BB32s BI BH BB BI",
-        *(0x9C, 0xCC, 2, 0xCC, int(TableKind.CHECKER)),
-        *(0xC4, 32, b"chk-a1".ljust(32, b"\0"), 0xC4, 16, b"a".ljust(16, b"\0")),
-        *(0xCF, sequence, 0xCB, at, 0xC4, 32, bytes(32)),
-        *(0xCE, CAPACITY, 0xCD, 0, 0xCC, 0, 0xC6, len(slots)),
-    )
-    signed = head + slots
-    return signed + b"\xc4\x20" + hmac.digest(TEST_PUSH_KEY, signed, "sha256")
+    return legacy_table(2, slots, key=TEST_PUSH_KEY, sequence=sequence, generated_at=at)
 
 
 async def test_version_2_table_is_refused_as_version_and_changes_nothing(app: App) -> None:

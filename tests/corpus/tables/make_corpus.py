@@ -24,6 +24,7 @@ from pathlib import Path
 
 import msgpack
 
+from sim.testing.legacy import LEGACY_HEAD_SIZES, legacy_table
 from urn.table import checker_table
 from urn.wire import VERSION, Envelope, TableKind, encode, encoded_size, slot_bytes
 
@@ -37,10 +38,6 @@ AT = 1_700_000_000.0
 HEAD = 142  # bytes before the slots; see docs/wire.md
 SLOTS = slot_bytes(CAPACITY, KIND)  # 2 x CAPACITY: the `last` plane, then `history`
 AUTOSHIFT_AT = 121  # the autoshift text, after its bin8 type and length bytes
-# Version 1's head: fixarray of 10, no checkers/azs, one byte per slot (119 bytes).
-V1_HEAD = struct.Struct(">BBBBB BB32s BB16s BQ Bd BB32s BI BI")
-# Version 2's head: fixarray of 12, checkers/azs but no autoshift, two planes (124 bytes).
-V2_HEAD = struct.Struct(">BBBBB BB32s BB16s BQ Bd BB32s BI BH BB BI")
 
 
 def _last(capacity: int) -> bytes:
@@ -77,69 +74,13 @@ def _envelope(
     )
 
 
-def _encode_v1(capacity: int = CAPACITY, key: bytes = KEY) -> bytes:
-    """A well-formed, correctly signed version-1 checker table (one byte per slot)."""
-    head = V1_HEAD.pack(
-        0x9A,
-        0xCC,
-        1,
-        0xCC,
-        int(TableKind.CHECKER),
-        0xC4,
-        32,
-        b"chk-a1".ljust(32, b"\0"),
-        0xC4,
-        16,
-        b"a".ljust(16, b"\0"),
-        0xCF,
-        7,
-        0xCB,
-        AT,
-        0xC4,
-        32,
-        bytes(range(32)),
-        0xCE,
-        capacity,
-        0xC6,
-        capacity,
+def _encode_legacy(version: int, capacity: int = CAPACITY, key: bytes = KEY) -> bytes:
+    """A well-formed, correctly signed version-1 (one byte per slot) or version-2 (two
+    planes, no autoshift field) checker table."""
+    slots = _last(capacity) if version == 1 else _slots(capacity, TableKind.CHECKER)
+    return legacy_table(
+        version, slots, key=key, sequence=7, generated_at=AT, digest=bytes(range(32))
     )
-    signed = head + _last(capacity)
-    return signed + b"\xc4\x20" + hmac.digest(key, signed, "sha256")
-
-
-def _encode_v2(capacity: int = CAPACITY, key: bytes = KEY) -> bytes:
-    """A well-formed, correctly signed version-2 checker table (no autoshift field)."""
-    slots = _slots(capacity, TableKind.CHECKER)
-    head = V2_HEAD.pack(
-        0x9C,
-        0xCC,
-        2,
-        0xCC,
-        int(TableKind.CHECKER),
-        0xC4,
-        32,
-        b"chk-a1".ljust(32, b"\0"),
-        0xC4,
-        16,
-        b"a".ljust(16, b"\0"),
-        0xCF,
-        7,
-        0xCB,
-        AT,
-        0xC4,
-        32,
-        bytes(range(32)),
-        0xCE,
-        capacity,
-        0xCD,
-        0,
-        0xCC,
-        0,
-        0xC6,
-        len(slots),
-    )
-    signed = head + slots
-    return signed + b"\xc4\x20" + hmac.digest(key, signed, "sha256")
 
 
 def _resign(data: bytes | bytearray, key: bytes = KEY) -> bytes:
@@ -157,10 +98,10 @@ def cases() -> dict[str, tuple[bytes, str]]:
     """File name -> (bytes, expected outcome)."""
     valid = encode(_envelope(), KEY)
     assert len(valid) == encoded_size(CAPACITY, KIND) == HEAD + SLOTS + 34
-    v1 = _encode_v1()
-    assert len(v1) == V1_HEAD.size + CAPACITY + 34
-    v2 = _encode_v2()
-    assert len(v2) == V2_HEAD.size + SLOTS + 34 < len(valid)
+    v1 = _encode_legacy(1)
+    assert len(v1) == LEGACY_HEAD_SIZES[1] + CAPACITY + 34
+    v2 = _encode_legacy(2)
+    assert len(v2) == LEGACY_HEAD_SIZES[2] + SLOTS + 34 < len(valid)
     flipped_mac = bytearray(valid)
     flipped_mac[-1] ^= 0x80
     flipped_slot = bytearray(valid)

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.testing import TEST_PUSH_KEY, signed_table
+from sim.testing.legacy import legacy_table
 from urn.errors import (
     WIRE_ERRORS,
     BadMac,
@@ -98,33 +99,14 @@ def resign(data: bytes | bytearray, key: bytes = TEST_PUSH_KEY) -> bytes:
 
 def encode_v1(capacity: int, kind: TableKind = CHECKER, key: bytes = TEST_PUSH_KEY) -> bytes:
     """A well-formed, signed version-1 envelope: fixarray of 10, one byte per slot."""
-    head = struct.pack(
-        ">BBBBB BB32s BB16s BQ Bd BB32s BI BI",
-        *(0x9A, 0xCC, 1, 0xCC, int(kind)),
-        *(0xC4, SENDER_BYTES, b"chk-a1".ljust(SENDER_BYTES, b"\0")),
-        *(0xC4, 16, b"a".ljust(16, b"\0")),
-        *(0xCF, 1, 0xCB, NOW),
-        *(0xC4, 32, b"\x11" * 32),
-        *(0xCE, capacity, 0xC6, capacity),
-    )
-    signed = head + bytes([Reason.HEALTHY]) * capacity
-    return signed + b"\xc4\x20" + hmac.digest(key, signed, "sha256")
+    slots = bytes([Reason.HEALTHY]) * capacity
+    return legacy_table(1, slots, key=key, kind=kind, generated_at=NOW, digest=b"\x11" * 32)
 
 
 def encode_v2(capacity: int, kind: TableKind = CHECKER, key: bytes = TEST_PUSH_KEY) -> bytes:
     """A well-formed, signed version-2 envelope: fixarray of 12, checkers/azs, no autoshift."""
     slots = bytes([Reason.HEALTHY]) * slot_bytes(capacity, kind)
-    head = struct.pack(
-        ">BBBBB BB32s BB16s BQ Bd BB32s BI BH BB BI",
-        *(0x9C, 0xCC, 2, 0xCC, int(kind)),
-        *(0xC4, SENDER_BYTES, b"chk-a1".ljust(SENDER_BYTES, b"\0")),
-        *(0xC4, 16, b"a".ljust(16, b"\0")),
-        *(0xCF, 1, 0xCB, NOW),
-        *(0xC4, 32, b"\x11" * 32),
-        *(0xCE, capacity, 0xCD, 0, 0xCC, 0, 0xC6, len(slots)),
-    )
-    signed = head + slots
-    return signed + b"\xc4\x20" + hmac.digest(key, signed, "sha256")
+    return legacy_table(2, slots, key=key, kind=kind, generated_at=NOW, digest=b"\x11" * 32)
 
 
 VALID = encode(envelope(), TEST_PUSH_KEY)
@@ -886,3 +868,8 @@ def test_round_trip_property(
     encoded = encode(original, TEST_PUSH_KEY)
     assert len(encoded) == encoded_size(SMALL, kind)
     assert decode(encoded, KEYS, SMALL, kind) == original
+
+
+def test_a_legacy_table_needs_whole_slots() -> None:
+    with pytest.raises(ValueError, match="3 slot bytes are no whole version-2 table"):
+        legacy_table(2, b"\x01\x01\x01", key=TEST_PUSH_KEY)
