@@ -453,10 +453,11 @@ def floor_raw_main() -> None:
     """The floor on the checker's own I/O path: raw non-blocking sockets in one
     edge-triggered epoll set that the loop watches as one reader (`checker.probers`).
 
-    `concurrency` probes in flight, flat out: connect, send one GET on the first ready
-    event, take the first bytes of the answer and close, no Task, no transport, no
-    schedule, no deadlines, no table. The checker's own cost over this is what its
-    schedule, deadlines, table and bookkeeping add.
+    `concurrency` probes in flight, flat out: connect, send one GET with the connect (as
+    the checker does to a near target: on loopback the connection is up when connect
+    returns) or else on the first ready event, take the first bytes of the answer and
+    close, no Task, no transport, no schedule, no deadlines, no table. The checker's own
+    cost over this is what its schedule, deadlines, table and bookkeeping add.
     """
     import select
     import socket
@@ -467,6 +468,7 @@ def floor_raw_main() -> None:
     _pin(spec.get("cpu"))
     targets = [(("127.0.0.1", port), floor_request(path)) for port, path in spec["targets"]]
     watch = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
+    answer = select.EPOLLIN | select.EPOLLET
     stream = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 
     async def run() -> dict[str, Any]:
@@ -482,8 +484,17 @@ def floor_raw_main() -> None:
             address, request = targets[index % len(targets)]
             sock = socket.socket(socket.AF_INET, stream)
             sock.connect_ex(address)
-            open_[sock.fileno()] = [sock, request]
-            poll.register(sock.fileno(), watch)
+            try:
+                sock.send(request)
+            except BlockingIOError:
+                open_[sock.fileno()] = [sock, request]
+                poll.register(sock.fileno(), watch)
+            except OSError:
+                counts[1] += 1
+                sock.close()
+            else:
+                open_[sock.fileno()] = [sock, None]
+                poll.register(sock.fileno(), answer)
 
         def ready() -> None:
             for fd, _ in poll.poll(0, 512):

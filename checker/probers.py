@@ -1,26 +1,13 @@
 """HTTP/HTTPS/TCP probes on raw non-blocking sockets: I/O only, verdicts from classify.
 
-Owns: opening one connection per probe, writing one request (after a TLS handshake for
-HTTPS), feeding the bytes that come back to `classify.ResponseScanner`, and ending every
-probe by its deadline. Each probe reports exactly one `Reason` through `record`.
-Never: decides what is healthy (classify does), retries, or backs off.
-Cost: per probe one socket, one `_Probe` (plus a scanner for HTTP) and one registration
-in an edge-triggered epoll set that the event loop watches as one reader; no Task,
-coroutine, future, transport or timer. HTTP, HTTPS and TCP take the same path, and a
-probe runs inside the loop callback that reports its socket ready, so a batch of ready
-probes costs one callback and one `epoll_wait`. HTTPS offers the target's last session
-back (resumption where the target allows it). Deadlines are enforced by `sweep(now)`:
-in-flight probes sit in one FIFO per distinct timeout, so deadlines in each FIFO are in
-start order and a sweep pops only expired heads. A dead target (refused, blackholed,
-slow) therefore makes no more work than a live one: refused ends on its first event,
-blackholed is closed by the sweep with nothing to cancel, nothing wakes in between.
-Linux only (epoll, SOCK_NONBLOCK), as the checker's deployments are.
-
-Deadlines run on loop-available time, not wall time: the caller tells `sweep` how long
-the loop stalled (woke later than it asked to: starved of CPU, or busy with its own
-work), and every probe in flight gets that much longer. A target therefore always has
-its full timeout of time in which we could have read its answer; our overload shows as
-late verdicts and late starts, never as target timeouts.
+Owns: one connection per probe, one request (after a TLS handshake for HTTPS), feeding
+the answer to `classify.ResponseScanner`, and ending every probe by its deadline with
+exactly one `Reason` through `record`. Never: decides what is healthy, retries, backs off.
+Cost: one socket and one `_Probe` per probe, in one edge-triggered epoll set the loop
+watches as one reader; no Task, future, transport or timer. A near target's connection
+is up when connect returns, so its request goes right then: one ready event per probe.
+Deadlines (`sweep`) run on loop-available time, so our own stalls never read as target
+timeouts; docs/checker.md "The probe path" has the whole design. Linux only (epoll).
 """
 
 from __future__ import annotations
@@ -63,6 +50,13 @@ MAX_RESOLVING = 256
 # The first EPOLLOUT edge says the connect finished; later edges say new bytes arrived
 # (or send room freed). Edge-triggered means each step runs until it would block.
 _WATCH = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
+# A request already sent: only the answer (or the connection's end) is still to come.
+_WATCH_ANSWER = select.EPOLLIN | select.EPOLLET
+# After a request could not go out with its connect (the connection was not up yet: a
+# target further away than this host), this many probes of the target wait for the
+# connect's edge before one tries again, so a remote target pays one failed send in
+# EARLY_SEND_BACKOFF + 1 probes and a near one (a sidecar, loopback) none.
+EARLY_SEND_BACKOFF = 64
 _FAILED = select.EPOLLERR | select.EPOLLHUP
 _READABLE = select.EPOLLIN | _FAILED
 _STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
@@ -82,6 +76,7 @@ class Target:
 
     __slots__ = (
         "address",
+        "early_wait",
         "family",
         "host",
         "is_tcp",
@@ -115,6 +110,7 @@ class Target:
         self.search = search
         self.ssl = ssl_context
         self.session: ssl.SSLSession | None = None  # the last one the target gave us
+        self.early_wait = 0 if ssl_context is None else -1  # probes to wait; -1: never early
         self.is_tcp = not request
         self.server_hostname = host if ssl_context is not None else None
         self.address: tuple[Any, ...] = (host, port)
@@ -363,16 +359,43 @@ class ProbeEngine:
             sock.close()
             self.finish(probe, int(classify_error(_os_error(code), "connect")))
             return
+        watch = _WATCH
+        probe.state = _CONNECTING
+        target = probe.target
+        if not target.early_wait:
+            # A near target's connection is up when connect returns (the handshake ran in
+            # the same system call): sending now saves the connect's edge and its wake.
+            # A TCP check sends nothing: an empty send only asks whether it is up.
+            try:
+                sent = sock.send(probe.out)
+            except BlockingIOError:  # not up yet: send on the connect's edge, as before
+                target.early_wait = EARLY_SEND_BACKOFF
+            except Exception as exc:  # refused (or reset) with the connect: no data went
+                sock.close()
+                self.finish(probe, int(classify_error(exc, "connect")))
+                return
+            else:
+                if target.is_tcp:
+                    sock.close()
+                    self.finish(probe, _HEALTHY)
+                    return
+                if sent == len(probe.out):
+                    probe.state = _READING
+                    watch = _WATCH_ANSWER
+                else:  # rare: the rest goes on the next edge
+                    probe.out = probe.out[sent:]
+                    probe.state = _SENDING
+        elif target.early_wait > 0:
+            target.early_wait -= 1
         fd = sock.fileno()
         try:
-            (self._poll or self._watch()).register(fd, _WATCH)
+            (self._poll or self._watch()).register(fd, watch)
         except OSError:  # the epoll set is full (max_user_watches): our own limit
             sock.close()
             self.finish(probe, _LOCAL)
             return
         probe.sock = sock
         probe.fd = fd
-        probe.state = _CONNECTING
         self._by_fd[fd] = probe
 
     def _watch(self) -> select.epoll:

@@ -301,7 +301,7 @@ async def test_a_probe_answered_reports_once_whatever_the_sweep_does_later(
     assert results == [Reason.HEALTHY]
     assert engine.in_flight == 0
     assert probe.sock is None
-    assert 2 <= probe.events <= 3  # connected; answered (perhaps the request's ack between)
+    assert probe.events == 1  # answered: on loopback the request went with the connect
     engine.sweep(now + 1.0)
     engine.sweep(now + 2.0)  # past the deadline on every count
     engine.finish(probe, int(Reason.TIMEOUT))  # first call wins
@@ -533,6 +533,87 @@ async def test_an_answer_not_yet_there_costs_no_recv(monkeypatch: pytest.MonkeyP
         assert await probe_once(target(check(CheckType.HTTP, served.port))) == Reason.HEALTHY
     assert len(calls) == 1
     assert calls[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "listening", "expected"),
+    [
+        (CheckType.HTTP, False, Reason.REFUSED),
+        (CheckType.TCP, False, Reason.REFUSED),
+        (CheckType.TCP, True, Reason.HEALTHY),
+    ],
+    ids=["http-refused", "tcp-refused", "tcp-up"],
+)
+async def test_a_near_target_known_at_connect_ends_inside_start_without_a_watch(
+    http_port: int, kind: CheckType, listening: bool, expected: Reason
+):
+    """On loopback the connect's outcome is known when connect returns: the request's
+    send (an empty one for TCP) reports a refusal, and a TCP check is healthy there, so
+    the probe ends before `start` returns, its socket never in the epoll set."""
+    clock = FakeClock()
+    engine, results = recording_engine(clock)
+    port = http_port if listening else free_port()
+    engine.start(target(check(kind, port)), clock.monotonic())
+    assert results == [expected]
+    assert engine._by_fd == {}
+    assert engine._poll is None  # nothing was ever watched
+    assert engine.in_flight == 0
+    engine.abort_all()
+
+
+async def test_a_target_not_up_at_connect_gets_its_request_on_the_connect_edge(
+    monkeypatch: pytest.MonkeyPatch, http_port: int
+):
+    """A target further away than this host is not connected when connect returns: the
+    send with it would block, so the request waits for the connect's edge, and the next
+    EARLY_SEND_BACKOFF probes of that target do not try again before one does."""
+    sends: list[str] = []  # "early" (blocked), "edge" (sent on the connect's edge)
+    far = {"away": True}
+
+    def distant(family: int, kind: int) -> Wrapped:
+        # A send between connect_ex and the socket's registration (its fileno) is the
+        # early one; a far target's connection is not up then.
+        sock = Wrapped(family, kind)
+        real = sock._sock
+        connecting = {"now": False}
+
+        def connect_ex(address: Any) -> int:
+            connecting["now"] = True
+            return int(real.connect_ex(address))
+
+        def fileno() -> int:
+            connecting["now"] = False
+            return int(real.fileno())
+
+        def send(data: bytes) -> int:
+            if connecting["now"]:
+                sends.append("early")
+                if far["away"]:
+                    raise BlockingIOError(errno.EAGAIN, "not connected yet")
+            else:
+                sends.append("edge")
+            return int(real.send(data))
+
+        sock.connect_ex = connect_ex  # type: ignore[method-assign]
+        sock.fileno = fileno  # type: ignore[method-assign]
+        sock.send = send  # type: ignore[method-assign]
+        return sock
+
+    monkeypatch.setattr(probers, "open_socket", distant)
+    t = target(check(CheckType.HTTP, http_port))
+    assert await probe_once(t) == Reason.HEALTHY
+    assert sends == ["early", "edge"]
+    assert t.early_wait == probers.EARLY_SEND_BACKOFF
+    sends.clear()
+    for _ in range(probers.EARLY_SEND_BACKOFF):
+        assert await probe_once(t) == Reason.HEALTHY
+    assert sends == ["edge"] * probers.EARLY_SEND_BACKOFF  # no early send meanwhile
+    assert t.early_wait == 0
+    far["away"] = False  # it moved near: the next probe sends with its connect again
+    sends.clear()
+    assert await probe_once(t) == Reason.HEALTHY
+    assert sends == ["early"]
+    assert t.early_wait == 0
 
 
 async def test_a_ready_socket_no_probe_owns_is_passed_over():
