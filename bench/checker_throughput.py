@@ -15,12 +15,14 @@ runs the same checker against a TLS farm (this module's own, ECDSA P-256 certifi
 that lets sessions resume, and once against one that does not.
 
 A ladder step counts as sustained when nothing was skipped, at least 98 % of the offered
-rate was done and p99 lateness stayed within 25 ms (and 10 % of the interval). A step
+rate was done and p99 lateness stayed within 25 ms (and 10 % of the interval). Each step
+is followed by a floor run, and its share of the floor is of the floors on either side of
+it: this machine's speed drifts too much over minutes for one floor to serve all. A step
 that fails while the checker was starved of its core by other processes (more than 5 %
 of the window runnable but waiting) is run again, at most twice (`--retries`), and says
 so.
 
-    python -m bench.checker_throughput            # full run (about 7 minutes)
+    python -m bench.checker_throughput            # full run (about 9 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
 
 Ends with one JSON line: {"bench": "checker_throughput", "figures": {...}}.
@@ -590,6 +592,7 @@ def floor(args: argparse.Namespace, concurrency: int, *, raw: bool = False) -> d
         spec = {"targets": targets, "concurrency": concurrency}
         result = _measured(child, spec, args, farm, slack=60)
     done = result["completed_per_s"]
+    result["concurrency"] = concurrency
     result["cpu_util"] = result["cpu_s"] / result["wall_s"]
     result["cpu_us_per_probe"] = result["cpu_s"] / max(done * result["wall_s"], 1) * 1e6
     print(
@@ -721,14 +724,38 @@ def ladder_step(args: argparse.Namespace, **how: Any) -> dict[str, Any]:
 
 
 def climb(
-    args: argparse.Namespace, steps: list[tuple[int, float]], **how: Any
+    args: argparse.Namespace,
+    steps: list[tuple[int, float]],
+    *,
+    floor_after: Callable[[], dict[str, Any]] | None = None,
+    floor_before: dict[str, Any] | None = None,
+    **how: Any,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Run `(checks, interval)` steps in order until one is not sustained: (all run, the
-    last sustained one)."""
+    last sustained one).
+
+    With `floor_after`, each step is followed by a floor run, and its share of the floor
+    is of the mean of the floors on either side (the first step's earlier one is
+    `floor_before`): this machine's speed drifts by up to two times over minutes, so only
+    a floor measured seconds from the step compares with it.
+    """
     ran: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
+    before = floor_before
     for checks, interval in steps:
         result = ladder_step(args, checks=checks, interval=interval, **how)
+        if floor_after is not None:
+            after = floor_after()
+            sides = [after] if before is None else [before, after]
+            beside = float(np.mean([side["completed_per_s"] for side in sides]))
+            result["floor_beside_per_s"] = beside
+            result["share_of_floor_beside"] = result["completed_per_s"] / max(beside, 1.0)
+            print(
+                f"    share of the floor beside it ({beside:.0f}/s):"
+                f" {result['share_of_floor_beside']:.3f}",
+                flush=True,
+            )
+            before = after
         ran.append(result)
         if not sustained(result):
             break
@@ -742,12 +769,28 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         f"checker throughput: checker on CPU {args.checker_cpu}, farm on CPU {args.farm_cpu},"
         f" {args.targets} target ports, window {args.duration}s after {args.warmup}s warm-up"
     )
-    print("1) ladder of offered HTTP load, all targets healthy (protocol prober)")
+    print("1) the floor: the leanest connection-per-probe loop, flat out on the same core")
+    floors = [floor(args, concurrency) for concurrency in args.floors]
+    top = max(floors, key=lambda r: r["completed_per_s"])
+    figures["floor_probes_per_s"] = round(top["completed_per_s"])
+    figures["floor_cpu_us_per_probe"] = round(top["cpu_us_per_probe"], 1)
+    figures["floor_sys_share"] = round(top["sys_s"] / max(top["cpu_s"], 1e-9), 2)
+    raw = floor(args, 64, raw=True)
+    figures["floor_raw_probes_per_s"] = round(raw["completed_per_s"])
+    figures["floor_raw_cpu_us_per_probe"] = round(raw["cpu_us_per_probe"], 1)
+
+    print(
+        "   ladder of offered HTTP load, all targets healthy (protocol prober), each step"
+        f" followed by the floor ({top['concurrency']} in flight): a step's share is of"
+        " the mean of the floors on either side of it"
+    )
     ladder, best = climb(
         args,
         [(args.checks, interval) for interval in args.ladder],
         mode="healthy",
         timeout=args.timeout,
+        floor_after=functools.partial(floor, args, top["concurrency"]),
+        floor_before=top,
     )
     figures["sustained_probes_per_s"] = round(best["completed_per_s"]) if best else 0
     figures["sustained_offered_per_s"] = round(best["offered_per_s"]) if best else 0
@@ -760,22 +803,16 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             "lateness_p99_ms": round(r["lateness_p99_ms"], 2),
             "skipped": r["skipped"],
             "checker_runq_wait_share": round(r["runq_wait_share"], 2),
+            "floor_beside_per_s": round(r["floor_beside_per_s"]),
+            "share_of_floor_beside": round(r["share_of_floor_beside"], 3),
         }
         for r in ladder
     ]
-
-    print("   the floor: the leanest connection-per-probe loop, flat out on the same core")
-    floors = [floor(args, concurrency) for concurrency in args.floors]
-    top = max(floors, key=lambda r: r["completed_per_s"])
-    figures["floor_probes_per_s"] = round(top["completed_per_s"])
-    figures["floor_cpu_us_per_probe"] = round(top["cpu_us_per_probe"], 1)
-    figures["floor_sys_share"] = round(top["sys_s"] / max(top["cpu_s"], 1e-9), 2)
-    figures["sustained_share_of_floor"] = round(
+    figures["floor_beside_sustained_per_s"] = round(best["floor_beside_per_s"]) if best else 0
+    figures["sustained_share_of_floor"] = round(best["share_of_floor_beside"], 3) if best else 0
+    figures["sustained_share_of_first_floor"] = round(
         figures["sustained_probes_per_s"] / max(top["completed_per_s"], 1), 3
     )
-    raw = floor(args, 64, raw=True)
-    figures["floor_raw_probes_per_s"] = round(raw["completed_per_s"])
-    figures["floor_raw_cpu_us_per_probe"] = round(raw["cpu_us_per_probe"], 1)
     figures["sustained_share_of_floor_raw"] = round(
         figures["sustained_probes_per_s"] / max(raw["completed_per_s"], 1), 3
     )

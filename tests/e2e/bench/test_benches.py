@@ -54,6 +54,11 @@ def test_checker_throughput_classifies_each_kind_of_dead_target() -> None:
     assert [step["offered_per_s"] for step in figures["ladder"]] == [200]
     assert figures["ladder"][0]["done_per_s"] > 0
     assert figures["floor_probes_per_s"] > 0
+    assert figures["ladder"][0]["floor_beside_per_s"] > 0  # the floor run next to the step
+    assert figures["floor_beside_sustained_per_s"] in (
+        0,
+        figures["ladder"][0]["floor_beside_per_s"],
+    )
     # every probe of a dead farm ends with its own reason, and a slow answer inside the
     # timeout is healthy
     assert set(figures["refused_reasons"]) == {"refused"}

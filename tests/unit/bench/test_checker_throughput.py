@@ -1,0 +1,52 @@
+"""The checker-throughput ladder's arithmetic, with its runs replaced by canned results."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from bench import checker_throughput
+
+
+def step(done: float, offered: float, p99_ms: float = 5.0) -> dict[str, Any]:
+    return {
+        "completed_per_s": done,
+        "offered_per_s": offered,
+        "lateness_p99_ms": p99_ms,
+        "skipped": 0,
+        "interval": 10_000 / offered,
+        "runq_wait_share": 0.0,
+    }
+
+
+def test_each_step_is_compared_with_the_floors_either_side_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A machine whose speed drifts: the floor runs at 20,000, 16,000 and 12,000/s around
+    two steps. Each step's share is of the mean of its two neighbours, never of the first
+    floor alone, and the climb stops at the step that is not sustained."""
+    steps = iter([step(15_000, 15_000), step(14_000, 17_000, p99_ms=80.0)])
+    monkeypatch.setattr(checker_throughput, "ladder_step", lambda *_a, **_k: next(steps))
+    floors = iter([{"completed_per_s": 16_000.0}, {"completed_per_s": 12_000.0}])
+    ran, best = checker_throughput.climb(
+        argparse.Namespace(retries=0),
+        [(10_000, 10_000 / 15_000), (10_000, 10_000 / 17_000), (10_000, 0.5)],
+        floor_after=lambda: next(floors),
+        floor_before={"completed_per_s": 20_000.0},
+        mode="healthy",
+    )
+    assert len(ran) == 2  # the third step never ran
+    assert best is ran[0]
+    assert ran[0]["floor_beside_per_s"] == 18_000
+    assert ran[0]["share_of_floor_beside"] == pytest.approx(15_000 / 18_000)
+    assert ran[1]["floor_beside_per_s"] == 14_000
+    assert ran[1]["share_of_floor_beside"] == pytest.approx(1.0)
+
+
+def test_without_a_floor_a_step_has_no_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checker_throughput, "ladder_step", lambda *_a, **_k: step(500, 500))
+    ran, best = checker_throughput.climb(argparse.Namespace(), [(500, 1.0)], mode="https")
+    assert best is ran[0]
+    assert "share_of_floor_beside" not in ran[0]
