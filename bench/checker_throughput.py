@@ -19,8 +19,9 @@ rate was done and p99 lateness stayed within 25 ms (and 10 % of the interval). E
 is followed by a floor run, and its share of the floor is of the floors on either side of
 it: this machine's speed drifts too much over minutes for one floor to serve all. A step
 that fails while the checker was starved of its core by other processes (more than 5 %
-of the window runnable but waiting) is run again, at most twice (`--retries`), and says
-so.
+of the window runnable but waiting), or while the machine itself slowed (the floor after
+it did under 85 % of the floor before it), is run again, at most twice (`--retries`), and
+says so.
 
     python -m bench.checker_throughput            # full run (about 9 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
@@ -60,6 +61,10 @@ PUSH_KEY = "bench-push-key-0123456789abcdef"
 LATENESS_P99_BOUND_MS = 25.0
 STARVED_RETRY_SHARE = 0.05  # a failed step this starved of its core is run again
 STARVED_RETRIES = 2
+# A failed step whose floor afterwards did under this share of the floor before it ran
+# while the machine itself slowed (no process of ours took the core: the VM's own speed
+# drifts), and is run again like a starved one.
+SLOWED_FLOOR_SHARE = 0.85
 HTTPS_MODES = ("https", "https-full")  # TLS farm: sessions resume, or never
 
 
@@ -743,8 +748,11 @@ def climb(
     best: dict[str, Any] | None = None
     before = floor_before
     for checks, interval in steps:
-        result = ladder_step(args, checks=checks, interval=interval, **how)
-        if floor_after is not None:
+        retries = getattr(args, "retries", 0)
+        while True:
+            result = ladder_step(args, checks=checks, interval=interval, **how)
+            if floor_after is None:
+                break
             after = floor_after()
             sides = [after] if before is None else [before, after]
             beside = float(np.mean([side["completed_per_s"] for side in sides]))
@@ -755,7 +763,14 @@ def climb(
                 f" {result['share_of_floor_beside']:.3f}",
                 flush=True,
             )
+            slowed = before is not None and (
+                after["completed_per_s"] < SLOWED_FLOOR_SHARE * before["completed_per_s"]
+            )
             before = after
+            if sustained(result) or not slowed or retries <= 0:
+                break
+            retries -= 1
+            print("    (the machine slowed meanwhile: the floor fell by over 15 %: again)")
         ran.append(result)
         if not sustained(result):
             break

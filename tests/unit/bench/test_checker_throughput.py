@@ -50,3 +50,25 @@ def test_without_a_floor_a_step_has_no_share(monkeypatch: pytest.MonkeyPatch) ->
     ran, best = checker_throughput.climb(argparse.Namespace(), [(500, 1.0)], mode="https")
     assert best is ran[0]
     assert "share_of_floor_beside" not in ran[0]
+
+
+def test_a_step_failed_while_the_machine_slowed_is_run_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The floor after a failed step did 60 % of the one before it: the machine slowed,
+    so the step runs again (with a floor after it again), and its second result counts.
+    A step that fails with the floor steady is not run again."""
+    steps = iter([step(9_000, 15_000, p99_ms=300.0), step(15_000, 15_000), step(1, 17_000)])
+    monkeypatch.setattr(checker_throughput, "ladder_step", lambda *_a, **_k: next(steps))
+    floors = iter([{"completed_per_s": v} for v in (12_000.0, 19_000.0, 19_500.0)])
+    ran, best = checker_throughput.climb(
+        argparse.Namespace(retries=2),
+        [(10_000, 10_000 / 15_000), (10_000, 10_000 / 17_000), (10_000, 0.5)],
+        floor_after=lambda: next(floors),
+        floor_before={"completed_per_s": 20_000.0},
+        mode="healthy",
+    )
+    assert [r["completed_per_s"] for r in ran] == [15_000, 1]  # the retry, then the stop
+    assert best is ran[0]
+    assert ran[0]["floor_beside_per_s"] == (12_000 + 19_000) / 2
+    assert ran[1]["floor_beside_per_s"] == (19_000 + 19_500) / 2
