@@ -60,7 +60,7 @@ __all__ = ["CheckerPlan", "CheckerService", "observe_many"]
 
 log = get_logger("checker")
 
-# The probe loop wakes only on a fixed grid of the admission's tick (5 to 20 ms, about a
+# The probe loop wakes only on a fixed grid of the admission's tick (5 to 10 ms, about a
 # hundred probes due per wake): due probes start in batches at the first grid point after
 # they fall due, and that lateness (< tick) is measured like any other.
 IDLE_WAKE = 0.05  # wake at least this often with nothing due (config passes may add work)

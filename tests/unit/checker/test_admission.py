@@ -65,9 +65,10 @@ def test_a_wake_starts_at_most_two_ticks_share_of_the_rate() -> None:
 
 def test_the_loop_wakes_about_once_per_hundred_probes_within_bounds() -> None:
     assert tick_for(10_000, 1.0) == pytest.approx(0.01)  # 10,000/s: every 10 ms
+    assert tick_for(13_000, 1.0) == pytest.approx(100 / 13_000)  # 7.7 ms
     assert tick_for(20_000, 1.0) == TICK_MIN  # faster: never below 5 ms
     assert tick_for(50_000, 1.0) == TICK_MIN
-    assert tick_for(500, 1.0) == TICK_MAX  # slower: never above 20 ms
+    assert tick_for(500, 1.0) == TICK_MAX  # slower: never above 10 ms
     assert tick_for(0, 1.0) == TICK_MAX
     sizing = admission([0.5] * 20_000, 1.0, 65_536, 256, None)
     assert (sizing.tick, sizing.per_wake) == (TICK_MIN, 200)  # 100 due per wake, 200 allowed
