@@ -21,21 +21,38 @@ def step(done: float, offered: float, p99_ms: float = 5.0) -> dict[str, Any]:
     }
 
 
+def climb_drifting(
+    monkeypatch: pytest.MonkeyPatch,
+    steps: list[dict[str, Any]],
+    *,
+    floors: list[float],
+    retries: int,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """`climb` over a three-step ladder whose runs give `steps` in turn, with the floor
+    doing `floors` in turn: the first one before the ladder, then one after each run."""
+    results = iter(steps)
+    monkeypatch.setattr(checker_throughput, "ladder_step", lambda *_a, **_k: next(results))
+    after = iter([{"completed_per_s": float(v)} for v in floors[1:]])
+    return checker_throughput.climb(
+        argparse.Namespace(retries=retries),
+        [(10_000, 10_000 / 15_000), (10_000, 10_000 / 17_000), (10_000, 0.5)],
+        floor_after=lambda: next(after),
+        floor_before={"completed_per_s": float(floors[0])},
+        mode="healthy",
+    )
+
+
 def test_each_step_is_compared_with_the_floors_either_side_of_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A machine whose speed drifts: the floor runs at 20,000, 16,000 and 12,000/s around
     two steps. Each step's share is of the mean of its two neighbours, never of the first
     floor alone, and the climb stops at the step that is not sustained."""
-    steps = iter([step(15_000, 15_000), step(14_000, 17_000, p99_ms=80.0)])
-    monkeypatch.setattr(checker_throughput, "ladder_step", lambda *_a, **_k: next(steps))
-    floors = iter([{"completed_per_s": 16_000.0}, {"completed_per_s": 12_000.0}])
-    ran, best = checker_throughput.climb(
-        argparse.Namespace(retries=0),
-        [(10_000, 10_000 / 15_000), (10_000, 10_000 / 17_000), (10_000, 0.5)],
-        floor_after=lambda: next(floors),
-        floor_before={"completed_per_s": 20_000.0},
-        mode="healthy",
+    ran, best = climb_drifting(
+        monkeypatch,
+        [step(15_000, 15_000), step(14_000, 17_000, p99_ms=80.0)],
+        floors=[20_000, 16_000, 12_000],
+        retries=0,
     )
     assert len(ran) == 2  # the third step never ran
     assert best is ran[0]
@@ -58,15 +75,11 @@ def test_a_step_failed_while_the_machine_slowed_is_run_again(
     """The floor after a failed step did 60 % of the one before it: the machine slowed,
     so the step runs again (with a floor after it again), and its second result counts.
     A step that fails with the floor steady is not run again."""
-    steps = iter([step(9_000, 15_000, p99_ms=300.0), step(15_000, 15_000), step(1, 17_000)])
-    monkeypatch.setattr(checker_throughput, "ladder_step", lambda *_a, **_k: next(steps))
-    floors = iter([{"completed_per_s": v} for v in (12_000.0, 19_000.0, 19_500.0)])
-    ran, best = checker_throughput.climb(
-        argparse.Namespace(retries=2),
-        [(10_000, 10_000 / 15_000), (10_000, 10_000 / 17_000), (10_000, 0.5)],
-        floor_after=lambda: next(floors),
-        floor_before={"completed_per_s": 20_000.0},
-        mode="healthy",
+    ran, best = climb_drifting(
+        monkeypatch,
+        [step(9_000, 15_000, p99_ms=300.0), step(15_000, 15_000), step(1, 17_000)],
+        floors=[20_000, 12_000, 19_000, 19_500],
+        retries=2,
     )
     assert [r["completed_per_s"] for r in ran] == [15_000, 1]  # the retry, then the stop
     assert best is ran[0]
