@@ -39,6 +39,7 @@ from bench.checker_throughput import (
     _pin,
     _schedstat,
     _start_farm,
+    _stolen,
     _stop_farm,
     checker_config,
 )
@@ -133,8 +134,10 @@ async def _measure(spec: dict[str, Any], snapshot: Any) -> dict[str, Any]:
     try:
         before = snapshot()
         cpu0, wall0, sched0 = time.process_time(), time.monotonic(), _schedstat()
+        stolen0 = _stolen()
         await asyncio.sleep(spec["duration"])
         cpu1, wall1, sched1 = time.process_time(), time.monotonic(), _schedstat()
+        stolen1 = _stolen()
         after = snapshot()
     finally:
         if hog is not None:
@@ -147,6 +150,7 @@ async def _measure(spec: dict[str, Any], snapshot: Any) -> dict[str, Any]:
         "wall_s": wall,
         "cpu_s": cpu1 - cpu0,
         "runq_wait_share": (sched1[1] - sched0[1]) / wall,
+        "steal_share": (stolen1 - stolen0) / wall / (os.cpu_count() or 1),
         "started": delta["started"],
         "completed": done,
         "skipped": delta["skipped"],
@@ -198,7 +202,8 @@ def one(args: argparse.Namespace, design: str, targets: list[tuple[int, str]]) -
         f"  cpu {result['cpu_s'] / result['wall_s'] * 100:5.1f}%"
         f"  {result['cpu_us_per_probe']:6.1f} us/probe"
         f"  timeouts {result['timeout_share'] * 100:5.2f}%  skipped {result['skipped']:.0f}"
-        f"  starved {result['runq_wait_share'] * 100:3.0f}%  {result['reasons']}",
+        f"  starved {result['runq_wait_share'] * 100:3.0f}%"
+        f"  stolen {result['steal_share'] * 100:3.0f}%  {result['reasons']}",
         flush=True,
     )
     return result
@@ -261,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             sum(r["reasons"].get(Reason.TIMEOUT.label, 0) for r in rs)
         )
         figures[f"{design}_skipped"] = int(sum(r["skipped"] for r in rs))
+        figures[f"{design}_steal_share"] = round(
+            float(np.median([r["steal_share"] for r in rs])), 3
+        )
         figures[f"{design}_runq_wait_share"] = round(
             float(np.median([r["runq_wait_share"] for r in rs])), 2
         )

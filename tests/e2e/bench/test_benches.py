@@ -55,6 +55,7 @@ def test_checker_throughput_classifies_each_kind_of_dead_target() -> None:
     assert figures["ladder"][0]["done_per_s"] > 0
     assert figures["floor_probes_per_s"] > 0
     assert figures["ladder"][0]["floor_beside_per_s"] > 0  # the floor run next to the step
+    assert 0 <= figures["ladder"][0]["steal_share"] < 1
     assert figures["floor_beside_sustained_per_s"] in (
         0,
         figures["ladder"][0]["floor_beside_per_s"],
@@ -76,6 +77,7 @@ def test_checker_overhead_runs_both_designs_without_false_timeouts() -> None:
     for design in ("urn", "edge"):
         assert figures[f"{design}_done_per_s"] > 0
         assert figures[f"{design}_timeouts"] == 0  # healthy targets: no probe timed out
+        assert 0 <= figures[f"{design}_steal_share"] < 1  # the host's share, read from /proc
 
 
 @pytest.mark.parametrize(
