@@ -134,10 +134,10 @@ async def _measure(spec: dict[str, Any], snapshot: Any) -> dict[str, Any]:
     try:
         before = snapshot()
         cpu0, wall0, sched0 = time.process_time(), time.monotonic(), _schedstat()
-        stolen0 = _stolen()
+        stolen0 = _stolen(spec.get("cpu"))
         await asyncio.sleep(spec["duration"])
         cpu1, wall1, sched1 = time.process_time(), time.monotonic(), _schedstat()
-        stolen1 = _stolen()
+        stolen1 = _stolen(spec.get("cpu"))
         after = snapshot()
     finally:
         if hog is not None:
@@ -150,7 +150,7 @@ async def _measure(spec: dict[str, Any], snapshot: Any) -> dict[str, Any]:
         "wall_s": wall,
         "cpu_s": cpu1 - cpu0,
         "runq_wait_share": (sched1[1] - sched0[1]) / wall,
-        "steal_share": (stolen1 - stolen0) / wall / (os.cpu_count() or 1),
+        "steal_share": (stolen1 - stolen0) / wall,
         "started": delta["started"],
         "completed": done,
         "skipped": delta["skipped"],

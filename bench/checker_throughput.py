@@ -88,18 +88,21 @@ def _schedstat() -> tuple[float, float]:
     return int(on_cpu) / 1e9, int(waiting) / 1e9
 
 
-def _stolen() -> float:
-    """Seconds the hypervisor has kept this machine's CPUs from it so far (steal, summed
-    over CPUs): a VM whose host is busy loses its vCPUs for milliseconds at a time, and a
-    system call that waits on a lock the other vCPU held then stalls as long."""
+def _stolen(cpu: int | None) -> float:
+    """Seconds the hypervisor has kept `cpu` (None: each CPU of this machine, on
+    average) from it so far: steal time. A VM whose host is busy loses its vCPUs for
+    milliseconds at a time, and a system call that waits on a lock the other vCPU held
+    then stalls as long."""
+    name = "cpu" if cpu is None else f"cpu{cpu}"
     try:
         with open("/proc/stat") as handle:
-            fields = handle.readline().split()
+            fields = next((f for line in handle if (f := line.split())[0] == name), [])
     except OSError:
         return 0.0
-    if fields[0] != "cpu" or len(fields) < 9:
+    if len(fields) < 9:
         return 0.0
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    seconds = int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    return seconds if cpu is not None else seconds / (os.cpu_count() or 1)
 
 
 def farm_main(mode: str, count: int, delay: float, cpu: int | None) -> None:
@@ -333,13 +336,13 @@ def checker_main() -> None:
         farm0 = _process_cpu(spec.get("farm_pid"))
         cpu0, wall0, times0 = time.process_time(), time.monotonic(), os.times()
         sched0 = _schedstat()
-        stolen0 = _stolen()
+        stolen0 = _stolen(spec.get("cpu"))
         started0, done0, skipped0 = service.probes_started, completed(), skipped()
         counts0 = list(service._counts)
         await asyncio.sleep(spec["duration"])
         cpu1, wall1, times1 = time.process_time(), time.monotonic(), os.times()
         sched1 = _schedstat()
-        stolen1 = _stolen()
+        stolen1 = _stolen(spec.get("cpu"))
         started1, done1, skipped1 = service.probes_started, completed(), skipped()
         farm1 = _process_cpu(spec.get("farm_pid"))
         tls1 = getattr(engine, "tls_handshakes", 0), getattr(engine, "tls_resumed", 0)
@@ -365,8 +368,9 @@ def checker_main() -> None:
             # Share of the window this process was runnable but waiting for a CPU: the
             # noise indicator. Near 0 on a quiet machine; high means starved by neighbours.
             "runq_wait_share": (sched1[1] - sched0[1]) / (wall1 - wall0),
-            # Share of the window the host took this machine's CPUs (averaged over them).
-            "steal_share": (stolen1 - stolen0) / (wall1 - wall0) / (os.cpu_count() or 1),
+            # Share of the window the host took the checker's CPU (each CPU's, on average,
+            # when it is not pinned).
+            "steal_share": (stolen1 - stolen0) / (wall1 - wall0),
             "sys_s": times1.system - times0.system,
             "started_per_s": (started1 - started0) / wall,
             "completed_per_s": (done1 - done0) / wall,
@@ -515,9 +519,11 @@ def floor_raw_main() -> None:
             except BlockingIOError:
                 open_[sock.fileno()] = [sock, request]
                 poll.register(sock.fileno(), watch)
-            except OSError:
+            except OSError:  # refused with the connect: the next probe takes its place
                 counts[1] += 1
                 sock.close()
+                if state["running"]:
+                    loop.call_soon(launch)
             else:
                 open_[sock.fileno()] = [sock, None]
                 poll.register(sock.fileno(), answer)
@@ -757,6 +763,51 @@ def ladder_step(args: argparse.Namespace, **how: Any) -> dict[str, Any]:
     return result
 
 
+def step_between_floors(
+    args: argparse.Namespace,
+    floor_after: Callable[[], dict[str, Any]],
+    before: dict[str, Any] | None,
+    **how: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`scenario(args, **how)` followed by a floor run: (the step with its share of the
+    mean of the floors either side of it, the floor after it).
+
+    A step that is not sustained runs again, at most `args.retries` times in all, while
+    it lost over STARVED_RETRY_SHARE of its window to others or the machine slowed under
+    it (the floor after it did under SLOWED_FLOOR_SHARE of the one before)."""
+    retries = getattr(args, "retries", 0)
+    attempt = 0
+    while True:
+        result = scenario(args, **how)
+        after = floor_after()
+        sides = [after] if before is None else [before, after]
+        beside = float(np.mean([side["completed_per_s"] for side in sides]))
+        result["floor_beside_per_s"] = beside
+        result["share_of_floor_beside"] = result["completed_per_s"] / max(beside, 1.0)
+        print(
+            f"    share of the floor beside it ({beside:.0f}/s):"
+            f" {result['share_of_floor_beside']:.3f}",
+            flush=True,
+        )
+        slowed = before is not None and (
+            after["completed_per_s"] < SLOWED_FLOOR_SHARE * before["completed_per_s"]
+        )
+        before = after
+        if sustained(result) or attempt == retries:
+            break
+        if lost_share(result) > STARVED_RETRY_SHARE:
+            print(
+                f"    (starved {result['runq_wait_share'] * 100:.0f}% and stolen"
+                f" {result['steal_share'] * 100:.0f}% of the window: again)"
+            )
+        elif slowed:
+            print("    (the machine slowed meanwhile: the floor fell by over 15 %: again)")
+        else:
+            break
+        attempt += 1
+    return result, after
+
+
 def climb(
     args: argparse.Namespace,
     steps: list[tuple[int, float]],
@@ -777,29 +828,12 @@ def climb(
     best: dict[str, Any] | None = None
     before = floor_before
     for checks, interval in steps:
-        retries = getattr(args, "retries", 0)
-        while True:
+        if floor_after is None:
             result = ladder_step(args, checks=checks, interval=interval, **how)
-            if floor_after is None:
-                break
-            after = floor_after()
-            sides = [after] if before is None else [before, after]
-            beside = float(np.mean([side["completed_per_s"] for side in sides]))
-            result["floor_beside_per_s"] = beside
-            result["share_of_floor_beside"] = result["completed_per_s"] / max(beside, 1.0)
-            print(
-                f"    share of the floor beside it ({beside:.0f}/s):"
-                f" {result['share_of_floor_beside']:.3f}",
-                flush=True,
+        else:
+            result, before = step_between_floors(
+                args, floor_after, before, checks=checks, interval=interval, **how
             )
-            slowed = before is not None and (
-                after["completed_per_s"] < SLOWED_FLOOR_SHARE * before["completed_per_s"]
-            )
-            before = after
-            if sustained(result) or not slowed or retries <= 0:
-                break
-            retries -= 1
-            print("    (the machine slowed meanwhile: the floor fell by over 15 %: again)")
         ran.append(result)
         if not sustained(result):
             break

@@ -18,6 +18,7 @@ def step(done: float, offered: float, p99_ms: float = 5.0) -> dict[str, Any]:
         "skipped": 0,
         "interval": 10_000 / offered,
         "runq_wait_share": 0.0,
+        "steal_share": 0.0,
     }
 
 
@@ -31,7 +32,7 @@ def climb_drifting(
     """`climb` over a three-step ladder whose runs give `steps` in turn, with the floor
     doing `floors` in turn: the first one before the ladder, then one after each run."""
     results = iter(steps)
-    monkeypatch.setattr(checker_throughput, "ladder_step", lambda *_a, **_k: next(results))
+    monkeypatch.setattr(checker_throughput, "scenario", lambda *_a, **_k: next(results))
     after = iter([{"completed_per_s": float(v)} for v in floors[1:]])
     return checker_throughput.climb(
         argparse.Namespace(retries=retries),
@@ -109,3 +110,30 @@ def test_a_failed_step_runs_again_when_the_window_was_lost_to_others(
     result = checker_throughput.ladder_step(argparse.Namespace(retries=2), mode="healthy")
     assert len(ran) == runs
     assert checker_throughput.sustained(result) is (runs == 2)
+
+
+def test_a_step_runs_at_most_retries_more_times_whatever_the_reasons(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Starved and with the floor falling every time, a failing step still runs only
+    1 + retries times, each followed by one floor run."""
+    failing = {**step(9_000, 15_000, p99_ms=300.0), "runq_wait_share": 0.2}
+    ran: list[int] = []
+    floors = iter([800.0, 600.0, 400.0, 300.0, 200.0])
+
+    def scenario(*_a: Any, **_k: Any) -> dict[str, Any]:
+        ran.append(1)
+        return dict(failing)
+
+    monkeypatch.setattr(checker_throughput, "scenario", scenario)
+    steps, best = checker_throughput.climb(
+        argparse.Namespace(retries=2),
+        [(10_000, 10_000 / 15_000)],
+        floor_after=lambda: {"completed_per_s": next(floors)},
+        floor_before={"completed_per_s": 1_000.0},
+        mode="healthy",
+    )
+    assert len(ran) == 3
+    assert next(floors) == 300.0  # three floors ran, one after each try
+    assert best is None
+    assert steps[0]["floor_beside_per_s"] == (600 + 400) / 2
