@@ -763,6 +763,17 @@ def ladder_step(args: argparse.Namespace, **how: Any) -> dict[str, Any]:
     return result
 
 
+def step_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """What the JSON line says of every ladder step, HTTP or HTTPS."""
+    return {
+        "offered_per_s": round(result["offered_per_s"]),
+        "done_per_s": round(result["completed_per_s"]),
+        "lateness_p99_ms": round(result["lateness_p99_ms"], 2),
+        "skipped": result["skipped"],
+        "steal_share": round(result["steal_share"], 3),
+    }
+
+
 def step_between_floors(
     args: argparse.Namespace,
     floor_after: Callable[[], dict[str, Any]],
@@ -876,12 +887,8 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     figures["cpu_util_at_sustained"] = round(best["cpu_util"], 3) if best else None
     figures["ladder"] = [
         {
-            "offered_per_s": round(r["offered_per_s"]),
-            "done_per_s": round(r["completed_per_s"]),
-            "lateness_p99_ms": round(r["lateness_p99_ms"], 2),
-            "skipped": r["skipped"],
+            **step_figures(r),
             "checker_runq_wait_share": round(r["runq_wait_share"], 2),
-            "steal_share": round(r["steal_share"], 3),
             "floor_beside_per_s": round(r["floor_beside_per_s"]),
             "share_of_floor_beside": round(r["share_of_floor_beside"], 3),
         }
@@ -1001,15 +1008,7 @@ def https(args: argparse.Namespace, figures: dict[str, Any]) -> dict[str, Any]:
     )
     out: dict[str, Any] = {
         "https_ladder": [
-            {
-                "offered_per_s": round(r["offered_per_s"]),
-                "done_per_s": round(r["completed_per_s"]),
-                "lateness_p99_ms": round(r["lateness_p99_ms"], 2),
-                "skipped": r["skipped"],
-                "farm_cpu_util": round(r["farm_cpu_util"], 2),
-                "steal_share": round(r["steal_share"], 3),
-            }
-            for r in ran
+            {**step_figures(r), "farm_cpu_util": round(r["farm_cpu_util"], 2)} for r in ran
         ],
         "https_sustained_probes_per_s": round(best["completed_per_s"]) if best else 0,
         "https_p99_lateness_ms_at_sustained": round(best["lateness_p99_ms"], 2) if best else None,
