@@ -22,6 +22,15 @@ from sim.testing.bounds import slack
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+def bench(command: list[str], *, timeout: float) -> dict:
+    """Run `command` (an `urn bench az-failure`) to its end; its closing JSON line."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    last: dict = json.loads(done.stdout.strip().splitlines()[-1])
+    assert last["bench"] == "az-failure"
+    return last
+
+
 def test_small_az_failure_run_is_correct_in_both_designs(tmp_path):
     out = tmp_path / "bench"
     command = [
@@ -45,10 +54,7 @@ def test_small_az_failure_run_is_correct_in_both_designs(tmp_path):
         "--quiet",
         "--out", str(out),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    last = json.loads(done.stdout.strip().splitlines()[-1])
-    assert last["bench"] == "az-failure"
+    bench(command, timeout=240)
     report = json.loads((out / "report.json").read_text())
     assert (out / "report.md").exists()
     assert report["config"]["farm_processes"] == 2  # the AZ fails across both shards at once
@@ -89,10 +95,7 @@ def _small_run(out, *extra: str, phase: str = "4") -> dict:
         "--out", str(out),
         *extra,
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    last = json.loads(done.stdout.strip().splitlines()[-1])
-    assert last["bench"] == "az-failure"
+    last = bench(command, timeout=120)
     assert list(last["figures"]) == ["config", "urn"]  # a lever implies --design urn
     return json.loads((out / "report.json").read_text())
 
