@@ -22,10 +22,13 @@ that fails while the checker lost more than 5 % of the window to causes not its 
 (runnable but waiting for its core, or the machine's CPUs taken by the host: `stolen`,
 the steal time of /proc/stat), or while the machine itself slowed (the floor after it
 did under 85 % of the floor before it), is run again, at most twice (`--retries`), and
-says so.
+says so. The all-dead runs come in rounds with a healthy run before the first round
+and after each one, and a dead run is compared with the healthy figure at its place in
+time (on the line between the healthy runs either side of its round).
 
     python -m bench.checker_throughput            # full run (about 9 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
+    python -m bench.checker_throughput --sections ratio   # the dead/healthy runs alone
 
 Ends with one JSON line: {"bench": "checker_throughput", "figures": {...}}.
 """
@@ -852,12 +855,8 @@ def climb(
     return ran, best
 
 
-def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    print(
-        f"checker throughput: checker on CPU {args.checker_cpu}, farm on CPU {args.farm_cpu},"
-        f" {args.targets} target ports, window {args.duration}s after {args.warmup}s warm-up"
-    )
+def floor_and_ladder(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    """1) the floors, then the HTTP ladder with a floor run after each step."""
     print("1) the floor: the leanest connection-per-probe loop, flat out on the same core")
     floors = [floor(args, concurrency) for concurrency in args.floors]
     top = max(floors, key=lambda r: r["completed_per_s"])
@@ -905,6 +904,9 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     if best is not None:
         figures["cpu_us_per_probe_at_sustained"] = round(best["cpu_us_per_probe"], 1)
 
+
+def prober_comparison(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    """2) the checker's prober against aiohttp's client at one offered rate."""
     print(f"2) prober comparison at {args.compare_rate:.0f} probes/s offered, healthy targets")
     interval = args.checks / args.compare_rate
     compare = {}
@@ -926,36 +928,82 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         compare["aiohttp"]["cpu_us_per_probe"] / compare["protocol"]["cpu_us_per_probe"], 2
     )
 
+
+RATIO_MODES = (("refused", "refused"), ("blackhole", "blackholed"), ("slow", "slow"))
+
+
+def round_orders(names: list[str], rounds: int) -> list[list[str]]:
+    """The dead modes' order in each round: reversed every other round, so no mode is
+    always the one furthest from a healthy run."""
+    return [names if index % 2 == 0 else names[::-1] for index in range(rounds)]
+
+
+def ratios_beside_healthy(
+    healthy: list[float], rounds: list[list[tuple[str, float]]]
+) -> dict[str, list[float]]:
+    """Each dead run's figure over the healthy figure at its place in time.
+
+    `healthy[k]` and `healthy[k + 1]` ran just before and just after round `k`, whose
+    dead runs `rounds[k]` ran in the order given; the healthy figure at the j-th of m
+    dead runs is read off the straight line between the two, j/(m + 1) of the way. The
+    machine's speed drifts over minutes, and a dead run compared with one healthy run
+    minutes away carries that drift into its ratio.
+    """
+    if len(healthy) != len(rounds) + 1:
+        raise ValueError(f"{len(rounds)} rounds need {len(rounds) + 1} healthy runs")
+    ratios: dict[str, list[float]] = {}
+    for index, runs in enumerate(rounds):
+        before, after = healthy[index], healthy[index + 1]
+        for place, (name, value) in enumerate(runs, start=1):
+            share = place / (len(runs) + 1)
+            beside = before + (after - before) * share
+            ratios.setdefault(name, []).append(value / beside if beside > 0 else float("nan"))
+    return ratios
+
+
+def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    """3) CPU with every target refused, blackholed or slow, over CPU with every target
+    healthy at the same offered rate: rounds of the dead modes, with a healthy run before
+    the first round and after each one."""
     print(
         f"3) all-dead vs all-healthy CPU at {args.ratio_rate:.0f} probes/s offered,"
-        f" timeout {args.ratio_timeout}s, slow targets answer after {args.slow_delay}s"
+        f" timeout {args.ratio_timeout}s, slow targets answer after {args.slow_delay}s;"
+        " a healthy run before and after each round"
     )
-    interval = args.checks / args.ratio_rate
-    modes = (
-        ("healthy", "healthy"),
-        ("refused", "refused"),
-        ("blackhole", "blackholed"),
-        ("slow", "slow"),
-    )
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for _, name in modes}
-    for round_ in range(args.repeats):
-        print(f"  round {round_ + 1} of {args.repeats}")
-        for mode, name in modes:
-            runs[name].append(
-                scenario(
-                    args,
-                    mode=mode,
-                    checks=args.checks,
-                    interval=interval,
-                    timeout=args.ratio_timeout,
-                )
-            )
+    names = dict(RATIO_MODES)
+
+    def run(mode: str) -> dict[str, Any]:
+        return scenario(
+            args,
+            mode=mode,
+            checks=args.checks,
+            interval=args.checks / args.ratio_rate,
+            timeout=args.ratio_timeout,
+        )
+
+    healthy = [run("healthy")]
+    rounds: list[list[tuple[str, dict[str, Any]]]] = []
+    for index, order in enumerate(round_orders(list(names), args.repeats)):
+        print(f"  round {index + 1} of {args.repeats}")
+        rounds.append([(names[mode], run(mode)) for mode in order])
+        healthy.append(run("healthy"))
 
     def per_probe(r: dict[str, Any]) -> float:
         return float(r["cpu_s"] / max(r["started_per_s"] * r["wall_s"], 1))
 
-    healthy = runs["healthy"]
+    def beside(figure: Callable[[dict[str, Any]], float]) -> dict[str, list[float]]:
+        return ratios_beside_healthy(
+            [figure(r) for r in healthy],
+            [[(name, figure(r)) for name, r in runs] for runs in rounds],
+        )
+
+    # CPU per wall second is the constant-work figure when both start the same probes
+    # per second; CPU per started probe stays comparable when noise starves one run.
+    by_time = beside(lambda r: float(r["cpu_util"]))
+    by_probe = beside(per_probe)
+    dead = {name: [r for runs in rounds for n, r in runs if n == name] for name in names.values()}
     figures["ratio_rounds"] = args.repeats
+    figures["ratio_healthy_runs"] = len(healthy)
     figures["ratio_healthy_cpu_util"] = round(float(np.median([r["cpu_util"] for r in healthy])), 3)
     figures["ratio_healthy_started_per_s"] = round(
         float(np.median([r["started_per_s"] for r in healthy]))
@@ -964,31 +1012,46 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         float(np.median([r["runq_wait_share"] for r in healthy])), 2
     )
     figures["ratio_steal_share_max"] = round(
-        max(r["steal_share"] for rounds in runs.values() for r in rounds), 3
+        max(r["steal_share"] for r in [*healthy, *(r for runs in dead.values() for r in runs)]),
+        3,
     )
-    for _, name in modes[1:]:
-        dead = runs[name]
-        # Each round's dead run is divided by the same round's healthy run (they ran next
-        # to each other, under the most similar noise); the median over rounds is given.
-        # CPU per wall second is the constant-work figure when both start the same probes
-        # per second; CPU per started probe stays comparable when noise starves one run.
-        pairs = list(zip(dead, healthy, strict=True))
-        figures[f"cpu_ratio_{name}_over_healthy"] = round(
-            float(np.median([d["cpu_util"] / h["cpu_util"] for d, h in pairs])), 3
-        )
+    for name, runs in dead.items():
+        figures[f"cpu_ratio_{name}_over_healthy"] = round(float(np.median(by_time[name])), 3)
         figures[f"cpu_per_probe_ratio_{name}_over_healthy"] = round(
-            float(np.median([per_probe(d) / per_probe(h) for d, h in pairs])), 3
+            float(np.median(by_probe[name])), 3
         )
+        figures[f"cpu_per_probe_ratios_{name}"] = [round(v, 3) for v in by_probe[name]]
         figures[f"{name}_started_per_s"] = round(
-            float(np.median([d["started_per_s"] for d in dead]))
+            float(np.median([r["started_per_s"] for r in runs]))
         )
         figures[f"{name}_checker_runq_wait_share"] = round(
-            float(np.median([d["runq_wait_share"] for d in dead])), 2
+            float(np.median([r["runq_wait_share"] for r in runs])), 2
         )
-        figures[f"{name}_skipped"] = sum(d["skipped"] for d in dead)
-        figures[f"{name}_reasons"] = dead[-1]["reasons"]
+        figures[f"{name}_skipped"] = sum(r["skipped"] for r in runs)
+        figures[f"{name}_reasons"] = runs[-1]["reasons"]
 
+
+def https_section(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    """4) the HTTPS ladder and CPU per probe (its share of HTTP needs the ladder's run)."""
     figures.update(https(args, figures))
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
+    "ladder": floor_and_ladder,
+    "compare": prober_comparison,
+    "ratio": dead_vs_healthy,
+    "https": https_section,
+}
+
+
+def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    print(
+        f"checker throughput: checker on CPU {args.checker_cpu}, farm on CPU {args.farm_cpu},"
+        f" {args.targets} target ports, window {args.duration}s after {args.warmup}s warm-up"
+    )
+    for section in args.sections:
+        SECTIONS[section](args, figures)
     return figures
 
 
@@ -1041,6 +1104,13 @@ def https(args: argparse.Namespace, figures: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short windows, for a smoke run")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=list(SECTIONS),
+        default=list(SECTIONS),
+        help="what to run, in this order (default: all)",
+    )
     parser.add_argument("--checks", type=int, default=10_000)
     parser.add_argument("--targets", type=int, default=200, help="target ports in the farm")
     parser.add_argument("--timeout", type=float, default=1.0)

@@ -65,6 +65,9 @@ def test_checker_throughput_classifies_each_kind_of_dead_target() -> None:
     assert set(figures["refused_reasons"]) == {"refused"}
     assert set(figures["blackholed_reasons"]) == {"timeout"}
     assert set(figures["slow_reasons"]) == {"healthy"}
+    # the one round of dead runs has a healthy run on either side of it
+    assert figures["ratio_healthy_runs"] == 2
+    assert len(figures["cpu_per_probe_ratios_slow"]) == 1
     # HTTPS runs on the same probe path
     assert figures["https_ladder"][0]["done_per_s"] > 0
 

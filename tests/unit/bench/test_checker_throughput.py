@@ -1,4 +1,4 @@
-"""The checker-throughput ladder's arithmetic, with its runs replaced by canned results."""
+"""The checker-throughput ladder's and dead/healthy ratios' arithmetic, with canned runs."""
 
 from __future__ import annotations
 
@@ -137,3 +137,33 @@ def test_a_step_runs_at_most_retries_more_times_whatever_the_reasons(
     assert next(floors) == 300.0  # three floors ran, one after each try
     assert best is None
     assert steps[0]["floor_beside_per_s"] == (600 + 400) / 2
+
+
+def test_dead_modes_alternate_their_order_between_rounds() -> None:
+    orders = checker_throughput.round_orders(["refused", "blackhole", "slow"], 3)
+    assert orders == [
+        ["refused", "blackhole", "slow"],
+        ["slow", "blackhole", "refused"],
+        ["refused", "blackhole", "slow"],
+    ]
+
+
+def test_a_dead_run_is_compared_with_the_healthy_figure_at_its_place_in_time() -> None:
+    # The machine slows steadily: a healthy run costs 40 before round one, 60 after it and
+    # 80 after round two; every dead run costs exactly 1.1 times what a healthy run would
+    # have at its moment. Compared with one healthy run, the last mode of a round would
+    # read 1.1 * 55 / 40 = 1.51 (the drift, not the mode).
+    line = [40.0 + 20.0 * step / 4 for step in range(9)]  # healthy, 3 dead, healthy, ...
+    rounds = [
+        [("refused", 1.1 * line[1]), ("blackholed", 1.1 * line[2]), ("slow", 1.1 * line[3])],
+        [("slow", 1.1 * line[5]), ("blackholed", 1.1 * line[6]), ("refused", 1.1 * line[7])],
+    ]
+    ratios = checker_throughput.ratios_beside_healthy([line[0], line[4], line[8]], rounds)
+    assert set(ratios) == {"refused", "blackholed", "slow"}
+    for values in ratios.values():
+        assert values == pytest.approx([1.1, 1.1])
+
+
+def test_the_healthy_runs_must_bracket_every_round() -> None:
+    with pytest.raises(ValueError, match="2 rounds need 3 healthy runs"):
+        checker_throughput.ratios_beside_healthy([1.0, 1.0], [[("slow", 1.0)], [("slow", 1.0)]])
