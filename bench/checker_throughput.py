@@ -929,35 +929,40 @@ def prober_comparison(args: argparse.Namespace, figures: dict[str, Any]) -> None
     )
 
 
-RATIO_MODES = (("refused", "refused"), ("blackhole", "blackholed"), ("slow", "slow"))
+# The dead modes of the ratio runs, by the name their figures go under.
+RATIO_FIGURE_NAMES = {"refused": "refused", "blackhole": "blackholed", "slow": "slow"}
+
+# A figure of one run, and when it ran (the middle of its scenario, monotonic seconds).
+Timed = tuple[float, float]
 
 
-def round_orders(names: list[str], rounds: int) -> list[list[str]]:
-    """The dead modes' order in each round: reversed every other round, so no mode is
-    always the one furthest from a healthy run."""
-    return [names if index % 2 == 0 else names[::-1] for index in range(rounds)]
+def round_orders(modes: list[str], rounds: int) -> list[list[str]]:
+    """The dead modes' order in each round, rotated by one each round: over as many
+    rounds as modes, each mode runs once in each place (first, next to a healthy run,
+    and in the middle, furthest from one)."""
+    return [modes[index % len(modes) :] + modes[: index % len(modes)] for index in range(rounds)]
 
 
 def ratios_beside_healthy(
-    healthy: list[float], rounds: list[list[tuple[str, float]]]
+    healthy: list[Timed], rounds: list[list[tuple[str, Timed]]]
 ) -> dict[str, list[float]]:
-    """Each dead run's figure over the healthy figure at its place in time.
+    """Each dead run's figure over the healthy figure at the moment it ran.
 
     `healthy[k]` and `healthy[k + 1]` ran just before and just after round `k`, whose
-    dead runs `rounds[k]` ran in the order given; the healthy figure at the j-th of m
-    dead runs is read off the straight line between the two, j/(m + 1) of the way. The
-    machine's speed drifts over minutes, and a dead run compared with one healthy run
-    minutes away carries that drift into its ratio.
+    dead runs are `rounds[k]`; the healthy figure at a dead run's moment is read off the
+    straight line between those two. The machine's speed drifts over minutes, and a dead
+    run compared with one healthy run minutes away carries that drift into its ratio.
     """
     if len(healthy) != len(rounds) + 1:
         raise ValueError(f"{len(rounds)} rounds need {len(rounds) + 1} healthy runs")
+    if any(value <= 0 for _, value in healthy):
+        raise ValueError(f"a healthy run's figure must be positive: {healthy}")
     ratios: dict[str, list[float]] = {}
-    for index, runs in enumerate(rounds):
-        before, after = healthy[index], healthy[index + 1]
-        for place, (name, value) in enumerate(runs, start=1):
-            share = place / (len(runs) + 1)
-            beside = before + (after - before) * share
-            ratios.setdefault(name, []).append(value / beside if beside > 0 else float("nan"))
+    for index, round_runs in enumerate(rounds):
+        (start, before), (end, after) = healthy[index], healthy[index + 1]
+        for name, (at, value) in round_runs:
+            share = (at - start) / (end - start) if end > start else 0.5
+            ratios.setdefault(name, []).append(value / (before + (after - before) * share))
     return ratios
 
 
@@ -970,22 +975,23 @@ def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         f" timeout {args.ratio_timeout}s, slow targets answer after {args.slow_delay}s;"
         " a healthy run before and after each round"
     )
-    names = dict(RATIO_MODES)
 
-    def run(mode: str) -> dict[str, Any]:
-        return scenario(
+    def run(mode: str) -> tuple[float, dict[str, Any]]:
+        started = time.monotonic()
+        result = scenario(
             args,
             mode=mode,
             checks=args.checks,
             interval=args.checks / args.ratio_rate,
             timeout=args.ratio_timeout,
         )
+        return (started + time.monotonic()) / 2, result
 
     healthy = [run("healthy")]
-    rounds: list[list[tuple[str, dict[str, Any]]]] = []
-    for index, order in enumerate(round_orders(list(names), args.repeats)):
+    rounds: list[list[tuple[str, tuple[float, dict[str, Any]]]]] = []
+    for index, order in enumerate(round_orders(list(RATIO_FIGURE_NAMES), args.repeats)):
         print(f"  round {index + 1} of {args.repeats}")
-        rounds.append([(names[mode], run(mode)) for mode in order])
+        rounds.append([(RATIO_FIGURE_NAMES[mode], run(mode)) for mode in order])
         healthy.append(run("healthy"))
 
     def per_probe(r: dict[str, Any]) -> float:
@@ -993,29 +999,33 @@ def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
 
     def beside(figure: Callable[[dict[str, Any]], float]) -> dict[str, list[float]]:
         return ratios_beside_healthy(
-            [figure(r) for r in healthy],
-            [[(name, figure(r)) for name, r in runs] for runs in rounds],
+            [(at, figure(r)) for at, r in healthy],
+            [[(name, (at, figure(r))) for name, (at, r) in round_runs] for round_runs in rounds],
         )
 
     # CPU per wall second is the constant-work figure when both start the same probes
     # per second; CPU per started probe stays comparable when noise starves one run.
     by_time = beside(lambda r: float(r["cpu_util"]))
     by_probe = beside(per_probe)
-    dead = {name: [r for runs in rounds for n, r in runs if n == name] for name in names.values()}
+    healthy_runs = [r for _, r in healthy]
+    mode_runs = {
+        name: [r for round_runs in rounds for n, (_, r) in round_runs if n == name]
+        for name in RATIO_FIGURE_NAMES.values()
+    }
+    every_run = [*healthy_runs, *(r for runs in mode_runs.values() for r in runs)]
     figures["ratio_rounds"] = args.repeats
-    figures["ratio_healthy_runs"] = len(healthy)
-    figures["ratio_healthy_cpu_util"] = round(float(np.median([r["cpu_util"] for r in healthy])), 3)
+    figures["ratio_healthy_runs"] = len(healthy_runs)
+    figures["ratio_healthy_cpu_util"] = round(
+        float(np.median([r["cpu_util"] for r in healthy_runs])), 3
+    )
     figures["ratio_healthy_started_per_s"] = round(
-        float(np.median([r["started_per_s"] for r in healthy]))
+        float(np.median([r["started_per_s"] for r in healthy_runs]))
     )
     figures["ratio_healthy_checker_runq_wait_share"] = round(
-        float(np.median([r["runq_wait_share"] for r in healthy])), 2
+        float(np.median([r["runq_wait_share"] for r in healthy_runs])), 2
     )
-    figures["ratio_steal_share_max"] = round(
-        max(r["steal_share"] for r in [*healthy, *(r for runs in dead.values() for r in runs)]),
-        3,
-    )
-    for name, runs in dead.items():
+    figures["ratio_steal_share_max"] = round(max(r["steal_share"] for r in every_run), 3)
+    for name, runs in mode_runs.items():
         figures[f"cpu_ratio_{name}_over_healthy"] = round(float(np.median(by_time[name])), 3)
         figures[f"cpu_per_probe_ratio_{name}_over_healthy"] = round(
             float(np.median(by_probe[name])), 3
@@ -1050,8 +1060,10 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         f"checker throughput: checker on CPU {args.checker_cpu}, farm on CPU {args.farm_cpu},"
         f" {args.targets} target ports, window {args.duration}s after {args.warmup}s warm-up"
     )
-    for section in args.sections:
-        SECTIONS[section](args, figures)
+    # In SECTIONS' order, whatever the command line's: the HTTPS share reads the ladder's.
+    for section in SECTIONS:
+        if section in args.sections:
+            SECTIONS[section](args, figures)
     return figures
 
 
@@ -1109,7 +1121,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         choices=list(SECTIONS),
         default=list(SECTIONS),
-        help="what to run, in this order (default: all)",
+        help="what to run (always in the order listed; default: all)",
     )
     parser.add_argument("--checks", type=int, default=10_000)
     parser.add_argument("--targets", type=int, default=200, help="target ports in the farm")
@@ -1177,6 +1189,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.floor_raw:
         floor_raw_main()
         return 0
+    if args.repeats < 1 and "ratio" in args.sections:
+        parser.error("--repeats must be at least 1 for the ratio runs")
     if args.no_pin:
         args.checker_cpu = args.farm_cpu = None
     if args.quick:

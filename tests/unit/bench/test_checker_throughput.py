@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import types
 from typing import Any
 
 import pytest
@@ -139,31 +140,92 @@ def test_a_step_runs_at_most_retries_more_times_whatever_the_reasons(
     assert steps[0]["floor_beside_per_s"] == (600 + 400) / 2
 
 
-def test_dead_modes_alternate_their_order_between_rounds() -> None:
-    orders = checker_throughput.round_orders(["refused", "blackhole", "slow"], 3)
+def test_each_dead_mode_runs_once_in_each_place_over_three_rounds() -> None:
+    orders = checker_throughput.round_orders(["refused", "blackhole", "slow"], 4)
     assert orders == [
         ["refused", "blackhole", "slow"],
-        ["slow", "blackhole", "refused"],
+        ["blackhole", "slow", "refused"],
+        ["slow", "refused", "blackhole"],
         ["refused", "blackhole", "slow"],
     ]
+    for place in range(3):
+        assert {order[place] for order in orders[:3]} == {"refused", "blackhole", "slow"}
 
 
-def test_a_dead_run_is_compared_with_the_healthy_figure_at_its_place_in_time() -> None:
-    # The machine slows steadily: a healthy run costs 40 before round one, 60 after it and
-    # 80 after round two; every dead run costs exactly 1.1 times what a healthy run would
-    # have at its moment. Compared with one healthy run, the last mode of a round would
-    # read 1.1 * 55 / 40 = 1.51 (the drift, not the mode).
-    line = [40.0 + 20.0 * step / 4 for step in range(9)]  # healthy, 3 dead, healthy, ...
+TRUE_RATIOS = {"refused": 0.5, "blackholed": 0.9, "slow": 1.1}
+
+
+def drifting_healthy(at: float) -> float:
+    """A machine slowing steadily: a healthy run costs 40 at t=0 and 20 more every 40 s."""
+    return 40.0 + 0.5 * at
+
+
+def test_a_dead_run_is_compared_with_the_healthy_figure_at_the_moment_it_ran() -> None:
+    # Compared with the one healthy run before its round, the last mode of a round would
+    # read 1.1 * 55 / 40 = 1.51 (the drift, not the mode). Refused runs are short (no
+    # farm to start), so places in a round are not evenly spaced in time.
+    def dead(name: str, at: float) -> tuple[str, tuple[float, float]]:
+        return name, (at, TRUE_RATIOS[name] * drifting_healthy(at))
+
+    healthy = [(at, drifting_healthy(at)) for at in (0.0, 40.0, 80.0)]
     rounds = [
-        [("refused", 1.1 * line[1]), ("blackholed", 1.1 * line[2]), ("slow", 1.1 * line[3])],
-        [("slow", 1.1 * line[5]), ("blackholed", 1.1 * line[6]), ("refused", 1.1 * line[7])],
+        [dead("refused", 6.0), dead("blackholed", 18.0), dead("slow", 30.0)],
+        [dead("blackholed", 50.0), dead("slow", 62.0), dead("refused", 72.0)],
     ]
-    ratios = checker_throughput.ratios_beside_healthy([line[0], line[4], line[8]], rounds)
-    assert set(ratios) == {"refused", "blackholed", "slow"}
-    for values in ratios.values():
-        assert values == pytest.approx([1.1, 1.1])
+    ratios = checker_throughput.ratios_beside_healthy(healthy, rounds)
+    assert ratios == {name: pytest.approx([value] * 2) for name, value in TRUE_RATIOS.items()}
 
 
-def test_the_healthy_runs_must_bracket_every_round() -> None:
+def test_the_healthy_runs_must_bracket_every_round_and_have_cost_something() -> None:
+    one = [("slow", (1.0, 1.0))]
     with pytest.raises(ValueError, match="2 rounds need 3 healthy runs"):
-        checker_throughput.ratios_beside_healthy([1.0, 1.0], [[("slow", 1.0)], [("slow", 1.0)]])
+        checker_throughput.ratios_beside_healthy([(0.0, 1.0), (2.0, 1.0)], [one, one])
+    with pytest.raises(ValueError, match="must be positive"):
+        checker_throughput.ratios_beside_healthy([(0.0, 0.0), (2.0, 1.0)], [one])
+
+
+def test_the_ratio_runs_bracket_each_round_with_healthy_runs_and_name_each_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Canned scenarios on a steadily slowing machine: each run takes 10 s of a clock
+    # the bench reads around it, and costs its mode's true ratio times a healthy run's.
+    clock = [0.0]
+    ran: list[str] = []
+
+    def scenario(_args: Any, *, mode: str, **_how: Any) -> dict[str, Any]:
+        ran.append(mode)
+        clock[0] += 10.0
+        util = drifting_healthy(clock[0] - 5.0) / 100
+        if mode != "healthy":
+            util *= TRUE_RATIOS[checker_throughput.RATIO_FIGURE_NAMES[mode]]
+        return {
+            "cpu_util": util,
+            "cpu_s": util * 8.0,
+            "wall_s": 8.0,
+            "started_per_s": 5_000.0,
+            "runq_wait_share": 0.0,
+            "steal_share": 0.01 * len(ran),
+            "skipped": 0,
+            "reasons": {mode: 1},
+        }
+
+    monkeypatch.setattr(checker_throughput, "scenario", scenario)
+    bench_clock = types.SimpleNamespace(monotonic=lambda: clock[0])
+    monkeypatch.setattr(checker_throughput, "time", bench_clock)
+    figures: dict[str, Any] = {}
+    args = argparse.Namespace(
+        ratio_rate=5_000.0, ratio_timeout=0.25, slow_delay=0.1, checks=10_000, repeats=3
+    )
+    checker_throughput.dead_vs_healthy(args, figures)
+    assert ran == [
+        "healthy", "refused", "blackhole", "slow",
+        "healthy", "blackhole", "slow", "refused",
+        "healthy", "slow", "refused", "blackhole",
+        "healthy",
+    ]  # fmt: skip
+    assert figures["ratio_healthy_runs"] == 4
+    for name, value in TRUE_RATIOS.items():
+        assert figures[f"cpu_ratio_{name}_over_healthy"] == pytest.approx(value, abs=1e-3)
+        assert figures[f"cpu_per_probe_ratios_{name}"] == pytest.approx([value] * 3, abs=1e-3)
+    assert figures["blackholed_reasons"] == {"blackhole": 1}
+    assert figures["ratio_steal_share_max"] == pytest.approx(0.13)
