@@ -938,8 +938,8 @@ Timed = tuple[float, float]
 
 def round_orders(modes: list[str], rounds: int) -> list[list[str]]:
     """The dead modes' order in each round, rotated by one each round: over as many
-    rounds as modes, each mode runs once in each place (first, next to a healthy run,
-    and in the middle, furthest from one)."""
+    rounds as modes, each mode runs once in each place (first and last, each next to a
+    healthy run, and in the middle, furthest from one)."""
     return [modes[index % len(modes) :] + modes[: index % len(modes)] for index in range(rounds)]
 
 
