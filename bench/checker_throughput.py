@@ -16,8 +16,9 @@ that lets sessions resume, and once against one that does not.
 
 A ladder step counts as sustained when nothing was skipped, at least 98 % of the offered
 rate was done and p99 lateness stayed within 25 ms (and 10 % of the interval). Each step
-is followed by a floor run, and its share of the floor is of the floors on either side of
-it: this machine's speed drifts too much over minutes for one floor to serve all. A step
+is followed by a floor run and a raw floor run, and its share of each floor is of that
+floor's runs on either side of it: this machine's speed drifts too much over minutes for
+one floor to serve all. A step
 that fails while the checker lost more than 5 % of the window to causes not its own
 (runnable but waiting for its core, or the machine's CPUs taken by the host: `stolen`,
 the steal time of /proc/stat), or while the machine itself slowed (the floor after it
@@ -784,7 +785,8 @@ def step_between_floors(
     **how: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """`scenario(args, **how)` followed by a floor run: (the step with its share of the
-    mean of the floors either side of it, the floor after it).
+    mean of the floors either side of it, the floor after it). Floors that also carry
+    `raw_per_s` (the raw floor run with them) give the step its share of that too.
 
     A step that is not sustained runs again, at most `args.retries` times in all, while
     it lost over STARVED_RETRY_SHARE of its window to others or the machine slowed under
@@ -798,11 +800,14 @@ def step_between_floors(
         beside = float(np.mean([side["completed_per_s"] for side in sides]))
         result["floor_beside_per_s"] = beside
         result["share_of_floor_beside"] = result["completed_per_s"] / max(beside, 1.0)
-        print(
-            f"    share of the floor beside it ({beside:.0f}/s):"
-            f" {result['share_of_floor_beside']:.3f}",
-            flush=True,
-        )
+        share = result["share_of_floor_beside"]
+        line = f"    share of the floor beside it ({beside:.0f}/s): {share:.3f}"
+        if all("raw_per_s" in side for side in sides):
+            raw = float(np.mean([side["raw_per_s"] for side in sides]))
+            result["raw_floor_beside_per_s"] = raw
+            result["share_of_raw_floor_beside"] = result["completed_per_s"] / max(raw, 1.0)
+            line += f", of the raw floor ({raw:.0f}/s): {result['share_of_raw_floor_beside']:.3f}"
+        print(line, flush=True)
         slowed = before is not None and (
             after["completed_per_s"] < SLOWED_FLOOR_SHARE * before["completed_per_s"]
         )
@@ -869,16 +874,22 @@ def floor_and_ladder(args: argparse.Namespace, figures: dict[str, Any]) -> None:
 
     print(
         "   ladder of offered HTTP load, all targets healthy (protocol prober), each step"
-        f" followed by the floor ({top['concurrency']} in flight): a step's share is of"
-        " the mean of the floors on either side of it"
+        f" followed by the floor ({top['concurrency']} in flight) and the raw floor (64):"
+        " a step's share is of the mean of the floors on either side of it"
     )
+
+    def floors_after() -> dict[str, Any]:
+        after = floor(args, top["concurrency"])
+        after["raw_per_s"] = floor(args, 64, raw=True)["completed_per_s"]
+        return after
+
     ladder, best = climb(
         args,
         [(args.checks, interval) for interval in args.ladder],
         mode="healthy",
         timeout=args.timeout,
-        floor_after=functools.partial(floor, args, top["concurrency"]),
-        floor_before=top,
+        floor_after=floors_after,
+        floor_before={**top, "raw_per_s": raw["completed_per_s"]},
     )
     figures["sustained_probes_per_s"] = round(best["completed_per_s"]) if best else 0
     figures["sustained_offered_per_s"] = round(best["offered_per_s"]) if best else 0
@@ -890,6 +901,8 @@ def floor_and_ladder(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             "checker_runq_wait_share": round(r["runq_wait_share"], 2),
             "floor_beside_per_s": round(r["floor_beside_per_s"]),
             "share_of_floor_beside": round(r["share_of_floor_beside"], 3),
+            "raw_floor_beside_per_s": round(r["raw_floor_beside_per_s"]),
+            "share_of_raw_floor_beside": round(r["share_of_raw_floor_beside"], 3),
         }
         for r in ladder
     ]
@@ -900,6 +913,12 @@ def floor_and_ladder(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     )
     figures["sustained_share_of_floor_raw"] = round(
         figures["sustained_probes_per_s"] / max(raw["completed_per_s"], 1), 3
+    )
+    figures["raw_floor_beside_sustained_per_s"] = (
+        round(best["raw_floor_beside_per_s"]) if best else 0
+    )
+    figures["sustained_share_of_raw_floor_beside"] = (
+        round(best["share_of_raw_floor_beside"], 3) if best else 0
     )
     if best is not None:
         figures["cpu_us_per_probe_at_sustained"] = round(best["cpu_us_per_probe"], 1)

@@ -55,6 +55,7 @@ def test_checker_throughput_classifies_each_kind_of_dead_target() -> None:
     assert figures["ladder"][0]["done_per_s"] > 0
     assert figures["floor_probes_per_s"] > 0
     assert figures["ladder"][0]["floor_beside_per_s"] > 0  # the floor run next to the step
+    assert figures["ladder"][0]["raw_floor_beside_per_s"] > 0  # and the raw floor with it
     assert 0 <= figures["ladder"][0]["steal_share"] < 1
     assert figures["floor_beside_sustained_per_s"] in (
         0,

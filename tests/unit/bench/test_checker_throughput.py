@@ -64,6 +64,25 @@ def test_each_step_is_compared_with_the_floors_either_side_of_it(
     assert ran[1]["share_of_floor_beside"] == pytest.approx(1.0)
 
 
+def test_each_step_is_also_compared_with_the_raw_floors_either_side_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The raw floor runs with the uvloop floor after each step; a step's share of it is
+    of the mean of the raw floors either side, as for the uvloop floor."""
+    results = iter([step(15_000, 15_000)])
+    monkeypatch.setattr(checker_throughput, "scenario", lambda *_a, **_k: next(results))
+    ran, _ = checker_throughput.climb(
+        argparse.Namespace(retries=0),
+        [(10_000, 10_000 / 15_000)],
+        floor_after=lambda: {"completed_per_s": 16_000.0, "raw_per_s": 20_000.0},
+        floor_before={"completed_per_s": 20_000.0, "raw_per_s": 30_000.0},
+        mode="healthy",
+    )
+    assert ran[0]["floor_beside_per_s"] == 18_000
+    assert ran[0]["raw_floor_beside_per_s"] == 25_000
+    assert ran[0]["share_of_raw_floor_beside"] == pytest.approx(15_000 / 25_000)
+
+
 def test_without_a_floor_a_step_has_no_share(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(checker_throughput, "ladder_step", lambda *_a, **_k: step(500, 500))
     ran, best = checker_throughput.climb(argparse.Namespace(), [(500, 1.0)], mode="https")
