@@ -18,14 +18,14 @@ A ladder step counts as sustained when nothing was skipped, at least 98 % of the
 rate was done and p99 lateness stayed within 25 ms (and 10 % of the interval). Each step
 is followed by a floor run and a raw floor run, and its share of each floor is of that
 floor's runs on either side of it: this machine's speed drifts too much over minutes for
-one floor to serve all. A step
-that fails while the checker lost more than 5 % of the window to causes not its own
-(runnable but waiting for its core, or the machine's CPUs taken by the host: `stolen`,
-the steal time of /proc/stat), or while the machine itself slowed (the floor after it
-did under 85 % of the floor before it), is run again, at most twice (`--retries`), and
-says so. The all-dead runs come in rounds with a healthy run before the first round
-and after each one, and a dead run is compared with the healthy figure at its place in
-time (on the line between the healthy runs either side of its round).
+one floor to serve all. A step that fails while the checker lost more than 5 % of the
+window to causes not its own (runnable but waiting for its core, or the machine's CPUs
+taken by the host: `stolen`, the steal time of /proc/stat), or while the machine itself
+slowed (the floor after it did under 85 % of the floor before it), is run again, at most
+twice (`--retries`), and says so. The all-dead runs come in rounds with a healthy run
+before the first round and after each one, the dead modes' order rotating, and a dead
+run is compared with the healthy figure at the moment it ran (on the line between the
+healthy runs either side of its round).
 
     python -m bench.checker_throughput            # full run (about 9 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
@@ -752,17 +752,28 @@ def lost_share(result: dict[str, Any]) -> float:
     return float(result["runq_wait_share"] + result["steal_share"])
 
 
+def why_again(result: dict[str, Any], *, slowed: bool = False) -> str | None:
+    """Why a step that was not sustained runs again, or None: the checker lost over
+    STARVED_RETRY_SHARE of its window to others, or the machine slowed under it."""
+    if lost_share(result) > STARVED_RETRY_SHARE:
+        return (
+            f"    (starved {result['runq_wait_share'] * 100:.0f}% and stolen"
+            f" {result['steal_share'] * 100:.0f}% of the window: again)"
+        )
+    if slowed:
+        return "    (the machine slowed meanwhile: the floor fell by over 15 %: again)"
+    return None
+
+
 def ladder_step(args: argparse.Namespace, **how: Any) -> dict[str, Any]:
     """`scenario(args, **how)`, run again (at most `args.retries` times) while it is not
     sustained and the checker lost over STARVED_RETRY_SHARE of the window meanwhile."""
     result = scenario(args, **how)
     for _ in range(args.retries):
-        if sustained(result) or lost_share(result) <= STARVED_RETRY_SHARE:
+        why = None if sustained(result) else why_again(result)
+        if why is None:
             break
-        print(
-            f"    (starved {result['runq_wait_share'] * 100:.0f}% and stolen"
-            f" {result['steal_share'] * 100:.0f}% of the window: again)"
-        )
+        print(why)
         result = scenario(args, **how)
     return result
 
@@ -812,17 +823,10 @@ def step_between_floors(
             after["completed_per_s"] < SLOWED_FLOOR_SHARE * before["completed_per_s"]
         )
         before = after
-        if sustained(result) or attempt == retries:
+        why = None if sustained(result) or attempt == retries else why_again(result, slowed=slowed)
+        if why is None:
             break
-        if lost_share(result) > STARVED_RETRY_SHARE:
-            print(
-                f"    (starved {result['runq_wait_share'] * 100:.0f}% and stolen"
-                f" {result['steal_share'] * 100:.0f}% of the window: again)"
-            )
-        elif slowed:
-            print("    (the machine slowed meanwhile: the floor fell by over 15 %: again)")
-        else:
-            break
+        print(why)
         attempt += 1
     return result, after
 
