@@ -28,6 +28,7 @@ __all__ = [
     "Stage",
     "classify_error",
     "classify_status",
+    "status_verdict",
 ]
 
 SEARCH_WINDOW = 5120  # body bytes searched for the check's string
@@ -113,6 +114,22 @@ def _parse_status(line: bytes) -> int:
     if not code.isdigit() or (len(line) > 12 and line[12:13] not in b" \r\n"):
         return -1
     return int(code)
+
+
+def status_verdict(data: bytes) -> int:
+    """The verdict of a check without a search string from the first bytes of its
+    answer, when they hold a whole final status line; 0 when they do not (feed them to a
+    `ResponseScanner`, which then decides). Always what the scanner would say of them."""
+    end = data.find(b"\r\n")
+    if end < 0:
+        return 0
+    # A line of 13 bytes or more is memoised under its first 13: skip slicing it out.
+    status = _STATUS_LINES.get(data[:13], -2) if end >= 11 else -2
+    if status == -2:
+        status = _status_of(data[: end + 2])
+    if status < 200:
+        return _ERROR if status < 0 else 0  # 1xx: an interim answer, the scanner's job
+    return _HEALTHY if status < 400 else _BAD_STATUS
 
 
 class ResponseScanner:

@@ -24,7 +24,7 @@ import ssl
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from checker.classify import ResponseScanner, classify_error
+from checker.classify import ResponseScanner, classify_error, status_verdict
 from urn.config import CheckType
 from urn.table import Reason
 
@@ -194,7 +194,7 @@ class _Probe:
         self.sock: _socket.socket | None = None
         self.fd = -1
         self.out = target.request  # bytes still to send
-        self.scanner = ResponseScanner(target.search) if target.request else None
+        self.scanner: ResponseScanner | None = None  # made only if the first bytes do not settle it
 
     def resolved(self, future: asyncio.Future[list[Any]]) -> None:
         """The name's addresses are known (or not): connect to the first."""
@@ -209,39 +209,74 @@ class _Probe:
         self.engine.connect(self, family, address)
 
     def ready(self, events: int) -> None:
-        """The socket is ready: move through the stages until one would block."""
-        state = self.state
-        if state != _READING:
-            if state == _CONNECTING:
-                sock = self.sock
-                assert sock is not None
-                if events & _FAILED:
-                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if code:
-                        self.engine.finish(self, int(classify_error(_os_error(code), "connect")))
-                        return
-                target = self.target
-                if target.is_tcp:
-                    self.engine.finish(self, _HEALTHY)
-                    return
-                if target.ssl is not None:
-                    self.sock = target.ssl.wrap_socket(
-                        sock,  # type: ignore[arg-type]  # the C type has all it uses
-                        server_hostname=target.server_hostname,
-                        do_handshake_on_connect=False,
-                        session=target.session,
-                    )
-                    state = self.state = _HANDSHAKE
-                else:
-                    state = self.state = _SENDING
-            if state == _HANDSHAKE and not self._handshake():
+        """The socket is ready: move through the stages until one would block, then read
+        the answer (most ready events come for it: the request went with the connect)."""
+        if self.state != _READING and not self._advance(events):
+            return
+        sock = self.sock
+        assert sock is not None
+        while True:
+            try:
+                data = sock.recv(READ_SIZE)
+            except _WOULD_BLOCK:
                 return
-            if self.state == _SENDING:
-                if not self._send():
-                    return
-                if not events & _READABLE:
-                    return  # nothing had come: what comes next is an edge of its own
-        self._read()
+            except Exception as exc:
+                self.engine.finish(self, int(classify_error(exc, "exchange")))
+                return
+            scanner = self.scanner
+            if scanner is not None:
+                verdict = scanner.feed(data) if data else scanner.eof()
+            else:
+                # Most answers are settled by their status line, in their first bytes:
+                # those need no scanner (an object per probe, and its state).
+                search = self.target.search
+                verdict = status_verdict(data) if data and search is None else 0
+                if not verdict:
+                    scanner = self.scanner = ResponseScanner(search)
+                    verdict = scanner.feed(data) if data else scanner.eof()
+            if verdict:
+                if self.target.ssl is not None and not sock.session_reused:  # type: ignore[attr-defined]
+                    # A new session (the offered one was refused, or none was offered): keep
+                    # it for the next probe. Taking one is dear (Python copies it through
+                    # DER), so a session that resumed is kept as it is.
+                    self.target.session = sock.session  # type: ignore[attr-defined]
+                self.engine.finish(self, verdict)
+                return
+
+    def _advance(self, events: int) -> bool:
+        """The stages before the answer (connect, handshake, request): True when the
+        request is out and the answer may be read now."""
+        state = self.state
+        if state == _CONNECTING:
+            sock = self.sock
+            assert sock is not None
+            if events & _FAILED:
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    self.engine.finish(self, int(classify_error(_os_error(code), "connect")))
+                    return False
+            target = self.target
+            if target.is_tcp:
+                self.engine.finish(self, _HEALTHY)
+                return False
+            if target.ssl is not None:
+                self.sock = target.ssl.wrap_socket(
+                    sock,  # type: ignore[arg-type]  # the C type has all it uses
+                    server_hostname=target.server_hostname,
+                    do_handshake_on_connect=False,
+                    session=target.session,
+                )
+                state = self.state = _HANDSHAKE
+            else:
+                state = self.state = _SENDING
+        if state == _HANDSHAKE and not self._handshake():
+            return False
+        if self.state == _SENDING:
+            if not self._send():
+                return False
+            if not events & _READABLE:
+                return False  # nothing had come: what comes next is an edge of its own
+        return True
 
     def _handshake(self) -> bool:
         sock = self.sock
@@ -274,29 +309,6 @@ class _Probe:
             return False
         self.state = _READING
         return True
-
-    def _read(self) -> None:
-        sock = self.sock
-        scanner = self.scanner
-        assert sock is not None
-        assert scanner is not None
-        while True:
-            try:
-                data = sock.recv(READ_SIZE)
-            except _WOULD_BLOCK:
-                return
-            except Exception as exc:
-                self.engine.finish(self, int(classify_error(exc, "exchange")))
-                return
-            verdict = scanner.feed(data) if data else scanner.eof()
-            if verdict:
-                if self.target.ssl is not None and not sock.session_reused:  # type: ignore[attr-defined]
-                    # A new session (the offered one was refused, or none was offered): keep
-                    # it for the next probe. Taking one is dear (Python copies it through
-                    # DER), so a session that resumed is kept as it is.
-                    self.target.session = sock.session  # type: ignore[attr-defined]
-                self.engine.finish(self, verdict)
-                return
 
 
 class ProbeEngine:

@@ -14,6 +14,7 @@ from checker.classify import (
     ResponseScanner,
     classify_error,
     classify_status,
+    status_verdict,
 )
 from urn.table import Reason
 
@@ -221,3 +222,45 @@ def test_target_refusals_and_resets_stay_target_failures():
     reset = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
     assert classify_error(reset, "exchange") == Reason.RESET
     assert classify_error(OSError(errno.EHOSTUNREACH, "No route"), "connect") == Reason.ERROR
+
+
+FIRST_CHUNKS = [
+    b"HTTP/1.1 200 OK\r\n",
+    b"HTTP/1.1 200\r\n\r\n",
+    b"HTTP/1.0 503 Service Unavailable\r\nServer: x\r\n\r\n",
+    b"HTTP/1.1 302 Found\r\nLocation: /\r\n\r\n",
+    b"HTTP/1.1 399 X\r\n",
+    b"HTTP/1.1 400 X\r\n",
+    b"HTTP/1.1 000 Odd\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Nope\r\n\r\n",
+    b"HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+    b"HTTP/1.1 20\r\n",
+    b"HTTP/1.1 2\r\n",
+    b"HTTP/1.1 200",  # no line end yet
+    b"HTTP/1.1 20",
+    b"\r\n",
+    b"HTTP/2 200 OK\r\n",
+    b"HTTP/1.1 2x0 OK\r\n",
+    b"HTTP/1.1 2000 OK\r\n",
+    b"HTTP/1.1  200\r\n",
+    b"SSH-2.0-x\r\n",
+    b"H" * 100,
+]
+
+
+@pytest.mark.parametrize("data", FIRST_CHUNKS)
+def test_the_first_bytes_verdict_is_the_scanners_or_none(data: bytes) -> None:
+    """The prober judges an answer's first bytes without a scanner when they settle it:
+    that verdict must be the scanner's own, fresh or from the status-line memo."""
+    for _ in range(2):  # the second pass reads the memo the first one filled
+        fast = status_verdict(data)
+        assert fast in (0, ResponseScanner(None).feed(data))
+
+
+def test_the_first_bytes_decide_a_status_line_and_leave_the_rest() -> None:
+    assert status_verdict(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n") == Reason.HEALTHY
+    assert status_verdict(b"HTTP/1.1 200\r\n") == Reason.HEALTHY
+    assert status_verdict(b"HTTP/1.1 404 Not Found\r\n") == Reason.BAD_STATUS
+    assert status_verdict(b"HTTP/1.1 2000 OK\r\n") == Reason.ERROR
+    assert status_verdict(b"HTTP/1.1 200") == 0  # the line has not ended: more to come
+    assert status_verdict(b"HTTP/1.1 100 Continue\r\n\r\n") == 0  # interim: the scanner's
