@@ -22,7 +22,8 @@ one floor to serve all. A step that fails while the checker lost more than 5 % o
 window to causes not its own (runnable but waiting for its core, or the machine's CPUs
 taken by the host: `stolen`, the steal time of /proc/stat), or while the machine itself
 slowed (the floor after it did under 85 % of the floor before it), is run again, at most
-twice (`--retries`), and says so. The all-dead runs come in rounds with a healthy run
+twice (`--retries`), and says so. Past the first step not sustained, two more steps
+(`--refine`) halve the gap between it and the last sustained one. The all-dead runs come in rounds with a healthy run
 before the first round and after each one, the dead modes' order rotating, and a dead
 run is compared with the healthy figure at the moment it ran (on the line between the
 healthy runs either side of its round).
@@ -831,16 +832,29 @@ def step_between_floors(
     return result, after
 
 
+def between(low: tuple[int, float], high: tuple[int, float]) -> tuple[int, float]:
+    """The `(checks, interval)` step halfway in rate between two ladder steps that share
+    their checks (the interval moves) or their interval (the checks move)."""
+    (low_checks, low_interval), (high_checks, high_interval) = low, high
+    middle = (low_checks / low_interval + high_checks / high_interval) / 2
+    if low_checks == high_checks:
+        return low_checks, low_checks / middle
+    return round(middle * low_interval), low_interval
+
+
 def climb(
     args: argparse.Namespace,
     steps: list[tuple[int, float]],
     *,
     floor_after: Callable[[], dict[str, Any]] | None = None,
     floor_before: dict[str, Any] | None = None,
+    refine: int = 0,
     **how: Any,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Run `(checks, interval)` steps in order until one is not sustained: (all run, the
-    last sustained one).
+    """Run `(checks, interval)` steps in order until one is not sustained, then `refine`
+    steps halving the gap between the last sustained rate and the lowest one that was
+    not: (all run, the highest sustained one). The ladder's own steps are a tenth or more
+    apart, so without refining the figure may stand a whole step below what the checker does.
 
     With `floor_after`, each step is followed by a floor run, and its share of the floor
     is of the mean of the floors on either side (the first step's earlier one is
@@ -850,7 +864,9 @@ def climb(
     ran: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     before = floor_before
-    for checks, interval in steps:
+
+    def run(checks: int, interval: float) -> dict[str, Any]:
+        nonlocal before
         if floor_after is None:
             result = ladder_step(args, checks=checks, interval=interval, **how)
         else:
@@ -858,9 +874,31 @@ def climb(
                 args, floor_after, before, checks=checks, interval=interval, **how
             )
         ran.append(result)
+        return result
+
+    good: tuple[int, float] | None = None
+    bad: tuple[int, float] | None = None
+    for checks, interval in steps:
+        result = run(checks, interval)
         if not sustained(result):
+            bad = (checks, interval)
             break
-        best = result
+        best, good = result, (checks, interval)
+    if good is None or bad is None:
+        return ran, best
+    for _ in range(refine):
+        middle = between(good, bad)
+        print(
+            f"   halfway between {good[0] / good[1]:.0f}/s (sustained) and"
+            f" {bad[0] / bad[1]:.0f}/s (not):",
+            flush=True,
+        )
+        result = run(*middle)
+        result["refined"] = True
+        if sustained(result):
+            best, good = result, middle
+        else:
+            bad = middle
     return ran, best
 
 
@@ -894,6 +932,7 @@ def floor_and_ladder(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         timeout=args.timeout,
         floor_after=floors_after,
         floor_before={**top, "raw_per_s": raw["completed_per_s"]},
+        refine=args.refine,
     )
     figures["sustained_probes_per_s"] = round(best["completed_per_s"]) if best else 0
     figures["sustained_offered_per_s"] = round(best["offered_per_s"]) if best else 0
@@ -907,6 +946,7 @@ def floor_and_ladder(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             "share_of_floor_beside": round(r["share_of_floor_beside"], 3),
             "raw_floor_beside_per_s": round(r["raw_floor_beside_per_s"]),
             "share_of_raw_floor_beside": round(r["share_of_raw_floor_beside"], 3),
+            "refined": bool(r.get("refined")),
         }
         for r in ladder
     ]
@@ -1103,6 +1143,7 @@ def https(args: argparse.Namespace, figures: dict[str, Any]) -> dict[str, Any]:
         [(round(rate), 1.0) for rate in args.https_ladder],
         mode="https",
         timeout=args.timeout,
+        refine=args.refine,
     )
     out: dict[str, Any] = {
         "https_ladder": [
@@ -1163,6 +1204,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[64, 256],
         help="probes in flight of each uvloop floor run (the raw floor runs 64)",
     )
+    parser.add_argument(
+        "--refine",
+        type=int,
+        help="steps halving the gap past the last sustained ladder step (default 2; --quick: 0)",
+    )
     parser.add_argument("--compare-rate", type=float, default=4_000.0)
     parser.add_argument("--ratio-rate", type=float, default=5_000.0)
     parser.add_argument("--ratio-timeout", type=float, default=0.25)
@@ -1214,6 +1260,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.repeats < 1 and "ratio" in args.sections:
         parser.error("--repeats must be at least 1 for the ratio runs")
+    if args.refine is None:
+        args.refine = 0 if args.quick else 2
+    if args.refine < 0:
+        parser.error("--refine must be 0 or more")
     if args.no_pin:
         args.checker_cpu = args.farm_cpu = None
     if args.quick:

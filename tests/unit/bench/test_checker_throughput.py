@@ -248,3 +248,54 @@ def test_the_ratio_runs_bracket_each_round_with_healthy_runs_and_name_each_mode(
         assert figures[f"cpu_per_probe_ratios_{name}"] == pytest.approx([value] * 3, abs=1e-3)
     assert figures["blackholed_reasons"] == {"blackhole": 1}
     assert figures["ratio_steal_share_max"] == pytest.approx(0.13)
+
+
+def test_between_halves_the_rate_gap_by_interval_or_by_checks() -> None:
+    checks, interval = checker_throughput.between((10_000, 0.5), (10_000, 0.4))
+    assert checks == 10_000
+    assert checks / interval == pytest.approx(22_500)
+    assert checker_throughput.between((500, 1.0), (750, 1.0)) == (625, 1.0)
+
+
+def test_refining_halves_the_gap_past_the_last_sustained_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """15,000/s sustained, 17,000/s not: halfway, 16,000/s is sustained, then 16,500/s
+    is not. The figure is 16,000/s, not the ladder's 15,000/s, and every run is kept."""
+    offered: list[float] = []
+    outcome = {15_000: 5.0, 17_000: 80.0, 16_000: 9.0, 16_500: 40.0}
+
+    def scenario(*_a: Any, checks: int, interval: float, **_k: Any) -> dict[str, Any]:
+        rate = round(checks / interval)
+        offered.append(rate)
+        return step(rate, rate, p99_ms=outcome[rate])
+
+    monkeypatch.setattr(checker_throughput, "scenario", scenario)
+    ran, best = checker_throughput.climb(
+        argparse.Namespace(retries=0),
+        [(10_000, 10_000 / 15_000), (10_000, 10_000 / 17_000), (10_000, 0.5)],
+        floor_after=lambda: {"completed_per_s": 20_000.0},
+        floor_before={"completed_per_s": 20_000.0},
+        refine=2,
+        mode="healthy",
+    )
+    assert offered == [15_000, 17_000, 16_000, 16_500]
+    assert best is ran[2]
+    assert [bool(r.get("refined")) for r in ran] == [False, False, True, True]
+    assert ran[2]["share_of_floor_beside"] == pytest.approx(16_000 / 20_000)
+
+
+@pytest.mark.parametrize(
+    ("p99s", "runs"),
+    [([80.0, 5.0], 1), ([5.0, 5.0], 2)],
+    ids=["first-step-fails", "every-step-sustained"],
+)
+def test_nothing_is_refined_without_a_sustained_step_and_one_that_was_not(
+    monkeypatch: pytest.MonkeyPatch, p99s: list[float], runs: int
+) -> None:
+    results = iter([step(15_000, 15_000, p99_ms=p) for p in p99s])
+    monkeypatch.setattr(checker_throughput, "ladder_step", lambda *_a, **_k: next(results))
+    ran, _ = checker_throughput.climb(
+        argparse.Namespace(), [(15_000, 1.0), (17_000, 1.0)], refine=2, mode="https"
+    )
+    assert len(ran) == runs
