@@ -23,10 +23,10 @@ window to causes not its own (runnable but waiting for its core, or the machine'
 taken by the host: `stolen`, the steal time of /proc/stat), or while the machine itself
 slowed (the floor after it did under 85 % of the floor before it), is run again, at most
 twice (`--retries`), and says so. Past the first step not sustained, two more steps
-(`--refine`) halve the gap between it and the last sustained one. The all-dead runs come in rounds with a healthy run
-before the first round and after each one, the dead modes' order rotating, and a dead
-run is compared with the healthy figure at the moment it ran (on the line between the
-healthy runs either side of its round).
+(`--refine`) halve the gap between it and the last sustained one. The all-dead runs
+come in rounds with a healthy run before the first round and after each one, the dead
+modes' order rotating, and a dead run is compared with the healthy figure at the moment
+it ran (on the line between the healthy runs either side of its round).
 
     python -m bench.checker_throughput            # full run (about 9 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
@@ -65,6 +65,8 @@ DEFAULT_LADDER = [2.0, 1.0, 0.8, 0.67, 0.57, 0.5, 0.45, 0.4, 0.36]
 DEFAULT_HTTPS_LADDER = [250.0, 500.0, 750.0, 1000.0, 1250.0, 1500.0, 2000.0, 3000.0]
 PUSH_KEY = "bench-push-key-0123456789abcdef"
 LATENESS_P99_BOUND_MS = 25.0
+# The paced floor's wake grid: the checker's own at the ratio runs' rate (TICK_MAX).
+PACED_TICK = 0.01
 STARVED_RETRY_SHARE = 0.05  # a failed step this starved of its core is run again
 STARVED_RETRIES = 2
 # A failed step whose floor afterwards did under this share of the floor before it ran
@@ -576,6 +578,124 @@ def floor_raw_main() -> None:
     print(json.dumps(uvloop.run(run())), flush=True)
 
 
+def floor_paced_main() -> None:
+    """The leanest loop at the checker's pace: the raw floor's I/O (`floor_raw_main`)
+    started open loop, `rate` probes a second on a PACED_TICK grid as the checker starts
+    them, each closed at its answer or at its deadline. Its CPU per probe beside the
+    checker's, for the same targets healthy or dead, is what the checker adds; its own
+    dead/healthy ratio is what the machine charges any prober for those targets. No
+    schedule, no table, no scanner, no per-probe object."""
+    import errno
+    import select
+    import socket
+    from collections import deque
+
+    import uvloop
+
+    spec = read_spec()
+    _pin(spec.get("cpu"))
+    host = spec.get("host", "127.0.0.1")
+    targets = [((host, port), floor_request(path)) for port, path in spec["targets"]]
+    per_tick, timeout = float(spec["rate"]) * PACED_TICK, float(spec["timeout"])
+    watch = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
+    answer = select.EPOLLIN | select.EPOLLET
+    stream = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+    in_progress = (0, errno.EINPROGRESS)
+
+    async def run() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        poll = select.epoll()
+        open_: dict[int, list[Any]] = {}  # fd -> [socket, request or None once sent]
+        deadlines: deque[tuple[float, int, socket.socket]] = deque()
+        counts = [0, 0]  # healthy, other
+        state = {"started": 0, "owed": 0.0, "at": loop.time()}
+
+        def end(fd: int, sock: socket.socket, healthy: bool) -> None:
+            counts[0 if healthy else 1] += 1
+            del open_[fd]
+            sock.close()
+
+        def launch(now: float) -> None:
+            index = state["started"] = int(state["started"]) + 1
+            address, request = targets[index % len(targets)]
+            sock = socket.socket(socket.AF_INET, stream)
+            if sock.connect_ex(address) not in in_progress:
+                counts[1] += 1
+                sock.close()
+                return
+            fd = sock.fileno()
+            try:
+                sock.send(request)
+            except BlockingIOError:
+                open_[fd] = [sock, request]
+                poll.register(fd, watch)
+            except OSError:  # refused with the connect
+                counts[1] += 1
+                sock.close()
+                return
+            else:
+                open_[fd] = [sock, None]
+                poll.register(fd, answer)
+            deadlines.append((now + timeout, fd, sock))
+
+        def ready() -> None:
+            for fd, events in poll.poll(0, 512):
+                entry = open_.get(fd)
+                if entry is None:
+                    continue
+                sock = entry[0]
+                if entry[1] is not None:
+                    if events & (select.EPOLLERR | select.EPOLLHUP):
+                        end(fd, sock, False)
+                        continue
+                    try:
+                        sock.send(entry[1])
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        end(fd, sock, False)
+                        continue
+                    entry[1] = None
+                try:
+                    data = sock.recv(16384)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                end(fd, sock, data.startswith(b"HTTP/1.1 2"))
+
+        def wake() -> None:
+            now = time.monotonic()
+            ready()
+            while deadlines and deadlines[0][0] <= now:
+                _, fd, sock = deadlines.popleft()
+                entry = open_.get(fd)
+                if entry is not None and entry[0] is sock:
+                    end(fd, sock, False)
+            owed = state["owed"] + per_tick
+            for _ in range(int(owed)):
+                launch(now)
+            state["owed"] = owed - int(owed)
+            state["at"] += PACED_TICK
+            loop.call_at(state["at"], wake)
+
+        loop.add_reader(poll.fileno(), ready)
+        wake()
+        await asyncio.sleep(spec["warmup"])
+        start, started0 = _mark(counts), state["started"]
+        await asyncio.sleep(spec["duration"])
+        end_, started1 = _mark(counts), state["started"]
+        loop.remove_reader(poll.fileno())
+        for sock, _ in open_.values():
+            sock.close()
+        poll.close()
+        figures = _window_figures(start, end_, counts[1])
+        figures["started_per_s"] = (started1 - started0) / figures["wall_s"]
+        return figures
+
+    print(json.dumps(uvloop.run(run())), flush=True)
+
+
 @contextlib.contextmanager
 def _child(flag: str) -> Iterator[subprocess.Popen[str]]:
     """This module in role `flag` in a fresh process, started at once: it imports what
@@ -680,6 +800,39 @@ def _stop_farm(process: Any) -> None:
 REFUSING_HOST = "127.0.99.1"  # a loopback address nobody else binds: its free ports stay free
 
 
+def _targets_for(args: argparse.Namespace, mode: str) -> tuple[Any, str, list[tuple[int, str]]]:
+    """(the farm process or None, host, (port, path) targets) for a run in `mode`:
+    refused targets are free ports on REFUSING_HOST, the others a farm in that mode."""
+    if mode == "refused":
+        from sim.testing import free_port
+
+        return None, REFUSING_HOST, [(free_port(REFUSING_HOST), "/") for _ in range(args.targets)]
+    farm, targets = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
+    return farm, "127.0.0.1", targets
+
+
+def paced_floor(
+    args: argparse.Namespace, *, mode: str, rate: float, timeout: float
+) -> dict[str, Any]:
+    """One run of the paced floor (`floor_paced_main`) against targets in `mode`."""
+    with _child("--floor-paced") as child:
+        farm, host, targets = _targets_for(args, mode)
+        spec = {"host": host, "targets": targets, "rate": rate, "timeout": timeout}
+        result = _measured(child, spec, args, farm, slack=60)
+    result.update(mode=mode, offered_per_s=rate)
+    result["cpu_util"] = result["cpu_s"] / result["wall_s"]
+    result["cpu_us_per_probe"] = (
+        result["cpu_s"] / max(result["started_per_s"] * result["wall_s"], 1) * 1e6
+    )
+    print(
+        f"  {'paced':8} {mode:9} floor at {rate:7.0f}/s  started {result['started_per_s']:7.0f}/s"
+        f"  cpu {result['cpu_util'] * 100:5.1f}%  {result['cpu_us_per_probe']:6.1f} us/probe"
+        f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)",
+        flush=True,
+    )
+    return result
+
+
 def scenario(
     args: argparse.Namespace,
     *,
@@ -690,15 +843,7 @@ def scenario(
     prober: str = "protocol",
 ) -> dict[str, Any]:
     with _child("--checker") as child:
-        farm = None
-        host = "127.0.0.1"
-        if mode == "refused":
-            from sim.testing import free_port
-
-            host = REFUSING_HOST
-            targets = [(free_port(REFUSING_HOST), "/") for _ in range(args.targets)]
-        else:
-            farm, targets = _start_farm(mode, args.targets, args.slow_delay, args.farm_cpu)
+        farm, host, targets = _targets_for(args, mode)
         spec = {
             "host": host,
             "targets": targets,
@@ -1032,26 +1177,42 @@ def ratios_beside_healthy(
 def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     """3) CPU with every target refused, blackholed or slow, over CPU with every target
     healthy at the same offered rate: rounds of the dead modes, with a healthy run before
-    the first round and after each one."""
+    the first round and after each one. Each checker run is followed by the paced floor
+    (`floor_paced_main`) against the same targets, so the machine's own dead/healthy
+    ratio, what any prober pays, stands beside the checker's."""
     print(
         f"3) all-dead vs all-healthy CPU at {args.ratio_rate:.0f} probes/s offered,"
         f" timeout {args.ratio_timeout}s, slow targets answer after {args.slow_delay}s;"
-        " a healthy run before and after each round"
+        " a healthy run before and after each round, each checker run followed by the"
+        " paced floor against the same targets"
     )
 
-    def run(mode: str) -> tuple[float, dict[str, Any]]:
+    def timed(measure: Callable[[], dict[str, Any]]) -> tuple[float, dict[str, Any]]:
         started = time.monotonic()
-        result = scenario(
-            args,
-            mode=mode,
-            checks=args.checks,
-            interval=args.checks / args.ratio_rate,
-            timeout=args.ratio_timeout,
-        )
+        result = measure()
         return (started + time.monotonic()) / 2, result
 
+    def run(mode: str) -> dict[str, tuple[float, dict[str, Any]]]:
+        interval = args.checks / args.ratio_rate
+        return {
+            "checker": timed(
+                lambda: scenario(
+                    args,
+                    mode=mode,
+                    checks=args.checks,
+                    interval=interval,
+                    timeout=args.ratio_timeout,
+                )
+            ),
+            "paced": timed(
+                lambda: paced_floor(
+                    args, mode=mode, rate=args.ratio_rate, timeout=args.ratio_timeout
+                )
+            ),
+        }
+
     healthy = [run("healthy")]
-    rounds: list[list[tuple[str, tuple[float, dict[str, Any]]]]] = []
+    rounds: list[list[tuple[str, dict[str, tuple[float, dict[str, Any]]]]]] = []
     for index, order in enumerate(round_orders(list(RATIO_FIGURE_NAMES), args.repeats)):
         print(f"  round {index + 1} of {args.repeats}")
         rounds.append([(RATIO_FIGURE_NAMES[mode], run(mode)) for mode in order])
@@ -1060,21 +1221,34 @@ def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     def per_probe(r: dict[str, Any]) -> float:
         return float(r["cpu_s"] / max(r["started_per_s"] * r["wall_s"], 1))
 
-    def beside(figure: Callable[[dict[str, Any]], float]) -> dict[str, list[float]]:
+    def beside(kind: str, figure: Callable[[dict[str, Any]], float]) -> dict[str, list[float]]:
         return ratios_beside_healthy(
-            [(at, figure(r)) for at, r in healthy],
-            [[(name, (at, figure(r))) for name, (at, r) in round_runs] for round_runs in rounds],
+            [(at, figure(r)) for at, r in (runs[kind] for runs in healthy)],
+            [
+                [(name, (runs[kind][0], figure(runs[kind][1]))) for name, runs in round_runs]
+                for round_runs in rounds
+            ],
         )
 
     # CPU per wall second is the constant-work figure when both start the same probes
     # per second; CPU per started probe stays comparable when noise starves one run.
-    by_time = beside(lambda r: float(r["cpu_util"]))
-    by_probe = beside(per_probe)
-    healthy_runs = [r for _, r in healthy]
+    by_time = beside("checker", lambda r: float(r["cpu_util"]))
+    by_probe = beside("checker", per_probe)
+    paced_by_probe = beside("paced", per_probe)
+    healthy_runs = [runs["checker"][1] for runs in healthy]
     mode_runs = {
-        name: [r for round_runs in rounds for n, (_, r) in round_runs if n == name]
+        name: [runs["checker"][1] for round_runs in rounds for n, runs in round_runs if n == name]
         for name in RATIO_FIGURE_NAMES.values()
     }
+
+    def checker_over_paced(pairs: list[dict[str, tuple[float, dict[str, Any]]]]) -> float:
+        return round(
+            float(
+                np.median([per_probe(p["checker"][1]) / per_probe(p["paced"][1]) for p in pairs])
+            ),
+            3,
+        )
+
     every_run = [*healthy_runs, *(r for runs in mode_runs.values() for r in runs)]
     figures["ratio_rounds"] = args.repeats
     figures["ratio_healthy_runs"] = len(healthy_runs)
@@ -1088,12 +1262,25 @@ def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         float(np.median([r["runq_wait_share"] for r in healthy_runs])), 2
     )
     figures["ratio_steal_share_max"] = round(max(r["steal_share"] for r in every_run), 3)
+    figures["paced_floor_healthy_cpu_us_per_probe"] = round(
+        float(np.median([per_probe(runs["paced"][1]) for runs in healthy])) * 1e6, 1
+    )
+    figures["checker_over_paced_floor_healthy"] = checker_over_paced(healthy)
     for name, runs in mode_runs.items():
         figures[f"cpu_ratio_{name}_over_healthy"] = round(float(np.median(by_time[name])), 3)
         figures[f"cpu_per_probe_ratio_{name}_over_healthy"] = round(
             float(np.median(by_probe[name])), 3
         )
         figures[f"cpu_per_probe_ratios_{name}"] = [round(v, 3) for v in by_probe[name]]
+        figures[f"paced_floor_cpu_per_probe_ratio_{name}_over_healthy"] = round(
+            float(np.median(paced_by_probe[name])), 3
+        )
+        figures[f"paced_floor_cpu_per_probe_ratios_{name}"] = [
+            round(v, 3) for v in paced_by_probe[name]
+        ]
+        figures[f"checker_over_paced_floor_{name}"] = checker_over_paced(
+            [pair for round_runs in rounds for n, pair in round_runs if n == name]
+        )
         figures[f"{name}_started_per_s"] = round(
             float(np.median([r["started_per_s"] for r in runs]))
         )
@@ -1102,6 +1289,11 @@ def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         )
         figures[f"{name}_skipped"] = sum(r["skipped"] for r in runs)
         figures[f"{name}_reasons"] = runs[-1]["reasons"]
+        print(
+            f"   {name}: CPU per probe {figures[f'cpu_per_probe_ratio_{name}_over_healthy']:.3f}"
+            " of healthy, the paced floor's"
+            f" {figures[f'paced_floor_cpu_per_probe_ratio_{name}_over_healthy']:.3f}"
+        )
 
 
 def https_section(args: argparse.Namespace, figures: dict[str, Any]) -> None:
@@ -1244,6 +1436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--floor-raw", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-paced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.farm:
         cpu = args.farm_cpu if args.farm_cpu is not None and args.farm_cpu >= 0 else None
@@ -1257,6 +1450,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.floor_raw:
         floor_raw_main()
+        return 0
+    if args.floor_paced:
+        floor_paced_main()
         return 0
     if args.repeats < 1 and "ratio" in args.sections:
         parser.error("--repeats must be at least 1 for the ratio runs")

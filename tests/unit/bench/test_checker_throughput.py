@@ -172,6 +172,7 @@ def test_each_dead_mode_runs_once_in_each_place_over_three_rounds() -> None:
 
 
 TRUE_RATIOS = {"refused": 0.5, "blackholed": 0.9, "slow": 1.1}
+PACED_RATIOS = {"slow": 1.02}  # the paced floor's own where it differs from the checker's
 
 
 def drifting_healthy(at: float) -> float:
@@ -223,12 +224,24 @@ def test_the_ratio_runs_bracket_each_round_with_healthy_runs_and_name_each_mode(
             "wall_s": 8.0,
             "started_per_s": 5_000.0,
             "runq_wait_share": 0.0,
-            "steal_share": 0.01 * len(ran),
+            "steal_share": 0.01 * sum(not m.startswith("paced") for m in ran),
             "skipped": 0,
             "reasons": {mode: 1},
         }
 
+    def paced_floor(_args: Any, *, mode: str, **_how: Any) -> dict[str, Any]:
+        # The machine's own ratio: slow costs any prober 1.02, the others what they cost
+        # the checker; the floor runs at 0.8 of the checker's CPU.
+        ran.append(f"paced {mode}")
+        clock[0] += 10.0
+        util = drifting_healthy(clock[0] - 5.0) / 100 * 0.8
+        if mode != "healthy":
+            name = checker_throughput.RATIO_FIGURE_NAMES[mode]
+            util *= PACED_RATIOS.get(name, TRUE_RATIOS[name])
+        return {"cpu_util": util, "cpu_s": util * 8.0, "wall_s": 8.0, "started_per_s": 5_000.0}
+
     monkeypatch.setattr(checker_throughput, "scenario", scenario)
+    monkeypatch.setattr(checker_throughput, "paced_floor", paced_floor)
     bench_clock = types.SimpleNamespace(monotonic=lambda: clock[0])
     monkeypatch.setattr(checker_throughput, "time", bench_clock)
     figures: dict[str, Any] = {}
@@ -236,16 +249,28 @@ def test_the_ratio_runs_bracket_each_round_with_healthy_runs_and_name_each_mode(
         ratio_rate=5_000.0, ratio_timeout=0.25, slow_delay=0.1, checks=10_000, repeats=3
     )
     checker_throughput.dead_vs_healthy(args, figures)
-    assert ran == [
+    checker_runs = [mode for mode in ran if not mode.startswith("paced")]
+    assert checker_runs == [
         "healthy", "refused", "blackhole", "slow",
         "healthy", "blackhole", "slow", "refused",
         "healthy", "slow", "refused", "blackhole",
         "healthy",
     ]  # fmt: skip
+    assert ran[1::2] == [f"paced {mode}" for mode in checker_runs]  # each right after its run
     assert figures["ratio_healthy_runs"] == 4
     for name, value in TRUE_RATIOS.items():
         assert figures[f"cpu_ratio_{name}_over_healthy"] == pytest.approx(value, abs=1e-3)
         assert figures[f"cpu_per_probe_ratios_{name}"] == pytest.approx([value] * 3, abs=1e-3)
+        paced = PACED_RATIOS.get(name, value)
+        assert figures[f"paced_floor_cpu_per_probe_ratio_{name}_over_healthy"] == pytest.approx(
+            paced, abs=1e-3
+        )
+        # Back to back, not interpolated: off by the drift over one run (10 s here, of a
+        # machine slowing far faster than a real one).
+        assert figures[f"checker_over_paced_floor_{name}"] == pytest.approx(
+            value / paced / 0.8, rel=0.1
+        )
+    assert figures["checker_over_paced_floor_healthy"] == pytest.approx(1 / 0.8, rel=0.1)
     assert figures["blackholed_reasons"] == {"blackhole": 1}
     assert figures["ratio_steal_share_max"] == pytest.approx(0.13)
 
