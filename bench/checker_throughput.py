@@ -28,7 +28,7 @@ come in rounds with a healthy run before the first round and after each one, the
 modes' order rotating, and a dead run is compared with the healthy figure at the moment
 it ran (on the line between the healthy runs either side of its round).
 
-    python -m bench.checker_throughput            # full run (about 9 minutes)
+    python -m bench.checker_throughput            # full run (about 14 minutes)
     python -m bench.checker_throughput --quick    # shorter windows, fewer steps
     python -m bench.checker_throughput --sections ratio   # the dead/healthy runs alone
 
@@ -65,8 +65,6 @@ DEFAULT_LADDER = [2.0, 1.0, 0.8, 0.67, 0.57, 0.5, 0.45, 0.4, 0.36]
 DEFAULT_HTTPS_LADDER = [250.0, 500.0, 750.0, 1000.0, 1250.0, 1500.0, 2000.0, 3000.0]
 PUSH_KEY = "bench-push-key-0123456789abcdef"
 LATENESS_P99_BOUND_MS = 25.0
-# The paced floor's wake grid: the checker's own at the ratio runs' rate (TICK_MAX).
-PACED_TICK = 0.01
 STARVED_RETRY_SHARE = 0.05  # a failed step this starved of its core is run again
 STARVED_RETRIES = 2
 # A failed step whose floor afterwards did under this share of the floor before it ran
@@ -580,11 +578,12 @@ def floor_raw_main() -> None:
 
 def floor_paced_main() -> None:
     """The leanest loop at the checker's pace: the raw floor's I/O (`floor_raw_main`)
-    started open loop, `rate` probes a second on a PACED_TICK grid as the checker starts
-    them, each closed at its answer or at its deadline. Its CPU per probe beside the
-    checker's, for the same targets healthy or dead, is what the checker adds; its own
-    dead/healthy ratio is what the machine charges any prober for those targets. No
-    schedule, no table, no scanner, no per-probe object."""
+    started open loop, `rate` probes a second on the grid the checker wakes on at that
+    rate, each closed at its answer or at the first wake past its deadline. Its CPU per
+    probe beside the checker's, for the same targets healthy or dead, is what the
+    checker adds; its own dead/healthy ratio is what the machine charges any prober for
+    those targets. No schedule, no table, no scanner; per probe only its socket, a list
+    and a deadline tuple."""
     import errno
     import select
     import socket
@@ -592,11 +591,17 @@ def floor_paced_main() -> None:
 
     import uvloop
 
+    from checker.admission import tick_for
+    from urn.runtime import raise_fd_limit
+
     spec = read_spec()
     _pin(spec.get("cpu"))
+    raise_fd_limit()  # as the checker does: a blackholed second holds rate x timeout
     host = spec.get("host", "127.0.0.1")
     targets = [((host, port), floor_request(path)) for port, path in spec["targets"]]
-    per_tick, timeout = float(spec["rate"]) * PACED_TICK, float(spec["timeout"])
+    rate, timeout = float(spec["rate"]), float(spec["timeout"])
+    tick = tick_for(round(rate), 1.0)  # the checker's own wake grid at this rate
+    per_tick = rate * tick
     watch = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
     answer = select.EPOLLIN | select.EPOLLET
     stream = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
@@ -609,6 +614,7 @@ def floor_paced_main() -> None:
         deadlines: deque[tuple[float, int, socket.socket]] = deque()
         counts = [0, 0]  # healthy, other
         state = {"started": 0, "owed": 0.0, "at": loop.time()}
+        running = [True]
 
         def end(fd: int, sock: socket.socket, healthy: bool) -> None:
             counts[0 if healthy else 1] += 1
@@ -618,7 +624,11 @@ def floor_paced_main() -> None:
         def launch(now: float) -> None:
             index = state["started"] = int(state["started"]) + 1
             address, request = targets[index % len(targets)]
-            sock = socket.socket(socket.AF_INET, stream)
+            try:
+                sock = socket.socket(socket.AF_INET, stream)
+            except OSError:  # out of descriptors: a failed probe, and the loop goes on
+                counts[1] += 1
+                return
             if sock.connect_ex(address) not in in_progress:
                 counts[1] += 1
                 sock.close()
@@ -665,6 +675,10 @@ def floor_paced_main() -> None:
                 end(fd, sock, data.startswith(b"HTTP/1.1 2"))
 
         def wake() -> None:
+            if not running[0]:
+                return
+            state["at"] += tick
+            loop.call_at(state["at"], wake)
             now = time.monotonic()
             ready()
             while deadlines and deadlines[0][0] <= now:
@@ -676,8 +690,6 @@ def floor_paced_main() -> None:
             for _ in range(int(owed)):
                 launch(now)
             state["owed"] = owed - int(owed)
-            state["at"] += PACED_TICK
-            loop.call_at(state["at"], wake)
 
         loop.add_reader(poll.fileno(), ready)
         wake()
@@ -685,6 +697,7 @@ def floor_paced_main() -> None:
         start, started0 = _mark(counts), state["started"]
         await asyncio.sleep(spec["duration"])
         end_, started1 = _mark(counts), state["started"]
+        running[0] = False
         loop.remove_reader(poll.fileno())
         for sock, _ in open_.values():
             sock.close()
@@ -932,6 +945,7 @@ def step_figures(result: dict[str, Any]) -> dict[str, Any]:
         "lateness_p99_ms": round(result["lateness_p99_ms"], 2),
         "skipped": result["skipped"],
         "steal_share": round(result["steal_share"], 3),
+        "refined": bool(result.get("refined")),
     }
 
 
@@ -984,6 +998,8 @@ def between(low: tuple[int, float], high: tuple[int, float]) -> tuple[int, float
     middle = (low_checks / low_interval + high_checks / high_interval) / 2
     if low_checks == high_checks:
         return low_checks, low_checks / middle
+    if low_interval != high_interval:
+        raise ValueError(f"steps {low} and {high} share their checks or their interval")
     return round(middle * low_interval), low_interval
 
 
@@ -1091,7 +1107,6 @@ def floor_and_ladder(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             "share_of_floor_beside": round(r["share_of_floor_beside"], 3),
             "raw_floor_beside_per_s": round(r["raw_floor_beside_per_s"]),
             "share_of_raw_floor_beside": round(r["share_of_raw_floor_beside"], 3),
-            "refined": bool(r.get("refined")),
         }
         for r in ladder
     ]
@@ -1266,6 +1281,7 @@ def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         float(np.median([per_probe(runs["paced"][1]) for runs in healthy])) * 1e6, 1
     )
     figures["checker_over_paced_floor_healthy"] = checker_over_paced(healthy)
+    figures["paced_floor_failed_healthy"] = sum(runs["paced"][1]["failed"] for runs in healthy)
     for name, runs in mode_runs.items():
         figures[f"cpu_ratio_{name}_over_healthy"] = round(float(np.median(by_time[name])), 3)
         figures[f"cpu_per_probe_ratio_{name}_over_healthy"] = round(
@@ -1278,9 +1294,9 @@ def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         figures[f"paced_floor_cpu_per_probe_ratios_{name}"] = [
             round(v, 3) for v in paced_by_probe[name]
         ]
-        figures[f"checker_over_paced_floor_{name}"] = checker_over_paced(
-            [pair for round_runs in rounds for n, pair in round_runs if n == name]
-        )
+        pairs = [pair for round_runs in rounds for n, pair in round_runs if n == name]
+        figures[f"checker_over_paced_floor_{name}"] = checker_over_paced(pairs)
+        figures[f"paced_floor_failed_{name}"] = sum(pair["paced"][1]["failed"] for pair in pairs)
         figures[f"{name}_started_per_s"] = round(
             float(np.median([r["started_per_s"] for r in runs]))
         )

@@ -123,8 +123,10 @@ def status_verdict(data: bytes) -> int:
     end = data.find(b"\r\n")
     if end < 0:
         return 0
-    # A line of 13 bytes or more is memoised under its first 13: skip slicing it out.
-    status = _STATUS_LINES.get(data[:13], -2) if end >= 11 else -2
+    # Lines are memoised under their first 13 bytes, and a key holds no line end before
+    # its last two bytes: so the data's own first 13 find the line's entry, if any,
+    # without slicing the line out first.
+    status = _STATUS_LINES.get(data[:13], -2)
     if status == -2:
         status = _status_of(data[: end + 2])
     if status < 200:

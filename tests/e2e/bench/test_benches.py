@@ -69,6 +69,13 @@ def test_checker_throughput_classifies_each_kind_of_dead_target() -> None:
     # the one round of dead runs has a healthy run on either side of it
     assert figures["ratio_healthy_runs"] == 2
     assert len(figures["cpu_per_probe_ratios_slow"]) == 1
+    # and the paced floor ran beside each run, against the same targets: every healthy
+    # or slow answer came within its deadline, no refused or blackholed one did
+    assert figures["paced_floor_healthy_cpu_us_per_probe"] > 0
+    assert len(figures["paced_floor_cpu_per_probe_ratios_slow"]) == 1
+    assert figures["paced_floor_failed_healthy"] == figures["paced_floor_failed_slow"] == 0
+    assert figures["paced_floor_failed_refused"] > 0
+    assert figures["paced_floor_failed_blackholed"] > 0
     # HTTPS runs on the same probe path
     assert figures["https_ladder"][0]["done_per_s"] > 0
 

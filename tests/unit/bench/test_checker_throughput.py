@@ -238,7 +238,13 @@ def test_the_ratio_runs_bracket_each_round_with_healthy_runs_and_name_each_mode(
         if mode != "healthy":
             name = checker_throughput.RATIO_FIGURE_NAMES[mode]
             util *= PACED_RATIOS.get(name, TRUE_RATIOS[name])
-        return {"cpu_util": util, "cpu_s": util * 8.0, "wall_s": 8.0, "started_per_s": 5_000.0}
+        return {
+            "cpu_util": util,
+            "cpu_s": util * 8.0,
+            "wall_s": 8.0,
+            "started_per_s": 5_000.0,
+            "failed": 0 if mode in ("healthy", "slow") else 40_000,
+        }
 
     monkeypatch.setattr(checker_throughput, "scenario", scenario)
     monkeypatch.setattr(checker_throughput, "paced_floor", paced_floor)
@@ -271,6 +277,8 @@ def test_the_ratio_runs_bracket_each_round_with_healthy_runs_and_name_each_mode(
             value / paced / 0.8, rel=0.1
         )
     assert figures["checker_over_paced_floor_healthy"] == pytest.approx(1 / 0.8, rel=0.1)
+    assert figures["paced_floor_failed_healthy"] == 0
+    assert figures["paced_floor_failed_refused"] == 3 * 40_000
     assert figures["blackholed_reasons"] == {"blackhole": 1}
     assert figures["ratio_steal_share_max"] == pytest.approx(0.13)
 
@@ -280,15 +288,18 @@ def test_between_halves_the_rate_gap_by_interval_or_by_checks() -> None:
     assert checks == 10_000
     assert checks / interval == pytest.approx(22_500)
     assert checker_throughput.between((500, 1.0), (750, 1.0)) == (625, 1.0)
+    with pytest.raises(ValueError, match="share their checks or their interval"):
+        checker_throughput.between((500, 1.0), (750, 2.0))
 
 
 def test_refining_halves_the_gap_past_the_last_sustained_step(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """15,000/s sustained, 17,000/s not: halfway, 16,000/s is sustained, then 16,500/s
-    is not. The figure is 16,000/s, not the ladder's 15,000/s, and every run is kept."""
+    """15,000/s sustained, 17,000/s not: halfway, 16,000/s is sustained, 16,500/s is
+    not, and halfway between those two 16,250/s is. The figure is 16,250/s, not the
+    ladder's 15,000/s, and every run is kept."""
     offered: list[float] = []
-    outcome = {15_000: 5.0, 17_000: 80.0, 16_000: 9.0, 16_500: 40.0}
+    outcome = {15_000: 5.0, 17_000: 80.0, 16_000: 9.0, 16_500: 40.0, 16_250: 20.0}
 
     def scenario(*_a: Any, checks: int, interval: float, **_k: Any) -> dict[str, Any]:
         rate = round(checks / interval)
@@ -301,13 +312,13 @@ def test_refining_halves_the_gap_past_the_last_sustained_step(
         [(10_000, 10_000 / 15_000), (10_000, 10_000 / 17_000), (10_000, 0.5)],
         floor_after=lambda: {"completed_per_s": 20_000.0},
         floor_before={"completed_per_s": 20_000.0},
-        refine=2,
+        refine=3,
         mode="healthy",
     )
-    assert offered == [15_000, 17_000, 16_000, 16_500]
-    assert best is ran[2]
-    assert [bool(r.get("refined")) for r in ran] == [False, False, True, True]
-    assert ran[2]["share_of_floor_beside"] == pytest.approx(16_000 / 20_000)
+    assert offered == [15_000, 17_000, 16_000, 16_500, 16_250]
+    assert best is ran[4]
+    assert [bool(r.get("refined")) for r in ran] == [False, False, True, True, True]
+    assert ran[4]["share_of_floor_beside"] == pytest.approx(16_250 / 20_000)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import ssl
 
 import pytest
 
+from checker import classify
 from checker.classify import (
     MAX_HEAD,
     SEARCH_WINDOW,
@@ -224,37 +225,42 @@ def test_target_refusals_and_resets_stay_target_failures():
     assert classify_error(OSError(errno.EHOSTUNREACH, "No route"), "connect") == Reason.ERROR
 
 
-FIRST_CHUNKS = [
-    b"HTTP/1.1 200 OK\r\n",
-    b"HTTP/1.1 200\r\n\r\n",
-    b"HTTP/1.0 503 Service Unavailable\r\nServer: x\r\n\r\n",
-    b"HTTP/1.1 302 Found\r\nLocation: /\r\n\r\n",
-    b"HTTP/1.1 399 X\r\n",
-    b"HTTP/1.1 400 X\r\n",
-    b"HTTP/1.1 000 Odd\r\n",
-    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Nope\r\n\r\n",
-    b"HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
-    b"HTTP/1.1 20\r\n",
-    b"HTTP/1.1 2\r\n",
-    b"HTTP/1.1 200",  # no line end yet
-    b"HTTP/1.1 20",
-    b"\r\n",
-    b"HTTP/2 200 OK\r\n",
-    b"HTTP/1.1 2x0 OK\r\n",
-    b"HTTP/1.1 2000 OK\r\n",
-    b"HTTP/1.1  200\r\n",
-    b"SSH-2.0-x\r\n",
-    b"H" * 100,
+FIRST_CHUNKS = [  # (first bytes of an answer, what they alone say; 0: the scanner's to say)
+    (b"HTTP/1.1 200 OK\r\n", Reason.HEALTHY),
+    (b"HTTP/1.1 200\r\n\r\n", Reason.HEALTHY),
+    (b"HTTP/1.0 503 Service Unavailable\r\nServer: x\r\n\r\n", Reason.BAD_STATUS),
+    (b"HTTP/1.1 302 Found\r\nLocation: /\r\n\r\n", Reason.HEALTHY),
+    (b"HTTP/1.1 399 X\r\n", Reason.HEALTHY),
+    (b"HTTP/1.1 400 X\r\n", Reason.BAD_STATUS),
+    (b"HTTP/1.1 000 Odd\r\n", 0),  # under 200: not a final answer's line
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Nope\r\n\r\n", 0),
+    (b"HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 0),
+    (b"HTTP/1.1 20\r\n", Reason.ERROR),
+    (b"HTTP/1.1 2\r\n", Reason.ERROR),
+    (b"HTTP/1.1 200", 0),  # no line end yet
+    (b"HTTP/1.1 20", 0),
+    (b"\r\n", Reason.ERROR),
+    (b"HTTP/2 200 OK\r\n", Reason.ERROR),
+    (b"HTTP/1.1 2x0 OK\r\n", Reason.ERROR),
+    (b"HTTP/1.1 2000 OK\r\n", Reason.ERROR),
+    (b"HTTP/1.1  200\r\n", Reason.ERROR),
+    (b"SSH-2.0-x\r\n", Reason.ERROR),
+    (b"H" * 100, 0),
 ]
 
 
-@pytest.mark.parametrize("data", FIRST_CHUNKS)
-def test_the_first_bytes_verdict_is_the_scanners_or_none(data: bytes) -> None:
+@pytest.mark.parametrize(("data", "expected"), FIRST_CHUNKS)
+def test_the_first_bytes_verdict_is_the_scanners_own(
+    monkeypatch: pytest.MonkeyPatch, data: bytes, expected: int
+) -> None:
     """The prober judges an answer's first bytes without a scanner when they settle it:
-    that verdict must be the scanner's own, fresh or from the status-line memo."""
-    for _ in range(2):  # the second pass reads the memo the first one filled
-        fast = status_verdict(data)
-        assert fast in (0, ResponseScanner(None).feed(data))
+    that verdict must be the scanner's own, computed fresh or read from the memo of
+    status lines that the first call fills."""
+    monkeypatch.setattr(classify, "_STATUS_LINES", {})
+    for _ in range(2):
+        assert status_verdict(data) == expected
+        if expected:
+            assert ResponseScanner(None).feed(data) == expected
 
 
 def test_the_first_bytes_decide_a_status_line_and_leave_the_rest() -> None:
