@@ -98,6 +98,9 @@ def test_checker_overhead_runs_both_designs_without_false_timeouts() -> None:
         pytest.param(["bench.micro.resolve", "--rounds", "3", "--per-round", "50"], id="resolve"),
         pytest.param(["bench.micro.doh", "--rounds", "1", "--requests", "200"], id="doh"),
         pytest.param(
+            ["bench.micro.probe_path", "--rounds", "1", "--seconds", "0.05"], id="probe-path"
+        ),
+        pytest.param(
             ["bench.resolver_qps", "--seconds", "0.3", "--rounds", "1", "--names", "20"],
             id="resolver-qps",
         ),
