@@ -695,8 +695,10 @@ def floor_paced_main() -> None:
         wake()
         await asyncio.sleep(spec["warmup"])
         start, started0 = _mark(counts), state["started"]
+        stolen0, waiting0 = _stolen(spec.get("cpu")), _schedstat()[1]
         await asyncio.sleep(spec["duration"])
         end_, started1 = _mark(counts), state["started"]
+        stolen1, waiting1 = _stolen(spec.get("cpu")), _schedstat()[1]
         running[0] = False
         loop.remove_reader(poll.fileno())
         for sock, _ in open_.values():
@@ -704,6 +706,8 @@ def floor_paced_main() -> None:
         poll.close()
         figures = _window_figures(start, end_, counts[1])
         figures["started_per_s"] = (started1 - started0) / figures["wall_s"]
+        figures["steal_share"] = (stolen1 - stolen0) / figures["wall_s"]
+        figures["runq_wait_share"] = (waiting1 - waiting0) / figures["wall_s"]
         return figures
 
     print(json.dumps(uvloop.run(run())), flush=True)
@@ -840,7 +844,9 @@ def paced_floor(
     print(
         f"  {'paced':8} {mode:9} floor at {rate:7.0f}/s  started {result['started_per_s']:7.0f}/s"
         f"  cpu {result['cpu_util'] * 100:5.1f}%  {result['cpu_us_per_probe']:6.1f} us/probe"
-        f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)",
+        f" ({result['sys_s'] / max(result['cpu_s'], 1e-9) * 100:3.0f}% sys)"
+        f"  starved {result['runq_wait_share'] * 100:3.0f}%"
+        f"  stolen {result['steal_share'] * 100:3.0f}%",
         flush=True,
     )
     return result
@@ -1264,7 +1270,13 @@ def dead_vs_healthy(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             3,
         )
 
-    every_run = [*healthy_runs, *(r for runs in mode_runs.values() for r in runs)]
+    # Steal is the host's, so the paced floor's runs count as much as the checker's.
+    every_run = [
+        *healthy_runs,
+        *(r for runs in mode_runs.values() for r in runs),
+        *(runs["paced"][1] for runs in healthy),
+        *(runs["paced"][1] for round_runs in rounds for _, runs in round_runs),
+    ]
     figures["ratio_rounds"] = args.repeats
     figures["ratio_healthy_runs"] = len(healthy_runs)
     figures["ratio_healthy_cpu_util"] = round(
