@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import types
 from typing import Any
 
@@ -337,3 +338,30 @@ def test_nothing_is_refined_without_a_sustained_step_and_one_that_was_not(
         argparse.Namespace(), [(15_000, 1.0), (17_000, 1.0)], refine=2, mode="https"
     )
     assert len(ran) == runs
+
+
+@pytest.mark.parametrize(
+    ("mode", "warmup"),
+    [("healthy", 3.0), ("https", 3.0 + checker_throughput.HTTPS_WARMUP_EXTRA)],
+)
+def test_an_https_run_warms_up_past_its_first_cycle_of_full_handshakes(
+    monkeypatch: pytest.MonkeyPatch, mode: str, warmup: float
+) -> None:
+    specs: list[dict[str, Any]] = []
+
+    def measured(_child: Any, spec: dict[str, Any], args: Any, _farm: Any, **how: Any) -> Any:
+        specs.append({**spec, "warmup": how.get("warmup") or args.warmup})
+        return {
+            **step(500, 500),
+            "cpu_s": 1.0,
+            "wall_s": 8.0,
+            "sys_s": 0.1,
+            "farm_cpu_util": 0.2,
+        }
+
+    monkeypatch.setattr(checker_throughput, "_child", lambda _flag: contextlib.nullcontext())
+    monkeypatch.setattr(checker_throughput, "_targets_for", lambda *_a: (None, "h", [(1, "/")]))
+    monkeypatch.setattr(checker_throughput, "_measured", measured)
+    args = argparse.Namespace(warmup=3.0)
+    checker_throughput.scenario(args, mode=mode, checks=500, interval=1.0, timeout=1.0)
+    assert specs[0]["warmup"] == warmup
