@@ -24,15 +24,15 @@ import json
 import os
 import select
 import statistics
-import tempfile
 import time
 from typing import Any
 
 import checker.probers as probers
+from bench.checker_throughput import PUSH_KEY, checker_config
 from checker.app import build_service
 from checker.settings import CheckerSettings
 from sim.farm import HEALTHY
-from sim.testing import MemoryTransport, document_dict
+from sim.testing import MemoryTransport
 
 __all__ = ["main"]
 
@@ -40,7 +40,6 @@ CHECKS = 10_000
 RATE = 20_000.0
 TICK = 0.005
 TARGETS = 200
-PUSH_KEY = "bench-push-key-0123456789abcdef"
 _descriptors = itertools.count(1_000)
 
 
@@ -96,30 +95,6 @@ class FakePoll:
     def poll(self, timeout: float, most: int) -> list[tuple[int, int]]:
         ready, self.pending = self.pending[:most], self.pending[most:]
         return ready
-
-
-def _config() -> str:
-    checks = [
-        {
-            "slot": i,
-            "name": f"t{i}",
-            "type": "http",
-            "host": "127.0.0.1",
-            "port": 8_000 + i % TARGETS,
-            "path": "/",
-            "timeout": 1.0,
-        }
-        for i in range(CHECKS)
-    ]
-    document = document_dict(
-        checks,
-        capacity=CHECKS,
-        intervals={"probe": CHECKS / RATE, "push": 1.0, "config": 3600},
-        aggregators=["http://aggregator.bench"],
-    )
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(document, handle)
-        return handle.name
 
 
 async def _checker_rounds(path: str, rounds: int, seconds: float) -> list[float]:
@@ -196,7 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.seconds <= 0:
         parser.error("--rounds must be at least 1 and --seconds positive")
-    path = _config()
+    spec = {
+        "checks": CHECKS,
+        "targets": [(8_000 + i, "/") for i in range(TARGETS)],
+        "interval": CHECKS / RATE,
+        "timeout": 1.0,
+    }
+    path, _ = checker_config(spec)
     seam = probers.open_socket
     probers.open_socket = FakeSocket  # type: ignore[assignment]
     try:
