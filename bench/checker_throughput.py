@@ -750,7 +750,7 @@ def _measured(
     spec = {**spec, "warmup": warmup, "duration": args.duration, "cpu": args.checker_cpu}
     try:
         out, err = child.communicate(
-            json.dumps(spec) + "\n", timeout=args.warmup + args.duration + slack
+            json.dumps(spec) + "\n", timeout=warmup + args.duration + slack
         )
     finally:
         if farm is not None:
@@ -1013,7 +1013,7 @@ def between(low: tuple[int, float], high: tuple[int, float]) -> tuple[int, float
     if low_checks == high_checks:
         return low_checks, low_checks / middle
     if low_interval != high_interval:
-        raise ValueError(f"steps {low} and {high} share their checks or their interval")
+        raise ValueError(f"steps {low} and {high} must share their checks or their interval")
     return round(middle * low_interval), low_interval
 
 
