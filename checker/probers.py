@@ -1,11 +1,13 @@
 """HTTP/HTTPS/TCP probes on raw non-blocking sockets: I/O only, verdicts from classify.
 
-Owns: one connection per probe, one request (after a TLS handshake for HTTPS), feeding
-the answer to `classify.ResponseScanner`, and ending every probe by its deadline with
-exactly one `Reason` through `record`. Never: decides what is healthy, retries, backs off.
-Cost: one socket and one `_Probe` per probe, in one edge-triggered epoll set the loop
-watches as one reader; no Task, future, transport or timer. A near target's connection
-is up when connect returns, so its request goes right then: one ready event per probe.
+Owns: one connection per probe, one request (after a TLS handshake for HTTPS), handing
+the answer to classify (`status_verdict` for its first bytes, a `ResponseScanner` when
+they do not settle it), and ending every probe by its deadline with exactly one
+`Reason` through `record`. Never: decides what is healthy, retries, backs off.
+Cost: one socket and one `_Probe` per probe (and a scanner only for an answer its first
+bytes do not settle), in one edge-triggered epoll set the loop watches as one reader;
+no Task, future, transport or timer. A near target's connection is up when connect
+returns, so its request goes right then: one ready event per probe.
 Deadlines (`sweep`) run on loop-available time, so our own stalls never read as target
 timeouts; docs/checker.md "The probe path" has the whole design. Linux only (epoll).
 """
